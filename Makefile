@@ -1,0 +1,33 @@
+# Entry points for a fresh Debian 12 machine. Each target installs what it
+# needs first (scripts/install-deps is quick when everything is there).
+JOBS ?= $(shell nproc)
+RELEASE_DIR ?= build/release
+TEST_DIR ?= build/test
+
+.PHONY: all deps build demo test test-build clean
+
+all: build
+
+deps:
+	./scripts/install-deps
+
+build: deps
+	cmake -S . -B $(RELEASE_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=OFF
+	cmake --build $(RELEASE_DIR) -j$(JOBS)
+
+# Starts the relay on the embedded demo configuration (no cloud account):
+# messages are written to demo/outbox instead of going upstream.
+demo: build
+	./scripts/demo $(RELEASE_DIR)/relay/subrelay
+
+# Every test: unit tests per folder and the integration tests with the real
+# binary, built with AddressSanitizer and UndefinedBehaviorSanitizer.
+test-build: deps
+	cmake -S . -B $(TEST_DIR) -DCMAKE_BUILD_TYPE=Debug -DSUBRELAY_SANITIZERS=ON -DSUBRELAY_WARNINGS_AS_ERRORS=ON
+	cmake --build $(TEST_DIR) -j$(JOBS)
+
+test: test-build
+	cd $(TEST_DIR) && ctest --output-on-failure --timeout 900
+
+clean:
+	rm -rf build

@@ -1,0 +1,26 @@
+# Project-wide INTERFACE targets, linked PRIVATE by every library and test.
+add_library(subrelay_warnings INTERFACE)
+add_library(subrelay::warnings ALIAS subrelay_warnings)
+target_compile_options(subrelay_warnings INTERFACE -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion)
+# GCC 12 reports Asio's coroutine frame allocator (its own operator new and
+# delete pair) as mismatched: a known false positive in Boost's headers.
+if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+  target_compile_options(subrelay_warnings INTERFACE -Wno-mismatched-new-delete)
+endif()
+if(SUBRELAY_WARNINGS_AS_ERRORS)
+  target_compile_options(subrelay_warnings INTERFACE -Werror)
+endif()
+
+add_library(subrelay_sanitizers INTERFACE)
+add_library(subrelay::sanitizers ALIAS subrelay_sanitizers)
+if(SUBRELAY_SANITIZERS)
+  target_compile_options(subrelay_sanitizers INTERFACE -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  target_link_options(subrelay_sanitizers INTERFACE -fsanitize=address,undefined)
+endif()
+
+# Common settings for one of the project's static libraries.
+function(subrelay_library name)
+  target_compile_features(${name} PUBLIC cxx_std_20)
+  target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR})
+  target_link_libraries(${name} PRIVATE subrelay::warnings PUBLIC subrelay::sanitizers)
+endfunction()

@@ -1,0 +1,402 @@
+#include "conf/config.hpp"
+
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "conf/toml_reader.hpp"
+
+namespace subrelay::conf {
+
+namespace {
+
+using detail::problem;
+using detail::table_reader;
+
+std::string machine_hostname() {
+    std::array<char, 256> buf{};
+    if (::gethostname(buf.data(), buf.size() - 1) != 0 || buf[0] == '\0') return "localhost";
+    return std::string(buf.data());
+}
+
+std::filesystem::path resolve(const std::filesystem::path& base_dir, const std::filesystem::path& p) {
+    if (p.empty() || p.is_absolute() || base_dir.empty()) return p;
+    return (base_dir / p).lexically_normal();
+}
+
+bool valid_hostname(std::string_view h) {
+    if (h.empty() || h.size() > 255) return false;
+    for (char c : h) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u <= 0x20 || u == 0x7f) return false;
+    }
+    return true;
+}
+
+bool valid_env_name(std::string_view s) {
+    if (s.empty() || (s.front() >= '0' && s.front() <= '9')) return false;
+    for (char c : s) {
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+        if (!ok) return false;
+    }
+    return true;
+}
+
+// A string key whose value must be one of `choices`. Returns the index or -1.
+int read_choice(table_reader& r, std::string_view key, std::initializer_list<std::string_view> choices) {
+    std::string value;
+    if (!r.read(key, value)) return -1;
+    int i = 0;
+    for (auto c : choices) {
+        if (value == c) return i;
+        ++i;
+    }
+    std::string message = "expected one of ";
+    bool first = true;
+    for (auto c : choices) {
+        if (!first) message += ", ";
+        first = false;
+        message += '"';
+        message += c;
+        message += '"';
+    }
+    message += ", got \"" + value + "\"";
+    r.error(key, std::move(message));
+    return -1;
+}
+
+class config_parser {
+public:
+    config_parser(const std::filesystem::path& file, std::vector<problem>& problems, std::vector<warning>& warnings)
+        : dir_(file.parent_path()), problems_(problems), warnings_(warnings) {}
+
+    void parse(const toml::table& root, config& cfg) {
+        table_reader r(root, "", problems_);
+        server(r.table("server"), cfg.server);
+        tls(r.table("tls"), cfg.tls, !cfg.server.submission.empty() || !cfg.server.submissions.empty());
+        policy(r.table("policy"), cfg.policy);
+        spool(r.table("spool"), cfg.spool);
+        upstream(r.table("upstream"), cfg.upstream);
+        oauth(r.table("oauth"), cfg.oauth, cfg.upstream.kind == upstream_kind::smtp);
+        log(r.table("log"), cfg.log);
+        r.finish();
+    }
+
+private:
+    static const toml::table& or_empty(const toml::table* t) {
+        static const toml::table empty;
+        return t != nullptr ? *t : empty;
+    }
+
+    void add(std::string key, std::string message) { problems_.push_back({std::move(key), std::move(message)}); }
+
+    [[nodiscard]] bool reported_since(std::size_t before, std::string_view key) const {
+        for (std::size_t i = before; i < problems_.size(); ++i) {
+            if (problems_[i].key == key) return true;
+        }
+        return false;
+    }
+
+    void read_path(table_reader& r, std::string_view key, std::filesystem::path& out) {
+        std::string value;
+        if (r.read(key, value)) out = value;
+        out = resolve(dir_, out);
+    }
+
+    void listeners(table_reader& r, std::string_view key, std::vector<listen_address>& out) {
+        const auto* arr = r.array(key);
+        if (arr == nullptr) return;
+        std::vector<listen_address> values;
+        for (std::size_t i = 0; i < arr->size(); ++i) {
+            const auto& element = *arr->get(i);
+            const auto element_key = detail::index_key(r.path(key), i);
+            const auto* s = element.as_string();
+            if (s == nullptr) {
+                add(element_key, detail::type_mismatch("a string", element));
+                continue;
+            }
+            listen_address a;
+            std::string why;
+            if (!parse_listen_address(s->get(), a, why)) {
+                add(element_key, why);
+                continue;
+            }
+            values.push_back(std::move(a));
+        }
+        out = std::move(values);
+    }
+
+    void server(const toml::table* t, server_config& s) {
+        table_reader r(or_empty(t), "server", problems_);
+        s.hostname = machine_hostname();
+        std::string hostname;
+        if (r.read("hostname", hostname)) {
+            if (valid_hostname(hostname)) {
+                s.hostname = hostname;
+            } else {
+                r.error("hostname", "must be a host name without spaces");
+            }
+        }
+        s.submission = {listen_address{"0.0.0.0", 587}};
+        listeners(r, "submission", s.submission);
+        listeners(r, "submissions", s.submissions);
+        r.read_number("max_message_size", s.max_message_size, 1);
+        r.read_number("max_recipients", s.max_recipients, 1);
+        r.read("require_tls_for_auth", s.require_tls_for_auth);
+        r.read_number("max_connections", s.max_connections, 1);
+        r.read_number("idle_timeout_seconds", s.idle_timeout_seconds, 1);
+        r.read_number("session_timeout_seconds", s.session_timeout_seconds, 1);
+        r.finish();
+
+        if (!s.require_tls_for_auth) {
+            warnings_.push_back({"server.require_tls_for_auth",
+                                 "passwords may be sent without encryption"});
+        }
+        // The same address twice cannot be bound (port 0 means "any free port").
+        std::vector<std::string> seen;
+        auto check_duplicates = [&](const std::vector<listen_address>& list, std::string_view key) {
+            for (std::size_t i = 0; i < list.size(); ++i) {
+                if (list[i].port == 0) continue;
+                auto text = list[i].to_string();
+                if (std::find(seen.begin(), seen.end(), text) != seen.end()) {
+                    add(detail::index_key(detail::join_key("server", key), i), "\"" + text + "\" is listed more than once");
+                } else {
+                    seen.push_back(std::move(text));
+                }
+            }
+        };
+        check_duplicates(s.submission, "submission");
+        check_duplicates(s.submissions, "submissions");
+    }
+
+    void tls(const toml::table* t, tls_config& c, bool any_listener) {
+        table_reader r(or_empty(t), "tls", problems_);
+        const std::size_t before = problems_.size();
+        read_path(r, "cert_file", c.cert_file);
+        read_path(r, "key_file", c.key_file);
+        r.finish();
+        if (!any_listener) return;
+        if (c.cert_file.empty() && !reported_since(before, "tls.cert_file")) add("tls.cert_file", "is required");
+        if (c.key_file.empty() && !reported_since(before, "tls.key_file")) add("tls.key_file", "is required");
+    }
+
+    void policy(const toml::table* t, policy_config& c) {
+        table_reader r(or_empty(t), "policy", problems_);
+        c.file = "policy.toml";
+        read_path(r, "file", c.file);
+        if (c.file.empty()) r.error("file", "must not be empty");
+        r.finish();
+    }
+
+    void spool(const toml::table* t, spool_config& c) {
+        table_reader r(or_empty(t), "spool", problems_);
+        c.dir = "spool";
+        read_path(r, "dir", c.dir);
+        if (c.dir.empty()) r.error("dir", "must not be empty");
+        r.finish();
+    }
+
+    void upstream(const toml::table* t, upstream_config& u) {
+        table_reader r(or_empty(t), "upstream", problems_);
+        const std::size_t before = problems_.size();
+        switch (read_choice(r, "kind", {"smtp", "directory"})) {
+            case 0: u.kind = upstream_kind::smtp; break;
+            case 1: u.kind = upstream_kind::directory; break;
+            default: kind_known_ = !r.has("kind"); break;
+        }
+        if (r.read("host", u.host) && !valid_hostname(u.host)) r.error("host", "must be a host name without spaces");
+        r.read_number("port", u.port, 1, 65535);
+        switch (read_choice(r, "tls", {"starttls", "implicit", "none"})) {
+            case 0: u.tls = upstream_tls::starttls; break;
+            case 1: u.tls = upstream_tls::implicit; break;
+            case 2:
+                u.tls = upstream_tls::none;
+                warnings_.push_back({"upstream.tls", "upstream connections are not encrypted; credentials and mail are sent in clear text"});
+                break;
+            default: break;
+        }
+        read_path(r, "ca_file", u.ca_file);
+        if (r.read("mailbox", u.mailbox) && !u.mailbox.empty() && !detail::valid_address(u.mailbox)) {
+            r.error("mailbox", "\"" + u.mailbox + "\" is not a valid address");
+        }
+        r.read_number("max_connections_per_mailbox", u.max_connections_per_mailbox, 1);
+        read_path(r, "directory", u.directory);
+        r.read_number("connect_timeout_seconds", u.connect_timeout_seconds, 1);
+        r.read_number("command_timeout_seconds", u.command_timeout_seconds, 1);
+        const bool initial_ok = r.read_number("retry_initial_seconds", u.retry_initial_seconds, 1) || !r.has("retry_initial_seconds");
+        const bool max_ok = r.read_number("retry_max_seconds", u.retry_max_seconds, 1) || !r.has("retry_max_seconds");
+        if (initial_ok && max_ok && u.retry_max_seconds < u.retry_initial_seconds) {
+            r.error("retry_max_seconds", "must not be less than upstream.retry_initial_seconds (" +
+                                             std::to_string(u.retry_initial_seconds) + ")");
+        }
+        r.finish();
+
+        if (!kind_known_) return;  // requirements depend on a valid kind
+        if (u.kind == upstream_kind::smtp) {
+            if (u.mailbox.empty() && !reported_since(before, "upstream.mailbox")) {
+                add("upstream.mailbox", "is required for upstream.kind = \"smtp\"");
+            }
+        } else if (u.directory.empty() && !reported_since(before, "upstream.directory")) {
+            add("upstream.directory", "is required for upstream.kind = \"directory\"");
+        }
+    }
+
+    void oauth(const toml::table* t, oauth_config& o, bool required) {
+        table_reader r(or_empty(t), "oauth", problems_);
+        const std::size_t before = problems_.size();
+        const bool has_url = r.read("token_url", o.token_url);
+        if (has_url && !o.token_url.empty()) {
+            const std::string_view url = o.token_url;
+            const bool https = url.size() > 8 && detail::iequals(url.substr(0, 8), "https://") &&
+                               url.find_first_of(" \t\r\n") == std::string_view::npos;
+            if (!https) r.error("token_url", "must be an https:// URL");
+        }
+        r.read("client_id", o.client_id);
+        read_path(r, "client_secret_file", o.client_secret_file);
+        const bool has_env = r.read("client_secret_env", o.client_secret_env);
+        if (has_env && !o.client_secret_env.empty() && !valid_env_name(o.client_secret_env)) {
+            r.error("client_secret_env", "must be an environment variable name (letters, digits and _)");
+        }
+        r.read("scope", o.scope);
+        read_path(r, "ca_file", o.ca_file);
+        r.read_number("timeout_seconds", o.timeout_seconds, 1);
+        r.finish();
+
+        const bool file_set = !o.client_secret_file.empty();
+        const bool env_set = !o.client_secret_env.empty();
+        if (file_set && env_set) {
+            add("oauth", "set only one of client_secret_file and client_secret_env");
+        }
+        if (!required || !kind_known_) return;
+        // Keys already reported as malformed are not reported again as missing.
+        auto reported = [&](std::string_view key) { return reported_since(before, key); };
+        if (o.token_url.empty() && !reported("oauth.token_url")) {
+            add("oauth.token_url", "is required for upstream.kind = \"smtp\"");
+        }
+        if (o.client_id.empty() && !reported("oauth.client_id")) {
+            add("oauth.client_id", "is required for upstream.kind = \"smtp\"");
+        }
+        if (!file_set && !env_set && !reported("oauth.client_secret_file") && !reported("oauth.client_secret_env")) {
+            add("oauth", "one of client_secret_file and client_secret_env is required for upstream.kind = \"smtp\"");
+        }
+    }
+
+    void log(const toml::table* t, log_config& l) {
+        table_reader r(or_empty(t), "log", problems_);
+        const int i = read_choice(r, "level", {"trace", "debug", "info", "warn", "error"});
+        if (i >= 0) {
+            static constexpr std::array<std::string_view, 5> names{"trace", "debug", "info", "warn", "error"};
+            l.level = names[static_cast<std::size_t>(i)];
+        }
+        r.finish();
+    }
+
+    std::filesystem::path dir_;
+    bool kind_known_ = true;
+    std::vector<problem>& problems_;
+    std::vector<warning>& warnings_;
+};
+
+}  // namespace
+
+std::string listen_address::to_string() const {
+    const std::string p = std::to_string(port);
+    if (host.find(':') != std::string::npos) return "[" + host + "]:" + p;
+    return host + ":" + p;
+}
+
+std::string error::to_string() const {
+    std::string out = file.string();
+    out += ": ";
+    if (!key.empty()) {
+        out += key;
+        out += ": ";
+    }
+    out += message;
+    return out;
+}
+
+bool parse_listen_address(std::string_view text, listen_address& out, std::string& why) {
+    const auto fail = [&] {
+        why = "expected HOST:PORT with an IP address and a port (0-65535), e.g. \"127.0.0.1:587\" or \"[::1]:587\", got \"" +
+              std::string(text) + "\"";
+        return false;
+    };
+    std::string_view host;
+    std::string_view port;
+    if (!text.empty() && text.front() == '[') {
+        const auto close = text.find(']');
+        if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') return fail();
+        host = text.substr(1, close - 1);
+        port = text.substr(close + 2);
+        in6_addr a6{};
+        const std::string h(host);
+        if (::inet_pton(AF_INET6, h.c_str(), &a6) != 1) return fail();
+    } else {
+        const auto colon = text.rfind(':');
+        if (colon == std::string_view::npos) return fail();
+        host = text.substr(0, colon);
+        port = text.substr(colon + 1);
+        if (host.find(':') != std::string_view::npos) return fail();  // IPv6 needs brackets
+        in_addr a4{};
+        const std::string h(host);
+        if (::inet_pton(AF_INET, h.c_str(), &a4) != 1) return fail();
+    }
+    if (port.empty() || port.size() > 5) return fail();
+    unsigned value = 0;
+    const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+    if (ec != std::errc{} || end != port.data() + port.size() || value > 65535) return fail();
+    out.host = std::string(host);
+    out.port = static_cast<std::uint16_t>(value);
+    why.clear();
+    return true;
+}
+
+parse_result parse_text(std::string_view text, const std::filesystem::path& file) {
+    parse_result result;
+    result.cfg.source = file;
+    toml::table root;
+    try {
+        root = toml::parse(text, file.string());
+    } catch (const toml::parse_error& e) {
+        std::ostringstream message;
+        message << "syntax error at line " << e.source().begin.line << ", column " << e.source().begin.column << ": "
+                << e.description();
+        result.errors.push_back({file, "", message.str()});
+        return result;
+    }
+    std::vector<problem> problems;
+    config_parser parser(file, problems, result.warnings);
+    parser.parse(root, result.cfg);
+    for (auto& p : problems) result.errors.push_back({file, std::move(p.key), std::move(p.message)});
+    return result;
+}
+
+parse_result parse_file(const std::filesystem::path& file) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+        const int err = errno;
+        parse_result result;
+        result.cfg.source = file;
+        result.errors.push_back({file, "", std::string("cannot read file: ") + std::strerror(err)});
+        return result;
+    }
+    std::ostringstream buf;
+    buf << in.rdbuf();
+    if (in.bad()) {
+        parse_result result;
+        result.cfg.source = file;
+        result.errors.push_back({file, "", "cannot read file"});
+        return result;
+    }
+    return parse_text(buf.str(), file);
+}
+
+}  // namespace subrelay::conf

@@ -1,0 +1,276 @@
+#include "conf/toml_reader.hpp"
+
+#include <algorithm>
+
+namespace subrelay::conf::detail {
+
+namespace {
+
+bool is_bare_key(std::string_view key) {
+    if (key.empty()) return false;
+    return std::all_of(key.begin(), key.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    });
+}
+
+std::string quoted(std::string_view key) {
+    std::string out = "\"";
+    for (char c : key) {
+        const auto u = static_cast<unsigned char>(c);
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += c;
+        } else if (u < 0x20 || u == 0x7f) {
+            static constexpr char hex[] = "0123456789abcdef";
+            out += "\\u00";
+            out += hex[u >> 4];
+            out += hex[u & 0xf];
+        } else {
+            out += c;
+        }
+    }
+    out += '"';
+    return out;
+}
+
+bool is_atext(unsigned char c) {
+    if (c >= 0x80) return true;  // UTF-8 (RFC 6531)
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+    return std::string_view("!#$%&'*+-/=?^_`{|}~").find(static_cast<char>(c)) != std::string_view::npos;
+}
+
+bool valid_dot_atom(std::string_view s) {
+    if (s.empty() || s.front() == '.' || s.back() == '.') return false;
+    char prev = 0;
+    for (char c : s) {
+        if (c == '.') {
+            if (prev == '.') return false;
+        } else if (!is_atext(static_cast<unsigned char>(c))) {
+            return false;
+        }
+        prev = c;
+    }
+    return true;
+}
+
+bool valid_quoted_local(std::string_view s) {
+    if (s.size() < 2 || s.front() != '"' || s.back() != '"') return false;
+    for (std::size_t i = 1; i + 1 < s.size(); ++i) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        if (c == '\\') {
+            if (i + 2 >= s.size()) return false;
+            ++i;
+            const auto e = static_cast<unsigned char>(s[i]);
+            if (e < 0x20 || e == 0x7f) return false;
+        } else if (c == '"' || c < 0x20 || c == 0x7f) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool valid_domain(std::string_view d) {
+    if (d.empty() || d.size() > 255) return false;
+    if (d.front() == '[') {  // address literal
+        if (d.back() != ']' || d.size() < 3) return false;
+        return std::all_of(d.begin() + 1, d.end() - 1, [](char c) {
+            const auto u = static_cast<unsigned char>(c);
+            return u > 0x20 && u < 0x7f && c != '[' && c != ']' && c != '\\';
+        });
+    }
+    std::size_t start = 0;
+    while (true) {
+        const auto dot = d.find('.', start);
+        const auto label = d.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+        if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
+        for (char c : label) {
+            const auto u = static_cast<unsigned char>(c);
+            const bool ok = u >= 0x80 || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+            if (!ok) return false;
+        }
+        if (dot == std::string_view::npos) return true;
+        start = dot + 1;
+    }
+}
+
+}  // namespace
+
+std::string join_key(std::string_view prefix, std::string_view key) {
+    std::string k = is_bare_key(key) ? std::string(key) : quoted(key);
+    if (prefix.empty()) return k;
+    std::string out(prefix);
+    out += '.';
+    out += k;
+    return out;
+}
+
+std::string index_key(std::string_view prefix, std::size_t index) {
+    std::string out(prefix);
+    out += '[';
+    out += std::to_string(index);
+    out += ']';
+    return out;
+}
+
+std::string_view type_name(toml::node_type type) {
+    switch (type) {
+        case toml::node_type::none: return "nothing";
+        case toml::node_type::table: return "a table";
+        case toml::node_type::array: return "an array";
+        case toml::node_type::string: return "a string";
+        case toml::node_type::integer: return "an integer";
+        case toml::node_type::floating_point: return "a float";
+        case toml::node_type::boolean: return "a boolean";
+        case toml::node_type::date: return "a date";
+        case toml::node_type::time: return "a time";
+        case toml::node_type::date_time: return "a date-time";
+    }
+    return "an unknown type";
+}
+
+std::string type_mismatch(std::string_view expected, const toml::node& got) {
+    std::string out = "expected ";
+    out += expected;
+    out += ", got ";
+    out += type_name(got.type());
+    return out;
+}
+
+bool valid_address(std::string_view address) {
+    if (address.empty() || address.size() > 320) return false;
+    const auto at = address.rfind('@');
+    if (at == std::string_view::npos || at == 0) return false;
+    const auto local = address.substr(0, at);
+    const auto domain = address.substr(at + 1);
+    if (local.size() > 64) return false;
+    const bool local_ok = local.front() == '"' ? valid_quoted_local(local) : valid_dot_atom(local);
+    return local_ok && valid_domain(domain);
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        char x = a[i];
+        char y = b[i];
+        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+        if (x != y) return false;
+    }
+    return true;
+}
+
+std::string ascii_lower(std::string_view s) {
+    std::string out(s);
+    for (char& c : out) {
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    }
+    return out;
+}
+
+table_reader::table_reader(const toml::table& table, std::string prefix, std::vector<problem>& out)
+    : table_(table), prefix_(std::move(prefix)), out_(out) {}
+
+const toml::node* table_reader::get(std::string_view key) {
+    if (std::find(known_.begin(), known_.end(), key) == known_.end()) known_.emplace_back(key);
+    return table_.get(key);
+}
+
+bool table_reader::read(std::string_view key, std::string& out) {
+    const auto* node = get(key);
+    if (node == nullptr) return false;
+    if (const auto* s = node->as_string()) {
+        out = s->get();
+        return true;
+    }
+    error(key, type_mismatch("a string", *node));
+    return false;
+}
+
+bool table_reader::read(std::string_view key, bool& out) {
+    const auto* node = get(key);
+    if (node == nullptr) return false;
+    if (const auto* b = node->as_boolean()) {
+        out = b->get();
+        return true;
+    }
+    error(key, type_mismatch("a boolean", *node));
+    return false;
+}
+
+bool table_reader::read(std::string_view key, std::vector<std::string>& out) {
+    const auto* arr = array(key);
+    if (arr == nullptr) return false;
+    std::vector<std::string> values;
+    bool ok = true;
+    for (std::size_t i = 0; i < arr->size(); ++i) {
+        const auto& element = *arr->get(i);
+        if (const auto* s = element.as_string()) {
+            values.push_back(s->get());
+        } else {
+            out_.push_back({index_key(path(key), i), type_mismatch("a string", element)});
+            ok = false;
+        }
+    }
+    if (ok) out = std::move(values);
+    return ok;
+}
+
+bool table_reader::read_integer(std::string_view key, std::int64_t& out, std::int64_t min, std::int64_t max) {
+    const auto* node = get(key);
+    if (node == nullptr) return false;
+    const auto* i = node->as_integer();
+    if (i == nullptr) {
+        error(key, type_mismatch("an integer", *node));
+        return false;
+    }
+    const std::int64_t v = i->get();
+    if (v < min || v > max) {
+        std::string message;
+        const bool bounded = max < 1'000'000'000;  // a meaningful upper bound (e.g. a port)
+        if (bounded) {
+            message = "must be between " + std::to_string(min) + " and " + std::to_string(max);
+        } else if (v > max) {
+            message = "must be at most " + std::to_string(max);
+        } else if (min == 1) {
+            message = "must be greater than 0";
+        } else {
+            message = "must be at least " + std::to_string(min);
+        }
+        message += ", got " + std::to_string(v);
+        error(key, std::move(message));
+        return false;
+    }
+    out = v;
+    return true;
+}
+
+const toml::table* table_reader::table(std::string_view key) {
+    const auto* node = get(key);
+    if (node == nullptr) return nullptr;
+    if (const auto* t = node->as_table()) return t;
+    error(key, type_mismatch("a table", *node));
+    return nullptr;
+}
+
+const toml::array* table_reader::array(std::string_view key) {
+    const auto* node = get(key);
+    if (node == nullptr) return nullptr;
+    if (const auto* a = node->as_array()) return a;
+    error(key, type_mismatch("an array", *node));
+    return nullptr;
+}
+
+void table_reader::error(std::string_view key, std::string message) {
+    out_.push_back({path(key), std::move(message)});
+}
+
+void table_reader::finish() {
+    for (const auto& [key, node] : table_) {
+        const auto k = key.str();
+        if (std::find(known_.begin(), known_.end(), k) == known_.end()) {
+            out_.push_back({path(k), "unknown key"});
+        }
+    }
+}
+
+}  // namespace subrelay::conf::detail

@@ -1,0 +1,91 @@
+#pragma once
+// Internal helpers shared by the config and policy parsers: reading typed
+// values from a toml++ table while collecting every problem with its full
+// key path ("server.submission[1]", "mailbox[2].identity").
+// Not part of the public interface of subrelay::conf: include it only from
+// code that links toml++ itself.
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <toml++/toml.h>
+
+namespace subrelay::conf::detail {
+
+struct problem {
+    std::string key;       // full key path; empty for file-level problems
+    std::string message;
+};
+
+// "a" + "b" -> "a.b"; "" + "b" -> "b". Keys that are not bare TOML keys are quoted.
+std::string join_key(std::string_view prefix, std::string_view key);
+// "a" + 1 -> "a[1]".
+std::string index_key(std::string_view prefix, std::size_t index);
+// "a string", "an integer", "a table", ...
+std::string_view type_name(toml::node_type type);
+// "expected an integer, got a string".
+std::string type_mismatch(std::string_view expected, const toml::node& got);
+
+// A plausible mailbox address: "local@domain" with a dot-atom or quoted
+// local part and a domain (or address literal). UTF-8 is accepted.
+bool valid_address(std::string_view address);
+// ASCII case-insensitive equality.
+bool iequals(std::string_view a, std::string_view b);
+std::string ascii_lower(std::string_view s);
+
+// Reads the keys of one table. Every key that is read (or merely asked
+// for) is "known"; finish() reports the rest as "unknown key".
+class table_reader {
+public:
+    table_reader(const toml::table& table, std::string prefix, std::vector<problem>& out);
+
+    // The node for key (marking it known), or nullptr when absent.
+    const toml::node* get(std::string_view key);
+    bool has(std::string_view key) const { return table_.contains(key); }
+
+    // Each returns true when the key was present and valid (out is set);
+    // false when absent (out untouched, no problem) or invalid (problem added).
+    bool read(std::string_view key, std::string& out);
+    bool read(std::string_view key, bool& out);
+    bool read(std::string_view key, std::vector<std::string>& out);
+    bool read_integer(std::string_view key, std::int64_t& out, std::int64_t min, std::int64_t max);
+
+    // An integer stored into Int; max defaults to the largest value of Int
+    // (capped at the largest TOML integer).
+    template <typename Int>
+    bool read_number(std::string_view key, Int& out, std::int64_t min, std::int64_t max = largest<Int>()) {
+        std::int64_t v = 0;
+        if (!read_integer(key, v, min, max)) return false;
+        out = static_cast<Int>(v);
+        return true;
+    }
+
+    template <typename Int>
+    static constexpr std::int64_t largest() {
+        constexpr auto toml_max = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+        constexpr auto int_max = static_cast<std::uint64_t>(std::numeric_limits<Int>::max());
+        return static_cast<std::int64_t>(int_max < toml_max ? int_max : toml_max);
+    }
+
+    // A sub-table; nullptr when absent or not a table (problem added then).
+    const toml::table* table(std::string_view key);
+    // An array; nullptr when absent or not an array (problem added then).
+    const toml::array* array(std::string_view key);
+
+    void error(std::string_view key, std::string message);
+    [[nodiscard]] std::string path(std::string_view key) const { return join_key(prefix_, key); }
+    [[nodiscard]] const std::string& prefix() const { return prefix_; }
+
+    // Reports the keys never asked for.
+    void finish();
+
+private:
+    const toml::table& table_;
+    std::string prefix_;
+    std::vector<problem>& out_;
+    std::vector<std::string> known_;
+};
+
+}  // namespace subrelay::conf::detail

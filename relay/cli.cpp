@@ -1,0 +1,191 @@
+#include "relay/cli.hpp"
+
+#include <algorithm>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <optional>
+
+#include "auth/password.hpp"
+#include "auth/token_provider.hpp"
+#include "conf/config.hpp"
+#include "policy/policy.hpp"
+#include "relay/server.hpp"
+#include "relay/tls.hpp"
+
+namespace subrelay::relay {
+
+namespace {
+
+constexpr const char* default_config = "/etc/subrelay/subrelay.toml";
+
+constexpr const char* main_usage = R"(usage: subrelay VERB [options]
+
+SMTP submission relay: devices authenticate with a local password, messages
+are relayed to Exchange Online (or Gmail) with OAuth2 (SASL XOAUTH2).
+
+verbs:
+  serve          run the relay in the foreground
+  check-config   validate the configuration and the policy file
+  hash-password  read a password on standard input, print its crypt(3) hash
+
+options:
+  --help         this text; `subrelay VERB --help` describes a verb
+  --version      print the version
+
+The configuration is read from --config FILE (default /etc/subrelay/subrelay.toml).
+)";
+
+struct verb_spec {
+    const char* usage;
+    std::function<int(const std::map<std::string, std::string>&, std::istream&, std::ostream&, std::ostream&)> run;
+    std::vector<std::string> value_options;  // options taking a value
+};
+
+int cmd_serve(const std::map<std::string, std::string>& opts, std::istream&, std::ostream&, std::ostream&) {
+    return serve(opts.at("--config"));
+}
+
+int cmd_check_config(const std::map<std::string, std::string>& opts, std::istream&, std::ostream& out,
+                     std::ostream& err) {
+    const std::string file = opts.at("--config");
+    auto parsed = conf::parse_file(file);
+    std::vector<std::string> problems;
+    for (const auto& e : parsed.errors) problems.push_back(e.to_string());
+    if (parsed.ok()) {
+        const conf::config& cfg = parsed.cfg;
+        auto pol = policy::load_file(cfg.policy.file);
+        for (const auto& e : pol.errors) problems.push_back(e.to_string());
+        if (!cfg.server.submission.empty() || !cfg.server.submissions.empty()) {
+            try {
+                make_server_context(cfg.tls.cert_file, cfg.tls.key_file);
+            } catch (const std::exception& e) {
+                problems.push_back(file + ": tls: " + e.what());
+            }
+        }
+        if (cfg.upstream.kind == conf::upstream_kind::smtp) {
+            try {
+                auth::load_client_secret(cfg.oauth);
+            } catch (const std::exception& e) {
+                problems.push_back(file + ": " + e.what());
+            }
+            try {
+                make_client_context(cfg.upstream.ca_file);
+            } catch (const std::exception& e) {
+                problems.push_back(file + ": upstream.ca_file: " + e.what());
+            }
+        }
+    }
+    for (const auto& w : parsed.warnings) err << file << ": " << w.key << ": warning: " << w.message << '\n';
+    if (!problems.empty()) {
+        for (const auto& p : problems) err << p << '\n';
+        return 1;
+    }
+    out << "ok\n";
+    return 0;
+}
+
+int cmd_hash_password(const std::map<std::string, std::string>& opts, std::istream& in, std::ostream& out,
+                      std::ostream& err) {
+    static const std::map<std::string, std::string> schemes = {
+        {"yescrypt", "$y$"}, {"bcrypt", "$2b$"}, {"sha512-crypt", "$6$"}};
+    std::string scheme = opts.count("--scheme") ? opts.at("--scheme") : "yescrypt";
+    auto it = schemes.find(scheme);
+    if (it == schemes.end()) {
+        err << "subrelay hash-password: --scheme: expected yescrypt, bcrypt or sha512-crypt\n";
+        return 2;
+    }
+    std::string password;
+    if (!std::getline(in, password)) {
+        err << "subrelay hash-password: no password on standard input\n";
+        return 1;
+    }
+    if (!password.empty() && password.back() == '\r') password.pop_back();
+    if (password.empty()) {
+        err << "subrelay hash-password: the password is empty\n";
+        return 1;
+    }
+    try {
+        out << auth::hash_password(password, it->second) << '\n';
+    } catch (const std::exception& e) {
+        err << "subrelay hash-password: " << e.what() << '\n';
+        return 1;
+    }
+    return 0;
+}
+
+const std::map<std::string, verb_spec>& verbs() {
+    static const std::map<std::string, verb_spec> table = {
+        {"serve",
+         {"usage: subrelay serve [--config FILE]\n\n"
+          "Runs the relay in the foreground, logging to standard error.\n"
+          "SIGTERM or SIGINT stop it cleanly (open sessions get 421 4.3.2, accepted\n"
+          "messages stay in the spool); SIGHUP reloads the policy file.\n",
+          cmd_serve,
+          {"--config"}}},
+        {"check-config",
+         {"usage: subrelay check-config [--config FILE]\n\n"
+          "Validates the configuration, the policy file it names, the TLS certificate\n"
+          "and the OAuth client secret. Prints `ok` and exits 0, or prints one line per\n"
+          "problem (`FILE: key: what is wrong`) and exits 1.\n",
+          cmd_check_config,
+          {"--config"}}},
+        {"hash-password",
+         {"usage: subrelay hash-password [--scheme yescrypt|bcrypt|sha512-crypt]\n\n"
+          "Reads one password from standard input and prints its crypt(3) hash, for\n"
+          "the password_hash key of an account in the policy file. yescrypt by default.\n",
+          cmd_hash_password,
+          {"--scheme"}}},
+    };
+    return table;
+}
+
+}  // namespace
+
+int run_cli(const std::vector<std::string>& args, std::istream& in, std::ostream& out, std::ostream& err) {
+    if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+        (args.empty() ? err : out) << main_usage;
+        return args.empty() ? 2 : 0;
+    }
+    if (args[0] == "--version" || args[0] == "version") {
+        out << "subrelay " << SUBRELAY_VERSION << '\n';
+        return 0;
+    }
+    auto it = verbs().find(args[0]);
+    if (it == verbs().end()) {
+        err << "subrelay: unknown verb '" << args[0] << "' (see subrelay --help)\n";
+        return 2;
+    }
+    const verb_spec& spec = it->second;
+    std::map<std::string, std::string> opts;
+    for (std::size_t i = 1; i < args.size(); ++i) {
+        std::string a = args[i];
+        if (a == "--help" || a == "-h") {
+            out << spec.usage;
+            return 0;
+        }
+        std::optional<std::string> value;
+        if (auto eq = a.find('='); a.rfind("--", 0) == 0 && eq != std::string::npos) {
+            value = a.substr(eq + 1);
+            a = a.substr(0, eq);
+        }
+        if (a == "-c") a = "--config";
+        bool takes_value = std::find(spec.value_options.begin(), spec.value_options.end(), a) != spec.value_options.end();
+        if (!takes_value) {
+            err << "subrelay " << args[0] << ": unknown option '" << a << "'\n" << spec.usage;
+            return 2;
+        }
+        if (!value) {
+            if (i + 1 >= args.size()) {
+                err << "subrelay " << args[0] << ": " << a << " needs a value\n";
+                return 2;
+            }
+            value = args[++i];
+        }
+        opts[a] = *value;
+    }
+    if (!opts.count("--config")) opts["--config"] = default_config;
+    return spec.run(opts, in, out, err);
+}
+
+}  // namespace subrelay::relay

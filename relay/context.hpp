@@ -1,0 +1,43 @@
+#pragma once
+// What the listeners, sessions and delivery of one running relay share.
+#include <atomic>
+#include <memory>
+#include <mutex>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/thread_pool.hpp>
+
+#include "conf/config.hpp"
+#include "policy/policy.hpp"
+
+namespace subrelay::relay {
+
+class spool;
+class delivery;
+class session_registry;
+
+struct relay_context {
+    const conf::config& cfg;
+    boost::asio::io_context& io;          // run by one thread: sessions, delivery
+    boost::asio::thread_pool& blocking;   // crypt(3), fsync: work that must not stall io
+    boost::asio::ssl::context& server_tls;
+    relay::spool& spool;
+    relay::delivery& delivery;
+    session_registry& sessions;
+
+    // The policy in force; replaced as a whole on reload (SIGHUP).
+    [[nodiscard]] std::shared_ptr<const policy::engine> policy() const {
+        std::lock_guard lock(policy_mutex_);
+        return policy_;
+    }
+    void set_policy(std::shared_ptr<const policy::engine> p) {
+        std::lock_guard lock(policy_mutex_);
+        policy_ = std::move(p);
+    }
+
+    std::shared_ptr<const policy::engine> policy_;
+    mutable std::mutex policy_mutex_;
+};
+
+}  // namespace subrelay::relay

@@ -1,0 +1,151 @@
+#include "relay/server.hpp"
+
+#include <csignal>
+#include <iostream>
+#include <list>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+#include "auth/sasl_server.hpp"
+#include "auth/token_provider.hpp"
+#include "relay/context.hpp"
+#include "relay/delivery.hpp"
+#include "relay/listener.hpp"
+#include "relay/logging.hpp"
+#include "relay/session.hpp"
+#include "relay/spool.hpp"
+#include "relay/tls.hpp"
+
+namespace subrelay::relay {
+
+namespace asio = boost::asio;
+using asio::use_awaitable;
+constexpr auto with_error = asio::as_tuple(use_awaitable);
+
+namespace {
+
+std::shared_ptr<const policy::engine> load_policy(const conf::config& cfg) {
+    auto loaded = policy::load_file(cfg.policy.file);
+    if (!loaded.ok()) {
+        for (const auto& e : loaded.errors) spdlog::error("{}", e.to_string());
+        return nullptr;
+    }
+    return std::make_shared<const policy::engine>(std::move(loaded.policy));
+}
+
+struct listening {
+    asio::ip::tcp::acceptor acceptor;
+    listener_kind kind;
+};
+
+// Shutdown: stop accepting, let sessions say 421, let delivery finish the
+// message in hand, then stop the loop.
+asio::awaitable<void> shut_down(relay_context& ctx, std::list<listening>& listeners) {
+    for (auto& l : listeners) {
+        boost::system::error_code ec;
+        l.acceptor.close(ec);
+    }
+    asio::steady_timer poll(ctx.io);
+    for (int i = 0; ctx.sessions.size() > 0 && i < 200; ++i) {
+        // Asked again each round: a session busy spooling answers its
+        // client first and stops at its next read.
+        ctx.sessions.stop_all();
+        poll.expires_after(std::chrono::milliseconds(50));
+        co_await poll.async_wait(with_error);
+    }
+    co_await ctx.delivery.stop();
+    ctx.io.stop();
+}
+
+asio::awaitable<void> handle_signals(relay_context& ctx, asio::signal_set& signals, std::list<listening>& listeners) {
+    for (;;) {
+        auto [ec, sig] = co_await signals.async_wait(with_error);
+        if (ec) co_return;
+        if (sig == SIGHUP) {
+            if (auto p = load_policy(ctx.cfg)) {
+                ctx.set_policy(std::move(p));
+                spdlog::info("policy reloaded from {}", ctx.cfg.policy.file.string());
+            } else {
+                spdlog::error("policy reload failed; the previous policy stays in force");
+            }
+            continue;
+        }
+        spdlog::info("signal {}: shutting down", sig);
+        co_await shut_down(ctx, listeners);
+        co_return;
+    }
+}
+
+}  // namespace
+
+int serve(const std::filesystem::path& config_file) {
+    auto parsed = conf::parse_file(config_file);
+    if (!parsed.ok()) {
+        for (const auto& e : parsed.errors) std::cerr << e.to_string() << '\n';
+        return 1;
+    }
+    const conf::config& cfg = parsed.cfg;
+    if (!setup_logging(cfg.log.level)) {
+        std::cerr << config_file.string() << ": log.level: unknown level\n";
+        return 1;
+    }
+    for (const auto& w : parsed.warnings) spdlog::warn("{}: {}: {}", config_file.string(), w.key, w.message);
+
+    std::signal(SIGPIPE, SIG_IGN);
+    try {
+        auto policy = load_policy(cfg);
+        if (!policy) return 1;
+        auth::sasl_server::global_init();
+        auto server_tls = make_server_context(cfg.tls.cert_file, cfg.tls.key_file);
+
+        relay::spool spool(cfg.spool.dir);
+        spool.open();
+
+        asio::io_context io(1);
+        asio::thread_pool blocking(2);
+
+        std::unique_ptr<auth::token_source> tokens;
+        if (cfg.upstream.kind == conf::upstream_kind::smtp)
+            tokens = auth::make_client_credentials_provider(io.get_executor(), cfg.oauth,
+                                                            auth::load_client_secret(cfg.oauth));
+        else
+            spdlog::info("upstream: writing messages to directory {}", cfg.upstream.directory.string());
+
+        relay::delivery delivery(io, blocking, cfg, spool, tokens.get());
+        session_registry sessions;
+        relay_context ctx{cfg, io, blocking, server_tls, spool, delivery, sessions, policy, {}};
+
+        std::list<listening> listeners;
+        for (const auto& a : cfg.server.submission)
+            listeners.push_back({open_acceptor(io, a), {false, "submission " + a.to_string()}});
+        for (const auto& a : cfg.server.submissions)
+            listeners.push_back({open_acceptor(io, a), {true, "submissions " + a.to_string()}});
+        for (auto& l : listeners) {
+            auto ep = l.acceptor.local_endpoint();
+            spdlog::info("listening on {}:{} ({})", ep.address().to_string(), ep.port(),
+                         l.kind.implicit_tls ? "implicit TLS" : "STARTTLS");
+            asio::co_spawn(io, run_listener(ctx, l.acceptor, l.kind), asio::detached);
+        }
+
+        asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
+        asio::co_spawn(io, handle_signals(ctx, signals, listeners), asio::detached);
+
+        delivery.start();
+        spdlog::info("subrelay {} ready as {}", SUBRELAY_VERSION, cfg.server.hostname);
+        io.run();
+        blocking.join();
+        spdlog::info("stopped");
+        return 0;
+    } catch (const std::exception& e) {
+        spdlog::critical("cannot start: {}", e.what());
+        return 1;
+    }
+}
+
+}  // namespace subrelay::relay

@@ -1,0 +1,360 @@
+#include "relay/session.hpp"
+
+#include <array>
+#include <chrono>
+#include <optional>
+#include <random>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <spdlog/spdlog.h>
+
+#include "auth/sasl_server.hpp"
+#include "relay/delivery.hpp"
+#include "relay/spool.hpp"
+#include "relay/tls.hpp"
+#include "smtp/address.hpp"
+#include "smtp/received.hpp"
+#include "smtp/server_session.hpp"
+
+namespace subrelay::relay {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace ssl = asio::ssl;
+using asio::use_awaitable;
+using tls_stream = ssl::stream<beast::tcp_stream>;
+constexpr auto with_error = asio::as_tuple(use_awaitable);
+
+namespace {
+
+// The policy as the state machine sees it, read afresh at each check so a
+// reload takes effect for sessions already open.
+class policy_adapter final : public smtp::server_policy {
+public:
+    explicit policy_adapter(const relay_context& ctx) : ctx_(ctx) {}
+    std::optional<smtp::reply> check_sender(const std::string& identity, const std::string& address) override {
+        return ctx_.policy()->check_sender(identity, address);
+    }
+    std::optional<smtp::reply> check_recipient(const std::string&, const std::string&, const std::string&) override {
+        return std::nullopt;
+    }
+
+private:
+    const relay_context& ctx_;
+};
+
+smtp::server_options session_options(const conf::config& cfg, bool implicit_tls) {
+    smtp::server_options o;
+    o.hostname = cfg.server.hostname;
+    o.max_message_size = cfg.server.max_message_size;
+    o.max_recipients = cfg.server.max_recipients;
+    o.tls_available = true;
+    o.implicit_tls = implicit_tls;
+    o.require_tls_for_auth = cfg.server.require_tls_for_auth;
+    return o;
+}
+
+std::chrono::milliseconds failed_auth_delay() {
+    thread_local std::mt19937 rng{std::random_device{}()};
+    return std::chrono::milliseconds(std::uniform_int_distribution<int>(400, 1200)(rng));
+}
+
+std::string join(const std::vector<std::string>& v) {
+    std::string out;
+    for (const auto& s : v) {
+        if (!out.empty()) out += ',';
+        out += '<' + s + '>';
+    }
+    return out;
+}
+
+}  // namespace
+
+// One connection. Lives in the registry while it runs.
+class session : public std::enable_shared_from_this<session> {
+public:
+    session(relay_context& ctx, asio::ip::tcp::socket socket, listener_kind kind)
+        : ctx_(ctx),
+          kind_(std::move(kind)),
+          stream_(beast::tcp_stream(std::move(socket)), ctx.server_tls),
+          adapter_(ctx),
+          smtp_(session_options(ctx.cfg, kind_.implicit_tls), &adapter_),
+          started_(std::chrono::steady_clock::now()) {
+        boost::system::error_code ec;
+        auto ep = stream_.next_layer().socket().remote_endpoint(ec);
+        client_ip_ = ec ? "unknown" : ep.address().to_string();
+    }
+
+    asio::awaitable<void> run();
+
+    void request_stop() {
+        stop_requested_ = true;
+        if (reading_) stream_.next_layer().cancel();
+    }
+
+private:
+    enum class io_result { ok, closed, timeout, stopped };
+
+    asio::awaitable<io_result> read_some(std::string& out);
+    asio::awaitable<bool> write(std::string_view data);
+    asio::awaitable<bool> handshake();
+    asio::awaitable<void> authenticate();
+    asio::awaitable<void> store();
+    asio::awaitable<void> close();
+    [[nodiscard]] std::chrono::steady_clock::duration deadline(std::chrono::seconds limit) const;
+
+    relay_context& ctx_;
+    listener_kind kind_;
+    tls_stream stream_;
+    policy_adapter adapter_;
+    smtp::server_session smtp_;
+    std::unique_ptr<auth::sasl_server> sasl_;
+    std::string client_ip_;
+    std::string tls_description_;
+    std::chrono::steady_clock::time_point started_;
+    bool tls_ = false;
+    bool reading_ = false;
+    bool stop_requested_ = false;
+};
+
+void session_registry::stop_all() {
+    for (const auto& s : sessions_) s->request_stop();
+}
+
+std::chrono::steady_clock::duration session::deadline(std::chrono::seconds limit) const {
+    auto left = started_ + std::chrono::seconds(ctx_.cfg.server.session_timeout_seconds) -
+                std::chrono::steady_clock::now();
+    return std::max<std::chrono::steady_clock::duration>(std::min<std::chrono::steady_clock::duration>(limit, left),
+                                                         std::chrono::milliseconds(1));
+}
+
+asio::awaitable<session::io_result> session::read_some(std::string& out) {
+    if (stop_requested_) co_return io_result::stopped;
+    std::array<char, 16384> buf;
+    stream_.next_layer().expires_after(deadline(std::chrono::seconds(ctx_.cfg.server.idle_timeout_seconds)));
+    reading_ = true;
+    auto [ec, n] = tls_ ? co_await stream_.async_read_some(asio::buffer(buf), with_error)
+                        : co_await stream_.next_layer().async_read_some(asio::buffer(buf), with_error);
+    reading_ = false;
+    if (stop_requested_) co_return io_result::stopped;
+    if (ec == beast::error::timeout) co_return io_result::timeout;
+    if (ec) co_return io_result::closed;
+    out.assign(buf.data(), n);
+    co_return io_result::ok;
+}
+
+asio::awaitable<bool> session::write(std::string_view data) {
+    if (data.empty()) co_return true;
+    stream_.next_layer().expires_after(std::chrono::seconds(ctx_.cfg.server.idle_timeout_seconds));
+    auto [ec, n] = tls_ ? co_await asio::async_write(stream_, asio::buffer(data), with_error)
+                        : co_await asio::async_write(stream_.next_layer(), asio::buffer(data), with_error);
+    (void)n;
+    co_return !ec;
+}
+
+asio::awaitable<bool> session::handshake() {
+    stream_.next_layer().expires_after(std::chrono::seconds(30));
+    auto [ec] = co_await stream_.async_handshake(ssl::stream_base::server, with_error);
+    if (ec) {
+        spdlog::info("session {} {}: TLS handshake failed: {}", client_ip_, kind_.name, ec.message());
+        co_return false;
+    }
+    tls_ = true;
+    tls_description_ = describe_tls(stream_.native_handle());
+    spdlog::debug("session {}: {}", client_ip_, tls_description_);
+    co_return true;
+}
+
+asio::awaitable<void> session::close() {
+    if (tls_) {
+        stream_.next_layer().expires_after(std::chrono::seconds(2));
+        co_await stream_.async_shutdown(with_error);
+    }
+    boost::system::error_code ec;
+    stream_.next_layer().socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+    stream_.next_layer().close();
+}
+
+asio::awaitable<void> session::authenticate() {
+    const smtp::auth_request& req = smtp_.pending_auth();
+    auto engine = ctx_.policy();
+    if (req.first) {
+        sasl_ = std::make_unique<auth::sasl_server>(
+            ctx_.cfg.server.hostname, [engine](std::string_view identity) -> std::optional<std::string> {
+                if (const auto* m = engine->find(identity)) return m->password_hash;
+                return std::nullopt;
+            });
+    }
+    // SASL steps may run crypt(3), which takes tens of milliseconds: not on the io thread.
+    auth::sasl_result result = co_await asio::co_spawn(
+        ctx_.blocking,
+        [this, &req]() -> asio::awaitable<auth::sasl_result> {
+            if (req.first)
+                co_return sasl_->start(req.mechanism,
+                                       req.has_initial_response ? std::optional<std::string_view>(req.data)
+                                                                : std::nullopt);
+            co_return sasl_->step(req.data);
+        },
+        use_awaitable);
+
+    using status = auth::sasl_result::status;
+    switch (result.state) {
+    case status::challenge:
+        smtp_.auth_challenge(result.challenge);
+        co_return;
+    case status::bad_mechanism:
+        sasl_.reset();
+        smtp_.auth_failure(smtp::reply(504, "5.5.4", "Unrecognized authentication type"));
+        co_return;
+    case status::protocol_error:
+        sasl_.reset();
+        smtp_.auth_failure(smtp::reply(501, "5.5.2", "Invalid authentication exchange"));
+        co_return;
+    case status::failure:
+        break;
+    case status::success: {
+        sasl_.reset();
+        const policy::mailbox* m = engine->find(result.identity);
+        if (m == nullptr) break;
+        auto decision = engine->may_authenticate(*m);
+        if (!decision.allowed) {
+            spdlog::info("auth refused: account={} client={} reason=SmtpClientAuthentication disabled for the {}",
+                         m->identity, client_ip_,
+                         decision.source == policy::auth_source::mailbox ? "Mailbox" : "Tenant");
+            smtp_.auth_failure(*decision.refusal);
+            co_return;
+        }
+        spdlog::info("auth ok: account={} client={} mechanism={}", m->identity, client_ip_, req.mechanism);
+        smtp_.auth_success(m->identity);
+        co_return;
+    }
+    }
+    sasl_.reset();
+    spdlog::info("auth failed: client={} mechanism={} (wrong password or unknown account)", client_ip_,
+                 req.mechanism);
+    asio::steady_timer delay(stream_.get_executor(), failed_auth_delay());
+    co_await delay.async_wait(with_error);
+    smtp_.auth_failure(smtp::replies::auth_credentials_incorrect());
+}
+
+asio::awaitable<void> session::store() {
+    const smtp::envelope& env = smtp_.current_envelope();
+    std::string message = smtp_.take_message();
+
+    spool_envelope record;
+    record.sender = env.sender;
+    record.recipients = env.recipients;
+    record.identity = env.identity.empty() ? smtp_.identity() : env.identity;
+    record.upstream_mailbox = ctx_.policy()->upstream_mailbox_for(record.identity);
+    if (record.upstream_mailbox.empty()) record.upstream_mailbox = ctx_.cfg.upstream.mailbox;
+    record.client_address = client_ip_;
+    record.received_at = std::chrono::duration_cast<std::chrono::seconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+    record.smtputf8 = env.smtputf8;
+    record.eight_bit = env.body_type == "8BITMIME";
+
+    const std::size_t size = message.size();
+    try {
+        std::string id = co_await asio::co_spawn(
+            ctx_.blocking,
+            [this, &record, &message, &env]() -> asio::awaitable<std::string> {
+                // The id is chosen by the spool; the Received header names it,
+                // so build the header inside the same step.
+                smtp::received_info info;
+                info.helo = env.helo;
+                info.client_ip = client_ip_;
+                info.by = ctx_.cfg.server.hostname;
+                info.protocol = std::string(smtp_.esmtp() ? "ESMTP" : "SMTP") + (tls_ ? "S" : "") +
+                                (smtp_.authenticated() ? "A" : "");
+                info.tls = tls_description_;
+                if (env.recipients.size() == 1) info.single_recipient = env.recipients.front();
+                info.date = smtp::rfc5322_date_now();
+                co_return ctx_.spool.store(record, message, [&info](const std::string& queue_id) {
+                    smtp::received_info i = info;
+                    i.id = queue_id;
+                    return smtp::received_header(i);
+                });
+            },
+            use_awaitable);
+        spdlog::info("accepted id={} account={} client={} from=<{}> to={} size={}", id, record.identity, client_ip_,
+                     record.sender, join(record.recipients), size);
+        smtp_.stored(smtp::reply(250, "2.0.0", "Ok: queued as " + id));
+        ctx_.delivery.enqueue(id, record.upstream_mailbox);
+    } catch (const std::exception& e) {
+        spdlog::error("spool write failed: account={} client={} from=<{}> size={}: {}", record.identity, client_ip_,
+                      record.sender, size, e.what());
+        smtp_.stored(smtp::reply(451, "4.3.0", "Temporary failure, message not queued, try again later"));
+    }
+}
+
+asio::awaitable<void> session::run() {
+    spdlog::debug("connect from {} on {}", client_ip_, kind_.name);
+    if (kind_.implicit_tls) {
+        if (!co_await handshake()) {
+            co_await close();
+            co_return;
+        }
+    }
+    if (!co_await write(smtp_.greeting())) co_return;
+
+    std::string input;
+    for (;;) {
+        smtp::step s = smtp_.advance();
+        if (!co_await write(s.send)) break;
+        switch (s.next) {
+        case smtp::action::need_input: {
+            io_result r = co_await read_some(input);
+            if (r == io_result::ok) {
+                smtp_.feed(input);
+                continue;
+            }
+            if (r == io_result::stopped) {
+                co_await write(smtp_.on_shutdown());
+            } else if (r == io_result::timeout) {
+                spdlog::info("session {}: timeout", client_ip_);
+                stream_.next_layer().expires_after(std::chrono::seconds(5));
+                co_await write(smtp_.on_timeout());
+            }
+            co_await close();
+            co_return;
+        }
+        case smtp::action::start_tls:
+            if (!co_await handshake()) {
+                co_await close();
+                co_return;
+            }
+            smtp_.tls_started();
+            continue;
+        case smtp::action::authenticate:
+            co_await authenticate();
+            continue;
+        case smtp::action::store:
+            co_await store();
+            continue;
+        case smtp::action::close:
+            co_await close();
+            co_return;
+        }
+    }
+    co_await close();
+}
+
+asio::awaitable<void> run_session(relay_context& ctx, asio::ip::tcp::socket socket, listener_kind kind) {
+    std::shared_ptr<session> s;
+    try {
+        s = std::make_shared<session>(ctx, std::move(socket), std::move(kind));
+        ctx.sessions.add(s);
+        co_await s->run();
+    } catch (const std::exception& e) {
+        spdlog::error("session ended by an error: {}", e.what());
+    }
+    if (s) ctx.sessions.remove(s);
+}
+
+}  // namespace subrelay::relay

@@ -1,0 +1,240 @@
+#include "relay/spool.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <utility>
+
+namespace subrelay::relay {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::string_view magic = "subrelay-spool 1\n";
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+// Owns a file descriptor.
+class fd_guard {
+public:
+    explicit fd_guard(int fd) : fd_(fd) {}
+    ~fd_guard() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    fd_guard(const fd_guard&) = delete;
+    fd_guard& operator=(const fd_guard&) = delete;
+    [[nodiscard]] int get() const { return fd_; }
+    int release() { return std::exchange(fd_, -1); }
+
+private:
+    int fd_;
+};
+
+void write_all(int fd, std::string_view data, const fs::path& path) {
+    while (!data.empty()) {
+        ssize_t n = ::write(fd, data.data(), data.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            throw spool_error("write " + path.string() + ": " + errno_text(errno));
+        }
+        data.remove_prefix(static_cast<std::size_t>(n));
+    }
+}
+
+void fsync_dir(const fs::path& dir) {
+    fd_guard fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (fd.get() < 0) throw spool_error("open " + dir.string() + ": " + errno_text(errno));
+    if (::fsync(fd.get()) != 0) throw spool_error("fsync " + dir.string() + ": " + errno_text(errno));
+}
+
+bool valid_id(std::string_view id) {
+    return !id.empty() && id.size() <= 64 &&
+           std::all_of(id.begin(), id.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z'); });
+}
+
+}  // namespace
+
+std::string format_envelope(const spool_envelope& env) {
+    std::string out(magic);
+    auto line = [&out](std::string_view key, std::string_view value) {
+        out.append(key).append(" ").append(value).append("\n");
+    };
+    line("id", env.id);
+    line("sender", env.sender);
+    for (const auto& r : env.recipients) line("recipient", r);
+    line("identity", env.identity);
+    line("upstream", env.upstream_mailbox);
+    line("client", env.client_address);
+    line("received", std::to_string(env.received_at));
+    line("smtputf8", env.smtputf8 ? "1" : "0");
+    line("8bit", env.eight_bit ? "1" : "0");
+    out.append("\n");
+    return out;
+}
+
+std::optional<std::pair<spool_envelope, std::size_t>> parse_envelope(std::string_view file) {
+    if (file.substr(0, magic.size()) != magic) return std::nullopt;
+    spool_envelope env;
+    std::size_t pos = magic.size();
+    for (;;) {
+        std::size_t nl = file.find('\n', pos);
+        if (nl == std::string_view::npos) return std::nullopt;
+        std::string_view line = file.substr(pos, nl - pos);
+        pos = nl + 1;
+        if (line.empty()) break;
+        std::size_t sp = line.find(' ');
+        if (sp == std::string_view::npos) return std::nullopt;
+        std::string_view key = line.substr(0, sp);
+        std::string value(line.substr(sp + 1));
+        if (key == "id") env.id = value;
+        else if (key == "sender") env.sender = value;
+        else if (key == "recipient") env.recipients.push_back(value);
+        else if (key == "identity") env.identity = value;
+        else if (key == "upstream") env.upstream_mailbox = value;
+        else if (key == "client") env.client_address = value;
+        else if (key == "received") {
+            try {
+                env.received_at = std::stoll(value);
+            } catch (const std::exception&) {
+                return std::nullopt;
+            }
+        } else if (key == "smtputf8") env.smtputf8 = value == "1";
+        else if (key == "8bit") env.eight_bit = value == "1";
+        // Unknown keys are ignored: a newer version may add some.
+    }
+    if (!valid_id(env.id)) return std::nullopt;
+    return std::make_pair(std::move(env), pos);
+}
+
+spool::spool(fs::path dir) : dir_(std::move(dir)), tmp_(dir_ / "tmp"), queue_(dir_ / "queue") {}
+
+void spool::open() {
+    std::error_code ec;
+    for (const auto& d : {dir_, tmp_, queue_}) {
+        fs::create_directories(d, ec);
+        if (ec) throw spool_error("cannot create " + d.string() + ": " + ec.message());
+    }
+    // Files in tmp/ were never acknowledged to a client: remove them.
+    for (const auto& entry : fs::directory_iterator(tmp_, ec)) fs::remove(entry.path(), ec);
+    if (ec) throw spool_error("cannot read " + tmp_.string() + ": " + ec.message());
+    // Prove that the spool accepts durable writes now rather than at the first message.
+    const fs::path probe = tmp_ / ".probe";
+    fd_guard fd(::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (fd.get() < 0) throw spool_error("spool " + dir_.string() + " is not writable: " + errno_text(errno));
+    write_all(fd.get(), "probe\n", probe);
+    if (::fsync(fd.get()) != 0) throw spool_error("fsync " + probe.string() + ": " + errno_text(errno));
+    ::close(fd.release());
+    fs::remove(probe, ec);
+    fsync_dir(tmp_);
+}
+
+std::string spool::new_id() {
+    // 11 base-32 digits of microseconds since the epoch, then 5 random ones:
+    // ids sort by arrival time and do not collide across restarts.
+    static constexpr char digits[] = "0123456789ABCDEFGHJKLMNPQRSTVWXY";
+    static std::atomic<std::uint64_t> counter{0};
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    auto us = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count());
+    std::uint64_t rnd = rng() ^ counter.fetch_add(1);
+    std::string id(16, '0');
+    for (int i = 10; i >= 0; --i) {
+        id[static_cast<std::size_t>(i)] = digits[us & 31];
+        us >>= 5;
+    }
+    for (std::size_t i = 11; i < 16; ++i) {
+        id[i] = digits[rnd & 31];
+        rnd >>= 5;
+    }
+    return id;
+}
+
+void spool::write_durably(const fs::path& final_path, const std::string& name, std::string_view head,
+                          std::string_view body) const {
+    const fs::path tmp = tmp_ / name;
+    fd_guard fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (fd.get() < 0) throw spool_error("create " + tmp.string() + ": " + errno_text(errno));
+    try {
+        write_all(fd.get(), head, tmp);
+        write_all(fd.get(), body, tmp);
+        if (::fsync(fd.get()) != 0) throw spool_error("fsync " + tmp.string() + ": " + errno_text(errno));
+        if (::close(fd.release()) != 0) throw spool_error("close " + tmp.string() + ": " + errno_text(errno));
+        if (::rename(tmp.c_str(), final_path.c_str()) != 0)
+            throw spool_error("rename " + tmp.string() + ": " + errno_text(errno));
+    } catch (...) {
+        ::unlink(tmp.c_str());
+        throw;
+    }
+    fsync_dir(final_path.parent_path());
+}
+
+std::string spool::store(spool_envelope env, std::string_view body, const header_builder& make_header) {
+    env.id = new_id();
+    const fs::path final_path = queue_ / env.id;
+    std::string head = format_envelope(env);
+    if (make_header) head += make_header(env.id);
+    try {
+        write_durably(final_path, env.id, head, body);
+    } catch (const spool_error&) {
+        // The rename may have happened before the directory fsync failed:
+        // the client gets a 4xx, so the message must not be delivered too.
+        ::unlink(final_path.c_str());
+        throw;
+    }
+    return env.id;
+}
+
+std::vector<std::string> spool::list() const {
+    std::vector<std::string> ids;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(queue_, ec)) {
+        std::string name = entry.path().filename().string();
+        if (valid_id(name)) ids.push_back(std::move(name));
+    }
+    if (ec) throw spool_error("cannot read " + queue_.string() + ": " + ec.message());
+    std::sort(ids.begin(), ids.end());
+    return ids;
+}
+
+spool::loaded spool::load(const std::string& id) const {
+    if (!valid_id(id)) throw spool_error("invalid queue id");
+    const fs::path path = queue_ / id;
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw spool_error("open " + path.string() + ": " + errno_text(errno));
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    std::string content = std::move(ss).str();
+    auto parsed = parse_envelope(content);
+    if (!parsed) throw spool_error(path.string() + ": damaged spool file");
+    loaded out;
+    out.envelope = std::move(parsed->first);
+    out.data = content.substr(parsed->second);
+    return out;
+}
+
+void spool::set_recipients(const std::string& id, const std::vector<std::string>& recipients) {
+    auto msg = load(id);
+    msg.envelope.recipients = recipients;
+    write_durably(queue_ / id, id + ".rcpt", format_envelope(msg.envelope), msg.data);
+}
+
+void spool::remove(const std::string& id) {
+    if (!valid_id(id)) throw spool_error("invalid queue id");
+    const fs::path path = queue_ / id;
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+        throw spool_error("remove " + path.string() + ": " + errno_text(errno));
+    fsync_dir(queue_);
+}
+
+}  // namespace subrelay::relay

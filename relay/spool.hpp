@@ -1,0 +1,82 @@
+#pragma once
+// The durable queue. A message is one file: an envelope header, a blank
+// line, then the message bytes. It is written to tmp/, fsynced, renamed
+// into queue/ and the directory fsynced before anyone is told "250".
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace subrelay::relay {
+
+struct spool_envelope {
+    std::string id;
+    std::string sender;                   // "" for <>
+    std::vector<std::string> recipients;  // still to deliver
+    std::string identity;                 // the local account that submitted it
+    std::string upstream_mailbox;         // through which upstream mailbox it goes
+    std::string client_address;
+    std::int64_t received_at = 0;         // unix seconds
+    bool smtputf8 = false;
+    bool eight_bit = false;
+};
+
+class spool_error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+class spool {
+public:
+    explicit spool(std::filesystem::path dir);
+
+    // Creates dir/, dir/tmp and dir/queue as needed, removes leftovers in
+    // tmp/ (never acknowledged), and proves the directory writable by
+    // writing, fsyncing and removing a probe file. Throws spool_error.
+    void open();
+
+    // Stores a message durably. Returns its queue id. make_header, when
+    // given, builds the lines to prepend (a Received: header) from the id.
+    // Throws spool_error and leaves no file behind when any step fails.
+    using header_builder = std::function<std::string(const std::string& id)>;
+    std::string store(spool_envelope env, std::string_view body, const header_builder& make_header = {});
+
+    // Queue ids of all stored messages, oldest first.
+    [[nodiscard]] std::vector<std::string> list() const;
+
+    // Reads one message: its envelope, and the message bytes. Throws spool_error.
+    struct loaded {
+        spool_envelope envelope;
+        std::string data;
+    };
+    [[nodiscard]] loaded load(const std::string& id) const;
+
+    // Rewrites a message's envelope with fewer recipients (atomically).
+    void set_recipients(const std::string& id, const std::vector<std::string>& recipients);
+
+    // Removes a delivered (or permanently failed) message.
+    void remove(const std::string& id);
+
+    [[nodiscard]] const std::filesystem::path& dir() const { return dir_; }
+
+    // A new queue id: sortable by time, unique in this spool.
+    static std::string new_id();
+
+private:
+    std::filesystem::path dir_;
+    std::filesystem::path tmp_;
+    std::filesystem::path queue_;
+    void write_durably(const std::filesystem::path& final_path, const std::string& name, std::string_view head,
+                       std::string_view body) const;
+};
+
+// Serialisation of the envelope header (exposed for tests).
+std::string format_envelope(const spool_envelope& env);
+// Parses a spool file's content; returns the envelope and the offset of the message.
+std::optional<std::pair<spool_envelope, std::size_t>> parse_envelope(std::string_view file);
+
+}  // namespace subrelay::relay

@@ -1,0 +1,59 @@
+#include "relay/tls.hpp"
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <stdexcept>
+
+namespace subrelay::relay {
+
+namespace ssl = boost::asio::ssl;
+
+namespace {
+
+std::string openssl_error() {
+    unsigned long e = ERR_get_error();
+    if (e == 0) return "unknown TLS error";
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    ERR_clear_error();
+    return buf;
+}
+
+}  // namespace
+
+ssl::context make_server_context(const std::filesystem::path& cert_file, const std::filesystem::path& key_file) {
+    ssl::context ctx(ssl::context::tls_server);
+    ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                    ssl::context::single_dh_use);
+    SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
+    if (SSL_CTX_use_certificate_chain_file(ctx.native_handle(), cert_file.c_str()) != 1)
+        throw std::runtime_error(cert_file.string() + ": cannot load certificate: " + openssl_error());
+    if (SSL_CTX_use_PrivateKey_file(ctx.native_handle(), key_file.c_str(), SSL_FILETYPE_PEM) != 1)
+        throw std::runtime_error(key_file.string() + ": cannot load private key: " + openssl_error());
+    if (SSL_CTX_check_private_key(ctx.native_handle()) != 1)
+        throw std::runtime_error(key_file.string() + ": private key does not match " + cert_file.string());
+    return ctx;
+}
+
+ssl::context make_client_context(const std::filesystem::path& ca_file) {
+    ssl::context ctx(ssl::context::tls_client);
+    SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
+    ctx.set_default_verify_paths();
+    if (!ca_file.empty()) {
+        if (SSL_CTX_load_verify_locations(ctx.native_handle(), ca_file.c_str(), nullptr) != 1)
+            throw std::runtime_error(ca_file.string() + ": cannot load CA bundle: " + openssl_error());
+    }
+    ctx.set_verify_mode(ssl::verify_peer);
+    return ctx;
+}
+
+std::string describe_tls(const void* native_ssl) {
+    const SSL* s = static_cast<const SSL*>(native_ssl);
+    if (s == nullptr) return {};
+    std::string out = SSL_get_version(s);
+    if (const SSL_CIPHER* c = SSL_get_current_cipher(s)) out += std::string(" with cipher ") + SSL_CIPHER_get_name(c);
+    return out;
+}
+
+}  // namespace subrelay::relay

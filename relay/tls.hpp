@@ -1,0 +1,21 @@
+#pragma once
+// TLS contexts: the listeners' (certificate and key from the config) and
+// the upstream client's (TLS >= 1.2, peer and host-name verification).
+#include <filesystem>
+#include <string>
+
+#include <boost/asio/ssl/context.hpp>
+
+namespace subrelay::relay {
+
+// Throws std::runtime_error naming the file that could not be used.
+boost::asio::ssl::context make_server_context(const std::filesystem::path& cert_file,
+                                              const std::filesystem::path& key_file);
+
+// System CAs plus ca_file when not empty. Throws std::runtime_error.
+boost::asio::ssl::context make_client_context(const std::filesystem::path& ca_file);
+
+// "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384" for a connected SSL*.
+std::string describe_tls(const void* native_ssl);
+
+}  // namespace subrelay::relay

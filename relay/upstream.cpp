@@ -1,0 +1,211 @@
+#include "relay/upstream.hpp"
+
+#include <array>
+#include <optional>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <openssl/ssl.h>
+#include <spdlog/spdlog.h>
+
+#include "auth/xoauth2.hpp"
+#include "relay/tls.hpp"
+
+namespace subrelay::relay {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace ssl = asio::ssl;
+using asio::use_awaitable;
+constexpr auto with_error = asio::as_tuple(use_awaitable);
+
+namespace {
+
+smtp::client_options client_options_for(const conf::config& cfg) {
+    smtp::client_options o;
+    o.ehlo_name = cfg.server.hostname;
+    switch (cfg.upstream.tls) {
+    case conf::upstream_tls::starttls: o.tls = smtp::client_tls::starttls; break;
+    case conf::upstream_tls::implicit: o.tls = smtp::client_tls::implicit; break;
+    case conf::upstream_tls::none: o.tls = smtp::client_tls::none; break;
+    }
+    o.auth = smtp::client_auth::xoauth2;
+    return o;
+}
+
+bool is_ip_literal(const std::string& host) {
+    boost::system::error_code ec;
+    asio::ip::make_address(host, ec);
+    return !ec;
+}
+
+}  // namespace
+
+struct upstream_connection::impl {
+    const conf::config& cfg;
+    ssl::context& tls_ctx;
+    auth::token_source* tokens;
+    std::optional<ssl::stream<beast::tcp_stream>> stream;
+    std::optional<smtp::client_session> session;
+    bool tls = false;
+    std::string last_token;
+    std::string where;  // "host:port" for messages
+
+    impl(const conf::config& c, ssl::context& t, auth::token_source* tk)
+        : cfg(c), tls_ctx(t), tokens(tk), where(c.upstream.host + ":" + std::to_string(c.upstream.port)) {}
+
+    beast::tcp_stream& tcp() { return stream->next_layer(); }
+
+    void arm(std::uint32_t seconds) { tcp().expires_after(std::chrono::seconds(seconds)); }
+
+    asio::awaitable<void> write(std::string_view data) {
+        if (data.empty()) co_return;
+        arm(cfg.upstream.command_timeout_seconds);
+        auto [ec, n] = tls ? co_await asio::async_write(*stream, asio::buffer(data), with_error)
+                           : co_await asio::async_write(tcp(), asio::buffer(data), with_error);
+        (void)n;
+        if (ec) throw upstream_error(where + ": write failed: " + ec.message(), true);
+    }
+
+    asio::awaitable<void> read() {
+        std::array<char, 8192> buf;
+        arm(cfg.upstream.command_timeout_seconds);
+        auto [ec, n] = tls ? co_await stream->async_read_some(asio::buffer(buf), with_error)
+                           : co_await tcp().async_read_some(asio::buffer(buf), with_error);
+        if (ec == beast::error::timeout) throw upstream_error(where + ": timed out waiting for the server", true);
+        if (ec) throw upstream_error(where + ": connection lost: " + ec.message(), true);
+        session->feed(std::string_view(buf.data(), n));
+    }
+
+    asio::awaitable<void> handshake() {
+        SSL* native = stream->native_handle();
+        const std::string& host = cfg.upstream.host;
+        if (!is_ip_literal(host)) SSL_set_tlsext_host_name(native, host.c_str());
+        stream->set_verify_callback(ssl::host_name_verification(host));
+        arm(cfg.upstream.connect_timeout_seconds);
+        auto [ec] = co_await stream->async_handshake(ssl::stream_base::client, with_error);
+        if (ec) {
+            std::string why = ec.message();
+            long verify = SSL_get_verify_result(native);
+            if (verify != X509_V_OK) why += std::string(" (") + X509_verify_cert_error_string(verify) + ")";
+            throw upstream_error(where + ": TLS handshake failed: " + why, true);
+        }
+        tls = true;
+        spdlog::debug("upstream {}: {}", where, describe_tls(native));
+    }
+
+    // Runs the state machine until it is idle, has a message result, or
+    // closed. Handles STARTTLS and the token on the way.
+    asio::awaitable<smtp::client_action> pump(const std::string& mailbox) {
+        for (;;) {
+            smtp::client_step s = session->advance();
+            co_await write(s.send);
+            switch (s.next) {
+            case smtp::client_action::need_input: co_await read(); break;
+            case smtp::client_action::start_tls:
+                co_await handshake();
+                session->tls_started();
+                break;
+            case smtp::client_action::need_auth_token: {
+                if (tokens == nullptr) throw upstream_error("no token source configured", false);
+                auth::access_token t = co_await tokens->get();
+                last_token = t.value;
+                session->auth_token(auth::xoauth2_initial_response(mailbox, t.value));
+                break;
+            }
+            case smtp::client_action::idle:
+            case smtp::client_action::message_done:
+            case smtp::client_action::closed: co_return s.next;
+            case smtp::client_action::failed: {
+                const smtp::client_error& e = session->error();
+                std::string text = where + ": " + e.stage + " failed";
+                if (e.server_reply.code != 0) text += ": " + e.server_reply.summary();
+                else if (!e.text.empty()) text += ": " + e.text;
+                bool transient = e.server_reply.code == 0 || e.server_reply.transient();
+                throw upstream_error(text, transient, e.server_reply);
+            }
+            }
+        }
+    }
+
+    asio::awaitable<void> connect_once(const std::string& mailbox) {
+        auto ex = co_await asio::this_coro::executor;
+        asio::ip::tcp::resolver resolver(ex);
+        auto [rec, results] = co_await resolver.async_resolve(cfg.upstream.host, std::to_string(cfg.upstream.port),
+                                                             with_error);
+        if (rec) throw upstream_error(where + ": cannot resolve: " + rec.message(), true);
+        stream.emplace(beast::tcp_stream(ex), tls_ctx);
+        session.emplace(client_options_for(cfg));
+        tls = false;
+        arm(cfg.upstream.connect_timeout_seconds);
+        auto [cec, ep] = co_await tcp().async_connect(results, with_error);
+        (void)ep;
+        if (cec) throw upstream_error(where + ": cannot connect: " + cec.message(), true);
+        if (cfg.upstream.tls == conf::upstream_tls::implicit) co_await handshake();
+        smtp::client_action a = co_await pump(mailbox);
+        if (a != smtp::client_action::idle) throw upstream_error(where + ": unexpected end of session set-up", true);
+    }
+
+    void close() {
+        if (!stream) return;
+        boost::system::error_code ec;
+        tcp().socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+        tcp().close();
+    }
+};
+
+upstream_connection::upstream_connection(const conf::config& cfg, ssl::context& tls, auth::token_source* tokens,
+                                         std::string mailbox)
+    : impl_(std::make_unique<impl>(cfg, tls, tokens)), mailbox_(std::move(mailbox)) {}
+
+upstream_connection::~upstream_connection() { impl_->close(); }
+
+asio::awaitable<void> upstream_connection::open() {
+    try {
+        co_await impl_->connect_once(mailbox_);
+        co_return;
+    } catch (const upstream_error& e) {
+        if (!impl_->session || !impl_->session->auth_rejected() || impl_->last_token.empty()) throw;
+        // The upstream refused a token we had cached: it may have been
+        // revoked early. Drop it and try once more with a fresh one.
+        spdlog::warn("upstream {}: token refused for {} ({}); retrying with a new token", impl_->where, mailbox_,
+                     e.server_reply().summary());
+        impl_->tokens->invalidate(impl_->last_token);
+        impl_->close();
+    }
+    co_await impl_->connect_once(mailbox_);
+}
+
+asio::awaitable<smtp::message_result> upstream_connection::send(const smtp::outgoing_message& m) {
+    impl_->session->send_message(m);
+    smtp::client_action a = co_await impl_->pump(mailbox_);
+    if (a != smtp::client_action::message_done)
+        throw upstream_error(impl_->where + ": connection ended during the transaction", true);
+    // Consume the message_done step so the session is idle again.
+    smtp::message_result r = impl_->session->result();
+    co_return r;
+}
+
+asio::awaitable<void> upstream_connection::quit() {
+    try {
+        if (impl_->session && impl_->stream) {
+            impl_->session->quit();
+            co_await impl_->pump(mailbox_);
+        }
+    } catch (const std::exception&) {
+        // The server went away first: nothing to do.
+    }
+    if (impl_->tls && impl_->stream) {
+        impl_->arm(2);
+        co_await impl_->stream->async_shutdown(with_error);
+    }
+    impl_->close();
+}
+
+}  // namespace subrelay::relay

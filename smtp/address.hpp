@@ -1,0 +1,22 @@
+#pragma once
+// Mailbox syntax (RFC 5321 4.1.2 with RFC 6531 UTF-8) and helpers.
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace subrelay::smtp {
+
+// True for "local@domain" with a valid dot-string or quoted-string local
+// part and a domain or address literal. UTF-8 is accepted when utf8 is true.
+bool valid_mailbox(std::string_view address, bool utf8 = true);
+
+// Lower-cases ASCII letters (identities and domains compare case-insensitively).
+std::string ascii_lower(std::string_view s);
+
+// Case-insensitive ASCII equality.
+bool iequals(std::string_view a, std::string_view b);
+
+// The domain part of "local@domain" (empty if none).
+std::string_view domain_of(std::string_view address);
+
+}  // namespace subrelay::smtp

@@ -1,0 +1,116 @@
+#include "smtp/data.hpp"
+
+#include <cstring>
+
+namespace subrelay::smtp {
+
+namespace {
+// Positions in the <CRLF> . <CRLF> automaton. A withheld "." (and a CR after
+// it) is part of the state, so no bytes are buffered between calls.
+enum : int {
+    in_line = 0,      // inside a line
+    line_start = 1,   // after CRLF (also the start of the message)
+    dot = 2,          // line_start, then "." (withheld)
+    dot_cr = 3,       // line_start, ".", CR (both withheld)
+    after_cr = 4,     // inside a line, after a CR (already appended)
+};
+}  // namespace
+
+void data_reader::append(std::string_view s) {
+    size_ += s.size();
+    if (too_big_) return;
+    if (size_ > max_size_) {
+        too_big_ = true;
+        message_.clear();
+        message_.shrink_to_fit();
+        return;
+    }
+    message_.append(s);
+}
+
+std::size_t data_reader::consume(std::string_view in) {
+    std::size_t i = 0;
+    while (i < in.size() && !done_) {
+        const char c = in[i];
+        switch (state_) {
+        case in_line: {
+            // Fast path: everything up to the next CR is content (bare LF included).
+            const void* cr = std::memchr(in.data() + i, '\r', in.size() - i);
+            const std::size_t end = cr ? static_cast<std::size_t>(static_cast<const char*>(cr) - in.data()) : in.size();
+            if (end > i) append(in.substr(i, end - i));
+            if (end < in.size()) {
+                append("\r");
+                state_ = after_cr;
+                i = end + 1;
+            } else {
+                i = end;
+            }
+            continue;
+        }
+        case after_cr:
+            append(std::string_view(&c, 1));
+            state_ = c == '\n' ? line_start : c == '\r' ? after_cr : in_line;
+            break;
+        case line_start:
+            if (c == '.') {
+                state_ = dot;
+            } else {
+                append(std::string_view(&c, 1));
+                state_ = c == '\r' ? after_cr : in_line;
+            }
+            break;
+        case dot:
+            if (c == '\r') {
+                state_ = dot_cr;
+            } else {
+                // The line starts with "." and has more: drop the stuffed dot.
+                append(std::string_view(&c, 1));
+                state_ = in_line;
+            }
+            break;
+        case dot_cr:
+            if (c == '\n') {
+                done_ = true;
+            } else {
+                // ".<CR>x": the dot is unstuffed, the CR is content.
+                append("\r");
+                append(std::string_view(&c, 1));
+                state_ = c == '\r' ? after_cr : in_line;
+            }
+            break;
+        default:
+            state_ = in_line;
+            continue;
+        }
+        ++i;
+    }
+    return i;
+}
+
+std::string dot_stuff(std::string_view message) {
+    std::string out;
+    out.reserve(message.size() + message.size() / 64 + 8);
+    bool at_line_start = true;
+    for (std::size_t i = 0; i < message.size(); ++i) {
+        const char c = message[i];
+        if (c == '\r') {
+            if (i + 1 < message.size() && message[i + 1] == '\n') ++i;
+            out += "\r\n";  // CRLF, bare CR or (below) bare LF: always CRLF on the wire
+            at_line_start = true;
+            continue;
+        }
+        if (c == '\n') {
+            out += "\r\n";
+            at_line_start = true;
+            continue;
+        }
+        if (at_line_start && c == '.') out += '.';
+        out += c;
+        at_line_start = false;
+    }
+    if (!out.empty() && !at_line_start) out += "\r\n";
+    out += ".\r\n";
+    return out;
+}
+
+}  // namespace subrelay::smtp

@@ -1,0 +1,48 @@
+#pragma once
+// The DATA phase, both ways: end-of-data detection with dot-unstuffing
+// (server), dot-stuffing (client). Only <CRLF>.<CRLF> ends DATA.
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace subrelay::smtp {
+
+// Server side: consumes bytes after "354" until the <CRLF>.<CRLF> terminator.
+// The terminator's first CRLF belongs to the message (the message always
+// ends with CRLF unless it is empty). Bare CR and bare LF are message
+// content: they never end DATA.
+class data_reader {
+public:
+    explicit data_reader(std::size_t max_size) : max_size_(max_size) {}
+
+    // Consumes from `in` as much as belongs to the message. Returns how many
+    // bytes were consumed; done() turns true once the terminator was read
+    // (bytes after it are not consumed: they are the next commands).
+    std::size_t consume(std::string_view in);
+
+    [[nodiscard]] bool done() const { return done_; }
+    // True if the message exceeded max_size (its content is then dropped).
+    [[nodiscard]] bool too_big() const { return too_big_; }
+    // Unstuffed message (valid when done() && !too_big()).
+    [[nodiscard]] const std::string& message() const { return message_; }
+    std::string take_message() { return std::move(message_); }
+    [[nodiscard]] std::size_t size() const { return size_; }
+
+private:
+    std::size_t max_size_;
+    std::string message_;
+    std::size_t size_ = 0;
+    int state_ = 1;  // position in the CRLF . CRLF automaton; starts "after CRLF"
+    bool done_ = false;
+    bool too_big_ = false;
+    void append(std::string_view s);
+};
+
+// Client side: the message as it goes on the wire after 354: lines starting
+// with "." get another ".", a message not ending in CRLF gets one, and the
+// terminator ".\r\n" is appended. A bare LF or bare CR in the message is
+// written as CRLF (as Postfix does), so that no upstream, strict or lenient,
+// can see an end of data that we did not send.
+std::string dot_stuff(std::string_view message);
+
+}  // namespace subrelay::smtp

@@ -1,0 +1,29 @@
+#pragma once
+// The Received: trace header that the relay prepends to each message.
+#include <ctime>
+#include <string>
+
+namespace subrelay::smtp {
+
+// Builds a Received: header line (with CRLF), RFC 5321 4.4 form:
+// "Received: from HELO ([IP])\r\n\tby BY with PROTOCOL id ID\r\n\t(TLS ...)\r\n\tfor <rcpt>; DATE\r\n"
+struct received_info {
+    std::string helo;
+    std::string client_ip;
+    std::string by;              // our hostname
+    std::string protocol;        // "ESMTPSA", "ESMTPS", "ESMTP", "SMTP" (RFC 3848)
+    std::string id;              // queue id
+    std::string tls;             // e.g. "TLSv1.3 cipher TLS_AES_256_GCM_SHA384"; empty if none
+    std::string single_recipient;// "for <x>" when exactly one recipient
+    std::string date;            // RFC 5322 date-time
+};
+std::string received_header(const received_info& info);
+
+// RFC 5322 date-time for "now" in local time, e.g. "Sat, 28 Nov 2026 12:00:00 +0000".
+std::string rfc5322_date_now();
+
+// RFC 5322 date-time of `when` shown at `utc_offset_seconds` east of UTC,
+// e.g. rfc5322_date(0, 3600) == "Thu, 01 Jan 1970 01:00:00 +0100".
+std::string rfc5322_date(std::time_t when, long utc_offset_seconds);
+
+}  // namespace subrelay::smtp

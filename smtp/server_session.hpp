@@ -1,0 +1,170 @@
+#pragma once
+// The server side of SMTP submission as a pure state machine: bytes in,
+// bytes out and "what to do next". No sockets, no clocks, no threads.
+//
+// A driver (relay/session) does:
+//     write(session.greeting());
+//     loop: feed(bytes read);
+//           for (;;) { step s = session.advance(); write(s.send);
+//                      switch (s.next) { need_input: read more; start_tls: handshake,
+//                      tls_started(); authenticate: run SASL, auth_*(); store: spool,
+//                      stored(); close: done } }
+// Replies to pipelined commands are batched in one step's `send`.
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "smtp/command.hpp"
+#include "smtp/data.hpp"
+#include "smtp/reply.hpp"
+
+namespace subrelay::smtp {
+
+struct server_options {
+    std::string hostname = "localhost";
+    std::size_t max_message_size = 36700160;   // advertised in SIZE, enforced on DATA
+    std::size_t max_recipients = 500;
+    std::size_t max_command_line = 2048;       // bytes, without CRLF
+    bool tls_available = true;                 // STARTTLS may be offered
+    bool implicit_tls = false;                 // session starts inside TLS (port 465)
+    bool require_tls_for_auth = true;
+    std::vector<std::string> auth_mechanisms = {"PLAIN", "LOGIN"};
+    std::size_t max_auth_failures = 3;         // then 421 and close
+    std::size_t max_unknown_commands = 20;     // then 421 and close
+};
+
+// What the policy says about a sender or recipient. Called synchronously:
+// the implementation must not block (policy is in memory).
+class server_policy {
+public:
+    virtual ~server_policy() = default;
+    // nullopt: accepted. Otherwise the reply to give (e.g. 550 5.7.60).
+    virtual std::optional<reply> check_sender(const std::string& identity, const std::string& address) = 0;
+    virtual std::optional<reply> check_recipient(const std::string& identity, const std::string& sender,
+                                                 const std::string& address) = 0;
+};
+
+enum class action {
+    need_input,    // read more bytes, then feed() and advance() again
+    start_tls,     // write `send`, then TLS handshake, then tls_started() (or close on failure)
+    authenticate,  // run the authenticator with auth_request(), then auth_challenge/success/failure
+    store,         // spool envelope()+message(), then stored(reply)
+    close,         // write `send`, then close the connection
+};
+
+struct step {
+    std::string send;  // bytes to write before acting on `next`
+    action next = action::need_input;
+};
+
+struct envelope {
+    std::string helo;                     // name given in HELO/EHLO
+    std::string sender;                   // MAIL FROM path ("" for <>)
+    std::vector<std::string> recipients;  // RCPT TO paths, in order
+    std::string identity;                 // authenticated account (empty if none)
+    bool smtputf8 = false;
+    std::string body_type;                // "", "7BIT" or "8BITMIME"
+};
+
+struct auth_request {
+    std::string mechanism;              // upper-cased ("PLAIN", "LOGIN")
+    // The client's data, base64-decoded. `first` is true for the initial
+    // step (with data = initial response if `has_initial_response`).
+    bool first = true;
+    bool has_initial_response = false;
+    std::string data;
+};
+
+class server_session {
+public:
+    explicit server_session(server_options options, server_policy* policy = nullptr);
+
+    // 220 greeting.
+    [[nodiscard]] std::string greeting() const;
+
+    // Appends bytes read from the client.
+    void feed(std::string_view bytes);
+    // Bytes fed but not yet processed (bounded by max_command_line in
+    // command mode once advance() has run).
+    [[nodiscard]] std::size_t buffered() const { return in_.size() - pos_; }
+
+    // Processes buffered input until more input or an action is needed.
+    step advance();
+
+    // The TLS handshake of a start_tls step succeeded: input buffered
+    // before it was discarded and the session is reset to its initial state.
+    void tls_started();
+
+    // After action::authenticate: what the authenticator decided.
+    [[nodiscard]] const auth_request& pending_auth() const { return auth_; }
+    void auth_challenge(std::string_view challenge);   // sends 334 base64(challenge)
+    void auth_success(std::string identity);           // 235 2.7.0 Authentication successful
+    void auth_failure(const reply& r);                 // e.g. 535 5.7.139 ...; counts failures
+
+    // After action::store: the message and its envelope.
+    [[nodiscard]] const envelope& current_envelope() const { return envelope_; }
+    [[nodiscard]] const std::string& message() const { return message_; }
+    std::string take_message() { return std::move(message_); }
+    // The spool's answer: 250 2.0.0 Ok: queued as ID, or 4xx. Resets the transaction.
+    void stored(const reply& r);
+
+    // Replies for events the driver detects (timeouts, shutdown). Both end the session.
+    [[nodiscard]] std::string on_timeout() const;
+    [[nodiscard]] std::string on_shutdown() const;
+
+    [[nodiscard]] bool tls_active() const { return tls_; }
+    [[nodiscard]] bool authenticated() const { return !identity_.empty(); }
+    [[nodiscard]] const std::string& identity() const { return identity_; }
+    [[nodiscard]] const std::string& helo_name() const { return envelope_.helo; }
+    [[nodiscard]] bool esmtp() const { return esmtp_; }
+
+    // Sets the identity without AUTH (for a network binding; later issue).
+    void set_identity(std::string identity) { identity_ = std::move(identity); }
+
+    enum class state { initial, ready, mail, rcpt, data, auth, closed };
+    [[nodiscard]] state current_state() const { return state_; }
+
+    // Optional observer of every reply sent ("reply 250 2.0.0 Ok") and every
+    // state change ("state ready -> mail"), for logging. Never sees AUTH data.
+    void set_trace(std::function<void(std::string_view)> trace) { trace_ = std::move(trace); }
+
+private:
+    // The command table and its check/proceed steps (see .cpp).
+    struct commands;
+
+    bool next_line();                 // false: more input needed
+    void handle_line(const std::string& line);
+    void handle_auth_response(const std::string& line);
+    bool handle_data_bytes();         // false: more input needed
+    void reply_with(const reply& r);  // every reply goes through here
+    void bad_command(const reply& r); // reply, count, and close after too many
+    void set_state(state s);          // every state change goes through here
+    void close_session();
+    void reset_transaction();
+    [[nodiscard]] reply ehlo_reply() const;
+
+    server_options options_;
+    server_policy* policy_;
+    std::function<void(std::string_view)> trace_;
+    std::string in_;          // unprocessed input (from pos_)
+    std::size_t pos_ = 0;
+    std::string out_;         // replies accumulated for the next step
+    action pending_ = action::need_input;
+    state state_ = state::initial;
+    bool tls_ = false;
+    bool esmtp_ = false;
+    bool discard_line_ = false;   // inside an over-long line: drop until CRLF
+    std::string identity_;
+    envelope envelope_;
+    std::string message_;
+    auth_request auth_;
+    std::size_t auth_failures_ = 0;
+    std::size_t unknown_commands_ = 0;
+    std::size_t declared_size_ = 0;
+    std::optional<data_reader> data_;   // while in state::data
+};
+
+}  // namespace subrelay::smtp

@@ -1,0 +1,749 @@
+"""Helpers for the integration tests: fixtures as subprocesses, the real
+subrelay binary with a config written per test, a raw SMTP dialogue helper
+and a poller.
+
+The binary comes from the SUBRELAY_BINARY environment variable (run_tests.py
+sets it from --binary).
+"""
+import base64
+import fnmatch
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import pki as pki_module
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PYTHON = "/usr/bin/python3"
+
+TENANT = "contoso.onmicrosoft.com"
+CLIENT_ID = "11111111-2222-3333-4444-555555555555"
+CLIENT_SECRET = "Xq8~client.secret-VALUE_do-not-log~7Hn2pQ"
+UPSTREAM_MAILBOX = "relay@contoso.com"
+RELAY_HOSTNAME = "relay.example.test"
+
+REPLY_BAD_CREDENTIALS = "535 5.7.139 Authentication unsuccessful, the user credentials were incorrect."
+REPLY_DISABLED_MAILBOX = ("535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled "
+                          "for the Mailbox. Visit https://aka.ms/smtp_auth_disabled for more information.")
+REPLY_DISABLED_TENANT = ("535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled "
+                         "for the Tenant. Visit https://aka.ms/smtp_auth_disabled for more information.")
+REPLY_NOT_AUTHENTICATED = "530 5.7.57 Client not authenticated to send mail."
+REPLY_SEND_AS_DENIED = "550 5.7.60 SMTP; Client does not have permissions to send as this sender"
+
+DEFAULT_TIMEOUT = 30.0
+
+SCANNER_ID = "scanner@contoso.com"
+SCANNER_PASSWORD = "Scanner-Passw0rd!4711"
+
+
+# ---------------------------------------------------------------- basics
+
+def binary():
+    path = os.environ.get("SUBRELAY_BINARY")
+    if not path:
+        raise RuntimeError("SUBRELAY_BINARY is not set (run through run_tests.py --binary PATH)")
+    return path
+
+
+def run_root():
+    """One directory per test run; run_tests.py removes it when all passed."""
+    root = os.environ.get("SUBRELAY_IT_ROOT")
+    if not root:
+        root = tempfile.mkdtemp(prefix="subrelay-it-")
+        os.environ["SUBRELAY_IT_ROOT"] = root
+    return root
+
+
+_PKI = None
+
+
+def shared_pki():
+    global _PKI
+    if _PKI is None:
+        _PKI = pki_module.make_pki(os.path.join(run_root(), "pki"))
+    return _PKI
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout=DEFAULT_TIMEOUT, interval=0.05, what="condition"):
+    """Polls predicate() until it returns a truthy value, which is returned."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.0fs waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def port_accepts(port, host="127.0.0.1"):
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def read_json(path, default=None):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return default
+
+
+def tail(path, lines=60):
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except FileNotFoundError:
+        return "(no %s)\n" % path
+
+
+def split_leading_received(data):
+    """Splits the leading Received: header fields (with their folded
+    continuation lines) off a message. Returns (list_of_fields, rest)."""
+    fields = []
+    pos = 0
+    while data[pos:pos + 9].lower() == b"received:":
+        end = data.find(b"\r\n", pos)
+        if end < 0:
+            break
+        end += 2
+        while data[end:end + 1] in (b" ", b"\t"):
+            nxt = data.find(b"\r\n", end)
+            if nxt < 0:
+                break
+            end = nxt + 2
+        fields.append(data[pos:end])
+        pos = end
+    return fields, data[pos:]
+
+
+def make_message(sender, recipient, subject, body_lines=None, extra_headers=()):
+    """A CRLF message with a unique Message-ID; bytes."""
+    token = os.urandom(6).hex()
+    lines = [
+        "From: <%s>" % sender,
+        "To: <%s>" % recipient,
+        "Subject: %s" % subject,
+        "Date: Sat, 28 Nov 2026 12:00:00 +0000",
+        "Message-ID: <%s.%s@scanner.contoso.test>" % (token, subject.replace(" ", "-")),
+        "MIME-Version: 1.0",
+        "Content-Type: text/plain; charset=utf-8",
+    ] + list(extra_headers) + [""]
+    body = body_lines if body_lines is not None else [
+        "Scan of document %s" % token,
+        ".a line that starts with a dot",
+        "..two dots",
+        "trailing spaces   ",
+        "",
+        "tab\there, umlaut \u00fc",
+    ]
+    return ("\r\n".join(lines + body) + "\r\n").encode("utf-8")
+
+
+# ---------------------------------------------------------------- processes
+
+class Process:
+    """A child process with stdout+stderr going to a log file."""
+
+    def __init__(self, argv, log_path, cwd=None):
+        self.argv = argv
+        self.log_path = log_path
+        self._log = open(log_path, "ab")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=subprocess.STDOUT, cwd=cwd)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def running(self):
+        return self.proc.poll() is None
+
+    def signal(self, sig):
+        if self.running():
+            self.proc.send_signal(sig)
+
+    def wait(self, timeout=DEFAULT_TIMEOUT):
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is not None:
+                self._log.close()
+
+    def stop(self, timeout=DEFAULT_TIMEOUT):
+        """SIGTERM, then SIGKILL if it does not exit. Returns the exit code."""
+        if self.running():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=timeout)
+        self._log.close()
+        return self.proc.returncode
+
+    def kill(self):
+        if self.running():
+            self.proc.kill()
+            self.proc.wait(timeout=DEFAULT_TIMEOUT)
+        self._log.close()
+        return self.proc.returncode
+
+
+class FakeToken:
+    def __init__(self, workdir, pki, port=None, client_secret=CLIENT_SECRET, fail_first=0):
+        self.state_dir = workdir
+        os.makedirs(workdir, exist_ok=True)
+        self.pki = pki
+        self.port = port or free_port()
+        self.secret_file = os.path.join(workdir, "expected-client-secret")
+        with open(self.secret_file, "w") as f:
+            f.write(client_secret)
+        self.fail_first = fail_first
+        self.process = None
+
+    @property
+    def url(self):
+        return "https://127.0.0.1:%d/%s/oauth2/v2.0/token" % (self.port, TENANT)
+
+    def start(self):
+        ready = os.path.join(self.state_dir, "ready")
+        if os.path.exists(ready):
+            os.unlink(ready)
+        leaf = self.pki.leaf("token")
+        self.process = Process([PYTHON, os.path.join(HERE, "fake_token.py"),
+                                "--port", str(self.port), "--cert", leaf.cert, "--key", leaf.key,
+                                "--state-dir", self.state_dir, "--tenant", TENANT,
+                                "--client-id", CLIENT_ID, "--client-secret-file", self.secret_file,
+                                "--fail-first", str(self.fail_first)],
+                               os.path.join(self.state_dir, "fake_token.stderr"))
+        wait_for(lambda: os.path.exists(ready) or not self.process.running(), what="token endpoint")
+        if not self.process.running():
+            raise RuntimeError("fake token endpoint did not start:\n" + tail(self.process.log_path))
+        return self
+
+    def stop(self):
+        if self.process:
+            self.process.stop()
+
+    def counters(self):
+        return read_json(os.path.join(self.state_dir, "token-counters.json"), {})
+
+    @property
+    def tokens_file(self):
+        return os.path.join(self.state_dir, "tokens.txt")
+
+    def tokens(self):
+        try:
+            with open(self.tokens_file) as f:
+                return [line.strip() for line in f if line.strip()]
+        except FileNotFoundError:
+            return []
+
+
+class FakeUpstream:
+    def __init__(self, workdir, pki, tokens_file, port=None, mailboxes=(UPSTREAM_MAILBOX,),
+                 reject_rcpt=(), tempfail_data=0):
+        self.state_dir = workdir
+        self.tokens_file = tokens_file
+        os.makedirs(workdir, exist_ok=True)
+        self.pki = pki
+        self.port = port or free_port()
+        self.mailboxes = list(mailboxes)
+        self.reject_rcpt = list(reject_rcpt)
+        self.tempfail_data = tempfail_data
+        self.process = None
+
+    def start(self):
+        ready = os.path.join(self.state_dir, "ready")
+        if os.path.exists(ready):
+            os.unlink(ready)
+        leaf = self.pki.leaf("upstream")
+        argv = [PYTHON, os.path.join(HERE, "fake_upstream.py"), "--port", str(self.port),
+                "--cert", leaf.cert, "--key", leaf.key, "--state-dir", self.state_dir,
+                "--tokens-file", self.tokens_file, "--tempfail-data", str(self.tempfail_data)]
+        for m in self.mailboxes:
+            argv += ["--mailbox", m]
+        for r in self.reject_rcpt:
+            argv += ["--reject-rcpt", r]
+        self.process = Process(argv, os.path.join(self.state_dir, "fake_upstream.stderr"))
+        wait_for(lambda: os.path.exists(ready) or not self.process.running(), what="fake upstream")
+        if not self.process.running():
+            raise RuntimeError("fake upstream did not start:\n" + tail(self.process.log_path))
+        return self
+
+    def stop(self):
+        if self.process:
+            self.process.stop()
+
+    def counters(self):
+        return read_json(os.path.join(self.state_dir, "counters.json"), {})
+
+    def auth_log(self):
+        try:
+            with open(os.path.join(self.state_dir, "auth.log")) as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def messages(self):
+        """[(eml bytes, envelope dict)] in arrival order."""
+        out = []
+        for name in sorted(os.listdir(self.state_dir)):
+            if re.fullmatch(r"\d{3}\.json", name):
+                meta = read_json(os.path.join(self.state_dir, name))
+                with open(os.path.join(self.state_dir, name[:-5] + ".eml"), "rb") as f:
+                    out.append((f.read(), meta))
+        return out
+
+    def wait_messages(self, count, timeout=DEFAULT_TIMEOUT):
+        return wait_for(lambda: len(self.messages()) >= count and self.messages(), timeout=timeout,
+                        what="%d message(s) at the fake upstream" % count)
+
+
+# ---------------------------------------------------------------- subrelay
+
+_HASH_CACHE = {}
+
+
+def hash_password(password):
+    if password not in _HASH_CACHE:
+        result = subprocess.run([binary(), "hash-password"], input=(password + "\n").encode(),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        if result.returncode != 0:
+            raise RuntimeError("subrelay hash-password failed (%d): %s"
+                               % (result.returncode, result.stderr.decode(errors="replace")))
+        hashed = result.stdout.decode().strip()
+        if not hashed.startswith("$"):
+            raise RuntimeError("subrelay hash-password printed %r, not a crypt hash" % hashed)
+        _HASH_CACHE[password] = hashed
+    return _HASH_CACHE[password]
+
+
+def toml_string(s):
+    return json.dumps(s)  # a JSON string is a valid TOML basic string for our values
+
+
+def toml_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, str):
+        return toml_string(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    raise TypeError(v)
+
+
+class Account:
+    def __init__(self, identity, password, disabled=None, allowed_senders=None, upstream_mailbox=None):
+        self.identity = identity
+        self.password = password
+        self.disabled = disabled            # True / False / None (follow org)
+        self.allowed_senders = allowed_senders
+        self.upstream_mailbox = upstream_mailbox
+
+    def toml(self):
+        lines = ["[[mailbox]]", "identity = %s" % toml_string(self.identity),
+                 "password_hash = %s" % toml_string(hash_password(self.password))]
+        if self.disabled is not None:
+            lines.append("smtp_client_authentication_disabled = %s" % toml_value(self.disabled))
+        if self.allowed_senders is not None:
+            lines.append("allowed_senders = %s" % toml_value(self.allowed_senders))
+        if self.upstream_mailbox is not None:
+            lines.append("upstream_mailbox = %s" % toml_string(self.upstream_mailbox))
+        return "\n".join(lines) + "\n"
+
+
+class Relay:
+    """The real subrelay binary with a config + policy written into workdir."""
+
+    def __init__(self, workdir, pki, accounts, org_disabled=True, upstream_port=None, token_url=None,
+                 kind="smtp", log_level=None, extra_sections=None, submission_port=None,
+                 submissions_port=None):
+        self.workdir = workdir
+        os.makedirs(workdir, exist_ok=True)
+        self.pki = pki
+        self.accounts = {a.identity: a for a in accounts}
+        self.org_disabled = org_disabled
+        self.upstream_port = upstream_port
+        self.token_url = token_url
+        self.kind = kind
+        self.log_level = log_level
+        self.extra_sections = extra_sections or {}
+        self.submission_port = submission_port or free_port()
+        self.submissions_port = submissions_port or free_port()
+        self.config_path = os.path.join(workdir, "subrelay.toml")
+        self.policy_path = os.path.join(workdir, "policy.toml")
+        self.log_path = os.path.join(workdir, "subrelay.stderr")
+        self.process = None
+        self.starts = 0
+        self.write_files()
+
+    # -- files
+    def config_text(self):
+        sections = {
+            "server": {
+                "hostname": RELAY_HOSTNAME,
+                "submission": ["127.0.0.1:%d" % self.submission_port],
+                "submissions": ["127.0.0.1:%d" % self.submissions_port],
+                "max_message_size": 36700160,
+                "require_tls_for_auth": True,
+            },
+            "tls": {"cert_file": "relay-cert.pem", "key_file": "relay-key.pem"},
+            "policy": {"file": "policy.toml"},
+            "spool": {"dir": "spool"},
+        }
+        if self.kind == "smtp":
+            sections["upstream"] = {
+                "kind": "smtp", "host": "127.0.0.1", "port": self.upstream_port, "tls": "starttls",
+                "ca_file": "ca.pem", "mailbox": UPSTREAM_MAILBOX,
+                "max_connections_per_mailbox": 3,
+                "retry_initial_seconds": 1, "retry_max_seconds": 2,
+            }
+            sections["oauth"] = {
+                "token_url": self.token_url, "client_id": CLIENT_ID,
+                "client_secret_file": "client-secret",
+                "scope": "https://outlook.office365.com/.default", "ca_file": "ca.pem",
+            }
+        else:
+            sections["upstream"] = {"kind": "directory", "directory": "out"}
+        if self.log_level:
+            sections["log"] = {"level": self.log_level}
+        for name, values in self.extra_sections.items():
+            sections.setdefault(name, {}).update(values)
+        out = []
+        for name, values in sections.items():
+            out.append("[%s]" % name)
+            for k, v in values.items():
+                if v is not None:
+                    out.append("%s = %s" % (k, toml_value(v)))
+            out.append("")
+        return "\n".join(out)
+
+    def policy_text(self):
+        text = "[organization]\nsmtp_client_authentication_disabled = %s\n\n" % toml_value(self.org_disabled)
+        return text + "\n".join(a.toml() for a in self.accounts.values())
+
+    def write_files(self):
+        shutil.copyfile(self.pki.ca_cert, os.path.join(self.workdir, "ca.pem"))
+        leaf = self.pki.leaf("relay")
+        shutil.copyfile(leaf.cert, os.path.join(self.workdir, "relay-cert.pem"))
+        shutil.copyfile(leaf.key, os.path.join(self.workdir, "relay-key.pem"))
+        os.chmod(os.path.join(self.workdir, "relay-key.pem"), 0o600)
+        secret = os.path.join(self.workdir, "client-secret")
+        with open(secret, "w") as f:
+            f.write(CLIENT_SECRET)
+        os.chmod(secret, 0o600)
+        with open(self.config_path, "w") as f:
+            f.write(self.config_text())
+        with open(self.policy_path, "w") as f:
+            f.write(self.policy_text())
+
+    # -- process
+    def start(self, wait=True):
+        self.starts += 1
+        with open(self.log_path, "ab") as f:
+            f.write(b"==== start %d ====\n" % self.starts)
+        self.process = Process([binary(), "serve", "--config", self.config_path], self.log_path,
+                               cwd=self.workdir)
+        if wait:
+            wait_for(lambda: not self.process.running() or
+                     (port_accepts(self.submission_port) and port_accepts(self.submissions_port)),
+                     what="subrelay listeners")
+            if not self.process.running():
+                raise AssertionError("subrelay exited with %s at start-up:\n%s"
+                                     % (self.process.proc.returncode, tail(self.log_path)))
+        return self
+
+    def stop(self, timeout=DEFAULT_TIMEOUT):
+        """SIGTERM; returns the exit code (SIGKILL after timeout)."""
+        if self.process is None:
+            return None
+        return self.process.stop(timeout)
+
+    def kill(self):
+        if self.process is not None:
+            return self.process.kill()
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read()
+
+    @property
+    def out_dir(self):
+        return os.path.join(self.workdir, "out")
+
+    def directory_messages(self):
+        """[(eml bytes, envelope dict)] from a directory upstream, by file name."""
+        out = []
+        if not os.path.isdir(self.out_dir):
+            return out
+        for name in sorted(os.listdir(self.out_dir)):
+            if name.endswith(".json"):
+                meta = read_json(os.path.join(self.out_dir, name))
+                eml = os.path.join(self.out_dir, name[:-5] + ".eml")
+                if meta is None or not os.path.exists(eml):
+                    continue
+                with open(eml, "rb") as f:
+                    out.append((f.read(), meta, name[:-5]))
+        return out
+
+    # -- clients
+    def client_tls_context(self):
+        ctx = ssl.create_default_context(cafile=self.pki.ca_cert)
+        return ctx
+
+    def dialogue(self, implicit_tls=False, timeout=15):
+        port = self.submissions_port if implicit_tls else self.submission_port
+        d = Dialogue(socket.create_connection(("127.0.0.1", port), timeout=timeout),
+                     self.client_tls_context())
+        if implicit_tls:
+            d.wrap_tls()
+        return d
+
+    def authenticated_dialogue(self, identity, password, ehlo="scanner.contoso.test"):
+        """STARTTLS + AUTH PLAIN; returns the dialogue after the 235."""
+        d = self.dialogue()
+        d.expect("220 *")
+        d.send("EHLO " + ehlo)
+        d.expect("250 *")
+        d.send("STARTTLS")
+        d.expect("220 *")
+        d.wrap_tls()
+        d.send("EHLO " + ehlo)
+        d.expect("250 *")
+        d.send("AUTH PLAIN " + plain_credentials(identity, password))
+        d.expect("235 *")
+        return d
+
+
+def plain_credentials(identity, password):
+    return base64.b64encode(b"\0" + identity.encode() + b"\0" + password.encode()).decode()
+
+
+def scanner_account(**kwargs):
+    kwargs.setdefault("disabled", False)
+    return Account(SCANNER_ID, SCANNER_PASSWORD, **kwargs)
+
+
+def smtplib_send(relay, message, rcpts, sender=SCANNER_ID, identity=SCANNER_ID,
+                 password=SCANNER_PASSWORD, implicit_tls=False, count=1):
+    """Submits `message` `count` times over one connection with smtplib."""
+    import smtplib
+    ctx = relay.client_tls_context()
+    if implicit_tls:
+        s = smtplib.SMTP_SSL("127.0.0.1", relay.submissions_port, timeout=30, context=ctx)
+        s.ehlo("scanner.contoso.test")
+    else:
+        s = smtplib.SMTP("127.0.0.1", relay.submission_port, timeout=30)
+        s.ehlo("scanner.contoso.test")
+        s.starttls(context=ctx)
+        s.ehlo("scanner.contoso.test")
+    try:
+        s.login(identity, password)
+        for _ in range(count):
+            refused = s.sendmail(sender, rcpts, message)
+            if refused:
+                raise AssertionError("recipients refused: %r" % refused)
+    finally:
+        try:
+            s.quit()
+        except Exception:  # noqa: BLE001
+            s.close()
+
+
+def header_value(message, name):
+    """The first header `name` of a message (bytes), without folding; str."""
+    head = message.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
+    m = re.search(r"(?im)^%s:[ \t]*([^\r\n]*(?:\r\n[ \t][^\r\n]*)*)" % re.escape(name), head)
+    return re.sub(r"\r\n[ \t]+", " ", m.group(1)) if m else None
+
+
+# ---------------------------------------------------------------- dialogue
+
+class Dialogue:
+    """Raw SMTP over a socket: send(line) and expect(pattern), in the style
+    of maddy's tests. Patterns are fnmatch globs matched against the last
+    line of one whole (possibly multi-line) reply."""
+
+    def __init__(self, sock, tls_context=None):
+        self.sock = sock
+        self.tls_context = tls_context
+        self.buffer = b""
+        self.transcript = []
+
+    def wrap_tls(self, server_hostname="localhost"):
+        if self.buffer:
+            raise AssertionError("unexpected bytes before the TLS handshake: %r" % self.buffer)
+        self.sock = self.tls_context.wrap_socket(self.sock, server_hostname=server_hostname)
+        self.transcript.append("-- TLS %s" % self.sock.version())
+
+    def tls_version(self):
+        return self.sock.version() if isinstance(self.sock, ssl.SSLSocket) else None
+
+    def send(self, line):
+        self.send_raw(line.encode() + b"\r\n")
+
+    def send_raw(self, data):
+        self.transcript.append("C: %r" % data[:200])
+        self.sock.sendall(data)
+
+    def read_line(self):
+        while b"\r\n" not in self.buffer:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed; transcript:\n" + "\n".join(self.transcript))
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\r\n", 1)
+        text = line.decode("utf-8", "replace")
+        self.transcript.append("S: " + text)
+        return text
+
+    def read_reply(self):
+        """All lines of one reply."""
+        lines = []
+        while True:
+            line = self.read_line()
+            lines.append(line)
+            if not re.match(r"^\d{3}[- ]", line + " "):
+                raise AssertionError("malformed reply line %r" % line)
+            if len(line) < 4 or line[3] == " ":
+                return lines
+
+    def expect(self, pattern):
+        lines = self.read_reply()
+        if not fnmatch.fnmatchcase(lines[-1], pattern):
+            raise AssertionError("expected reply %r, got %r\ntranscript:\n%s"
+                                 % (pattern, lines, "\n".join(self.transcript)))
+        return lines
+
+    def closed_by_peer(self, timeout=5):
+        """True if the server closes the connection (EOF) within timeout."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self.buffer += chunk
+        except (socket.timeout, TimeoutError):
+            return False
+        except (ConnectionResetError, ssl.SSLError, OSError):
+            return True
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+# ---------------------------------------------------------------- base test case
+
+class IntegrationCase(unittest.TestCase):
+    """Gives each test its own directory under the run root and stops every
+    process it started (SIGKILL if SIGTERM does not do)."""
+
+    def setUp(self):
+        self.pki = shared_pki()
+        name = self.id().split(".", 1)[-1].replace(".", "-")
+        self.workdir = tempfile.mkdtemp(prefix=name + "-", dir=run_root())
+        self.log_files = []
+        self._processes = []
+
+    def tearDown(self):
+        for p in reversed(self._processes):
+            try:
+                p.kill()
+            except Exception:  # noqa: BLE001 - best effort cleanup
+                pass
+
+    def _track(self, fixture):
+        self._processes.append(fixture.process)
+
+    def start_token(self, **kwargs):
+        t = FakeToken(os.path.join(self.workdir, "token"), self.pki, **kwargs)
+        t.start()
+        self._track(t)
+        self.log_files += [t.process.log_path, os.path.join(t.state_dir, "token.log")]
+        self.token = t
+        return t
+
+    def make_upstream(self, **kwargs):
+        u = FakeUpstream(os.path.join(self.workdir, "upstream"), self.pki,
+                         os.path.join(self.workdir, "token", "tokens.txt"), **kwargs)
+        self.upstream = u
+        return u
+
+    def start_upstream(self, upstream=None, **kwargs):
+        u = upstream or self.make_upstream(**kwargs)
+        u.start()
+        self._track(u)
+        self.log_files += [u.process.log_path, os.path.join(u.state_dir, "auth.log")]
+        return u
+
+    def make_relay(self, accounts, **kwargs):
+        if kwargs.get("kind", "smtp") == "smtp":
+            kwargs.setdefault("upstream_port", self.upstream.port)
+            kwargs.setdefault("token_url", self.token.url)
+        r = Relay(os.path.join(self.workdir, "relay"), self.pki, accounts, **kwargs)
+        self.log_files.append(r.log_path)
+        self.relay = r
+        return r
+
+    def start_relay(self, relay=None):
+        r = relay or self.relay
+        r.start()
+        self._track(r)
+        return r
+
+    def full_stack(self, accounts, upstream_kwargs=None, **relay_kwargs):
+        """Token endpoint + upstream + relay, all started."""
+        self.start_token()
+        self.start_upstream(**(upstream_kwargs or {}))
+        relay = self.make_relay(accounts, **relay_kwargs)
+        self.start_relay(relay)
+        return relay
+
+    # -- assertions shared by tests
+    def assert_relayed(self, delivered, original, envelope_from, envelope_rcpts, meta=None):
+        fields, rest = split_leading_received(delivered)
+        self.assertEqual(len(fields), 1, "expected exactly one Received: header prepended, got %r"
+                         % fields)
+        self.assertIn(RELAY_HOSTNAME.encode(), fields[0],
+                      "the Received: header should name the relay host")
+        self.assertEqual(rest, original, "message bytes after the Received: header changed")
+        if meta is not None:
+            self.assertEqual(meta["mail_from"], envelope_from)
+            self.assertEqual(meta["rcpt_tos"], list(envelope_rcpts))
+
+
+def require_tool(name):
+    path = shutil.which(name)
+    if path is None:
+        raise AssertionError("required tool %r is not installed" % name)
+    return path
+
+
+if __name__ == "__main__":
+    sys.exit("this module holds helpers; run run_tests.py")

@@ -1,0 +1,70 @@
+"""Restarts, the spool, and shutdown."""
+import signal
+
+import harness
+from harness import SCANNER_ID, SCANNER_PASSWORD
+
+
+class RestartTest(harness.IntegrationCase):
+    def test_spooled_messages_survive_restart(self):
+        self.start_token()
+        upstream = self.make_upstream()          # port chosen, not started: upstream down
+        relay = self.make_relay([harness.scanner_account()])
+        self.start_relay(relay)
+        sent = [harness.make_message(SCANNER_ID, "a%d@example.org" % i, "restart %d" % i)
+                for i in range(2)]
+        for i, message in enumerate(sent):
+            harness.smtplib_send(relay, message, ["a%d@example.org" % i])  # raises unless 250
+        self.assertEqual(relay.stop(), 0, "subrelay should exit 0 on SIGTERM")
+
+        self.start_upstream(upstream)
+        self.start_relay(relay)
+        delivered = upstream.wait_messages(2)
+        by_body = {harness.split_leading_received(eml)[1]: meta for eml, meta in delivered}
+        self.assertEqual(set(by_body), set(sent))
+        for i, message in enumerate(sent):
+            self.assertEqual(by_body[message]["rcpt_tos"], ["a%d@example.org" % i])
+            self.assertEqual(by_body[message]["mail_from"], SCANNER_ID)
+
+        # Once delivered, never again: not by retries, not after another restart.
+        self.assertEqual(relay.stop(), 0)
+        self.start_relay(relay)
+        harness.time.sleep(3)  # longer than retry_max_seconds
+        self.assertEqual(len(upstream.messages()), 2, "a message was delivered twice")
+        self.assertEqual(relay.stop(), 0)
+
+
+class ShutdownTest(harness.IntegrationCase):
+    def test_sigterm_sends_421_and_exits_zero(self):
+        relay = self.full_stack([harness.scanner_account()])
+        # A fresh session, one inside TLS in the middle of a transaction, one on implicit TLS.
+        plain = relay.dialogue()
+        plain.expect("220 *")
+        plain.send("EHLO scanner.contoso.test")
+        plain.expect("250 *")
+
+        busy = relay.authenticated_dialogue(SCANNER_ID, SCANNER_PASSWORD)
+        busy.send("MAIL FROM:<%s>" % SCANNER_ID)
+        busy.expect("250 *")
+        busy.send("RCPT TO:<a@example.org>")
+        busy.expect("250 *")
+
+        implicit = relay.dialogue(implicit_tls=True)
+        implicit.expect("220 *")
+
+        relay.process.signal(signal.SIGTERM)
+        for name, d in (("plain", plain), ("starttls", busy), ("implicit", implicit)):
+            with self.subTest(session=name):
+                reply = d.read_reply()
+                self.assertRegex(reply[-1], r"^421 4\.3\.2 ", "session %s" % name)
+                self.assertTrue(d.closed_by_peer(), "the relay should close %s after 421" % name)
+                d.close()
+        self.assertEqual(relay.process.wait(timeout=30), 0, "exit status after SIGTERM")
+        self.assertFalse(harness.port_accepts(relay.submission_port))
+        self.assertFalse(harness.port_accepts(relay.submissions_port))
+        self.assertEqual(self.upstream.messages(), [], "the unfinished transaction must not be relayed")
+
+    def test_sigint_exits_zero(self):
+        relay = self.full_stack([harness.scanner_account()])
+        relay.process.signal(signal.SIGINT)
+        self.assertEqual(relay.process.wait(timeout=30), 0)

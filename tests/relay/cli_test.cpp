@@ -1,0 +1,129 @@
+#include "relay/cli.hpp"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+#include "auth/password.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct result {
+    int status;
+    std::string out;
+    std::string err;
+};
+
+result run(std::vector<std::string> args, const std::string& input = "") {
+    std::istringstream in(input);
+    std::ostringstream out, err;
+    int status = subrelay::relay::run_cli(args, in, out, err);
+    return {status, out.str(), err.str()};
+}
+
+TEST(cli, version_and_help) {
+    auto v = run({"--version"});
+    EXPECT_EQ(v.status, 0);
+    EXPECT_EQ(v.out.rfind("subrelay ", 0), 0u);
+    auto h = run({"--help"});
+    EXPECT_EQ(h.status, 0);
+    EXPECT_NE(h.out.find("check-config"), std::string::npos);
+    for (const char* verb : {"serve", "check-config", "hash-password"}) {
+        auto r = run({verb, "--help"});
+        EXPECT_EQ(r.status, 0) << verb;
+        EXPECT_NE(r.out.find(std::string("usage: subrelay ") + verb), std::string::npos) << verb;
+    }
+}
+
+TEST(cli, unknown_verb_and_option) {
+    auto r = run({"frobnicate"});
+    EXPECT_EQ(r.status, 2);
+    EXPECT_NE(r.err.find("unknown verb 'frobnicate'"), std::string::npos);
+    auto o = run({"check-config", "--colour"});
+    EXPECT_EQ(o.status, 2);
+    EXPECT_NE(o.err.find("unknown option '--colour'"), std::string::npos);
+    auto m = run({"check-config", "--config"});
+    EXPECT_EQ(m.status, 2);
+    EXPECT_NE(m.err.find("--config needs a value"), std::string::npos);
+}
+
+TEST(cli, hash_password_prints_a_yescrypt_hash_that_verifies) {
+    auto r = run({"hash-password"}, "correct horse\n");
+    ASSERT_EQ(r.status, 0) << r.err;
+    std::string hash = r.out.substr(0, r.out.size() - 1);
+    EXPECT_EQ(hash.rfind("$y$", 0), 0u);
+    EXPECT_TRUE(subrelay::auth::verify_password("correct horse", hash));
+    EXPECT_FALSE(subrelay::auth::verify_password("correct horse\n", hash));
+}
+
+TEST(cli, hash_password_schemes_and_errors) {
+    auto b = run({"hash-password", "--scheme", "bcrypt"}, "pw\n");
+    ASSERT_EQ(b.status, 0);
+    EXPECT_EQ(b.out.rfind("$2b$", 0), 0u);
+    EXPECT_EQ(run({"hash-password"}, "").status, 1);
+    EXPECT_EQ(run({"hash-password"}, "\n").status, 1);
+    EXPECT_EQ(run({"hash-password", "--scheme=md5"}, "pw\n").status, 2);
+}
+
+class check_config : public ::testing::Test {
+protected:
+    void SetUp() override {
+        char tmpl[] = "/tmp/subrelay-cli-XXXXXX";
+        ASSERT_NE(::mkdtemp(tmpl), nullptr);
+        dir_ = tmpl;
+    }
+    void TearDown() override { fs::remove_all(dir_); }
+    void write(const std::string& name, const std::string& text) { std::ofstream(dir_ / name) << text; }
+    fs::path dir_;
+};
+
+TEST_F(check_config, reports_each_problem_as_file_key_message) {
+    write("bad.toml", "[server]\nsubmission = [\"127.0.0.1:99999\"]\ncolour = \"blue\"\n[upstream]\nkind = \"smtp\"\n");
+    const std::string file = (dir_ / "bad.toml").string();
+    auto r = run({"check-config", "--config", file});
+    EXPECT_EQ(r.status, 1);
+    EXPECT_EQ(r.out, "");
+    EXPECT_NE(r.err.find(file + ": server.colour: unknown key"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(file + ": server.submission[0]: "), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(file + ": upstream.mailbox: "), std::string::npos) << r.err;
+    // One line per problem, each starting with the file name.
+    std::istringstream lines(r.err);
+    for (std::string line; std::getline(lines, line);) EXPECT_EQ(line.rfind(file + ": ", 0), 0u) << line;
+}
+
+TEST_F(check_config, reports_policy_problems_with_the_policy_file) {
+    std::system(("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost -keyout " +
+                 (dir_ / "key.pem").string() + " -out " + (dir_ / "cert.pem").string() + " 2>/dev/null")
+                    .c_str());
+    write("relay.toml",
+          "[server]\nsubmission = [\"127.0.0.1:0\"]\n[tls]\ncert_file = \"cert.pem\"\nkey_file = \"key.pem\"\n"
+          "[upstream]\nkind = \"directory\"\ndirectory = \"out\"\n");
+    write("policy.toml", "[[mailbox]]\nidentity = \"not an address\"\npassword_hash = \"$y$j9T$abc$def\"\n");
+    auto r = run({"check-config", "--config", (dir_ / "relay.toml").string()});
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find((dir_ / "policy.toml").string() + ": mailbox[0].identity: "), std::string::npos) << r.err;
+
+    write("policy.toml", "[[mailbox]]\nidentity = \"a@contoso.com\"\npassword_hash = \"$y$j9T$abc$def\"\n");
+    auto ok = run({"check-config", "--config", (dir_ / "relay.toml").string()});
+    EXPECT_EQ(ok.status, 0) << ok.err;
+    EXPECT_EQ(ok.out, "ok\n");
+}
+
+TEST_F(check_config, a_missing_certificate_is_a_problem) {
+    write("relay.toml",
+          "[server]\nsubmission = [\"127.0.0.1:0\"]\n[tls]\ncert_file = \"nope.pem\"\nkey_file = \"nope.key\"\n"
+          "[upstream]\nkind = \"directory\"\ndirectory = \"out\"\n");
+    write("policy.toml", "[organization]\nsmtp_client_authentication_disabled = true\n");
+    auto r = run({"check-config", "--config", (dir_ / "relay.toml").string()});
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("tls: "), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("nope.pem"), std::string::npos) << r.err;
+}
+
+}  // namespace

@@ -1,0 +1,144 @@
+#include "relay/spool.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include <gtest/gtest.h>
+
+namespace fs = std::filesystem;
+using subrelay::relay::spool;
+using subrelay::relay::spool_envelope;
+using subrelay::relay::spool_error;
+
+namespace {
+
+class spool_test : public ::testing::Test {
+protected:
+    void SetUp() override {
+        char tmpl[] = "/tmp/subrelay-spool-XXXXXX";
+        ASSERT_NE(::mkdtemp(tmpl), nullptr);
+        dir_ = tmpl;
+    }
+    void TearDown() override {
+        std::error_code ec;
+        fs::permissions(dir_ / "queue", fs::perms::owner_all, ec);
+        fs::permissions(dir_ / "tmp", fs::perms::owner_all, ec);
+        fs::remove_all(dir_, ec);
+    }
+    static spool_envelope sample() {
+        spool_envelope e;
+        e.sender = "scanner@contoso.com";
+        e.recipients = {"a@example.com", "\"odd local\"@example.com"};
+        e.identity = "scanner@contoso.com";
+        e.upstream_mailbox = "relay@contoso.com";
+        e.client_address = "192.0.2.7";
+        e.received_at = 1700000000;
+        e.eight_bit = true;
+        return e;
+    }
+    static std::size_t count_files(const fs::path& d) {
+        std::size_t n = 0;
+        for ([[maybe_unused]] const auto& entry : fs::directory_iterator(d)) ++n;
+        return n;
+    }
+    fs::path dir_;
+};
+
+TEST_F(spool_test, stores_and_loads_byte_for_byte) {
+    spool s(dir_ / "spool");
+    s.open();
+    const std::string body = "Subject: x\r\n\r\nline\r\n.leading dot\r\n\0binary\r\n";
+    std::string id = s.store(sample(), body, [](const std::string& qid) { return "Received: by test id " + qid + "\r\n"; });
+    auto loaded = s.load(id);
+    EXPECT_EQ(loaded.data, "Received: by test id " + id + "\r\n" + body);
+    EXPECT_EQ(loaded.envelope.id, id);
+    EXPECT_EQ(loaded.envelope.sender, "scanner@contoso.com");
+    EXPECT_EQ(loaded.envelope.recipients, sample().recipients);
+    EXPECT_EQ(loaded.envelope.upstream_mailbox, "relay@contoso.com");
+    EXPECT_EQ(loaded.envelope.received_at, 1700000000);
+    EXPECT_TRUE(loaded.envelope.eight_bit);
+    EXPECT_FALSE(loaded.envelope.smtputf8);
+    EXPECT_EQ(s.list(), std::vector<std::string>{id});
+    EXPECT_EQ(count_files(dir_ / "spool" / "tmp"), 0u);
+}
+
+TEST_F(spool_test, null_sender_round_trips) {
+    spool s(dir_);
+    s.open();
+    auto env = sample();
+    env.sender.clear();
+    std::string id = s.store(env, "x\r\n");
+    EXPECT_EQ(s.load(id).envelope.sender, "");
+}
+
+TEST_F(spool_test, ids_are_unique_and_sorted_by_arrival) {
+    spool s(dir_);
+    s.open();
+    std::vector<std::string> ids;
+    for (int i = 0; i < 50; ++i) ids.push_back(s.store(sample(), "m\r\n"));
+    EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()).size(), ids.size());
+    EXPECT_EQ(s.list(), ids);
+}
+
+TEST_F(spool_test, set_recipients_keeps_the_message) {
+    spool s(dir_);
+    s.open();
+    std::string id = s.store(sample(), "body\r\n");
+    s.set_recipients(id, {"a@example.com"});
+    auto loaded = s.load(id);
+    EXPECT_EQ(loaded.envelope.recipients, std::vector<std::string>{"a@example.com"});
+    EXPECT_EQ(loaded.data, "body\r\n");
+}
+
+TEST_F(spool_test, remove_deletes_the_file) {
+    spool s(dir_);
+    s.open();
+    std::string id = s.store(sample(), "body\r\n");
+    s.remove(id);
+    EXPECT_TRUE(s.list().empty());
+    EXPECT_THROW(s.load(id), spool_error);
+}
+
+TEST_F(spool_test, open_removes_unacknowledged_leftovers) {
+    {
+        spool s(dir_);
+        s.open();
+    }
+    std::ofstream(dir_ / "tmp" / "HALFWRITTEN") << "partial";
+    spool s(dir_);
+    s.open();
+    EXPECT_EQ(count_files(dir_ / "tmp"), 0u);
+}
+
+TEST_F(spool_test, failed_rename_throws_and_leaves_nothing) {
+    spool s(dir_);
+    s.open();
+    // queue/ replaced by a file: the rename into it must fail for any user.
+    fs::remove_all(dir_ / "queue");
+    std::ofstream(dir_ / "queue") << "not a directory";
+    EXPECT_THROW(s.store(sample(), "body\r\n"), spool_error);
+    EXPECT_EQ(count_files(dir_ / "tmp"), 0u);
+}
+
+TEST_F(spool_test, open_fails_when_the_directory_cannot_be_created) {
+    std::ofstream(dir_ / "file") << "x";
+    spool s(dir_ / "file" / "spool");
+    EXPECT_THROW(s.open(), spool_error);
+}
+
+TEST(spool_format, rejects_damaged_envelopes) {
+    EXPECT_FALSE(subrelay::relay::parse_envelope("garbage"));
+    EXPECT_FALSE(subrelay::relay::parse_envelope("subrelay-spool 1\nid ABC\n"));  // no blank line
+    EXPECT_FALSE(subrelay::relay::parse_envelope("subrelay-spool 1\nid ../etc\n\n"));
+    EXPECT_FALSE(subrelay::relay::parse_envelope("subrelay-spool 1\nid ABC\nreceived x\n\n"));
+    auto ok = subrelay::relay::parse_envelope("subrelay-spool 1\nid ABC\nrecipient a@b\n\nDATA");
+    ASSERT_TRUE(ok);
+    EXPECT_EQ(ok->first.recipients, std::vector<std::string>{"a@b"});
+    EXPECT_EQ(ok->second, std::string("subrelay-spool 1\nid ABC\nrecipient a@b\n\n").size());
+}
+
+}  // namespace

@@ -1,0 +1,52 @@
+#include "smtp/address.hpp"
+
+#include <gtest/gtest.h>
+
+namespace subrelay::smtp {
+namespace {
+
+TEST(address, valid_mailboxes) {
+    for (const char* ok : {"alice@example.com", "a.b+tag@sub.example.co.uk", "x@localhost", "\"john doe\"@example.com",
+                           "\"a\\\"b\"@example.com", "!#$%&'*+-/=?^_`{|}~@example.com", "user@[192.0.2.1]",
+                           "user@[IPv6:2001:db8::1]", "user@[IPv6:::1]", "user@[IPv6:1:2:3:4:5:6:7:8]",
+                           "user@[IPv6:::ffff:192.0.2.1]", "user@[tag:something]", "a@b-c.d"}) {
+        EXPECT_TRUE(valid_mailbox(ok)) << ok;
+    }
+}
+
+TEST(address, invalid_mailboxes) {
+    for (const char* bad : {"", "alice", "@example.com", "alice@", "a..b@example.com", ".a@example.com",
+                            "a.@example.com", "a b@example.com", "a@exa mple.com", "a@-example.com", "a@example-.com",
+                            "a@example..com", "a@[300.1.1.1]", "a@[1.2.3]", "a@[IPv6:1:2:3]", "a@[IPv6:1::2::3]",
+                            "\"unterminated@example.com", "a@b@c", "a<b@example.com", "a@ex_ample.com",
+                            "a\r\n@example.com"}) {
+        EXPECT_FALSE(valid_mailbox(bad)) << bad;
+    }
+}
+
+TEST(address, length_limits) {
+    EXPECT_TRUE(valid_mailbox(std::string(64, 'a') + "@example.com"));
+    EXPECT_FALSE(valid_mailbox(std::string(65, 'a') + "@example.com"));
+    EXPECT_FALSE(valid_mailbox("a@" + std::string(64, 'b') + ".com"));
+}
+
+TEST(address, utf8) {
+    const std::string u = "j\xc3\xb6rg@b\xc3\xbc" "cher.example";  // jörg@bücher.example
+    EXPECT_TRUE(valid_mailbox(u, true));
+    EXPECT_FALSE(valid_mailbox(u, false));
+    EXPECT_FALSE(valid_mailbox("j\xc3@example.com", true));      // truncated sequence
+    EXPECT_FALSE(valid_mailbox("j\xc0\xaf@example.com", true));  // overlong
+}
+
+TEST(address, helpers) {
+    EXPECT_EQ(ascii_lower("Alice@Example.COM"), "alice@example.com");
+    EXPECT_TRUE(iequals("Alice@Example.com", "aLICE@example.COM"));
+    EXPECT_FALSE(iequals("alice", "alic"));
+    EXPECT_FALSE(iequals("alice", "alicf"));
+    EXPECT_EQ(domain_of("a@example.com"), "example.com");
+    EXPECT_EQ(domain_of("\"a@b\"@example.com"), "example.com");
+    EXPECT_EQ(domain_of("nodomain"), "");
+}
+
+}  // namespace
+}  // namespace subrelay::smtp

@@ -1,0 +1,161 @@
+#include "smtp/data.hpp"
+
+#include <gtest/gtest.h>
+
+namespace subrelay::smtp {
+namespace {
+
+struct read_result {
+    bool done;
+    std::size_t consumed;
+    std::string message;
+};
+
+read_result read_all(std::string_view in, std::size_t max = 1 << 20) {
+    data_reader r(max);
+    const auto n = r.consume(in);
+    return {r.done(), n, r.message()};
+}
+
+TEST(data_reader, simple_message) {
+    const std::string in = "Subject: hi\r\n\r\nbody\r\n.\r\n";
+    auto r = read_all(in);
+    EXPECT_TRUE(r.done);
+    EXPECT_EQ(r.consumed, in.size());
+    EXPECT_EQ(r.message, "Subject: hi\r\n\r\nbody\r\n");
+}
+
+TEST(data_reader, empty_message) {
+    auto r = read_all(".\r\n");
+    EXPECT_TRUE(r.done);
+    EXPECT_EQ(r.message, "");
+}
+
+TEST(data_reader, bytes_after_terminator_are_not_consumed) {
+    const std::string in = "a\r\n.\r\nQUIT\r\n";
+    auto r = read_all(in);
+    EXPECT_TRUE(r.done);
+    EXPECT_EQ(r.consumed, in.size() - 6);
+    EXPECT_EQ(r.message, "a\r\n");
+}
+
+TEST(data_reader, dot_unstuffing) {
+    auto r = read_all("..leading\r\n...two\r\nmid.dle\r\n.\r\n");
+    EXPECT_TRUE(r.done);
+    EXPECT_EQ(r.message, ".leading\r\n..two\r\nmid.dle\r\n");
+}
+
+TEST(data_reader, dot_line_with_text_is_unstuffed_not_terminator) {
+    auto r = read_all(".x\r\n.\r\n");
+    EXPECT_TRUE(r.done);
+    EXPECT_EQ(r.message, "x\r\n");
+}
+
+// SMTP smuggling: only <CRLF>.<CRLF> ends DATA; every lone-CR/LF variant is content.
+class smuggling : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(smuggling, does_not_end_data) {
+    const std::string in = std::string("Subject: a\r\n\r\nx") + GetParam() + "MAIL FROM:<evil@example.com>\r\n";
+    data_reader r(1 << 20);
+    EXPECT_EQ(r.consume(in), in.size());
+    EXPECT_FALSE(r.done());
+    EXPECT_EQ(r.consume("\r\n.\r\n"), 5u);
+    EXPECT_TRUE(r.done());
+    EXPECT_NE(r.message().find("MAIL FROM:<evil@example.com>"), std::string::npos);
+    // Whatever the server keeps, sending it on never produces an end of data early.
+    const auto wire = dot_stuff(r.message());
+    EXPECT_EQ(wire.find("\r\n.\r\n"), wire.size() - 5);
+}
+
+INSTANTIATE_TEST_SUITE_P(variants, smuggling,
+                         ::testing::Values("\n.\n", "\n.\r\n", "\r.\r\n", "\r\n.\r", "\r\n.\n", "\n.\r", "\r\n.\r\r\n",
+                                           "\r\n.\n\r\n", "\r\r\n.\r\r\n"));
+
+TEST(data_reader, byte_by_byte_equals_whole) {
+    const std::string in = "a\r\n..b\r\n\n.\n\r.\r\n.\rz\r\n.x\r\n\r\n.\r\nNEXT";
+    data_reader whole(1 << 20);
+    const auto n = whole.consume(in);
+    ASSERT_TRUE(whole.done());
+    data_reader bytes(1 << 20);
+    std::size_t used = 0;
+    for (std::size_t i = 0; i < in.size() && !bytes.done(); ++i) used += bytes.consume(std::string_view(in).substr(i, 1));
+    EXPECT_TRUE(bytes.done());
+    EXPECT_EQ(used, n);
+    EXPECT_EQ(bytes.message(), whole.message());
+    EXPECT_EQ(whole.message(), "a\r\n.b\r\n\n.\n\r.\r\n\rz\r\nx\r\n\r\n");
+}
+
+TEST(data_reader, split_terminator_across_calls) {
+    data_reader r(100);
+    EXPECT_EQ(r.consume("hello\r"), 6u);
+    EXPECT_EQ(r.consume("\n."), 2u);
+    EXPECT_FALSE(r.done());
+    EXPECT_EQ(r.consume("\r"), 1u);
+    EXPECT_FALSE(r.done());
+    EXPECT_EQ(r.consume("\nrest"), 1u);
+    EXPECT_TRUE(r.done());
+    EXPECT_EQ(r.message(), "hello\r\n");
+}
+
+TEST(data_reader, size_limit) {
+    data_reader r(10);
+    EXPECT_EQ(r.consume("0123456789\r\n"), 12u);
+    EXPECT_TRUE(r.too_big());
+    EXPECT_TRUE(r.message().empty());
+    r.consume(std::string(1000, 'x'));
+    EXPECT_FALSE(r.done());
+    r.consume("\r\n.\r\n");
+    EXPECT_TRUE(r.done());
+    EXPECT_TRUE(r.too_big());
+    EXPECT_EQ(r.size(), 12u + 1000 + 2);
+}
+
+TEST(data_reader, exactly_at_limit_is_fine) {
+    data_reader r(5);
+    r.consume("abc\r\n.\r\n");
+    EXPECT_TRUE(r.done());
+    EXPECT_FALSE(r.too_big());
+    EXPECT_EQ(r.take_message(), "abc\r\n");
+}
+
+TEST(dot_stuff, basics) {
+    EXPECT_EQ(dot_stuff(""), ".\r\n");
+    EXPECT_EQ(dot_stuff("a\r\n"), "a\r\n.\r\n");
+    EXPECT_EQ(dot_stuff("a"), "a\r\n.\r\n");
+    EXPECT_EQ(dot_stuff(".a\r\n.\r\n..\r\n"), "..a\r\n..\r\n...\r\n.\r\n");
+    EXPECT_EQ(dot_stuff("x.y\r\n"), "x.y\r\n.\r\n");
+}
+
+TEST(dot_stuff, bare_cr_and_lf_become_crlf) {
+    EXPECT_EQ(dot_stuff("a\nb\rc\r\n"), "a\r\nb\r\nc\r\n.\r\n");
+    EXPECT_EQ(dot_stuff("a\n.\nb"), "a\r\n..\r\nb\r\n.\r\n");
+    EXPECT_EQ(dot_stuff("a\r.\r\n"), "a\r\n..\r\n.\r\n");
+    EXPECT_EQ(dot_stuff("a\r\r\n"), "a\r\n\r\n.\r\n");
+}
+
+TEST(dot_stuff, round_trip_through_reader) {
+    const std::string messages[] = {
+        "", "a\r\n", ".\r\n", "..\r\n", "Subject: x\r\n\r\n.hidden\r\n.\r\n..\r\nend\r\n", ".", "no newline",
+    };
+    for (const auto& m : messages) {
+        const auto wire = dot_stuff(m);
+        data_reader r(1 << 20);
+        EXPECT_EQ(r.consume(wire), wire.size()) << m;
+        ASSERT_TRUE(r.done()) << m;
+        std::string expected = m;
+        if (!expected.empty() && !expected.ends_with("\r\n")) expected += "\r\n";
+        EXPECT_EQ(r.message(), expected) << m;
+    }
+}
+
+TEST(dot_stuff, round_trip_normalizes_bare_line_ends) {
+    const std::string m = "a\n.\nb\r.c\r\n";
+    const auto wire = dot_stuff(m);
+    data_reader r(1 << 20);
+    EXPECT_EQ(r.consume(wire), wire.size());
+    ASSERT_TRUE(r.done());
+    EXPECT_EQ(r.message(), "a\r\n.\r\nb\r\n.c\r\n");
+}
+
+}  // namespace
+}  // namespace subrelay::smtp
