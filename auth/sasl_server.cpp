@@ -248,7 +248,6 @@ struct sasl_server::impl {
     }
 
     sasl_result map(int rc, const char* out, unsigned outlen) const {
-        fprintf(stderr, "DEBUGRC %d %s\n", rc, sasl_errdetail(conn));
         sasl_result r;
         switch (rc) {
         case SASL_CONTINUE:

@@ -16,6 +16,7 @@
 #include <boost/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "relay/blocking.hpp"
 #include "relay/tls.hpp"
 #include "relay/upstream.hpp"
 
@@ -198,9 +199,8 @@ asio::awaitable<void> delivery::smtp_worker(lane& l) {
 
         spool::loaded msg;
         try {
-            msg = co_await asio::co_spawn(
-                blocking_, [this, id]() -> asio::awaitable<spool::loaded> { co_return spool_.load(id); },
-                use_awaitable);
+            auto load = [this, &id] { return spool_.load(id); };
+            msg = co_await run_blocking(blocking_, load);
         } catch (const std::exception& e) {
             spdlog::error("spool: cannot read message {}: {} (left in place)", id, e.what());
             known_.erase(id);
@@ -253,19 +253,14 @@ asio::awaitable<void> delivery::smtp_worker(lane& l) {
                      result.final_reply.summary());
         try {
             if (retry.empty()) {
-                co_await asio::co_spawn(
-                    blocking_, [this, id]() -> asio::awaitable<void> { spool_.remove(id); co_return; }, use_awaitable);
+                auto remove = [this, &id] { spool_.remove(id); };
+                co_await run_blocking(blocking_, remove);
                 known_.erase(id);
                 attempts_.erase(id);
             } else {
                 if (retry.size() != out.recipients.size()) {
-                    co_await asio::co_spawn(
-                        blocking_,
-                        [this, id, retry]() -> asio::awaitable<void> {
-                            spool_.set_recipients(id, retry);
-                            co_return;
-                        },
-                        use_awaitable);
+                    auto rewrite = [this, &id, &retry] { spool_.set_recipients(id, retry); };
+                    co_await run_blocking(blocking_, rewrite);
                 }
                 defer(id, l.mailbox);
             }
@@ -287,9 +282,7 @@ asio::awaitable<void> delivery::directory_worker(lane& l) {
         std::string id = l.ready.front();
         l.ready.pop_front();
         try {
-            co_await asio::co_spawn(
-                blocking_,
-                [this, id]() -> asio::awaitable<void> {
+            auto write_out = [this, &id] {
                     auto msg = spool_.load(id);
                     const auto& dir = cfg_.upstream.directory;
                     std::filesystem::create_directories(dir);
@@ -311,9 +304,8 @@ asio::awaitable<void> delivery::directory_worker(lane& l) {
                     spdlog::info("delivery id={} account={} to={} size={} status=sent directory={}", id,
                                  msg.envelope.identity, join(msg.envelope.recipients), msg.data.size(),
                                  dir.string());
-                    co_return;
-                },
-                use_awaitable);
+            };
+            co_await run_blocking(blocking_, write_out);
             known_.erase(id);
             attempts_.erase(id);
         } catch (const std::exception& e) {

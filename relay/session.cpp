@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "auth/sasl_server.hpp"
+#include "relay/blocking.hpp"
 #include "relay/delivery.hpp"
 #include "relay/spool.hpp"
 #include "relay/tls.hpp"
@@ -191,16 +192,13 @@ asio::awaitable<void> session::authenticate() {
             });
     }
     // SASL steps may run crypt(3), which takes tens of milliseconds: not on the io thread.
-    auth::sasl_result result = co_await asio::co_spawn(
-        ctx_.blocking,
-        [this, &req]() -> asio::awaitable<auth::sasl_result> {
-            if (req.first)
-                co_return sasl_->start(req.mechanism,
-                                       req.has_initial_response ? std::optional<std::string_view>(req.data)
-                                                                : std::nullopt);
-            co_return sasl_->step(req.data);
-        },
-        use_awaitable);
+    auto sasl_step = [this, &req] {
+        if (req.first)
+            return sasl_->start(req.mechanism, req.has_initial_response ? std::optional<std::string_view>(req.data)
+                                                                        : std::nullopt);
+        return sasl_->step(req.data);
+    };
+    auth::sasl_result result = co_await run_blocking(ctx_.blocking, sasl_step);
 
     using status = auth::sasl_result::status;
     switch (result.state) {
@@ -261,9 +259,7 @@ asio::awaitable<void> session::store() {
 
     const std::size_t size = message.size();
     try {
-        std::string id = co_await asio::co_spawn(
-            ctx_.blocking,
-            [this, &record, &message, &env]() -> asio::awaitable<std::string> {
+        auto write_spool = [this, &record, &message, &env] {
                 // The id is chosen by the spool; the Received header names it,
                 // so build the header inside the same step.
                 smtp::received_info info;
@@ -275,13 +271,13 @@ asio::awaitable<void> session::store() {
                 info.tls = tls_description_;
                 if (env.recipients.size() == 1) info.single_recipient = env.recipients.front();
                 info.date = smtp::rfc5322_date_now();
-                co_return ctx_.spool.store(record, message, [&info](const std::string& queue_id) {
+                return ctx_.spool.store(record, message, [&info](const std::string& queue_id) {
                     smtp::received_info i = info;
                     i.id = queue_id;
                     return smtp::received_header(i);
                 });
-            },
-            use_awaitable);
+        };
+        std::string id = co_await run_blocking(ctx_.blocking, write_spool);
         spdlog::info("accepted id={} account={} client={} from=<{}> to={} size={}", id, record.identity, client_ip_,
                      record.sender, join(record.recipients), size);
         smtp_.stored(smtp::reply(250, "2.0.0", "Ok: queued as " + id));
@@ -301,7 +297,8 @@ asio::awaitable<void> session::run() {
             co_return;
         }
     }
-    if (!co_await write(smtp_.greeting())) co_return;
+    const std::string greeting = smtp_.greeting();
+    if (!co_await write(greeting)) co_return;
 
     std::string input;
     for (;;) {
@@ -315,11 +312,13 @@ asio::awaitable<void> session::run() {
                 continue;
             }
             if (r == io_result::stopped) {
-                co_await write(smtp_.on_shutdown());
+                const std::string bye = smtp_.on_shutdown();
+                co_await write(bye);
             } else if (r == io_result::timeout) {
                 spdlog::info("session {}: timeout", client_ip_);
                 stream_.next_layer().expires_after(std::chrono::seconds(5));
-                co_await write(smtp_.on_timeout());
+                const std::string bye = smtp_.on_timeout();
+                co_await write(bye);
             }
             co_await close();
             co_return;

@@ -137,8 +137,8 @@ struct upstream_connection::impl {
     asio::awaitable<void> connect_once(const std::string& mailbox) {
         auto ex = co_await asio::this_coro::executor;
         asio::ip::tcp::resolver resolver(ex);
-        auto [rec, results] = co_await resolver.async_resolve(cfg.upstream.host, std::to_string(cfg.upstream.port),
-                                                             with_error);
+        const std::string port = std::to_string(cfg.upstream.port);
+        auto [rec, results] = co_await resolver.async_resolve(cfg.upstream.host, port, with_error);
         if (rec) throw upstream_error(where + ": cannot resolve: " + rec.message(), true);
         stream.emplace(beast::tcp_stream(ex), tls_ctx);
         session.emplace(client_options_for(cfg));

@@ -135,6 +135,14 @@ def split_leading_received(data):
     return fields, data[pos:]
 
 
+def dot_stuff(message):
+    """The message as a client sends it after 354, terminator included
+    (message must end in CRLF)."""
+    assert message.endswith(b"\r\n")
+    stuffed = re.sub(rb"(?m)^\.", b"..", message)  # (?m)^ also matches after a bare LF: fine here
+    return stuffed + b".\r\n"
+
+
 def make_message(sender, recipient, subject, body_lines=None, extra_headers=()):
     """A CRLF message with a unique Message-ID; bytes."""
     token = os.urandom(6).hex()
@@ -169,6 +177,7 @@ class Process:
         self._log = open(log_path, "ab")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=subprocess.STDOUT, cwd=cwd)
+        self.exit_expected = False   # set once the test asked it to end
 
     @property
     def pid(self):
@@ -178,6 +187,7 @@ class Process:
         return self.proc.poll() is None
 
     def signal(self, sig):
+        self.exit_expected = True
         if self.running():
             self.proc.send_signal(sig)
 
@@ -190,6 +200,7 @@ class Process:
 
     def stop(self, timeout=DEFAULT_TIMEOUT):
         """SIGTERM, then SIGKILL if it does not exit. Returns the exit code."""
+        self.exit_expected = True
         if self.running():
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -201,6 +212,7 @@ class Process:
         return self.proc.returncode
 
     def kill(self):
+        self.exit_expected = True
         if self.running():
             self.proc.kill()
             self.proc.wait(timeout=DEFAULT_TIMEOUT)
@@ -464,8 +476,10 @@ class Relay:
         self.starts += 1
         with open(self.log_path, "ab") as f:
             f.write(b"==== start %d ====\n" % self.starts)
-        self.process = Process([binary(), "serve", "--config", self.config_path], self.log_path,
-                               cwd=self.workdir)
+        # SUBRELAY_WRAPPER, e.g. "valgrind -q", runs the relay under a tool.
+        wrapper = os.environ.get("SUBRELAY_WRAPPER", "").split()
+        self.process = Process(wrapper + [binary(), "serve", "--config", self.config_path],
+                               self.log_path, cwd=self.workdir)
         if wait:
             wait_for(lambda: not self.process.running() or
                      (port_accepts(self.submission_port) and port_accepts(self.submissions_port)),
@@ -670,13 +684,30 @@ class IntegrationCase(unittest.TestCase):
         self.workdir = tempfile.mkdtemp(prefix=name + "-", dir=run_root())
         self.log_files = []
         self._processes = []
+        self._relay_processes = []
 
     def tearDown(self):
+        # A relay that died on its own (crash, abort) fails the test even if
+        # its assertions passed; one still running must stop cleanly.
+        problems = []
+        for p in self._relay_processes:
+            if p.exit_expected:
+                continue
+            if not p.running():
+                problems.append("subrelay (pid %d) died during the test with status %s"
+                                % (p.pid, p.proc.returncode))
+                continue
+            code = p.stop()
+            if code != 0:
+                problems.append("subrelay (pid %d) exited %s on SIGTERM at the end of the test"
+                                % (p.pid, code))
         for p in reversed(self._processes):
             try:
                 p.kill()
             except Exception:  # noqa: BLE001 - best effort cleanup
                 pass
+        if problems:
+            self.fail("; ".join(problems) + "\n" + tail(self.relay.log_path, 15))
 
     def _track(self, fixture):
         self._processes.append(fixture.process)
@@ -715,6 +746,7 @@ class IntegrationCase(unittest.TestCase):
         r = relay or self.relay
         r.start()
         self._track(r)
+        self._relay_processes.append(r.process)
         return r
 
     def full_stack(self, accounts, upstream_kwargs=None, **relay_kwargs):

@@ -119,7 +119,7 @@ class ClientsTest(harness.IntegrationCase):
         d.send("DATA")
         d.expect("354 *")
         message = harness.make_message(SCANNER_ID, RCPTS[0], "queue id")
-        d.send_raw(message + b".\r\n")
+        d.send_raw(harness.dot_stuff(message))
         reply = d.expect("250 2.0.0 Ok: queued as *")[-1]
         queue_id = reply.rsplit(" ", 1)[1]
         d.send("QUIT")

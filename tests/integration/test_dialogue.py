@@ -33,13 +33,13 @@ class DialogueTest(harness.IntegrationCase):
         d.expect("250 *")
         d.expect("354 *")
         # The end of data and the next transaction in one write.
-        d.send_raw(first + b".\r\nMAIL FROM:<%s>\r\nRCPT TO:<c@example.org>\r\nDATA\r\n"
+        d.send_raw(harness.dot_stuff(first) + b"MAIL FROM:<%s>\r\nRCPT TO:<c@example.org>\r\nDATA\r\n"
                    % SCANNER_ID.encode())
         d.expect("250 2.0.0 Ok: queued as *")
         d.expect("250 *")
         d.expect("250 *")
         d.expect("354 *")
-        d.send_raw(second + b".\r\nQUIT\r\n")
+        d.send_raw(harness.dot_stuff(second) + b"QUIT\r\n")
         d.expect("250 2.0.0 Ok: queued as *")
         d.expect("221 *")
         d.close()

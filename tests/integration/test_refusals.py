@@ -116,7 +116,7 @@ class RefusalTest(PolicySession):
             if reply.startswith("250"):
                 d.send("DATA")
                 d.expect("354 *")
-                d.send_raw(harness.make_message("ceo@contoso.com", "a@example.org", "send as") + b".\r\n")
+                d.send_raw(harness.dot_stuff(harness.make_message("ceo@contoso.com", "a@example.org", "send as")))
                 reply = d.read_reply()[-1]
         self.assertEqual(reply, REPLY_SEND_AS_DENIED)
         # The session goes on: an allowed sender works afterwards.
