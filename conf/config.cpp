@@ -5,13 +5,10 @@
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
 #include <charconv>
-#include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "conf/toml_reader.hpp"
+#include "smtp/address.hpp"
 
 namespace subrelay::conf {
 
@@ -223,7 +220,7 @@ private:
             default: break;
         }
         read_path(r, "ca_file", u.ca_file);
-        if (r.read("mailbox", u.mailbox) && !u.mailbox.empty() && !detail::valid_address(u.mailbox)) {
+        if (r.read("mailbox", u.mailbox) && !u.mailbox.empty() && !smtp::valid_mailbox(u.mailbox)) {
             r.error("mailbox", "\"" + u.mailbox + "\" is not a valid address");
         }
         r.read_number("max_connections_per_mailbox", u.max_connections_per_mailbox, 1);
@@ -254,7 +251,7 @@ private:
         const bool has_url = r.read("token_url", o.token_url);
         if (has_url && !o.token_url.empty()) {
             const std::string_view url = o.token_url;
-            const bool https = url.size() > 8 && detail::iequals(url.substr(0, 8), "https://") &&
+            const bool https = url.size() > 8 && smtp::iequals(url.substr(0, 8), "https://") &&
                                url.find_first_of(" \t\r\n") == std::string_view::npos;
             if (!https) r.error("token_url", "must be an https:// URL");
         }
@@ -362,41 +359,29 @@ bool parse_listen_address(std::string_view text, listen_address& out, std::strin
 parse_result parse_text(std::string_view text, const std::filesystem::path& file) {
     parse_result result;
     result.cfg.source = file;
-    toml::table root;
-    try {
-        root = toml::parse(text, file.string());
-    } catch (const toml::parse_error& e) {
-        std::ostringstream message;
-        message << "syntax error at line " << e.source().begin.line << ", column " << e.source().begin.column << ": "
-                << e.description();
-        result.errors.push_back({file, "", message.str()});
+    std::string syntax_error;
+    const auto root = detail::parse_document(text, file, syntax_error);
+    if (!root) {
+        result.errors.push_back({file, "", std::move(syntax_error)});
         return result;
     }
     std::vector<problem> problems;
     config_parser parser(file, problems, result.warnings);
-    parser.parse(root, result.cfg);
+    parser.parse(*root, result.cfg);
     for (auto& p : problems) result.errors.push_back({file, std::move(p.key), std::move(p.message)});
     return result;
 }
 
 parse_result parse_file(const std::filesystem::path& file) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) {
-        const int err = errno;
+    std::string read_error;
+    const auto text = detail::read_file(file, read_error);
+    if (!text) {
         parse_result result;
         result.cfg.source = file;
-        result.errors.push_back({file, "", std::string("cannot read file: ") + std::strerror(err)});
+        result.errors.push_back({file, "", std::move(read_error)});
         return result;
     }
-    std::ostringstream buf;
-    buf << in.rdbuf();
-    if (in.bad()) {
-        parse_result result;
-        result.cfg.source = file;
-        result.errors.push_back({file, "", "cannot read file"});
-        return result;
-    }
-    return parse_text(buf.str(), file);
+    return parse_text(*text, file);
 }
 
 }  // namespace subrelay::conf

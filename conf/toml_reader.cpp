@@ -1,6 +1,11 @@
 #include "conf/toml_reader.hpp"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <utility>
 
 namespace subrelay::conf::detail {
 
@@ -31,66 +36,6 @@ std::string quoted(std::string_view key) {
     }
     out += '"';
     return out;
-}
-
-bool is_atext(unsigned char c) {
-    if (c >= 0x80) return true;  // UTF-8 (RFC 6531)
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-    return std::string_view("!#$%&'*+-/=?^_`{|}~").find(static_cast<char>(c)) != std::string_view::npos;
-}
-
-bool valid_dot_atom(std::string_view s) {
-    if (s.empty() || s.front() == '.' || s.back() == '.') return false;
-    char prev = 0;
-    for (char c : s) {
-        if (c == '.') {
-            if (prev == '.') return false;
-        } else if (!is_atext(static_cast<unsigned char>(c))) {
-            return false;
-        }
-        prev = c;
-    }
-    return true;
-}
-
-bool valid_quoted_local(std::string_view s) {
-    if (s.size() < 2 || s.front() != '"' || s.back() != '"') return false;
-    for (std::size_t i = 1; i + 1 < s.size(); ++i) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        if (c == '\\') {
-            if (i + 2 >= s.size()) return false;
-            ++i;
-            const auto e = static_cast<unsigned char>(s[i]);
-            if (e < 0x20 || e == 0x7f) return false;
-        } else if (c == '"' || c < 0x20 || c == 0x7f) {
-            return false;
-        }
-    }
-    return true;
-}
-
-bool valid_domain(std::string_view d) {
-    if (d.empty() || d.size() > 255) return false;
-    if (d.front() == '[') {  // address literal
-        if (d.back() != ']' || d.size() < 3) return false;
-        return std::all_of(d.begin() + 1, d.end() - 1, [](char c) {
-            const auto u = static_cast<unsigned char>(c);
-            return u > 0x20 && u < 0x7f && c != '[' && c != ']' && c != '\\';
-        });
-    }
-    std::size_t start = 0;
-    while (true) {
-        const auto dot = d.find('.', start);
-        const auto label = d.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
-        if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
-        for (char c : label) {
-            const auto u = static_cast<unsigned char>(c);
-            const bool ok = u >= 0x80 || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
-            if (!ok) return false;
-        }
-        if (dot == std::string_view::npos) return true;
-        start = dot + 1;
-    }
 }
 
 }  // namespace
@@ -136,35 +81,32 @@ std::string type_mismatch(std::string_view expected, const toml::node& got) {
     return out;
 }
 
-bool valid_address(std::string_view address) {
-    if (address.empty() || address.size() > 320) return false;
-    const auto at = address.rfind('@');
-    if (at == std::string_view::npos || at == 0) return false;
-    const auto local = address.substr(0, at);
-    const auto domain = address.substr(at + 1);
-    if (local.size() > 64) return false;
-    const bool local_ok = local.front() == '"' ? valid_quoted_local(local) : valid_dot_atom(local);
-    return local_ok && valid_domain(domain);
+std::optional<std::string> read_file(const std::filesystem::path& file, std::string& error) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+        const int err = errno;
+        error = std::string("cannot read file: ") + std::strerror(err);
+        return std::nullopt;
+    }
+    std::ostringstream buf;
+    buf << in.rdbuf();
+    if (in.bad()) {
+        error = "cannot read file";
+        return std::nullopt;
+    }
+    return std::move(buf).str();
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        char x = a[i];
-        char y = b[i];
-        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-        if (x != y) return false;
+std::optional<toml::table> parse_document(std::string_view text, const std::filesystem::path& file, std::string& error) {
+    try {
+        return toml::parse(text, file.string());
+    } catch (const toml::parse_error& e) {
+        std::ostringstream message;
+        message << "syntax error at line " << e.source().begin.line << ", column " << e.source().begin.column << ": "
+                << e.description();
+        error = message.str();
+        return std::nullopt;
     }
-    return true;
-}
-
-std::string ascii_lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) {
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    }
-    return out;
 }
 
 table_reader::table_reader(const toml::table& table, std::string prefix, std::vector<problem>& out)

@@ -5,7 +5,9 @@
 // Not part of the public interface of subrelay::conf: include it only from
 // code that links toml++ itself.
 #include <cstdint>
+#include <filesystem>
 #include <limits>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,12 +30,13 @@ std::string_view type_name(toml::node_type type);
 // "expected an integer, got a string".
 std::string type_mismatch(std::string_view expected, const toml::node& got);
 
-// A plausible mailbox address: "local@domain" with a dot-atom or quoted
-// local part and a domain (or address literal). UTF-8 is accepted.
-bool valid_address(std::string_view address);
-// ASCII case-insensitive equality.
-bool iequals(std::string_view a, std::string_view b);
-std::string ascii_lower(std::string_view s);
+// The whole content of file, or nullopt with error set to
+// "cannot read file[: reason]".
+std::optional<std::string> read_file(const std::filesystem::path& file, std::string& error);
+// The parsed document, or nullopt with error set to
+// "syntax error at line N, column M: description". file names the source
+// in toml++'s own diagnostics.
+std::optional<toml::table> parse_document(std::string_view text, const std::filesystem::path& file, std::string& error);
 
 // Reads the keys of one table. Every key that is read (or merely asked
 // for) is "known"; finish() reports the rest as "unknown key".

@@ -1,12 +1,9 @@
 #include "policy/policy.hpp"
 
 #include <array>
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "conf/toml_reader.hpp"
+#include "smtp/address.hpp"
 
 namespace subrelay::policy {
 
@@ -39,7 +36,7 @@ void read_mailbox(const toml::table& t, const std::string& prefix, mailbox& m, s
     if (r.read("identity", m.identity)) {
         if (m.identity.empty()) {
             r.error("identity", "is required");
-        } else if (!conf::detail::valid_address(m.identity)) r.error("identity", quote(m.identity) + " is not a valid address");
+        } else if (!smtp::valid_mailbox(m.identity)) r.error("identity", quote(m.identity) + " is not a valid address");
     } else if (!r.has("identity")) {
         r.error("identity", "is required");
     }
@@ -62,7 +59,7 @@ void read_mailbox(const toml::table& t, const std::string& prefix, mailbox& m, s
             const auto* s = element.as_string();
             if (s == nullptr) {
                 problems.push_back({key, conf::detail::type_mismatch("a string", element)});
-            } else if (!conf::detail::valid_address(s->get())) {
+            } else if (!smtp::valid_mailbox(s->get())) {
                 problems.push_back({key, quote(s->get()) + " is not a valid address"});
             } else {
                 m.allowed_senders.push_back(s->get());
@@ -70,7 +67,7 @@ void read_mailbox(const toml::table& t, const std::string& prefix, mailbox& m, s
         }
     }
     if (r.read("upstream_mailbox", m.upstream_mailbox) && !m.upstream_mailbox.empty() &&
-        !conf::detail::valid_address(m.upstream_mailbox)) {
+        !smtp::valid_mailbox(m.upstream_mailbox)) {
         r.error("upstream_mailbox", quote(m.upstream_mailbox) + " is not a valid address");
     }
     r.finish();
@@ -91,19 +88,15 @@ std::string load_error::to_string() const {
 
 load_result load_text(std::string_view text, const std::filesystem::path& file) {
     load_result result;
-    toml::table root;
-    try {
-        root = toml::parse(text, file.string());
-    } catch (const toml::parse_error& e) {
-        std::ostringstream message;
-        message << "syntax error at line " << e.source().begin.line << ", column " << e.source().begin.column << ": "
-                << e.description();
-        result.errors.push_back({file, "", message.str()});
+    std::string syntax_error;
+    const auto root = conf::detail::parse_document(text, file, syntax_error);
+    if (!root) {
+        result.errors.push_back({file, "", std::move(syntax_error)});
         return result;
     }
 
     std::vector<problem> problems;
-    table_reader r(root, "", problems);
+    table_reader r(*root, "", problems);
     if (const auto* org = r.table("organization")) {
         table_reader o(*org, "organization", problems);
         o.read("smtp_client_authentication_disabled", result.policy.org.smtp_client_authentication_disabled);
@@ -126,7 +119,7 @@ load_result load_text(std::string_view text, const std::filesystem::path& file) 
                 read_mailbox(*t, prefix, m, problems);
                 if (!m.identity.empty()) {
                     for (std::size_t j = 0; j < result.policy.mailboxes.size(); ++j) {
-                        if (conf::detail::iequals(result.policy.mailboxes[j].identity, m.identity)) {
+                        if (smtp::iequals(result.policy.mailboxes[j].identity, m.identity)) {
                             problems.push_back({prefix + ".identity", quote(m.identity) + " is already used by " +
                                                                           conf::detail::index_key("mailbox", j)});
                             break;
@@ -143,31 +136,24 @@ load_result load_text(std::string_view text, const std::filesystem::path& file) 
 }
 
 load_result load_file(const std::filesystem::path& file) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) {
-        const int err = errno;
+    std::string read_error;
+    const auto text = conf::detail::read_file(file, read_error);
+    if (!text) {
         load_result result;
-        result.errors.push_back({file, "", std::string("cannot read file: ") + std::strerror(err)});
+        result.errors.push_back({file, "", std::move(read_error)});
         return result;
     }
-    std::ostringstream buf;
-    buf << in.rdbuf();
-    if (in.bad()) {
-        load_result result;
-        result.errors.push_back({file, "", "cannot read file"});
-        return result;
-    }
-    return load_text(buf.str(), file);
+    return load_text(*text, file);
 }
 
 engine::engine(policy_file p) : policy_(std::move(p)) {
     for (std::size_t i = 0; i < policy_.mailboxes.size(); ++i) {
-        index_.try_emplace(conf::detail::ascii_lower(policy_.mailboxes[i].identity), i);  // first one wins
+        index_.try_emplace(smtp::ascii_lower(policy_.mailboxes[i].identity), i);  // first one wins
     }
 }
 
 const mailbox* engine::find(std::string_view identity) const {
-    const auto it = index_.find(conf::detail::ascii_lower(identity));
+    const auto it = index_.find(smtp::ascii_lower(identity));
     return it == index_.end() ? nullptr : &policy_.mailboxes[it->second];
 }
 
@@ -190,11 +176,11 @@ std::optional<smtp::reply> engine::check_sender(std::string_view identity, std::
     // Unknown accounts and the null sender are refused: devices must name a sender.
     if (m == nullptr || address.empty()) return smtp::replies::send_as_denied();
     if (m->allowed_senders.empty()) {
-        if (conf::detail::iequals(address, m->identity)) return std::nullopt;
+        if (smtp::iequals(address, m->identity)) return std::nullopt;
         return smtp::replies::send_as_denied();
     }
     for (const auto& sender : m->allowed_senders) {
-        if (conf::detail::iequals(address, sender)) return std::nullopt;
+        if (smtp::iequals(address, sender)) return std::nullopt;
     }
     return smtp::replies::send_as_denied();
 }

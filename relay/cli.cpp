@@ -1,5 +1,8 @@
 #include "relay/cli.hpp"
 
+#include <termios.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <functional>
 #include <iostream>
@@ -85,6 +88,28 @@ int cmd_check_config(const std::map<std::string, std::string>& opts, std::istrea
     return 0;
 }
 
+// Turns terminal echo off for its lifetime when standard input is a terminal.
+class echo_off {
+public:
+    explicit echo_off(bool on_stdin) {
+        if (on_stdin && ::isatty(STDIN_FILENO) && ::tcgetattr(STDIN_FILENO, &saved_) == 0) {
+            termios quiet = saved_;
+            quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+            active_ = ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) == 0;
+        }
+    }
+    ~echo_off() {
+        if (active_) ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_);
+    }
+    echo_off(const echo_off&) = delete;
+    echo_off& operator=(const echo_off&) = delete;
+    [[nodiscard]] bool active() const { return active_; }
+
+private:
+    termios saved_{};
+    bool active_ = false;
+};
+
 int cmd_hash_password(const std::map<std::string, std::string>& opts, std::istream& in, std::ostream& out,
                       std::ostream& err) {
     static const std::map<std::string, std::string> schemes = {
@@ -96,7 +121,15 @@ int cmd_hash_password(const std::map<std::string, std::string>& opts, std::istre
         return 2;
     }
     std::string password;
-    if (!std::getline(in, password)) {
+    bool got;
+    {
+        // At a terminal, ask without echoing the password.
+        echo_off quiet(&in == &std::cin);
+        if (quiet.active()) err << "Password: " << std::flush;
+        got = static_cast<bool>(std::getline(in, password));
+        if (quiet.active()) err << '\n';
+    }
+    if (!got) {
         err << "subrelay hash-password: no password on standard input\n";
         return 1;
     }

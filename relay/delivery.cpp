@@ -18,6 +18,7 @@
 
 #include "relay/blocking.hpp"
 #include "relay/tls.hpp"
+#include "smtp/address.hpp"
 #include "relay/upstream.hpp"
 
 namespace subrelay::relay {
@@ -38,14 +39,6 @@ namespace {
 // How long a connection stays open without work before it says QUIT.
 constexpr std::chrono::seconds idle_keepalive{10};
 
-std::string join(const std::vector<std::string>& v) {
-    std::string out;
-    for (const auto& s : v) {
-        if (!out.empty()) out += ',';
-        out += '<' + s + '>';
-    }
-    return out;
-}
 
 // Writes a file durably: temporary name, fsync, rename.
 void write_file_durably(const std::filesystem::path& path, std::string_view data) {
@@ -224,7 +217,7 @@ asio::awaitable<void> delivery::smtp_worker(lane& l) {
         }
         if (!failure.empty()) {
             spdlog::info("delivery id={} account={} upstream={} to={} size={} status=deferred reason=\"{}\"", id,
-                         msg.envelope.identity, l.mailbox, join(out.recipients), out.size, failure);
+                         msg.envelope.identity, l.mailbox, smtp::bracketed_list(out.recipients), out.size, failure);
             defer(id, l.mailbox);
             co_await conn.quit();
             co_return;
@@ -249,7 +242,7 @@ asio::awaitable<void> delivery::smtp_worker(lane& l) {
         const char* status = retry.empty() ? (failed.empty() ? "sent" : (delivered.empty() ? "bounced" : "partly-sent"))
                                            : "deferred";
         spdlog::info("delivery id={} account={} upstream={} from=<{}> to={} size={} status={} reply=\"{}\"", id,
-                     msg.envelope.identity, l.mailbox, out.sender, join(out.recipients), out.size, status,
+                     msg.envelope.identity, l.mailbox, out.sender, smtp::bracketed_list(out.recipients), out.size, status,
                      result.final_reply.summary());
         try {
             if (retry.empty()) {
@@ -302,7 +295,7 @@ asio::awaitable<void> delivery::directory_worker(lane& l) {
                     write_file_durably(dir / (id + ".json"), boost::json::serialize(env) + "\n");
                     spool_.remove(id);
                     spdlog::info("delivery id={} account={} to={} size={} status=sent directory={}", id,
-                                 msg.envelope.identity, join(msg.envelope.recipients), msg.data.size(),
+                                 msg.envelope.identity, smtp::bracketed_list(msg.envelope.recipients), msg.data.size(),
                                  dir.string());
             };
             co_await run_blocking(blocking_, write_out);

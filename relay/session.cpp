@@ -65,14 +65,6 @@ std::chrono::milliseconds failed_auth_delay() {
     return std::chrono::milliseconds(std::uniform_int_distribution<int>(400, 1200)(rng));
 }
 
-std::string join(const std::vector<std::string>& v) {
-    std::string out;
-    for (const auto& s : v) {
-        if (!out.empty()) out += ',';
-        out += '<' + s + '>';
-    }
-    return out;
-}
 
 }  // namespace
 
@@ -279,7 +271,7 @@ asio::awaitable<void> session::store() {
         };
         std::string id = co_await run_blocking(ctx_.blocking, write_spool);
         spdlog::info("accepted id={} account={} client={} from=<{}> to={} size={}", id, record.identity, client_ip_,
-                     record.sender, join(record.recipients), size);
+                     record.sender, smtp::bracketed_list(record.recipients), size);
         smtp_.stored(smtp::reply(250, "2.0.0", "Ok: queued as " + id));
         ctx_.delivery.enqueue(id, record.upstream_mailbox);
     } catch (const std::exception& e) {

@@ -241,4 +241,15 @@ std::string_view domain_of(std::string_view address) {
     return address.substr(at + 1);
 }
 
+std::string bracketed_list(const std::vector<std::string>& addresses) {
+    std::string out;
+    for (const auto& a : addresses) {
+        if (!out.empty()) out += ',';
+        out += '<';
+        out += a;
+        out += '>';
+    }
+    return out;
+}
+
 }  // namespace subrelay::smtp

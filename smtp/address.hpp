@@ -3,6 +3,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace subrelay::smtp {
 
@@ -18,5 +19,8 @@ bool iequals(std::string_view a, std::string_view b);
 
 // The domain part of "local@domain" (empty if none).
 std::string_view domain_of(std::string_view address);
+
+// "<a@x>,<b@y>": a list of paths as log lines show them.
+std::string bracketed_list(const std::vector<std::string>& addresses);
 
 }  // namespace subrelay::smtp
