@@ -2,6 +2,8 @@
 // The local policy: which accounts may submit, as which senders, through
 // which upstream mailbox; decided exactly as Exchange Online decides
 // SmtpClientAuthenticationDisabled (organization default, mailbox wins).
+#include <array>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -16,19 +18,57 @@ namespace subrelay::policy {
 
 struct mailbox {
     std::string identity;                       // stored as written; compared case-insensitively
-    std::string password_hash;                  // crypt(3)
+    std::string password_hash;                  // crypt(3); may be empty for an account used only by bindings
     std::optional<bool> smtp_client_authentication_disabled;  // nullopt = $null
-    std::vector<std::string> allowed_senders;   // empty in file => [identity]
+    std::vector<std::string> allowed_senders;   // exact addresses or "*@domain"; empty in file => [identity]
+    std::vector<std::string> allowed_recipient_domains;       // empty => any recipient
     std::string upstream_mailbox;               // empty => upstream.mailbox
+    std::string authentication_policy;          // name of an [[authentication_policy]]; "" => the organization default
+    // Per-account limits; nullopt => the organization's value; 0 => no limit.
+    std::optional<std::uint32_t> max_messages_per_minute;
+    std::optional<std::uint32_t> max_recipients_per_day;
+    std::optional<std::uint32_t> max_recipients_per_message;
 };
 
 struct organization {
     bool smtp_client_authentication_disabled = true;  // Microsoft's recommendation
+    bool security_defaults = false;                   // true => SMTP AUTH off for everyone
+    std::string default_authentication_policy;        // like Set-OrganizationConfig -DefaultAuthenticationPolicy
+    std::uint32_t max_messages_per_minute = 30;       // Exchange Online's limits; 0 => no limit
+    std::uint32_t max_recipients_per_day = 10000;
+    std::uint32_t max_recipients_per_message = 500;
+};
+
+// Like New-AuthenticationPolicy: only the SMTP switch matters here.
+struct authentication_policy {
+    std::string name;                               // unique, case-insensitive
+    bool allow_basic_auth_smtp = false;             // Exchange's default for a new policy
+};
+
+// An IPv4 or IPv6 network ("10.1.20.0/24", "2001:db8::/48", or one address).
+struct network {
+    std::array<std::uint8_t, 16> address{};         // IPv4 stored as IPv4-mapped IPv6
+    unsigned prefix = 128;                          // in IPv6 bits (IPv4 /24 => 120)
+    // Parses; false with `why` set on error.
+    static bool parse(std::string_view text, network& out, std::string& why);
+    // `ip` in text form ("10.1.20.7", "::1", "::ffff:10.1.20.7").
+    [[nodiscard]] bool contains(std::string_view ip) const;
+    [[nodiscard]] std::string to_string() const;
+};
+
+// A device that cannot authenticate: clients from `network` submit as `identity` without AUTH.
+struct binding {
+    std::string network_text;                       // as written in the file
+    network net;
+    std::string identity;                           // must name a [[mailbox]]
+    std::vector<std::string> listeners;             // listener names ("submission", "submissions" or "host:port"); empty => all
 };
 
 struct policy_file {
     organization org;
     std::vector<mailbox> mailboxes;
+    std::vector<authentication_policy> authentication_policies;
+    std::vector<binding> bindings;
 };
 
 struct load_error {
@@ -47,14 +87,42 @@ struct load_result {
 load_result load_file(const std::filesystem::path& file);
 load_result load_text(std::string_view text, const std::filesystem::path& file);
 
+// The canonical TOML text of a policy (what CLI edits write). load_text of
+// the result gives back an equal policy_file.
+std::string to_toml(const policy_file& p);
+
 // Why SMTP AUTH is enabled or disabled for one account.
-enum class auth_source { organization, mailbox };
+enum class auth_source { security_defaults, authentication_policy, mailbox, organization };
 
 struct auth_decision {
     bool allowed = false;
     auth_source source = auth_source::organization;
     std::optional<smtp::reply> refusal;          // the 535 5.7.139 reply when !allowed
+    // The reasoning, one line per step, e.g.
+    //   "SecurityDefaults: False"
+    //   "Organization: SmtpClientAuthenticationDisabled = True"
+    //   "Mailbox: SmtpClientAuthenticationDisabled = False (overrides the organization)"
+    //   "AuthenticationPolicy: none"
+    //   "Effective: enabled"
+    std::vector<std::string> steps;
 };
+
+// The limits in force for one account (organization defaults applied); 0 => no limit.
+struct effective_limits {
+    std::uint32_t max_messages_per_minute = 0;
+    std::uint32_t max_recipients_per_day = 0;
+    std::uint32_t max_recipients_per_message = 0;
+};
+
+// Exchange's replies for the policy's refusals (text in one place).
+namespace replies {
+smtp::reply security_defaults();      // 535 5.7.139 ... user is locked by your organization's security defaults policy. ...
+smtp::reply basic_auth_disabled();    // 535 5.7.139 Authentication unsuccessful, basic authentication is disabled.
+smtp::reply recipient_domain_not_allowed(std::string_view domain);  // 550 5.7.1 ...
+smtp::reply message_rate_exceeded();  // 421 4.4.2 Message submission rate for this client has exceeded the configured limit
+smtp::reply daily_recipients_exceeded();  // 554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException; ...
+smtp::reply too_many_recipients();    // 452 4.5.3 Too many recipients
+}  // namespace replies
 
 // Evaluates a loaded policy. Immutable; share with std::shared_ptr and
 // swap a new one in on reload.
@@ -65,12 +133,29 @@ public:
     // nullptr if no such account (case-insensitive).
     [[nodiscard]] const mailbox* find(std::string_view identity) const;
 
-    // Precedence: mailbox true -> disabled (Mailbox reply), mailbox false ->
-    // enabled, unset -> organization (Tenant reply when disabled).
+    // The full precedence, in Exchange's order: security defaults on =>
+    // refused (security defaults reply); else the account's authentication
+    // policy (its own, or the organization default) with
+    // allow_basic_auth_smtp = false => refused (basic authentication reply);
+    // else mailbox true => refused (Mailbox reply), mailbox false => allowed,
+    // unset => the organization (Tenant reply when disabled).
     [[nodiscard]] auth_decision may_authenticate(const mailbox& m) const;
 
-    // nullopt: the account may send as `address`; else 550 5.7.60.
+    // nullopt: the account may send as `address` (exact, case-insensitive,
+    // or "*@domain"); else 550 5.7.60. The null sender is refused.
     [[nodiscard]] std::optional<smtp::reply> check_sender(std::string_view identity, std::string_view address) const;
+
+    // nullopt: the account may send to `address` (allowed_recipient_domains
+    // empty, or the domain is listed, case-insensitive); else 550 5.7.1.
+    [[nodiscard]] std::optional<smtp::reply> check_recipient(std::string_view identity, std::string_view address) const;
+
+    // The binding for a client address on a listener ("submission" or
+    // "submissions", and its "host:port"), or nullptr. The most specific
+    // (longest prefix) binding wins.
+    [[nodiscard]] const binding* binding_for(std::string_view client_ip, std::string_view listener_kind,
+                                             std::string_view listener_address) const;
+
+    [[nodiscard]] effective_limits limits_for(const mailbox& m) const;
 
     // The upstream mailbox for an account ("" => the default upstream.mailbox).
     [[nodiscard]] std::string upstream_mailbox_for(std::string_view identity) const;

@@ -154,11 +154,11 @@ struct server_session::commands {
     // ---- policy ----
     static std::optional<reply> mail_policy(const server_session& s, const command& c) {
         if (s.policy_ == nullptr) return std::nullopt;
-        return s.policy_->check_sender(s.identity_, c.path);
+        return s.policy_->check_sender(s.sender_identity(), c.path);
     }
     static std::optional<reply> rcpt_policy(const server_session& s, const command& c) {
         if (s.policy_ == nullptr) return std::nullopt;
-        return s.policy_->check_recipient(s.identity_, s.envelope_.sender, c.path);
+        return s.policy_->check_recipient(s.sender_identity(), s.envelope_.sender, c.path);
     }
 
     // ---- proceed ----
@@ -171,7 +171,7 @@ struct server_session::commands {
     }
     static void mail(server_session& s, const command& c) {
         s.envelope_.sender = c.path;
-        s.envelope_.identity = s.identity_;
+        s.envelope_.identity = s.sender_identity();
         s.envelope_.smtputf8 = c.params.contains("SMTPUTF8");
         const auto body = c.params.find("BODY");
         s.envelope_.body_type = body == c.params.end() ? std::string() : body->second;
@@ -263,7 +263,7 @@ struct server_session::commands {
             if (auto e = r.state(s)) return *e;
         if (r.tls != nullptr)
             if (auto e = r.tls(s)) return *e;
-        if (r.needs_auth && !s.authenticated()) return replies::not_authenticated();
+        if (r.needs_auth && s.sender_identity().empty()) return replies::not_authenticated();
         if (r.limits != nullptr)
             if (auto e = r.limits(s)) return *e;
         auto parsed = parse_command(line);
@@ -408,7 +408,7 @@ bool server_session::handle_data_bytes() {
     }
     message_ = data_->take_message();
     data_.reset();
-    envelope_.identity = identity_;
+    envelope_.identity = sender_identity();
     pending_ = action::store;
     return true;
 }

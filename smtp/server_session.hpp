@@ -121,8 +121,15 @@ public:
     [[nodiscard]] const std::string& helo_name() const { return envelope_.helo; }
     [[nodiscard]] bool esmtp() const { return esmtp_; }
 
-    // Sets the identity without AUTH (for a network binding; later issue).
+    // Sets the identity as if AUTH had succeeded (tests, tools).
     void set_identity(std::string identity) { identity_ = std::move(identity); }
+    // A network binding: clients from a bound address may send without AUTH
+    // as this account. AUTH stays possible and, when it succeeds, wins. The
+    // binding survives STARTTLS (it depends on the address, not the session).
+    void set_bound_identity(std::string identity) { bound_identity_ = std::move(identity); }
+    // The account MAIL is checked against: the authenticated one, else the bound one.
+    [[nodiscard]] const std::string& sender_identity() const { return identity_.empty() ? bound_identity_ : identity_; }
+    [[nodiscard]] bool bound() const { return identity_.empty() && !bound_identity_.empty(); }
 
     enum class state { initial, ready, mail, rcpt, data, auth, closed };
     [[nodiscard]] state current_state() const { return state_; }
@@ -158,6 +165,7 @@ private:
     bool esmtp_ = false;
     bool discard_line_ = false;   // inside an over-long line: drop until CRLF
     std::string identity_;
+    std::string bound_identity_;
     envelope envelope_;
     std::string message_;
     auth_request auth_;

@@ -804,3 +804,56 @@ TEST(reply_parser_robustness, random_input) {
 
 }  // namespace
 }  // namespace subrelay::smtp
+
+namespace subrelay::smtp {
+namespace {
+
+// A network binding lets a client send without AUTH as the bound account;
+// AUTH still works and, when it succeeds, its identity wins.
+class bound_session : public server {};
+
+TEST_F(bound_session, mail_without_auth_uses_the_bound_identity) {
+    start(tls_options());
+    s().set_bound_identity("scanner@contoso.com");
+    EXPECT_EQ(say("EHLO client.test\r\n"), ehlo_tls);  // AUTH still offered
+    EXPECT_EQ(say("MAIL FROM:<scanner@contoso.com>\r\n"), "250 2.1.0 Sender ok\r\n");
+    ASSERT_EQ(policy_.sender_calls.size(), 1u);
+    EXPECT_EQ(policy_.sender_calls[0], "scanner@contoso.com|scanner@contoso.com");
+    EXPECT_EQ(say("RCPT TO:<bob@example.org>\r\n"), "250 2.1.5 Recipient ok\r\n");
+    EXPECT_EQ(policy_.recipient_calls.at(0), "scanner@contoso.com|scanner@contoso.com|bob@example.org");
+    EXPECT_TRUE(s().bound());
+    EXPECT_FALSE(s().authenticated());
+}
+
+TEST_F(bound_session, auth_overrides_the_binding) {
+    start(tls_options());
+    s().set_bound_identity("scanner@contoso.com");
+    EXPECT_EQ(say("EHLO client.test\r\n"), ehlo_tls);
+    EXPECT_EQ(say("AUTH PLAIN " + plain_credentials + "\r\n"), "");
+    ASSERT_EQ(next_, action::authenticate);
+    s().auth_success("alice@example.com");
+    EXPECT_EQ(go(), "235 2.7.0 Authentication successful\r\n");
+    EXPECT_EQ(say("MAIL FROM:<alice@example.com>\r\n"), "250 2.1.0 Sender ok\r\n");
+    EXPECT_EQ(policy_.sender_calls.at(0), "alice@example.com|alice@example.com");
+    EXPECT_FALSE(s().bound());
+}
+
+TEST_F(bound_session, binding_survives_starttls) {
+    start();
+    s().set_bound_identity("scanner@contoso.com");
+    EXPECT_EQ(say("EHLO client.test\r\n"), ehlo_plain);
+    EXPECT_EQ(say("STARTTLS\r\n"), "220 2.0.0 Ready to start TLS\r\n");
+    s().tls_started();
+    EXPECT_EQ(say("EHLO client.test\r\n"), ehlo_tls);
+    EXPECT_EQ(say("MAIL FROM:<scanner@contoso.com>\r\n"), "250 2.1.0 Sender ok\r\n");
+}
+
+TEST_F(bound_session, without_binding_mail_needs_auth) {
+    start(tls_options());
+    EXPECT_EQ(say("EHLO client.test\r\n"), ehlo_tls);
+    EXPECT_EQ(say("MAIL FROM:<scanner@contoso.com>\r\n"), "530 5.7.57 Client not authenticated to send mail.\r\n");
+    EXPECT_TRUE(policy_.sender_calls.empty());
+}
+
+}  // namespace
+}  // namespace subrelay::smtp
