@@ -1,5 +1,6 @@
 #include "policy/policy.hpp"
 
+#include <algorithm>
 #include <array>
 
 #include "conf/toml_reader.hpp"
@@ -31,6 +32,82 @@ bool looks_like_crypt_hash(std::string_view h) {
 
 std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
+// A DNS domain name (or a UTF-8 one): dot-separated labels of letters,
+// digits and hyphens, no label starting or ending with a hyphen.
+bool valid_domain(std::string_view d) {
+    if (d.empty() || d.size() > 253) return false;
+    std::size_t start = 0;
+    while (true) {
+        const auto dot = d.find('.', start);
+        const auto label = d.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+        if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
+        for (char c : label) {
+            const auto u = static_cast<unsigned char>(c);
+            const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                            u >= 0x80;
+            if (!ok) return false;
+        }
+        if (dot == std::string_view::npos) return true;
+        start = dot + 1;
+    }
+}
+
+// An allowed sender: an address, or "*@domain" for every address of a domain.
+// "" when valid, else what is wrong.
+std::string sender_problem(std::string_view s) {
+    if (s.substr(0, 1) == "*") {
+        if (s.size() > 2 && s.substr(0, 2) == "*@" && valid_domain(s.substr(2))) return {};
+        return "is not a valid *@domain pattern";
+    }
+    return smtp::valid_mailbox(s) ? "" : "is not a valid address";
+}
+
+std::string domain_problem(std::string_view s) { return valid_domain(s) ? "" : "is not a valid domain"; }
+
+// A listener name in a binding: a kind or a listen address "host:port".
+bool valid_listener(std::string_view s) {
+    if (s.empty()) return false;
+    if (s == "submission" || s == "submissions") return true;
+    const auto colon = s.rfind(':');
+    if (colon == std::string_view::npos || colon == 0) return false;
+    const auto host = s.substr(0, colon);
+    const auto port = s.substr(colon + 1);
+    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos) return false;
+    if (std::stoul(std::string(port)) > 65535) return false;
+    if (host.front() == '[') return host.size() > 2 && host.back() == ']';
+    return host.find(':') == std::string_view::npos && host.find_first_of(" \t") == std::string_view::npos;
+}
+
+std::string listener_problem(std::string_view s) {
+    return valid_listener(s) ? ""
+                             : "is not a listener (\"submission\", \"submissions\" or a listen address \"host:port\")";
+}
+
+void read_limit(table_reader& r, std::string_view key, std::optional<std::uint32_t>& out) {
+    std::uint32_t v = 0;
+    if (r.read_number(key, v, 0)) out = v;
+}
+
+// An array of strings, each checked by `problem_of` ("" when valid).
+template <typename Check>
+void read_strings(table_reader& r, std::string_view key, std::vector<std::string>& out, std::vector<problem>& problems,
+                  Check problem_of) {
+    const auto* arr = r.array(key);
+    if (arr == nullptr) return;
+    for (std::size_t i = 0; i < arr->size(); ++i) {
+        const auto& element = *arr->get(i);
+        const auto k = conf::detail::index_key(r.path(key), i);
+        const auto* s = element.as_string();
+        if (s == nullptr) {
+            problems.push_back({k, conf::detail::type_mismatch("a string", element)});
+        } else if (auto wrong = problem_of(std::string_view(s->get())); !wrong.empty()) {
+            problems.push_back({k, quote(s->get()) + " " + wrong});
+        } else {
+            out.push_back(s->get());
+        }
+    }
+}
+
 void read_mailbox(const toml::table& t, const std::string& prefix, mailbox& m, std::vector<problem>& problems) {
     table_reader r(t, prefix, problems);
     if (r.read("identity", m.identity)) {
@@ -40,37 +117,89 @@ void read_mailbox(const toml::table& t, const std::string& prefix, mailbox& m, s
     } else if (!r.has("identity")) {
         r.error("identity", "is required");
     }
-    if (r.read("password_hash", m.password_hash)) {
+    // Absent or empty: an account used only through bindings (AUTH always fails).
+    if (r.read("password_hash", m.password_hash) && !m.password_hash.empty() &&
+        !looks_like_crypt_hash(m.password_hash)) {
         // The value itself is never echoed: it is a secret.
-        if (m.password_hash.empty()) {
-            r.error("password_hash", "is required");
-        } else if (!looks_like_crypt_hash(m.password_hash)) {
-            r.error("password_hash", "must be a crypt(3) hash starting with $y$, $2b$, $2a$, $2y$, $6$, $5$, $7$ or $gy$");
-        }
-    } else if (!r.has("password_hash")) {
-        r.error("password_hash", "is required");
+        r.error("password_hash", "must be a crypt(3) hash starting with $y$, $2b$, $2a$, $2y$, $6$, $5$, $7$ or $gy$");
+        m.password_hash.clear();
     }
     bool disabled = false;
     if (r.read("smtp_client_authentication_disabled", disabled)) m.smtp_client_authentication_disabled = disabled;
-    if (const auto* arr = r.array("allowed_senders")) {
-        for (std::size_t i = 0; i < arr->size(); ++i) {
-            const auto& element = *arr->get(i);
-            const auto key = conf::detail::index_key(r.path("allowed_senders"), i);
-            const auto* s = element.as_string();
-            if (s == nullptr) {
-                problems.push_back({key, conf::detail::type_mismatch("a string", element)});
-            } else if (!smtp::valid_mailbox(s->get())) {
-                problems.push_back({key, quote(s->get()) + " is not a valid address"});
-            } else {
-                m.allowed_senders.push_back(s->get());
-            }
-        }
-    }
+    read_strings(r, "allowed_senders", m.allowed_senders, problems, sender_problem);
+    read_strings(r, "allowed_recipient_domains", m.allowed_recipient_domains, problems, domain_problem);
     if (r.read("upstream_mailbox", m.upstream_mailbox) && !m.upstream_mailbox.empty() &&
         !smtp::valid_mailbox(m.upstream_mailbox)) {
         r.error("upstream_mailbox", quote(m.upstream_mailbox) + " is not a valid address");
     }
+    r.read("authentication_policy", m.authentication_policy);
+    read_limit(r, "max_messages_per_minute", m.max_messages_per_minute);
+    read_limit(r, "max_recipients_per_day", m.max_recipients_per_day);
+    read_limit(r, "max_recipients_per_message", m.max_recipients_per_message);
     r.finish();
+}
+
+void read_authentication_policy(const toml::table& t, const std::string& prefix, authentication_policy& a,
+                                std::vector<problem>& problems) {
+    table_reader r(t, prefix, problems);
+    if (r.read("name", a.name)) {
+        if (a.name.empty()) r.error("name", "is required");
+    } else if (!r.has("name")) {
+        r.error("name", "is required");
+    }
+    r.read("allow_basic_auth_smtp", a.allow_basic_auth_smtp);
+    r.finish();
+}
+
+void read_binding(const toml::table& t, const std::string& prefix, binding& b, std::vector<problem>& problems) {
+    table_reader r(t, prefix, problems);
+    if (r.read("network", b.network_text)) {
+        std::string why;
+        if (!network::parse(b.network_text, b.net, why)) r.error("network", quote(b.network_text) + " " + why);
+    } else if (!r.has("network")) {
+        r.error("network", "is required");
+    }
+    if (r.read("identity", b.identity)) {
+        if (b.identity.empty()) r.error("identity", "is required");
+    } else if (!r.has("identity")) {
+        r.error("identity", "is required");
+    }
+    read_strings(r, "listeners", b.listeners, problems, listener_problem);
+    r.finish();
+}
+
+// Reads an array of tables `key` ([[key]]), one element at a time.
+// `at[i]` is the index in the file of out[i] (elements that are not tables are skipped).
+template <typename T, typename Read>
+void read_tables(table_reader& r, std::string_view key, std::vector<T>& out, std::vector<std::size_t>& at,
+                 std::vector<problem>& problems, Read read) {
+    const auto* node = r.get(key);
+    if (node == nullptr) return;
+    const auto* arr = node->as_array();
+    if (arr == nullptr) {
+        r.error(key, conf::detail::type_mismatch("an array of tables ([[" + std::string(key) + "]])", *node));
+        return;
+    }
+    for (std::size_t i = 0; i < arr->size(); ++i) {
+        const auto& element = *arr->get(i);
+        const auto prefix = conf::detail::index_key(key, i);
+        const auto* t = element.as_table();
+        if (t == nullptr) {
+            problems.push_back({prefix, conf::detail::type_mismatch("a table", element)});
+            continue;
+        }
+        T value;
+        read(*t, prefix, value, problems);
+        out.push_back(std::move(value));
+        at.push_back(i);
+    }
+}
+
+const authentication_policy* find_policy(const std::vector<authentication_policy>& policies, std::string_view name) {
+    for (const auto& p : policies) {
+        if (smtp::iequals(p.name, name)) return &p;
+    }
+    return nullptr;
 }
 
 }  // namespace
@@ -96,41 +225,92 @@ load_result load_text(std::string_view text, const std::filesystem::path& file) 
     }
 
     std::vector<problem> problems;
+    auto& policy = result.policy;
     table_reader r(*root, "", problems);
     if (const auto* org = r.table("organization")) {
         table_reader o(*org, "organization", problems);
-        o.read("smtp_client_authentication_disabled", result.policy.org.smtp_client_authentication_disabled);
+        o.read("smtp_client_authentication_disabled", policy.org.smtp_client_authentication_disabled);
+        o.read("security_defaults", policy.org.security_defaults);
+        o.read("default_authentication_policy", policy.org.default_authentication_policy);
+        o.read_number("max_messages_per_minute", policy.org.max_messages_per_minute, 0);
+        o.read_number("max_recipients_per_day", policy.org.max_recipients_per_day, 0);
+        o.read_number("max_recipients_per_message", policy.org.max_recipients_per_message, 0);
         o.finish();
     }
-    if (const auto* node = r.get("mailbox")) {
-        const auto* arr = node->as_array();
-        if (arr == nullptr) {
-            r.error("mailbox", conf::detail::type_mismatch("an array of tables ([[mailbox]])", *node));
-        } else {
-            for (std::size_t i = 0; i < arr->size(); ++i) {
-                const auto& element = *arr->get(i);
-                const auto prefix = conf::detail::index_key("mailbox", i);
-                const auto* t = element.as_table();
-                if (t == nullptr) {
-                    problems.push_back({prefix, conf::detail::type_mismatch("a table", element)});
-                    continue;
-                }
-                mailbox m;
-                read_mailbox(*t, prefix, m, problems);
-                if (!m.identity.empty()) {
-                    for (std::size_t j = 0; j < result.policy.mailboxes.size(); ++j) {
-                        if (smtp::iequals(result.policy.mailboxes[j].identity, m.identity)) {
-                            problems.push_back({prefix + ".identity", quote(m.identity) + " is already used by " +
-                                                                          conf::detail::index_key("mailbox", j)});
-                            break;
-                        }
-                    }
-                }
-                result.policy.mailboxes.push_back(std::move(m));
+
+    std::vector<std::size_t> policy_at;
+    std::vector<std::size_t> mailbox_at;
+    std::vector<std::size_t> binding_at;
+    read_tables(r, "authentication_policy", policy.authentication_policies, policy_at, problems,
+                read_authentication_policy);
+    read_tables(r, "mailbox", policy.mailboxes, mailbox_at, problems, read_mailbox);
+    read_tables(r, "binding", policy.bindings, binding_at, problems, read_binding);
+    r.finish();
+
+    // Cross references, in file order.
+    const auto& policies = policy.authentication_policies;
+    for (std::size_t i = 0; i < policies.size(); ++i) {
+        if (policies[i].name.empty()) continue;
+        for (std::size_t j = 0; j < i; ++j) {
+            if (smtp::iequals(policies[j].name, policies[i].name)) {
+                problems.push_back({conf::detail::index_key("authentication_policy", policy_at[i]) + ".name",
+                                    quote(policies[i].name) + " is already used by " +
+                                        conf::detail::index_key("authentication_policy", policy_at[j])});
+                break;
             }
         }
     }
-    r.finish();
+    const auto undefined_policy = [&](const std::string& name) {
+        return quote(name) + " is not the name of any [[authentication_policy]]";
+    };
+    if (!policy.org.default_authentication_policy.empty() &&
+        find_policy(policies, policy.org.default_authentication_policy) == nullptr) {
+        problems.push_back(
+            {"organization.default_authentication_policy", undefined_policy(policy.org.default_authentication_policy)});
+    }
+    const auto& mailboxes = policy.mailboxes;
+    for (std::size_t i = 0; i < mailboxes.size(); ++i) {
+        const auto prefix = conf::detail::index_key("mailbox", mailbox_at[i]);
+        const auto& m = mailboxes[i];
+        if (!m.identity.empty()) {
+            for (std::size_t j = 0; j < i; ++j) {
+                if (smtp::iequals(mailboxes[j].identity, m.identity)) {
+                    problems.push_back({prefix + ".identity", quote(m.identity) + " is already used by " +
+                                                                  conf::detail::index_key("mailbox", mailbox_at[j])});
+                    break;
+                }
+            }
+        }
+        if (!m.authentication_policy.empty() && find_policy(policies, m.authentication_policy) == nullptr) {
+            problems.push_back({prefix + ".authentication_policy", undefined_policy(m.authentication_policy)});
+        }
+    }
+    const auto& bindings = policy.bindings;
+    for (std::size_t i = 0; i < bindings.size(); ++i) {
+        const auto prefix = conf::detail::index_key("binding", binding_at[i]);
+        const auto& b = bindings[i];
+        if (!b.network_text.empty()) {
+            std::string why;
+            network n;
+            if (network::parse(b.network_text, n, why)) {
+                for (std::size_t j = 0; j < i; ++j) {
+                    network other;
+                    if (network::parse(bindings[j].network_text, other, why) && other == n) {
+                        problems.push_back({prefix + ".network", quote(b.network_text) + " is already used by " +
+                                                                     conf::detail::index_key("binding", binding_at[j])});
+                        break;
+                    }
+                }
+            }
+        }
+        if (!b.identity.empty()) {
+            const bool known = std::any_of(mailboxes.begin(), mailboxes.end(),
+                                           [&](const mailbox& m) { return smtp::iequals(m.identity, b.identity); });
+            if (!known) {
+                problems.push_back({prefix + ".identity", quote(b.identity) + " is not the identity of any [[mailbox]]"});
+            }
+        }
+    }
     for (auto& p : problems) result.errors.push_back({file, std::move(p.key), std::move(p.message)});
     return result;
 }
@@ -157,19 +337,118 @@ const mailbox* engine::find(std::string_view identity) const {
     return it == index_.end() ? nullptr : &policy_.mailboxes[it->second];
 }
 
+namespace replies {
+
+smtp::reply security_defaults() {
+    return {535, "5.7.139",
+            "Authentication unsuccessful, user is locked by your organization's security defaults policy. "
+            "Contact your administrator."};
+}
+smtp::reply basic_auth_disabled() {
+    return {535, "5.7.139", "Authentication unsuccessful, basic authentication is disabled."};
+}
+smtp::reply recipient_domain_not_allowed(std::string_view domain) {
+    return {550, "5.7.1", "Recipient domain " + std::string(domain) + " is not allowed for this account"};
+}
+smtp::reply message_rate_exceeded() {
+    return {421, "4.4.2", "Message submission rate for this client has exceeded the configured limit"};
+}
+smtp::reply daily_recipients_exceeded() {
+    return {554, "5.2.0",
+            "STOREDRV.Submission.Exception:SubmissionQuotaExceededException; Failed to process message due to a "
+            "permanent exception with message Cannot submit message."};
+}
+smtp::reply too_many_recipients() { return {452, "4.5.3", "Too many recipients"}; }
+
+}  // namespace replies
+
+namespace {
+
+const char* power_shell_bool(bool b) { return b ? "True" : "False"; }
+
+}  // namespace
+
 auth_decision engine::may_authenticate(const mailbox& m) const {
     auth_decision d;
-    if (m.smtp_client_authentication_disabled.has_value()) {
-        d.source = auth_source::mailbox;
-        d.allowed = !*m.smtp_client_authentication_disabled;
-        if (!d.allowed) d.refusal = smtp::replies::auth_disabled_for_mailbox();
-        return d;
+    const auto& org = policy_.org;
+    // Every step is listed (what an operator wants to see); the first that
+    // refuses decides, in Exchange's order.
+    std::optional<auth_source> refused_by;
+    std::string why;
+
+    d.steps.push_back(std::string("SecurityDefaults: ") + power_shell_bool(org.security_defaults));
+    if (org.security_defaults) {
+        refused_by = auth_source::security_defaults;
+        d.refusal = replies::security_defaults();
+        why = "security defaults";
     }
-    d.source = auth_source::organization;
-    d.allowed = !policy_.org.smtp_client_authentication_disabled;
-    if (!d.allowed) d.refusal = smtp::replies::auth_disabled_for_tenant();
+
+    const bool own_policy = !m.authentication_policy.empty();
+    const std::string& policy_name = own_policy ? m.authentication_policy : org.default_authentication_policy;
+    if (policy_name.empty()) {
+        d.steps.emplace_back("AuthenticationPolicy: none");
+    } else {
+        const auto* ap = find_policy(policy_.authentication_policies, policy_name);
+        const std::string origin = own_policy ? "" : " (organization default)";
+        // A policy that is not defined (a file that was never validated) blocks: fail closed.
+        const bool allows = ap != nullptr && ap->allow_basic_auth_smtp;
+        if (ap != nullptr) {
+            d.steps.push_back("AuthenticationPolicy: " + ap->name + " (AllowBasicAuthSmtp = " + power_shell_bool(allows) +
+                              ")" + origin);
+        } else {
+            d.steps.push_back("AuthenticationPolicy: " + policy_name + " (not defined: treated as AllowBasicAuthSmtp = False)" +
+                              origin);
+        }
+        if (!allows && !refused_by) {
+            refused_by = auth_source::authentication_policy;
+            d.refusal = replies::basic_auth_disabled();
+            why = "authentication policy " + policy_name;
+        }
+    }
+
+    d.steps.push_back(std::string("Organization: SmtpClientAuthenticationDisabled = ") +
+                      power_shell_bool(org.smtp_client_authentication_disabled));
+    if (m.smtp_client_authentication_disabled.has_value()) {
+        d.steps.push_back(std::string("Mailbox: SmtpClientAuthenticationDisabled = ") +
+                          power_shell_bool(*m.smtp_client_authentication_disabled) + " (overrides the organization)");
+        if (*m.smtp_client_authentication_disabled && !refused_by) {
+            refused_by = auth_source::mailbox;
+            d.refusal = smtp::replies::auth_disabled_for_mailbox();
+            why = "mailbox";
+        }
+        d.source = auth_source::mailbox;
+    } else {
+        d.steps.emplace_back("Mailbox: SmtpClientAuthenticationDisabled = (unset: the organization decides)");
+        if (org.smtp_client_authentication_disabled && !refused_by) {
+            refused_by = auth_source::organization;
+            d.refusal = smtp::replies::auth_disabled_for_tenant();
+            why = "organization";
+        }
+        d.source = auth_source::organization;
+    }
+
+    if (refused_by) {
+        d.allowed = false;
+        d.source = *refused_by;
+        d.steps.push_back("Effective: disabled (" + why + ")");
+    } else {
+        d.allowed = true;
+        d.steps.emplace_back("Effective: enabled");
+    }
     return d;
 }
+
+namespace {
+
+bool sender_matches(std::string_view pattern, std::string_view address) {
+    if (pattern.size() > 2 && pattern.substr(0, 2) == "*@") {
+        const auto at = address.rfind('@');
+        return at != std::string_view::npos && at > 0 && smtp::iequals(address.substr(at + 1), pattern.substr(2));
+    }
+    return smtp::iequals(address, pattern);
+}
+
+}  // namespace
 
 std::optional<smtp::reply> engine::check_sender(std::string_view identity, std::string_view address) const {
     const mailbox* m = find(identity);
@@ -180,9 +459,48 @@ std::optional<smtp::reply> engine::check_sender(std::string_view identity, std::
         return smtp::replies::send_as_denied();
     }
     for (const auto& sender : m->allowed_senders) {
-        if (smtp::iequals(address, sender)) return std::nullopt;
+        if (sender_matches(sender, address)) return std::nullopt;
     }
     return smtp::replies::send_as_denied();
+}
+
+std::optional<smtp::reply> engine::check_recipient(std::string_view identity, std::string_view address) const {
+    const mailbox* m = find(identity);
+    const auto domain = smtp::domain_of(address);
+    if (m == nullptr) return replies::recipient_domain_not_allowed(domain);
+    if (m->allowed_recipient_domains.empty()) return std::nullopt;
+    if (!domain.empty()) {
+        for (const auto& allowed : m->allowed_recipient_domains) {
+            if (smtp::iequals(domain, allowed)) return std::nullopt;
+        }
+    }
+    return replies::recipient_domain_not_allowed(domain);
+}
+
+const binding* engine::binding_for(std::string_view client_ip, std::string_view listener_kind,
+                                   std::string_view listener_address) const {
+    const auto ip = network::parse_address(client_ip);
+    if (!ip) return nullptr;
+    const binding* best = nullptr;
+    for (const auto& b : policy_.bindings) {
+        if (!b.net.contains(*ip)) continue;
+        if (!b.listeners.empty()) {
+            const bool listed = std::any_of(b.listeners.begin(), b.listeners.end(), [&](const std::string& l) {
+                return (!listener_kind.empty() && l == listener_kind) ||
+                       (!listener_address.empty() && l == listener_address);
+            });
+            if (!listed) continue;
+        }
+        if (best == nullptr || b.net.prefix > best->net.prefix) best = &b;  // first wins on a tie
+    }
+    return best;
+}
+
+effective_limits engine::limits_for(const mailbox& m) const {
+    const auto& org = policy_.org;
+    return {m.max_messages_per_minute.value_or(org.max_messages_per_minute),
+            m.max_recipients_per_day.value_or(org.max_recipients_per_day),
+            m.max_recipients_per_message.value_or(org.max_recipients_per_message)};
 }
 
 std::string engine::upstream_mailbox_for(std::string_view identity) const {

@@ -28,6 +28,8 @@ struct mailbox {
     std::optional<std::uint32_t> max_messages_per_minute;
     std::optional<std::uint32_t> max_recipients_per_day;
     std::optional<std::uint32_t> max_recipients_per_message;
+
+    friend bool operator==(const mailbox&, const mailbox&) = default;
 };
 
 struct organization {
@@ -37,12 +39,16 @@ struct organization {
     std::uint32_t max_messages_per_minute = 30;       // Exchange Online's limits; 0 => no limit
     std::uint32_t max_recipients_per_day = 10000;
     std::uint32_t max_recipients_per_message = 500;
+
+    friend bool operator==(const organization&, const organization&) = default;
 };
 
 // Like New-AuthenticationPolicy: only the SMTP switch matters here.
 struct authentication_policy {
     std::string name;                               // unique, case-insensitive
     bool allow_basic_auth_smtp = false;             // Exchange's default for a new policy
+
+    friend bool operator==(const authentication_policy&, const authentication_policy&) = default;
 };
 
 // An IPv4 or IPv6 network ("10.1.20.0/24", "2001:db8::/48", or one address).
@@ -53,7 +59,15 @@ struct network {
     static bool parse(std::string_view text, network& out, std::string& why);
     // `ip` in text form ("10.1.20.7", "::1", "::ffff:10.1.20.7").
     [[nodiscard]] bool contains(std::string_view ip) const;
+    // "10.1.20.0/24", "2001:db8::/48"; a single address without a prefix.
     [[nodiscard]] std::string to_string() const;
+
+    // An address in text form as 16 bytes (IPv4 as IPv4-mapped IPv6); a
+    // zone ("%eth0") is ignored. nullopt when not an address.
+    static std::optional<std::array<std::uint8_t, 16>> parse_address(std::string_view ip);
+    [[nodiscard]] bool contains(const std::array<std::uint8_t, 16>& ip) const;
+
+    friend bool operator==(const network&, const network&) = default;
 };
 
 // A device that cannot authenticate: clients from `network` submit as `identity` without AUTH.
@@ -62,6 +76,8 @@ struct binding {
     network net;
     std::string identity;                           // must name a [[mailbox]]
     std::vector<std::string> listeners;             // listener names ("submission", "submissions" or "host:port"); empty => all
+
+    friend bool operator==(const binding&, const binding&) = default;
 };
 
 struct policy_file {
@@ -69,6 +85,8 @@ struct policy_file {
     std::vector<mailbox> mailboxes;
     std::vector<authentication_policy> authentication_policies;
     std::vector<binding> bindings;
+
+    friend bool operator==(const policy_file&, const policy_file&) = default;
 };
 
 struct load_error {
@@ -98,11 +116,12 @@ struct auth_decision {
     bool allowed = false;
     auth_source source = auth_source::organization;
     std::optional<smtp::reply> refusal;          // the 535 5.7.139 reply when !allowed
-    // The reasoning, one line per step, e.g.
+    // The reasoning, one line per step in Exchange's order (every step is
+    // listed, even after the one that decides), e.g.
     //   "SecurityDefaults: False"
+    //   "AuthenticationPolicy: none"
     //   "Organization: SmtpClientAuthenticationDisabled = True"
     //   "Mailbox: SmtpClientAuthenticationDisabled = False (overrides the organization)"
-    //   "AuthenticationPolicy: none"
     //   "Effective: enabled"
     std::vector<std::string> steps;
 };

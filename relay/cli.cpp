@@ -13,8 +13,10 @@
 #include "auth/token_provider.hpp"
 #include "conf/config.hpp"
 #include "policy/policy.hpp"
+#include "relay/admin.hpp"
 #include "relay/server.hpp"
 #include "relay/tls.hpp"
+#include "smtp/address.hpp"
 
 namespace subrelay::relay {
 
@@ -31,6 +33,9 @@ verbs:
   serve          run the relay in the foreground
   check-config   validate the configuration and the policy file
   hash-password  read a password on standard input, print its crypt(3) hash
+
+administration (like Exchange Online's cmdlets; verbs are case-insensitive):
+@ADMIN@
 
 options:
   --help         this text; `subrelay VERB --help` describes a verb
@@ -173,16 +178,30 @@ const std::map<std::string, verb_spec>& verbs() {
     return table;
 }
 
+std::string usage_text() {
+    std::string text = main_usage;
+    const std::string marker = "@ADMIN@\n";
+    text.replace(text.find(marker), marker.size(), admin::summary());
+    return text;
+}
+
 }  // namespace
 
 int run_cli(const std::vector<std::string>& args, std::istream& in, std::ostream& out, std::ostream& err) {
     if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
-        (args.empty() ? err : out) << main_usage;
+        (args.empty() ? err : out) << usage_text();
         return args.empty() ? 2 : 0;
     }
     if (args[0] == "--version" || args[0] == "version") {
         out << "subrelay " << SUBRELAY_VERSION << '\n';
         return 0;
+    }
+    // Admin verbs are PowerShell cmdlet names: accept them in any case
+    // (Set-CASMailbox, set-casmailbox).
+    if (const std::string verb = smtp::ascii_lower(args[0]); admin::is_verb(verb)) {
+        std::vector<std::string> admin_args = args;
+        admin_args[0] = verb;
+        return admin::run(admin_args, in, out, err);
     }
     auto it = verbs().find(args[0]);
     if (it == verbs().end()) {

@@ -9,6 +9,7 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include "conf/config.hpp"
+#include "policy/limits.hpp"
 #include "policy/policy.hpp"
 
 namespace subrelay::relay {
@@ -25,6 +26,7 @@ struct relay_context {
     relay::spool& spool;
     relay::delivery& delivery;
     session_registry& sessions;
+    policy::limiter& limits;              // per-account counters; outlive policy reloads
 
     // The policy in force; replaced as a whole on reload (SIGHUP).
     [[nodiscard]] std::shared_ptr<const policy::engine> policy() const {

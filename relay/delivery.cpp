@@ -216,8 +216,10 @@ asio::awaitable<void> delivery::smtp_worker(lane& l) {
             failure = e.what();
         }
         if (!failure.empty()) {
-            spdlog::info("delivery id={} account={} upstream={} to={} size={} status=deferred reason=\"{}\"", id,
-                         msg.envelope.identity, l.mailbox, smtp::bracketed_list(out.recipients), out.size, failure);
+            spdlog::info("delivery id={} account={} client={} upstream={} from=<{}> to={} size={} status=deferred "
+                         "reason=\"{}\"",
+                         id, msg.envelope.identity, msg.envelope.client_address, l.mailbox, out.sender,
+                         smtp::bracketed_list(out.recipients), out.size, failure);
             defer(id, l.mailbox);
             co_await conn.quit();
             co_return;
@@ -241,9 +243,9 @@ asio::awaitable<void> delivery::smtp_worker(lane& l) {
         }
         const char* status = retry.empty() ? (failed.empty() ? "sent" : (delivered.empty() ? "bounced" : "partly-sent"))
                                            : "deferred";
-        spdlog::info("delivery id={} account={} upstream={} from=<{}> to={} size={} status={} reply=\"{}\"", id,
-                     msg.envelope.identity, l.mailbox, out.sender, smtp::bracketed_list(out.recipients), out.size, status,
-                     result.final_reply.summary());
+        spdlog::info("delivery id={} account={} client={} upstream={} from=<{}> to={} size={} status={} reply=\"{}\"",
+                     id, msg.envelope.identity, msg.envelope.client_address, l.mailbox, out.sender,
+                     smtp::bracketed_list(out.recipients), out.size, status, result.final_reply.summary());
         try {
             if (retry.empty()) {
                 auto remove = [this, &id] { spool_.remove(id); };
@@ -294,9 +296,9 @@ asio::awaitable<void> delivery::directory_worker(lane& l) {
                     write_file_durably(dir / (id + ".eml"), msg.data);
                     write_file_durably(dir / (id + ".json"), boost::json::serialize(env) + "\n");
                     spool_.remove(id);
-                    spdlog::info("delivery id={} account={} to={} size={} status=sent directory={}", id,
-                                 msg.envelope.identity, smtp::bracketed_list(msg.envelope.recipients), msg.data.size(),
-                                 dir.string());
+                    spdlog::info("delivery id={} account={} client={} from=<{}> to={} size={} status=sent directory={}",
+                                 id, msg.envelope.identity, msg.envelope.client_address, msg.envelope.sender,
+                                 smtp::bracketed_list(msg.envelope.recipients), msg.data.size(), dir.string());
             };
             co_await run_blocking(blocking_, write_out);
             known_.erase(id);

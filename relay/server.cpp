@@ -1,5 +1,7 @@
 #include "relay/server.hpp"
 
+#include <sys/stat.h>
+
 #include <csignal>
 #include <iostream>
 #include <list>
@@ -39,6 +41,52 @@ std::shared_ptr<const policy::engine> load_policy(const conf::config& cfg) {
     return std::make_shared<const policy::engine>(std::move(loaded.policy));
 }
 
+// Loads the policy file again; swaps it in when valid, else keeps the one in force.
+void reload_policy(relay_context& ctx, std::string_view why) {
+    if (auto p = load_policy(ctx.cfg)) {
+        const auto accounts = p->file().mailboxes.size();
+        ctx.set_policy(std::move(p));
+        spdlog::info("policy reloaded ({}): {} account(s)", why, accounts);
+    } else {
+        spdlog::error("policy file {} is invalid; the previous policy stays in force",
+                      ctx.cfg.policy.file.string());
+    }
+}
+
+// What identifies one version of a file: an edit by rename changes the
+// inode, an edit in place the time or the size.
+struct file_stamp {
+    ino_t inode = 0;
+    std::int64_t mtime_ns = 0;
+    off_t size = -1;
+    friend bool operator==(const file_stamp&, const file_stamp&) = default;
+};
+
+file_stamp stamp_of(const std::filesystem::path& file) {
+    struct stat st {};
+    if (::stat(file.c_str(), &st) != 0) return {};
+    return {st.st_ino, static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec, st.st_size};
+}
+
+// Notices hand edits and CLI edits of the policy file.
+asio::awaitable<void> watch_policy(relay_context& ctx, asio::steady_timer& timer) {
+    file_stamp last = stamp_of(ctx.cfg.policy.file);
+    for (;;) {
+        timer.expires_after(std::chrono::seconds(1));
+        auto [ec] = co_await timer.async_wait(with_error);
+        if (ec) co_return;
+        file_stamp now = stamp_of(ctx.cfg.policy.file);
+        if (now == last) continue;
+        last = now;
+        if (now.size < 0) {
+            spdlog::error("policy file {} is missing; the previous policy stays in force",
+                          ctx.cfg.policy.file.string());
+            continue;
+        }
+        reload_policy(ctx, "file changed");
+    }
+}
+
 struct listening {
     asio::ip::tcp::acceptor acceptor;
     listener_kind kind;
@@ -46,7 +94,8 @@ struct listening {
 
 // Shutdown: stop accepting, let sessions say 421, let delivery finish the
 // message in hand, then stop the loop.
-asio::awaitable<void> shut_down(relay_context& ctx, std::list<listening>& listeners) {
+asio::awaitable<void> shut_down(relay_context& ctx, std::list<listening>& listeners, asio::steady_timer& watcher) {
+    watcher.cancel();
     for (auto& l : listeners) {
         boost::system::error_code ec;
         l.acceptor.close(ec);
@@ -63,21 +112,17 @@ asio::awaitable<void> shut_down(relay_context& ctx, std::list<listening>& listen
     ctx.io.stop();
 }
 
-asio::awaitable<void> handle_signals(relay_context& ctx, asio::signal_set& signals, std::list<listening>& listeners) {
+asio::awaitable<void> handle_signals(relay_context& ctx, asio::signal_set& signals, std::list<listening>& listeners,
+                                     asio::steady_timer& watcher) {
     for (;;) {
         auto [ec, sig] = co_await signals.async_wait(with_error);
         if (ec) co_return;
         if (sig == SIGHUP) {
-            if (auto p = load_policy(ctx.cfg)) {
-                ctx.set_policy(std::move(p));
-                spdlog::info("policy reloaded from {}", ctx.cfg.policy.file.string());
-            } else {
-                spdlog::error("policy reload failed; the previous policy stays in force");
-            }
+            reload_policy(ctx, "SIGHUP");
             continue;
         }
         spdlog::info("signal {}: shutting down", sig);
-        co_await shut_down(ctx, listeners);
+        co_await shut_down(ctx, listeners, watcher);
         co_return;
     }
 }
@@ -119,13 +164,18 @@ int serve(const std::filesystem::path& config_file) {
 
         relay::delivery delivery(io, blocking, cfg, spool, tokens.get());
         session_registry sessions;
-        relay_context ctx{cfg, io, blocking, server_tls, spool, delivery, sessions, policy, {}};
+        policy::limiter limits;
+        relay_context ctx{cfg, io, blocking, server_tls, spool, delivery, sessions, limits, policy, {}};
 
+        // Signals are caught before any port opens: a SIGTERM that arrives
+        // during start-up is handled like any other.
+        asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
+        asio::steady_timer watcher(io);
         std::list<listening> listeners;
         for (const auto& a : cfg.server.submission)
-            listeners.push_back({open_acceptor(io, a), {false, "submission " + a.to_string()}});
+            listeners.push_back({open_acceptor(io, a), {false, "submission " + a.to_string(), a.to_string()}});
         for (const auto& a : cfg.server.submissions)
-            listeners.push_back({open_acceptor(io, a), {true, "submissions " + a.to_string()}});
+            listeners.push_back({open_acceptor(io, a), {true, "submissions " + a.to_string(), a.to_string()}});
         for (auto& l : listeners) {
             auto ep = l.acceptor.local_endpoint();
             spdlog::info("listening on {}:{} ({})", ep.address().to_string(), ep.port(),
@@ -133,8 +183,8 @@ int serve(const std::filesystem::path& config_file) {
             asio::co_spawn(io, run_listener(ctx, l.acceptor, l.kind), asio::detached);
         }
 
-        asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
-        asio::co_spawn(io, handle_signals(ctx, signals, listeners), asio::detached);
+        asio::co_spawn(io, watch_policy(ctx, watcher), asio::detached);
+        asio::co_spawn(io, handle_signals(ctx, signals, listeners, watcher), asio::detached);
 
         delivery.start();
         spdlog::info("subrelay {} ready as {}", SUBRELAY_VERSION, cfg.server.hostname);

@@ -37,16 +37,34 @@ namespace {
 // reload takes effect for sessions already open.
 class policy_adapter final : public smtp::server_policy {
 public:
-    explicit policy_adapter(const relay_context& ctx) : ctx_(ctx) {}
+    policy_adapter(const relay_context& ctx, const smtp::server_session& session) : ctx_(ctx), session_(session) {}
+
     std::optional<smtp::reply> check_sender(const std::string& identity, const std::string& address) override {
-        return ctx_.policy()->check_sender(identity, address);
+        auto engine = ctx_.policy();
+        const policy::mailbox* m = engine->find(identity);
+        if (m == nullptr) return smtp::replies::send_as_denied();
+        if (session_.bound()) {
+            // No AUTH happened: the account's SMTP AUTH setting applies at MAIL instead.
+            auto decision = engine->may_authenticate(*m);
+            if (!decision.allowed) return decision.refusal;
+        }
+        if (auto r = ctx_.limits.check_message(m->identity, engine->limits_for(*m))) return r;
+        return engine->check_sender(identity, address);
     }
-    std::optional<smtp::reply> check_recipient(const std::string&, const std::string&, const std::string&) override {
-        return std::nullopt;
+
+    std::optional<smtp::reply> check_recipient(const std::string& identity, const std::string&,
+                                               const std::string& address) override {
+        auto engine = ctx_.policy();
+        const policy::mailbox* m = engine->find(identity);
+        if (m == nullptr) return smtp::replies::send_as_denied();
+        if (auto r = engine->check_recipient(identity, address)) return r;
+        return ctx_.limits.check_recipient(m->identity, engine->limits_for(*m),
+                                           session_.current_envelope().recipients.size());
     }
 
 private:
     const relay_context& ctx_;
+    const smtp::server_session& session_;
 };
 
 smtp::server_options session_options(const conf::config& cfg, bool implicit_tls) {
@@ -75,12 +93,21 @@ public:
         : ctx_(ctx),
           kind_(std::move(kind)),
           stream_(beast::tcp_stream(std::move(socket)), ctx.server_tls),
-          adapter_(ctx),
+          adapter_(ctx, smtp_),
           smtp_(session_options(ctx.cfg, kind_.implicit_tls), &adapter_),
           started_(std::chrono::steady_clock::now()) {
         boost::system::error_code ec;
         auto ep = stream_.next_layer().socket().remote_endpoint(ec);
         client_ip_ = ec ? "unknown" : ep.address().to_string();
+        auto engine = ctx.policy();
+        if (const policy::binding* b = engine->binding_for(client_ip_, kind_.implicit_tls ? "submissions" : "submission",
+                                                           kind_.address)) {
+            if (const policy::mailbox* m = engine->find(b->identity)) {
+                smtp_.set_bound_identity(m->identity);
+                spdlog::info("session {}: bound to account {} by network {}", client_ip_, m->identity,
+                             b->network_text);
+            }
+        }
     }
 
     asio::awaitable<void> run();
@@ -154,7 +181,10 @@ asio::awaitable<bool> session::handshake() {
     stream_.next_layer().expires_after(std::chrono::seconds(30));
     auto [ec] = co_await stream_.async_handshake(ssl::stream_base::server, with_error);
     if (ec) {
-        spdlog::info("session {} {}: TLS handshake failed: {}", client_ip_, kind_.name, ec.message());
+        // A client that connects and leaves (a port check) is not worth more than a debug line.
+        const bool just_left = ec == ssl::error::stream_truncated || ec == asio::error::eof;
+        spdlog::log(just_left ? spdlog::level::debug : spdlog::level::info, "session {} {}: TLS handshake failed: {}",
+                    client_ip_, kind_.name, ec.message());
         co_return false;
     }
     tls_ = true;
@@ -213,9 +243,8 @@ asio::awaitable<void> session::authenticate() {
         if (m == nullptr) break;
         auto decision = engine->may_authenticate(*m);
         if (!decision.allowed) {
-            spdlog::info("auth refused: account={} client={} reason=SmtpClientAuthentication disabled for the {}",
-                         m->identity, client_ip_,
-                         decision.source == policy::auth_source::mailbox ? "Mailbox" : "Tenant");
+            spdlog::info("auth refused: account={} client={} reason=\"{}\"", m->identity, client_ip_,
+                         decision.steps.empty() ? decision.refusal->summary() : decision.steps.back());
             smtp_.auth_failure(*decision.refusal);
             co_return;
         }
@@ -272,6 +301,7 @@ asio::awaitable<void> session::store() {
         std::string id = co_await run_blocking(ctx_.blocking, write_spool);
         spdlog::info("accepted id={} account={} client={} from=<{}> to={} size={}", id, record.identity, client_ip_,
                      record.sender, smtp::bracketed_list(record.recipients), size);
+        ctx_.limits.record(record.identity, record.recipients.size());
         smtp_.stored(smtp::reply(250, "2.0.0", "Ok: queued as " + id));
         ctx_.delivery.enqueue(id, record.upstream_mailbox);
     } catch (const std::exception& e) {

@@ -32,7 +32,8 @@ private:
 
 struct listener_kind {
     bool implicit_tls = false;
-    std::string name;  // "submission 127.0.0.1:587"
+    std::string name;     // "submission 127.0.0.1:587"
+    std::string address;  // "127.0.0.1:587", as in the configuration
 };
 
 // Runs one session to its end. Never throws.

@@ -370,6 +370,8 @@ void server_session::handle_line(const std::string& line) {
             bad_command(*refusal);
         else
             reply_with(*refusal);
+        // A 421 (from a policy: a rate limit, say) ends the session, as RFC 5321 3.8 says.
+        if (refusal->code == 421) close_session();
         return;
     }
     rule->proceed(*this, std::get<command>(checked));

@@ -777,5 +777,84 @@ def require_tool(name):
     return path
 
 
+
+# ---------------------------------------------------------------- policy files and the operator CLI
+
+def policy_toml(org=None, mailboxes=(), authentication_policies=(), bindings=()):
+    """The text of a full policy file. Each entry is a dict of file keys;
+    a mailbox's "password" becomes its password_hash; None values are left out."""
+    def table(header, values):
+        lines = [header]
+        for k, v in values.items():
+            if k == "password" and v is not None:
+                k, v = "password_hash", hash_password(v)
+            if v is not None:
+                lines.append("%s = %s" % (k, toml_value(v)))
+        return "\n".join(lines) + "\n"
+
+    org_values = {"smtp_client_authentication_disabled": True}
+    org_values.update(org or {})
+    parts = [table("[organization]", org_values)]
+    parts += [table("[[authentication_policy]]", a) for a in authentication_policies]
+    parts += [table("[[mailbox]]", m) for m in mailboxes]
+    parts += [table("[[binding]]", b) for b in bindings]
+    return "\n".join(parts)
+
+
+def write_policy(relay, text):
+    """Replaces a relay's policy file (atomically, as an editor that renames would)."""
+    tmp = relay.policy_path + ".tmp-write"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, relay.policy_path)
+
+
+def run_cli(args, config=None, stdin=b"", timeout=60):
+    """Runs `subrelay VERB --config FILE ARGS...`; returns (code, stdout, stderr)."""
+    argv = [binary()] + list(args[:1])
+    if config is not None:
+        argv += ["--config", config]
+    argv += list(args[1:])
+    result = subprocess.run(argv, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            timeout=timeout)
+    return (result.returncode, result.stdout.decode("utf-8", "replace"),
+            result.stderr.decode("utf-8", "replace"))
+
+
+def connect_from(source_ip, port, host="127.0.0.1", timeout=15):
+    """A TCP connection to host:port from a chosen local address (127/8 works on Linux)."""
+    return socket.create_connection((host, port), timeout=timeout, source_address=(source_ip, 0))
+
+
+def auth_reply(relay, identity, password):
+    """The last line of the reply to AUTH PLAIN after STARTTLS (the session is closed)."""
+    d = relay.dialogue()
+    try:
+        d.expect("220 *")
+        d.send("EHLO scanner.contoso.test")
+        d.expect("250 *")
+        d.send("STARTTLS")
+        d.expect("220 *")
+        d.wrap_tls()
+        d.send("EHLO scanner.contoso.test")
+        d.expect("250 *")
+        d.send("AUTH PLAIN " + plain_credentials(identity, password))
+        return d.read_reply()[-1]
+    finally:
+        d.close()
+
+
+def generated_password(out):
+    """The password new-relayaccount --generate-password printed."""
+    lines = [l.strip() for l in out.splitlines() if l.strip()]
+    for line in lines:
+        m = re.search(r"(?i)password\S*\s*[:=]\s*(\S+)\s*$", line)
+        if m:
+            return m.group(1)
+    if len(lines) == 1 and " " not in lines[0]:
+        return lines[0]
+    raise AssertionError("cannot find the generated password in:\n" + out)
+
+
 if __name__ == "__main__":
     sys.exit("this module holds helpers; run run_tests.py")

@@ -857,3 +857,19 @@ TEST_F(bound_session, without_binding_mail_needs_auth) {
 
 }  // namespace
 }  // namespace subrelay::smtp
+
+namespace subrelay::smtp {
+namespace {
+
+class policy_421 : public server {};
+
+TEST_F(policy_421, a_421_from_the_policy_closes_the_session) {
+    ready();
+    policy_.sender_refusal = reply(421, "4.4.2", "Message submission rate for this client has exceeded the configured limit");
+    EXPECT_EQ(say("MAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.org>\r\n"),
+              "421 4.4.2 Message submission rate for this client has exceeded the configured limit\r\n");
+    EXPECT_EQ(next_, action::close);
+}
+
+}  // namespace
+}  // namespace subrelay::smtp

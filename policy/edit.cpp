@@ -1,0 +1,162 @@
+#include "policy/edit.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace subrelay::policy {
+
+namespace {
+
+// A file descriptor closed on scope exit.
+class descriptor {
+public:
+    explicit descriptor(int fd) : fd_(fd) {}
+    descriptor(const descriptor&) = delete;
+    descriptor& operator=(const descriptor&) = delete;
+    ~descriptor() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    [[nodiscard]] int get() const { return fd_; }
+    // Closes now, reporting the error (close after write can fail).
+    bool close() {
+        const int fd = fd_;
+        fd_ = -1;
+        return ::close(fd) == 0;
+    }
+
+private:
+    int fd_;
+};
+
+std::string system_error(const std::filesystem::path& file, std::string_view what, int err) {
+    return file.string() + ": " + std::string(what) + ": " + std::strerror(err);
+}
+
+bool write_all(int fd, std::string_view data) {
+    while (!data.empty()) {
+        const auto n = ::write(fd, data.data(), data.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return false;
+        }
+        data.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return true;
+}
+
+// Writes `text` to a temporary file next to `file`, syncs it, renames it
+// over `file` and syncs the directory. "" on success, else the error.
+std::string replace_file(const std::filesystem::path& file, const std::string& text, mode_t mode) {
+    const auto dir = file.has_parent_path() ? file.parent_path() : std::filesystem::path(".");
+    const auto tmp = dir / (file.filename().string() + ".tmp." + std::to_string(::getpid()));
+    descriptor out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode));
+    if (out.get() < 0) return system_error(tmp, "cannot create", errno);
+    const auto fail = [&](std::string_view what) {
+        const int err = errno;
+        ::unlink(tmp.c_str());
+        return system_error(tmp, what, err);
+    };
+    // The umask must not narrow (or widen) the mode of the policy file.
+    if (::fchmod(out.get(), mode) != 0) return fail("cannot set mode");
+    if (!write_all(out.get(), text)) return fail("cannot write");
+    if (::fsync(out.get()) != 0) return fail("cannot sync");
+    if (!out.close()) return fail("cannot close");
+    if (::rename(tmp.c_str(), file.c_str()) != 0) {
+        const int err = errno;
+        ::unlink(tmp.c_str());
+        return system_error(file, "cannot replace", err);
+    }
+    descriptor d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (d.get() < 0 || ::fsync(d.get()) != 0) return system_error(dir, "cannot sync directory", errno);
+    return {};
+}
+
+void add_errors(edit_result& r, const std::vector<load_error>& errors) {
+    for (const auto& e : errors) r.errors.push_back(e.to_string());
+}
+
+}  // namespace
+
+edit_result edit_file(const std::filesystem::path& file, const policy_change& change, bool create_missing) {
+    edit_result result;
+
+    // The sidecar lock file outlives every edit: deleting it would let two
+    // editors lock two different files.
+    const auto lock_path = std::filesystem::path(file.string() + ".lock");
+    descriptor lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (lock.get() < 0) {
+        result.errors.push_back(system_error(lock_path, "cannot open lock file", errno));
+        return result;
+    }
+    while (::flock(lock.get(), LOCK_EX) != 0) {
+        if (errno != EINTR) {
+            result.errors.push_back(system_error(lock_path, "cannot lock", errno));
+            return result;
+        }
+    }
+
+    // Re-read under the lock: the change applies to the latest file.
+    policy_file before;
+    mode_t mode = 0600;
+    bool exists = false;
+    struct stat st {};
+    if (::stat(file.c_str(), &st) == 0) {
+        exists = true;
+        mode = st.st_mode & 07777;
+        const auto loaded = load_file(file);
+        if (!loaded.ok()) {
+            add_errors(result, loaded.errors);
+            return result;
+        }
+        before = loaded.policy;
+    } else if (errno != ENOENT || !create_missing) {
+        result.errors.push_back(system_error(file, "cannot read file", errno));
+        return result;
+    }
+
+    policy_file after = before;
+    if (auto reason = change(after); !reason.empty()) {
+        result.errors.push_back(std::move(reason));
+        return result;
+    }
+    // A binding is written by its text: a change may set either the text or
+    // the parsed network.
+    for (auto& b : after.bindings) {
+        std::string why;
+        if (b.network_text.empty()) {
+            b.network_text = b.net.to_string();
+        } else {
+            network::parse(b.network_text, b.net, why);  // an invalid text is reported by the check below
+        }
+    }
+    if (exists && after == before) {
+        result.ok = true;
+        return result;
+    }
+
+    const auto text = to_toml(after);
+    const auto check = load_text(text, file);
+    if (!check.ok()) {
+        add_errors(result, check.errors);
+        return result;
+    }
+    if (!(check.policy == after)) {
+        result.errors.push_back(file.string() + ": the edited policy does not read back as written; nothing was changed");
+        return result;
+    }
+
+    if (auto error = replace_file(file, text, mode); !error.empty()) {
+        result.errors.push_back(std::move(error));
+        return result;
+    }
+    result.ok = true;
+    result.changed = true;
+    return result;
+}
+
+}  // namespace subrelay::policy
