@@ -18,30 +18,37 @@ bool is_bare_key(std::string_view key) {
     });
 }
 
-std::string quoted(std::string_view key) {
+}  // namespace
+
+std::string toml_string(std::string_view s) {
+    static constexpr char hex[] = "0123456789ABCDEF";
     std::string out = "\"";
-    for (char c : key) {
+    for (char c : s) {
         const auto u = static_cast<unsigned char>(c);
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += c;
-        } else if (u < 0x20 || u == 0x7f) {
-            static constexpr char hex[] = "0123456789abcdef";
-            out += "\\u00";
-            out += hex[u >> 4];
-            out += hex[u & 0xf];
-        } else {
-            out += c;
+        switch (c) {
+            case '"': out += "\\\""; break;
+            case '\\': out += "\\\\"; break;
+            case '\b': out += "\\b"; break;
+            case '\t': out += "\\t"; break;
+            case '\n': out += "\\n"; break;
+            case '\f': out += "\\f"; break;
+            case '\r': out += "\\r"; break;
+            default:
+                if (u < 0x20 || u == 0x7f) {
+                    out += "\\u00";
+                    out += hex[u >> 4];
+                    out += hex[u & 0xf];
+                } else {
+                    out += c;
+                }
         }
     }
     out += '"';
     return out;
 }
 
-}  // namespace
-
 std::string join_key(std::string_view prefix, std::string_view key) {
-    std::string k = is_bare_key(key) ? std::string(key) : quoted(key);
+    std::string k = is_bare_key(key) ? std::string(key) : toml_string(key);
     if (prefix.empty()) return k;
     std::string out(prefix);
     out += '.';

@@ -21,6 +21,9 @@ struct problem {
     std::string message;
 };
 
+// A TOML basic string ("..."), escaping what TOML requires: the quote, the
+// backslash and control characters. '$' and '/' need no escaping.
+std::string toml_string(std::string_view s);
 // "a" + "b" -> "a.b"; "" + "b" -> "b". Keys that are not bare TOML keys are quoted.
 std::string join_key(std::string_view prefix, std::string_view key);
 // "a" + 1 -> "a[1]".

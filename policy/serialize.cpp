@@ -4,40 +4,14 @@
 // the lines it is about.
 #include <string>
 
+#include "conf/toml_reader.hpp"
 #include "policy/policy.hpp"
 
 namespace subrelay::policy {
 
 namespace {
 
-// A TOML basic string ("..."), escaping what TOML requires: the quote, the
-// backslash and control characters. '$' and '/' need no escaping.
-std::string toml_string(std::string_view s) {
-    static constexpr char hex[] = "0123456789ABCDEF";
-    std::string out = "\"";
-    for (char c : s) {
-        const auto u = static_cast<unsigned char>(c);
-        switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\b': out += "\\b"; break;
-            case '\t': out += "\\t"; break;
-            case '\n': out += "\\n"; break;
-            case '\f': out += "\\f"; break;
-            case '\r': out += "\\r"; break;
-            default:
-                if (u < 0x20 || u == 0x7f) {
-                    out += "\\u00";
-                    out += hex[u >> 4];
-                    out += hex[u & 0xf];
-                } else {
-                    out += c;
-                }
-        }
-    }
-    out += '"';
-    return out;
-}
+using conf::detail::toml_string;
 
 std::string toml_array(const std::vector<std::string>& values) {
     std::string out = "[";

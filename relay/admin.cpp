@@ -136,6 +136,23 @@ policy::authentication_policy* find_auth_policy(policy::policy_file& p, std::str
     return find_by(p.authentication_policies, name, &policy::authentication_policy::name);
 }
 
+// What a get-* verb shows: the one object -Identity names, or all of them.
+// False (after saying so) when -Identity names nothing.
+template <class T>
+bool select_objects(context& c, std::vector<T>& items, std::string T::*key, std::vector<const T*>& out) {
+    if (c.has(o_identity)) {
+        const T* one = find_by(items, c.text(o_identity), key);
+        if (one == nullptr) {
+            c.fail() << not_found(c.text(o_identity)) << '\n';
+            return false;
+        }
+        out.push_back(one);
+    } else {
+        for (const auto& x : items) out.push_back(&x);
+    }
+    return true;
+}
+
 std::optional<policy::policy_file> load_policy(context& c) {
     auto loaded = policy::load_file(c.cfg.policy.file);
     if (!loaded.ok()) {
@@ -288,16 +305,7 @@ int get_casmailbox(context& c) {
     if (!p) return 1;
 
     std::vector<const policy::mailbox*> selected;
-    if (c.has(o_identity)) {
-        const auto* m = find_mailbox(*p, c.text(o_identity));
-        if (m == nullptr) {
-            c.fail() << not_found(c.text(o_identity)) << '\n';
-            return 1;
-        }
-        selected.push_back(m);
-    } else {
-        for (const auto& m : p->mailboxes) selected.push_back(&m);
-    }
+    if (!select_objects(c, p->mailboxes, &policy::mailbox::identity, selected)) return 1;
     if (filtered) {
         std::erase_if(selected, [&](const policy::mailbox* m) {
             return !filter.matches(m->smtp_client_authentication_disabled);
@@ -580,16 +588,7 @@ int get_relayaccount(context& c) {
     auto p = load_policy(c);
     if (!p) return 1;
     std::vector<const policy::mailbox*> selected;
-    if (c.has(o_identity)) {
-        const auto* m = find_mailbox(*p, c.text(o_identity));
-        if (m == nullptr) {
-            c.fail() << not_found(c.text(o_identity)) << '\n';
-            return 1;
-        }
-        selected.push_back(m);
-    } else {
-        for (const auto& m : p->mailboxes) selected.push_back(&m);
-    }
+    if (!select_objects(c, p->mailboxes, &policy::mailbox::identity, selected)) return 1;
     if (c.flag(o_json)) {
         json::array a;
         for (const auto* m : selected) {
@@ -711,16 +710,7 @@ int get_authenticationpolicy(context& c) {
     auto p = load_policy(c);
     if (!p) return 1;
     std::vector<const policy::authentication_policy*> selected;
-    if (c.has(o_identity)) {
-        const auto* ap = find_auth_policy(*p, c.text(o_identity));
-        if (ap == nullptr) {
-            c.fail() << not_found(c.text(o_identity)) << '\n';
-            return 1;
-        }
-        selected.push_back(ap);
-    } else {
-        for (const auto& ap : p->authentication_policies) selected.push_back(&ap);
-    }
+    if (!select_objects(c, p->authentication_policies, &policy::authentication_policy::name, selected)) return 1;
     if (c.flag(o_json)) {
         json::array a;
         for (const auto* ap : selected) {
