@@ -196,6 +196,23 @@ class SubmissionRuleTest(PolicyRelay):
         d.close()
         self.assert_upstream_rcpts([["alice@example.org"], ["alice@example.org"]])
 
+    def test_message_rate_counters_survive_a_reload(self):
+        relay = self.start(max_messages_per_minute=2)
+        for i in range(2):
+            code, out = self.swaks("dev@contoso.com", subject="before reload %d" % i)
+            self.assertEqual(code, 0, out)
+        # An unrelated edit makes the relay load a new policy...
+        code, out, err = harness.run_cli(["new-relayaccount", "-Identity", "other@contoso.com", "--generate-password"],
+                                         config=relay.config_path)
+        self.assertEqual(code, 0, out + err)
+        harness.wait_for(lambda: b"policy reloaded" in relay.log(), timeout=10, interval=0.2,
+                         what="the relay to reload the policy")
+        # ...and the two messages of this minute still count.
+        code, out = self.swaks("dev@contoso.com", subject="after reload")
+        self.assertNotEqual(code, 0, out)
+        self.assert_server_said(out, REPLY_RATE)
+        self.assertEqual(queued(out), [])
+
     def test_recipients_per_day(self):
         self.start(max_recipients_per_day=3)
         code, out = self.swaks("dev@contoso.com", rcpts=("a@example.org", "b@example.org"))
