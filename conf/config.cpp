@@ -80,8 +80,10 @@ public:
         tls(r.table("tls"), cfg.tls, !cfg.server.submission.empty() || !cfg.server.submissions.empty());
         policy(r.table("policy"), cfg.policy);
         spool(r.table("spool"), cfg.spool);
+        queue(r.table("queue"), cfg.queue);
         upstream(r.table("upstream"), cfg.upstream);
-        oauth(r.table("oauth"), cfg.oauth, cfg.upstream.kind == upstream_kind::smtp);
+        oauth(r.table("oauth"), cfg.oauth,
+              cfg.upstream.kind == upstream_kind::smtp && cfg.upstream.auth == upstream_auth::xoauth2);
         log(r.table("log"), cfg.log);
         r.finish();
     }
@@ -197,6 +199,14 @@ private:
         c.dir = "spool";
         read_path(r, "dir", c.dir);
         if (c.dir.empty()) r.error("dir", "must not be empty");
+        r.read_number("min_free_bytes", c.min_free_bytes, 0);
+        r.finish();
+    }
+
+    void queue(const toml::table* t, queue_config& q) {
+        table_reader r(or_empty(t), "queue", problems_);
+        r.read_number("max_lifetime_seconds", q.max_lifetime_seconds, 1);
+        r.read_number("delay_warning_seconds", q.delay_warning_seconds, 0);
         r.finish();
     }
 
@@ -233,6 +243,18 @@ private:
             r.error("retry_max_seconds", "must not be less than upstream.retry_initial_seconds (" +
                                              std::to_string(u.retry_initial_seconds) + ")");
         }
+        switch (read_choice(r, "auth", {"xoauth2", "none"})) {
+            case 0: u.auth = upstream_auth::xoauth2; break;
+            case 1: u.auth = upstream_auth::none; break;
+            default: break;
+        }
+        read_path(r, "client_cert_file", u.client_cert_file);
+        read_path(r, "client_key_file", u.client_key_file);
+        if (u.client_cert_file.empty() != u.client_key_file.empty()) {
+            r.error(u.client_cert_file.empty() ? "client_cert_file" : "client_key_file",
+                    "client_cert_file and client_key_file go together");
+        }
+        r.read_number("max_messages_per_minute", u.max_messages_per_minute, 0);
         r.finish();
 
         if (!kind_known_) return;  // requirements depend on a valid kind

@@ -38,10 +38,17 @@ struct policy_config {
 
 struct spool_config {
     std::filesystem::path dir;         // default "spool" beside the config
+    std::uint64_t min_free_bytes = 104857600;  // below this, new messages get 452 4.3.1 before DATA
+};
+
+struct queue_config {
+    std::uint32_t max_lifetime_seconds = 5 * 24 * 3600;   // then the message bounces (Postfix: 5 days)
+    std::uint32_t delay_warning_seconds = 4 * 3600;       // a delay notice to the sender; 0 = none
 };
 
 enum class upstream_kind { smtp, directory };
 enum class upstream_tls { starttls, implicit, none };
+enum class upstream_auth { xoauth2, none };
 
 struct upstream_config {
     upstream_kind kind = upstream_kind::smtp;
@@ -54,8 +61,12 @@ struct upstream_config {
     std::filesystem::path directory;   // for kind = directory (required then)
     std::uint32_t connect_timeout_seconds = 30;
     std::uint32_t command_timeout_seconds = 300;
-    std::uint32_t retry_initial_seconds = 60;     // first retry after a transient failure
+    std::uint32_t retry_initial_seconds = 300;    // first retry after a transient failure (about 5 min, doubling)
     std::uint32_t retry_max_seconds = 3600;       // backoff cap
+    upstream_auth auth = upstream_auth::xoauth2;  // "none": a connector relay trusting our IP or certificate
+    std::filesystem::path client_cert_file;       // presented in TLS (connector relays); with client_key_file
+    std::filesystem::path client_key_file;
+    std::uint32_t max_messages_per_minute = 30;   // per upstream mailbox (Exchange's); 0 = no limit
 };
 
 struct oauth_config {
@@ -78,6 +89,7 @@ struct config {
     tls_config tls;
     policy_config policy;
     spool_config spool;
+    queue_config queue;
     upstream_config upstream;
     oauth_config oauth;
     log_config log;

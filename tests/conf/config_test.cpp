@@ -95,7 +95,7 @@ TEST(config, defaults) {
     EXPECT_EQ(c.upstream.max_connections_per_mailbox, 3U);
     EXPECT_EQ(c.upstream.connect_timeout_seconds, 30U);
     EXPECT_EQ(c.upstream.command_timeout_seconds, 300U);
-    EXPECT_EQ(c.upstream.retry_initial_seconds, 60U);
+    EXPECT_EQ(c.upstream.retry_initial_seconds, 300U);
     EXPECT_EQ(c.upstream.retry_max_seconds, 3600U);
     EXPECT_EQ(c.oauth.scope, "https://outlook.office365.com/.default");
     EXPECT_TRUE(c.oauth.client_secret_env.empty());
@@ -464,3 +464,40 @@ TEST_F(config_file, errors_name_the_file_as_given) {
 
 }  // namespace
 }  // namespace subrelay::conf
+
+namespace {
+
+subrelay::conf::parse_result parse_snippet(const std::string& text) {
+    return subrelay::conf::parse_text(text, "/etc/subrelay/subrelay.toml");
+}
+
+TEST(config_delivery, defaults_for_the_queue_and_upstream_shaping) {
+    auto r = parse_snippet("[tls]\ncert_file = \"c\"\nkey_file = \"k\"\n[upstream]\nkind = \"directory\"\ndirectory = \"out\"\n");
+    ASSERT_TRUE(r.ok()) << r.errors.front().to_string();
+    EXPECT_EQ(r.cfg.queue.max_lifetime_seconds, 5u * 24 * 3600);
+    EXPECT_EQ(r.cfg.queue.delay_warning_seconds, 4u * 3600);
+    EXPECT_EQ(r.cfg.upstream.max_messages_per_minute, 30u);
+    EXPECT_EQ(r.cfg.upstream.auth, subrelay::conf::upstream_auth::xoauth2);
+    EXPECT_EQ(r.cfg.spool.min_free_bytes, 104857600u);
+}
+
+TEST(config_delivery, auth_none_needs_no_oauth_and_cert_goes_with_key) {
+    auto r = parse_snippet("[tls]\ncert_file = \"c\"\nkey_file = \"k\"\n[upstream]\nmailbox = \"relay@contoso.com\"\n"
+                           "auth = \"none\"\nhost = \"contoso-com.mail.protection.outlook.com\"\nport = 25\n"
+                           "client_cert_file = \"client.pem\"\n");
+    ASSERT_EQ(r.errors.size(), 1u);
+    EXPECT_EQ(r.errors[0].to_string(),
+              "/etc/subrelay/subrelay.toml: upstream.client_key_file: client_cert_file and client_key_file go together");
+    auto bad = parse_snippet("[tls]\ncert_file = \"c\"\nkey_file = \"k\"\n[upstream]\nmailbox = \"relay@contoso.com\"\n"
+                             "auth = \"basic\"\n[queue]\nmax_lifetime_seconds = 0\n");
+    std::vector<std::string> lines;
+    for (const auto& e : bad.errors) lines.push_back(e.to_string());
+    EXPECT_NE(std::find(lines.begin(), lines.end(),
+                        "/etc/subrelay/subrelay.toml: upstream.auth: expected one of \"xoauth2\", \"none\", got \"basic\""),
+              lines.end());
+    bool lifetime = false;
+    for (const auto& l : lines) lifetime = lifetime || l.find("queue.max_lifetime_seconds: ") != std::string::npos;
+    EXPECT_TRUE(lifetime);
+}
+
+}  // namespace

@@ -1,0 +1,41 @@
+#pragma once
+// Delivery status notifications (RFC 3464, multipart/report; RFC 3462
+// report type "delivery-status"): the bounce for recipients that failed
+// for good, and the delay notice for a message still being tried.
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace subrelay::smtp {
+
+struct dsn_recipient {
+    std::string address;          // the original recipient
+    std::string status;           // "5.1.1", "4.4.7", ... (RFC 3463)
+    std::string diagnostic;       // the remote reply, "550 5.1.1 User unknown" ("" if none)
+    std::string remote_mta;       // "smtp.office365.com" ("" if none)
+};
+
+struct dsn_request {
+    enum class kind { failure, delay } type = kind::failure;
+    std::string reporting_mta;    // our hostname (Reporting-MTA: dns; ...)
+    std::string postmaster;       // From: of the notice ("MAILER-DAEMON@host")
+    std::string recipient;        // To: the envelope sender of the original
+    std::string original_id;      // our queue id (X-Postfix-style Original-Envelope-Id is not used)
+    std::int64_t arrival_date = 0;// unix seconds, for Arrival-Date
+    std::vector<dsn_recipient> recipients;
+    std::string original_message; // the original (its headers are returned; the body only if short)
+    std::string date;             // RFC 5322 date for Date: ("" => now)
+    std::string message_id;       // "<...>" ("" => generated from original_id and reporting_mta)
+};
+
+// The whole notice as a message (headers + body, CRLF line ends), to be
+// sent with the null envelope sender <>, so that it can never bounce back.
+std::string build_dsn(const dsn_request& r);
+
+// True if a message is itself a bounce or an automatic reply that must not
+// be answered with a notice (null sender, or Auto-Submitted other than "no",
+// or a multipart/report delivery-status). Used to avoid bounce loops.
+bool is_automatic(std::string_view envelope_sender, std::string_view message);
+
+}  // namespace subrelay::smtp
