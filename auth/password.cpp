@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 namespace subrelay::auth {
@@ -87,6 +88,64 @@ const std::string& dummy_hash() {
         return hash_password(password);
     }();
     return hash;
+}
+
+}  // namespace subrelay::auth
+
+namespace subrelay::auth {
+
+namespace {
+
+// SHA-256 over hash, a NUL, and the password: the cache key.
+std::string cache_key(std::string_view password, const std::string& hash) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    const char zero = '\0';
+    bool ok = ctx != nullptr && EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1 &&
+              EVP_DigestUpdate(ctx, hash.data(), hash.size()) == 1 && EVP_DigestUpdate(ctx, &zero, 1) == 1 &&
+              EVP_DigestUpdate(ctx, password.data(), password.size()) == 1 && EVP_DigestFinal_ex(ctx, md, &len) == 1;
+    EVP_MD_CTX_free(ctx);
+    if (!ok) return {};
+    return std::string(reinterpret_cast<const char*>(md), len);
+}
+
+}  // namespace
+
+verified_cache::verified_cache(std::chrono::seconds ttl, std::size_t max_entries, clock_fn now)
+    : ttl_(ttl), max_entries_(max_entries), now_(std::move(now)) {}
+
+bool verified_cache::verify(std::string_view password, const std::string& hash, const verify_fn& slow) {
+    const std::string key = cache_key(password, hash);
+    if (!key.empty()) {
+        std::lock_guard lock(mutex_);
+        auto it = expiry_.find(key);
+        if (it != expiry_.end()) {
+            if (now_() < it->second) return true;
+            expiry_.erase(it);
+        }
+    }
+    if (!slow(password, hash)) return false;
+    if (!key.empty()) {
+        std::lock_guard lock(mutex_);
+        if (expiry_.size() >= max_entries_) {
+            const auto now = now_();
+            std::erase_if(expiry_, [now](const auto& e) { return e.second <= now; });
+            if (expiry_.size() >= max_entries_) expiry_.clear();
+        }
+        expiry_[key] = now_() + ttl_;
+    }
+    return true;
+}
+
+std::size_t verified_cache::size() const {
+    std::lock_guard lock(mutex_);
+    return expiry_.size();
+}
+
+verified_cache& shared_verified_cache() {
+    static verified_cache cache;
+    return cache;
 }
 
 }  // namespace subrelay::auth

@@ -204,7 +204,7 @@ struct sasl_server::impl {
             (void)verify_password(password, dummy_hash());
             return SASL_NOUSER;
         }
-        return verify_password(password, *hash) ? SASL_OK : SASL_BADAUTH;
+        return shared_verified_cache().verify(password, *hash) ? SASL_OK : SASL_BADAUTH;
     }
 
     // Keeps the identity exactly as typed: no realm is appended and nothing

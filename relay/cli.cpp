@@ -14,6 +14,7 @@
 #include "conf/config.hpp"
 #include "policy/policy.hpp"
 #include "relay/admin.hpp"
+#include "relay/queue_cli.hpp"
 #include "relay/server.hpp"
 #include "relay/tls.hpp"
 #include "smtp/address.hpp"
@@ -33,6 +34,7 @@ verbs:
   serve          run the relay in the foreground
   check-config   validate the configuration and the policy file
   hash-password  read a password on standard input, print its crypt(3) hash
+  queue          list, show, retry, hold, release or delete queued messages
 
 administration (like Exchange Online's cmdlets; verbs are case-insensitive):
 @ADMIN@
@@ -72,13 +74,22 @@ int cmd_check_config(const std::map<std::string, std::string>& opts, std::istrea
             }
         }
         if (cfg.upstream.kind == conf::upstream_kind::smtp) {
-            try {
-                auth::load_client_secret(cfg.oauth);
-            } catch (const std::exception& e) {
-                problems.push_back(file + ": " + e.what());
+            if (cfg.upstream.auth == conf::upstream_auth::xoauth2) {
+                try {
+                    auth::load_client_secret(cfg.oauth);
+                } catch (const std::exception& e) {
+                    problems.push_back(file + ": " + e.what());
+                }
             }
             try {
-                make_client_context(cfg.upstream.ca_file);
+                auto client = make_client_context(cfg.upstream.ca_file);
+                if (!cfg.upstream.client_cert_file.empty()) {
+                    try {
+                        use_client_certificate(client, cfg.upstream.client_cert_file, cfg.upstream.client_key_file);
+                    } catch (const std::exception& e) {
+                        problems.push_back(file + ": upstream.client_cert_file: " + e.what());
+                    }
+                }
             } catch (const std::exception& e) {
                 problems.push_back(file + ": upstream.ca_file: " + e.what());
             }
@@ -196,6 +207,7 @@ int run_cli(const std::vector<std::string>& args, std::istream& in, std::ostream
         out << "subrelay " << SUBRELAY_VERSION << '\n';
         return 0;
     }
+    if (args[0] == "queue") return run_queue_cli(args, in, out, err);
     // Admin verbs are PowerShell cmdlet names: accept them in any case
     // (Set-CASMailbox, set-casmailbox).
     if (const std::string verb = smtp::ascii_lower(args[0]); admin::is_verb(verb)) {

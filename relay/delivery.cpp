@@ -1,13 +1,13 @@
 #include "relay/delivery.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <deque>
-#include <fstream>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -18,31 +18,42 @@
 
 #include "relay/blocking.hpp"
 #include "relay/tls.hpp"
-#include "smtp/address.hpp"
 #include "relay/upstream.hpp"
+#include "smtp/address.hpp"
+#include "smtp/dsn.hpp"
+#include "smtp/received.hpp"
 
 namespace subrelay::relay {
 
 namespace asio = boost::asio;
+namespace fs = std::filesystem;
 using asio::use_awaitable;
 constexpr auto with_error = asio::as_tuple(use_awaitable);
 
 struct delivery::lane {
     std::string mailbox;
-    std::deque<std::string> ready;                 // ids to send now
-    unsigned active = 0;                           // connections open (or opening)
-    std::set<asio::steady_timer*> idle_waiters;    // workers waiting for more messages
+    std::deque<std::string> ready;                          // ids to send now
+    unsigned active = 0;                                    // connections open (or opening)
+    std::set<asio::steady_timer*> idle_waiters;             // workers waiting for more messages
+    std::deque<std::chrono::steady_clock::time_point> sent; // messages sent in the last minute
+    std::chrono::steady_clock::time_point paused_until{};   // throttled: no new connection before
+    unsigned throttles = 0;                                 // consecutive throttling replies
 };
 
 namespace {
 
 // How long a connection stays open without work before it says QUIT.
 constexpr std::chrono::seconds idle_keepalive{10};
+constexpr std::size_t history_lines = 20;
 
+std::int64_t system_now() {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
 
 // Writes a file durably: temporary name, fsync, rename.
-void write_file_durably(const std::filesystem::path& path, std::string_view data) {
-    const std::filesystem::path tmp = path.string() + ".tmp";
+void write_file_durably(const fs::path& path, std::string_view data) {
+    const fs::path tmp = path.string() + ".tmp";
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0) throw std::runtime_error("create " + tmp.string() + ": " + std::strerror(errno));
     std::string_view rest = data;
@@ -67,16 +78,81 @@ void write_file_durably(const std::filesystem::path& path, std::string_view data
     }
 }
 
+std::string utc_stamp(std::int64_t t) {
+    std::time_t tt = static_cast<std::time_t>(t);
+    std::tm tm{};
+    gmtime_r(&tt, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+void note_attempt(queue_state& st, std::int64_t now, const std::string& reply, const std::string& hint) {
+    ++st.attempts;
+    if (st.first_attempt == 0) st.first_attempt = now;
+    st.last_reply = reply;
+    st.hint = hint;
+    st.history.push_back(utc_stamp(now) + " attempt " + std::to_string(st.attempts) + ": " + reply);
+    if (st.history.size() > history_lines)
+        st.history.erase(st.history.begin(), st.history.end() - static_cast<std::ptrdiff_t>(history_lines));
+}
+
+bool contains(const std::vector<std::string>& v, const std::string& s) {
+    return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+// Recipients of the envelope that are neither delivered nor failed.
+std::vector<std::string> remaining(const spool_envelope& env, const queue_state& st) {
+    std::vector<std::string> out;
+    for (const auto& r : env.recipients) {
+        if (contains(st.delivered, r)) continue;
+        if (std::any_of(st.failed.begin(), st.failed.end(), [&](const recipient_failure& f) { return f.address == r; }))
+            continue;
+        out.push_back(r);
+    }
+    return out;
+}
+
+std::string status_of(const std::string& reply, const char* fallback) {
+    // "550 5.1.1 text" -> "5.1.1"
+    auto sp = reply.find(' ');
+    if (sp != std::string::npos) {
+        auto rest = reply.substr(sp + 1);
+        auto end = rest.find(' ');
+        auto code = rest.substr(0, end);
+        if (code.size() >= 5 && (code[0] == '4' || code[0] == '5') && code[1] == '.') return code;
+    }
+    return fallback;
+}
+
 }  // namespace
 
 delivery::delivery(asio::io_context& io, asio::thread_pool& blocking, const conf::config& cfg, relay::spool& spool,
-                   auth::token_source* tokens)
-    : io_(io), blocking_(blocking), cfg_(cfg), spool_(spool), tokens_(tokens) {
-    if (cfg_.upstream.kind == conf::upstream_kind::smtp)
+                   auth::token_source* tokens, clock_fn now)
+    : io_(io),
+      blocking_(blocking),
+      cfg_(cfg),
+      spool_(spool),
+      states_(spool.dir()),
+      tokens_(tokens),
+      now_(now ? std::move(now) : clock_fn(system_now)) {
+    if (cfg_.upstream.kind == conf::upstream_kind::smtp) {
         tls_ = std::make_unique<asio::ssl::context>(make_client_context(cfg_.upstream.ca_file));
+        if (!cfg_.upstream.client_cert_file.empty())
+            use_client_certificate(*tls_, cfg_.upstream.client_cert_file, cfg_.upstream.client_key_file);
+    }
 }
 
 delivery::~delivery() = default;
+
+retry_schedule delivery::schedule_settings() const {
+    retry_schedule s;
+    s.initial = std::chrono::seconds(cfg_.upstream.retry_initial_seconds);
+    s.max = std::chrono::seconds(cfg_.upstream.retry_max_seconds);
+    s.lifetime = std::chrono::seconds(cfg_.queue.max_lifetime_seconds);
+    s.delay_warning = std::chrono::seconds(cfg_.queue.delay_warning_seconds);
+    return s;
+}
 
 delivery::lane& delivery::lane_for(const std::string& mailbox) {
     auto& l = lanes_[mailbox];
@@ -88,29 +164,110 @@ delivery::lane& delivery::lane_for(const std::string& mailbox) {
 }
 
 void delivery::start() {
-    std::vector<std::string> ids = spool_.list();
-    if (!ids.empty()) spdlog::info("spool holds {} message(s) from before: delivering", ids.size());
+    states_.open();
+    rescan();
+    if (!messages_.empty()) spdlog::info("spool holds {} message(s) from before", messages_.size());
+    asio::co_spawn(io_, watch_wake_file(), asio::detached);
+}
+
+// Looks at every message in the spool: new ones are queued, held ones left,
+// retry requests (`subrelay queue retry`) and due retries made ready.
+void delivery::rescan() {
+    std::vector<std::string> ids;
+    try {
+        ids = spool_.list();
+    } catch (const std::exception& e) {
+        spdlog::error("spool: {}", e.what());
+        return;
+    }
+    const std::int64_t now = now_();
+    // Messages deleted behind our back (`subrelay queue delete`) are forgotten.
+    for (auto it = messages_.begin(); it != messages_.end();) {
+        if (it->second.state == status::waiting && !std::binary_search(ids.begin(), ids.end(), it->first))
+            it = messages_.erase(it);
+        else
+            ++it;
+    }
     for (const auto& id : ids) {
+        auto known = messages_.find(id);
+        if (known != messages_.end() && known->second.state != status::waiting) continue;
+        std::optional<queue_state> st;
+        std::string mailbox;
         try {
-            auto m = spool_.load(id);
-            std::string mailbox = m.envelope.upstream_mailbox.empty() ? cfg_.upstream.mailbox
-                                                                      : m.envelope.upstream_mailbox;
-            enqueue(id, mailbox);
+            st = states_.load(id);
+            if (known == messages_.end()) {
+                auto m = spool_.load(id);
+                mailbox = m.envelope.upstream_mailbox.empty() ? cfg_.upstream.mailbox : m.envelope.upstream_mailbox;
+            }
         } catch (const std::exception& e) {
             spdlog::error("spool: cannot read message {}: {} (left in place)", id, e.what());
+            continue;
         }
+        if (known == messages_.end()) known = messages_.emplace(id, entry{mailbox, status::waiting}).first;
+        if (st && st->held) continue;
+        const std::int64_t at = st ? st->next_attempt : 0;
+        if (at <= now)
+            make_ready(id);
+        else
+            schedule(id, at);
     }
 }
 
+asio::awaitable<void> delivery::watch_wake_file() {
+    const fs::path wake = states_.dir() / ".wake";
+    struct stat st {};
+    std::int64_t last = ::stat(wake.c_str(), &st) == 0 ? st.st_mtim.tv_sec * 1000000000L + st.st_mtim.tv_nsec : 0;
+    asio::steady_timer timer(io_);
+    timers_.insert(&timer);
+    while (!stopping_) {
+        timer.expires_after(std::chrono::seconds(1));
+        co_await timer.async_wait(with_error);
+        if (stopping_) break;
+        std::int64_t now = ::stat(wake.c_str(), &st) == 0 ? st.st_mtim.tv_sec * 1000000000L + st.st_mtim.tv_nsec : 0;
+        if (now != last) {
+            last = now;
+            rescan();
+        }
+    }
+    timers_.erase(&timer);
+}
+
 void delivery::enqueue(const std::string& id, const std::string& upstream_mailbox) {
-    if (stopping_ || !known_.insert(id).second) return;
-    lane& l = lane_for(upstream_mailbox);
+    if (stopping_) return;
+    auto [it, inserted] = messages_.emplace(id, entry{upstream_mailbox, status::waiting});
+    if (!inserted && it->second.state != status::waiting) return;
+    make_ready(id);
+}
+
+void delivery::make_ready(const std::string& id) {
+    auto it = messages_.find(id);
+    if (it == messages_.end() || it->second.state != status::waiting || stopping_) return;
+    it->second.state = status::ready;
+    lane& l = lane_for(it->second.mailbox);
     l.ready.push_back(id);
     kick(l);
 }
 
+void delivery::schedule(const std::string& id, std::int64_t at) {
+    auto it = messages_.find(id);
+    if (it == messages_.end()) return;
+    it->second.state = status::waiting;
+    asio::co_spawn(io_, wake_at(id, at), asio::detached);
+}
+
+asio::awaitable<void> delivery::wake_at(std::string id, std::int64_t at) {
+    asio::steady_timer timer(io_, std::chrono::seconds(std::max<std::int64_t>(0, at - now_())));
+    timers_.insert(&timer);
+    co_await timer.async_wait(with_error);
+    timers_.erase(&timer);
+    if (stopping_) co_return;
+    // A rescan may have made it ready already; make_ready ignores that.
+    make_ready(id);
+}
+
 void delivery::kick(lane& l) {
     if (stopping_ || l.ready.empty()) return;
+    if (std::chrono::steady_clock::now() < l.paused_until) return;  // a timer kicks again later
     // Connections waiting for work take it before another one is opened.
     const std::size_t idle = l.idle_waiters.size();
     for (auto* t : l.idle_waiters) t->cancel();
@@ -131,27 +288,270 @@ void delivery::kick(lane& l) {
     });
 }
 
-std::chrono::seconds delivery::backoff(unsigned attempts) const {
-    std::uint64_t wait = std::max<std::uint32_t>(1, cfg_.upstream.retry_initial_seconds);
-    for (unsigned i = 1; i < attempts && wait < cfg_.upstream.retry_max_seconds; ++i) wait *= 2;
-    return std::chrono::seconds(std::min<std::uint64_t>(wait, std::max<std::uint32_t>(1, cfg_.upstream.retry_max_seconds)));
+void delivery::pause_lane(lane& l) {
+    // Exchange throttles per mailbox: slow this one down, the others go on.
+    const auto wait = std::min<std::chrono::seconds>(std::chrono::seconds(60L << std::min(l.throttles, 4u)),
+                                                     std::chrono::seconds(900));
+    ++l.throttles;
+    l.paused_until = std::chrono::steady_clock::now() + wait;
+    spdlog::warn("upstream mailbox {} is throttled: no new connection for {}s", l.mailbox, wait.count());
+    asio::co_spawn(io_, resume_lane_after(l, wait), asio::detached);
 }
 
-void delivery::defer(const std::string& id, const std::string& mailbox) {
-    unsigned n = ++attempts_[id];
-    auto wait = backoff(n);
-    spdlog::info("deferred id={} attempt={} next attempt in {}s", id, n, wait.count());
-    asio::co_spawn(io_, retry_later(id, mailbox, wait), asio::detached);
-}
-
-asio::awaitable<void> delivery::retry_later(std::string id, std::string mailbox, std::chrono::seconds wait) {
+asio::awaitable<void> delivery::resume_lane_after(lane& l, std::chrono::seconds wait) {
     asio::steady_timer timer(io_, wait);
     timers_.insert(&timer);
     co_await timer.async_wait(with_error);
     timers_.erase(&timer);
-    if (stopping_) co_return;
-    known_.erase(id);
-    enqueue(id, mailbox);
+    if (!stopping_) kick(l);
+}
+
+// The connection could not be set up: every message waiting for this lane
+// records the attempt and waits for its next one.
+void delivery::defer_lane(lane& l, const std::string& reason, const classification& c) {
+    std::deque<std::string> waiting;
+    waiting.swap(l.ready);
+    const std::int64_t now = now_();
+    const auto settings = schedule_settings();
+    for (const auto& id : waiting) {
+        std::int64_t at = now + settings.initial.count();
+        try {
+            queue_state st = states_.load(id).value_or(queue_state{});
+            note_attempt(st, now, reason, c.hint);
+            st.next_attempt = now + backoff(settings, st.attempts).count();
+            at = st.next_attempt;
+            states_.save(id, st);
+        } catch (const std::exception& e) {
+            spdlog::error("queue state of {}: {}", id, e.what());
+        }
+        spdlog::info("delivery id={} upstream={} status=deferred reason=\"{}\"{}", id, l.mailbox, reason,
+                     c.hint.empty() ? "" : " hint=\"" + c.hint + "\"");
+        auto it = messages_.find(id);
+        if (it != messages_.end()) it->second.state = status::waiting;
+        schedule(id, at);
+    }
+}
+
+asio::awaitable<void> delivery::wait_for_rate(lane& l) {
+    const std::uint32_t max = cfg_.upstream.max_messages_per_minute;
+    if (max == 0) co_return;
+    for (;;) {
+        const auto now = std::chrono::steady_clock::now();
+        while (!l.sent.empty() && now - l.sent.front() >= std::chrono::minutes(1)) l.sent.pop_front();
+        if (l.sent.size() < max || stopping_) break;
+        // The excess waits here rather than being sent to be throttled.
+        asio::steady_timer timer(io_, l.sent.front() + std::chrono::minutes(1));
+        timers_.insert(&timer);
+        co_await timer.async_wait(with_error);
+        timers_.erase(&timer);
+    }
+    l.sent.push_back(std::chrono::steady_clock::now());
+}
+
+// One delivery attempt of one message over an open connection (null for
+// the directory upstream). Everything learnt is saved in the message's
+// state before the next step.
+asio::awaitable<delivery::outcome> delivery::attempt(lane& l, upstream_connection* conn, const std::string& id,
+                                                     std::string& connection_failure) {
+    const fs::path file = spool_.dir() / "queue" / id;
+    auto lock = message_lock::try_lock(file);
+    if (!lock) co_return fs::exists(file) ? outcome::busy : outcome::done;
+
+    struct work {
+        spool::loaded msg;
+        queue_state st;
+    };
+    auto load = [this, &id] {
+        work w;
+        w.msg = spool_.load(id);
+        w.st = states_.load(id).value_or(queue_state{});
+        return w;
+    };
+    work w;
+    try {
+        w = co_await run_blocking(blocking_, load);
+    } catch (const std::exception& e) {
+        spdlog::error("spool: cannot read message {}: {} (left in place)", id, e.what());
+        co_return outcome::done;
+    }
+    if (w.st.held) co_return outcome::done;
+    const spool_envelope& env = w.msg.envelope;
+    const auto settings = schedule_settings();
+    const std::int64_t now = now_();
+    std::vector<std::string> to = remaining(env, w.st);
+
+    if (!to.empty() && expired(settings, env.received_at, now)) {
+        // Too old: what is left fails, and the sender hears why.
+        const std::string why = "4.4.7 message expired after " +
+                                std::to_string(settings.lifetime.count() / 3600) + " hours in the queue" +
+                                (w.st.last_reply.empty() ? std::string() : "; last reply: " + w.st.last_reply);
+        for (const auto& r : to) w.st.failed.push_back({r, why});
+        spdlog::warn("delivery id={} status=expired recipients={}", id, smtp::bracketed_list(to));
+        to.clear();
+    }
+
+    if (!to.empty()) {
+        if (delay_warning_due(settings, w.st, env.received_at, now) && !smtp::is_automatic(env.sender, w.msg.data)) {
+            smtp::dsn_request notice;
+            notice.type = smtp::dsn_request::kind::delay;
+            notice.reporting_mta = cfg_.server.hostname;
+            notice.postmaster = "MAILER-DAEMON@" + cfg_.server.hostname;
+            notice.recipient = env.sender;
+            notice.original_id = id;
+            notice.arrival_date = env.received_at;
+            for (const auto& r : to) notice.recipients.push_back({r, "4.4.7", w.st.last_reply, cfg_.upstream.host});
+            notice.original_message = w.msg.data;
+            notice.retry_until = env.received_at + settings.lifetime.count();
+            spool_envelope nenv;
+            nenv.recipients = {env.sender};
+            nenv.identity = env.identity;
+            nenv.upstream_mailbox = env.upstream_mailbox;
+            nenv.client_address = "127.0.0.1";
+            nenv.received_at = now;
+            auto store_notice = [this, &notice, &nenv, &id, &w] {
+                std::string nid = spool_.store(nenv, smtp::build_dsn(notice));
+                w.st.delay_warned = true;
+                states_.save(id, w.st);
+                return nid;
+            };
+            try {
+                std::string nid = co_await run_blocking(blocking_, store_notice);
+                spdlog::info("delivery id={} delay notice to <{}> queued as {}", id, env.sender, nid);
+                enqueue(nid, env.upstream_mailbox.empty() ? cfg_.upstream.mailbox : env.upstream_mailbox);
+            } catch (const std::exception& e) {
+                spdlog::error("delivery id={}: cannot queue the delay notice: {}", id, e.what());
+            }
+        }
+
+        const std::vector<std::string> attempted = to;
+        std::string reply_line;
+        std::string hint;
+        if (conn == nullptr) {
+            // The directory upstream: the message and its envelope as files.
+            auto write_out = [this, &id, &w, &to] {
+                const auto& dir = cfg_.upstream.directory;
+                fs::create_directories(dir);
+                boost::json::object j;
+                j["id"] = id;
+                j["sender"] = w.msg.envelope.sender;
+                boost::json::array rcpts;
+                for (const auto& r : to) rcpts.emplace_back(r);
+                j["recipients"] = std::move(rcpts);
+                j["identity"] = w.msg.envelope.identity;
+                j["upstream_mailbox"] = w.msg.envelope.upstream_mailbox;
+                j["client_address"] = w.msg.envelope.client_address;
+                j["received_at"] = w.msg.envelope.received_at;
+                // The message first, then the envelope: a reader that sees
+                // the .json file finds the whole .eml beside it.
+                write_file_durably(dir / (id + ".eml"), w.msg.data);
+                write_file_durably(dir / (id + ".json"), boost::json::serialize(j) + "\n");
+            };
+            try {
+                co_await run_blocking(blocking_, write_out);
+                for (const auto& r : to) w.st.delivered.push_back(r);
+                reply_line = "written to " + cfg_.upstream.directory.string();
+            } catch (const std::exception& e) {
+                reply_line = std::string("451 4.3.0 ") + e.what();
+            }
+            note_attempt(w.st, now, reply_line, "");
+        } else {
+            co_await wait_for_rate(l);
+            smtp::outgoing_message out;
+            out.sender = env.sender;
+            out.recipients = to;
+            out.data = w.msg.data;
+            out.size = w.msg.data.size();
+            out.eight_bit = env.eight_bit;
+            out.smtputf8 = env.smtputf8;
+            smtp::message_result result;
+            try {
+                result = co_await conn->send(out);
+            } catch (const std::exception& e) {
+                connection_failure = e.what();
+            }
+            if (!connection_failure.empty()) {
+                reply_line = connection_failure;
+                classification c = classify(smtp::reply{}, "data", l.mailbox);
+                hint = c.hint;
+            } else {
+                // Sort recipients: delivered, refused for good, or to try again.
+                const std::vector<std::string> delivered = result.delivered();
+                for (const auto& r : delivered) w.st.delivered.push_back(r);
+                for (const auto& r : result.recipients) {
+                    if (contains(delivered, r.address)) continue;
+                    const smtp::reply& why = r.rcpt_reply.positive() ? result.final_reply : r.rcpt_reply;
+                    if (why.permanent()) w.st.failed.push_back({r.address, why.summary()});
+                }
+                if (result.recipients.empty() && result.final_reply.permanent()) {
+                    // MAIL itself was refused for good: every recipient shares its fate.
+                    for (const auto& r : to) w.st.failed.push_back({r, result.final_reply.summary()});
+                }
+                reply_line = result.final_reply.summary();
+                classification c = classify(result.final_reply, result.recipients.empty() ? "mail" : "data",
+                                            l.mailbox);
+                hint = c.hint;
+                if (c.throttled) pause_lane(l);
+            }
+            note_attempt(w.st, now, reply_line, hint);
+        }
+        to = remaining(env, w.st);
+        if (!to.empty()) w.st.next_attempt = now + backoff(settings, w.st.attempts).count();
+        // Recorded before anything else: a crash from here on repeats at
+        // most this attempt's deliveries, and loses nothing.
+        auto save = [this, &id, &w] { states_.save(id, w.st); };
+        try {
+            co_await run_blocking(blocking_, save);
+        } catch (const std::exception& e) {
+            spdlog::error("queue state of {}: {}", id, e.what());
+        }
+        const char* verdict = !to.empty() ? "deferred" : (w.st.failed.empty() ? "sent" : "bounced");
+        spdlog::info("delivery id={} account={} client={} upstream={} from=<{}> to={} size={} status={} "
+                     "reply=\"{}\"{}",
+                     id, env.identity, env.client_address, l.mailbox, env.sender, smtp::bracketed_list(attempted),
+                     w.msg.data.size(), verdict, reply_line, hint.empty() ? "" : " hint=\"" + hint + "\"");
+        if (!to.empty()) co_return outcome::retry;
+    }
+
+    // Nothing left to try: report failures to the sender, then forget the message.
+    std::string bounce_id;
+    auto finish = [this, &id, &w, &bounce_id, now] {
+        const spool_envelope& e = w.msg.envelope;
+        if (!w.st.failed.empty()) {
+            if (smtp::is_automatic(e.sender, w.msg.data)) {
+                spdlog::info("delivery id={}: no notice for an automatic message (sender <{}>)", id, e.sender);
+            } else {
+                smtp::dsn_request notice;
+                notice.reporting_mta = cfg_.server.hostname;
+                notice.postmaster = "MAILER-DAEMON@" + cfg_.server.hostname;
+                notice.recipient = e.sender;
+                notice.original_id = id;
+                notice.arrival_date = e.received_at;
+                for (const auto& f : w.st.failed)
+                    notice.recipients.push_back({f.address, status_of(f.reply, "5.0.0"), f.reply, cfg_.upstream.host});
+                notice.original_message = w.msg.data;
+                spool_envelope nenv;
+                nenv.recipients = {e.sender};
+                nenv.identity = e.identity;
+                nenv.upstream_mailbox = e.upstream_mailbox;
+                nenv.client_address = "127.0.0.1";
+                nenv.received_at = now;
+                bounce_id = spool_.store(nenv, smtp::build_dsn(notice));
+            }
+        }
+        spool_.remove(id);
+        states_.remove(id);
+    };
+    try {
+        co_await run_blocking(blocking_, finish);
+    } catch (const std::exception& e) {
+        spdlog::error("delivery id={}: cannot finish: {} (kept; tried again later)", id, e.what());
+        co_return outcome::retry;
+    }
+    if (!bounce_id.empty()) {
+        spdlog::info("delivery id={} bounce to <{}> queued as {}", id, env.sender, bounce_id);
+        enqueue(bounce_id, env.upstream_mailbox.empty() ? cfg_.upstream.mailbox : env.upstream_mailbox);
+    }
+    co_return outcome::done;
 }
 
 asio::awaitable<void> delivery::smtp_worker(lane& l) {
@@ -161,17 +561,23 @@ asio::awaitable<void> delivery::smtp_worker(lane& l) {
     } guard{l};
 
     upstream_connection conn(cfg_, *tls_, tokens_, l.mailbox);
+    std::string failure;
+    classification failure_class;
     try {
         co_await conn.open();
+        l.throttles = 0;
+    } catch (const upstream_error& e) {
+        failure = e.what();
+        failure_class = classify(e.server_reply(), e.stage(), l.mailbox);
     } catch (const std::exception& e) {
-        // Nothing was sent: every message waiting for this mailbox waits longer.
-        spdlog::warn("upstream connection for {} failed: {}", l.mailbox, e.what());
-        std::deque<std::string> waiting;
-        waiting.swap(l.ready);
-        for (const auto& id : waiting) {
-            spdlog::info("delivery id={} upstream={} status=deferred reason=\"{}\"", id, l.mailbox, e.what());
-            defer(id, l.mailbox);
-        }
+        failure = e.what();
+        failure_class = classify(smtp::reply{}, "connect", l.mailbox);
+    }
+    if (!failure.empty()) {
+        spdlog::warn("upstream connection for {} failed: {}{}", l.mailbox, failure,
+                     failure_class.hint.empty() ? "" : " (" + failure_class.hint + ")");
+        if (failure_class.throttled) pause_lane(l);
+        defer_lane(l, failure, failure_class);
         co_return;
     }
 
@@ -189,80 +595,22 @@ asio::awaitable<void> delivery::smtp_worker(lane& l) {
         }
         std::string id = l.ready.front();
         l.ready.pop_front();
-
-        spool::loaded msg;
-        try {
-            auto load = [this, &id] { return spool_.load(id); };
-            msg = co_await run_blocking(blocking_, load);
-        } catch (const std::exception& e) {
-            spdlog::error("spool: cannot read message {}: {} (left in place)", id, e.what());
-            known_.erase(id);
-            continue;
-        }
-
-        smtp::outgoing_message out;
-        out.sender = msg.envelope.sender;
-        out.recipients = msg.envelope.recipients;
-        out.data = msg.data;
-        out.size = msg.data.size();
-        out.eight_bit = msg.envelope.eight_bit;
-        out.smtputf8 = msg.envelope.smtputf8;
-
-        smtp::message_result result;
-        std::string failure;
-        try {
-            result = co_await conn.send(out);
-        } catch (const std::exception& e) {
-            failure = e.what();
-        }
-        if (!failure.empty()) {
-            spdlog::info("delivery id={} account={} client={} upstream={} from=<{}> to={} size={} status=deferred "
-                         "reason=\"{}\"",
-                         id, msg.envelope.identity, msg.envelope.client_address, l.mailbox, out.sender,
-                         smtp::bracketed_list(out.recipients), out.size, failure);
-            defer(id, l.mailbox);
-            co_await conn.quit();
-            co_return;
-        }
-
-        // Sort recipients: delivered, refused for good, or to try again.
-        std::vector<std::string> delivered = result.delivered();
-        std::vector<std::string> retry;
-        std::vector<std::string> failed;
-        for (const auto& r : result.recipients) {
-            if (std::find(delivered.begin(), delivered.end(), r.address) != delivered.end()) continue;
-            const smtp::reply& why = r.rcpt_reply.positive() ? result.final_reply : r.rcpt_reply;
-            (why.permanent() ? failed : retry).push_back(r.address);
-            if (why.permanent())
-                spdlog::warn("delivery id={} recipient=<{}> status=bounced reply=\"{}\"", id, r.address,
-                             why.summary());
-        }
-        if (result.recipients.empty()) {
-            // MAIL itself was refused: every recipient shares its fate.
-            (result.final_reply.permanent() ? failed : retry) = out.recipients;
-        }
-        const char* status = retry.empty() ? (failed.empty() ? "sent" : (delivered.empty() ? "bounced" : "partly-sent"))
-                                           : "deferred";
-        spdlog::info("delivery id={} account={} client={} upstream={} from=<{}> to={} size={} status={} reply=\"{}\"",
-                     id, msg.envelope.identity, msg.envelope.client_address, l.mailbox, out.sender,
-                     smtp::bracketed_list(out.recipients), out.size, status, result.final_reply.summary());
-        try {
-            if (retry.empty()) {
-                auto remove = [this, &id] { spool_.remove(id); };
-                co_await run_blocking(blocking_, remove);
-                known_.erase(id);
-                attempts_.erase(id);
-            } else {
-                if (retry.size() != out.recipients.size()) {
-                    auto rewrite = [this, &id, &retry] { spool_.set_recipients(id, retry); };
-                    co_await run_blocking(blocking_, rewrite);
-                }
-                defer(id, l.mailbox);
+        messages_[id].state = status::in_flight;
+        std::string connection_failure;
+        outcome o = co_await attempt(l, &conn, id, connection_failure);
+        auto it = messages_.find(id);
+        if (o == outcome::done) {
+            if (it != messages_.end()) messages_.erase(it);
+        } else if (it != messages_.end()) {
+            it->second.state = status::waiting;
+            std::int64_t at = now_() + 2;  // busy: a queue command holds it
+            if (o == outcome::retry) {
+                auto st = states_.load(id);
+                at = st ? st->next_attempt : now_() + schedule_settings().initial.count();
             }
-        } catch (const std::exception& e) {
-            spdlog::error("spool update for {} failed: {}", id, e.what());
-            defer(id, l.mailbox);
+            schedule(id, at);
         }
+        if (!connection_failure.empty()) break;  // this connection is gone
         deadline = std::chrono::steady_clock::now() + idle_keepalive;
     }
     co_await conn.quit();
@@ -276,36 +624,16 @@ asio::awaitable<void> delivery::directory_worker(lane& l) {
     while (!stopping_ && !l.ready.empty()) {
         std::string id = l.ready.front();
         l.ready.pop_front();
-        try {
-            auto write_out = [this, &id] {
-                    auto msg = spool_.load(id);
-                    const auto& dir = cfg_.upstream.directory;
-                    std::filesystem::create_directories(dir);
-                    boost::json::object env;
-                    env["id"] = id;
-                    env["sender"] = msg.envelope.sender;
-                    boost::json::array rcpts;
-                    for (const auto& r : msg.envelope.recipients) rcpts.emplace_back(r);
-                    env["recipients"] = std::move(rcpts);
-                    env["identity"] = msg.envelope.identity;
-                    env["upstream_mailbox"] = msg.envelope.upstream_mailbox;
-                    env["client_address"] = msg.envelope.client_address;
-                    env["received_at"] = msg.envelope.received_at;
-                    // The message first, then the envelope: a reader that sees
-                    // the .json file finds the whole .eml beside it.
-                    write_file_durably(dir / (id + ".eml"), msg.data);
-                    write_file_durably(dir / (id + ".json"), boost::json::serialize(env) + "\n");
-                    spool_.remove(id);
-                    spdlog::info("delivery id={} account={} client={} from=<{}> to={} size={} status=sent directory={}",
-                                 id, msg.envelope.identity, msg.envelope.client_address, msg.envelope.sender,
-                                 smtp::bracketed_list(msg.envelope.recipients), msg.data.size(), dir.string());
-            };
-            co_await run_blocking(blocking_, write_out);
-            known_.erase(id);
-            attempts_.erase(id);
-        } catch (const std::exception& e) {
-            spdlog::warn("delivery id={} status=deferred reason=\"{}\"", id, e.what());
-            defer(id, l.mailbox);
+        messages_[id].state = status::in_flight;
+        std::string unused;
+        outcome o = co_await attempt(l, nullptr, id, unused);
+        auto it = messages_.find(id);
+        if (o == outcome::done) {
+            if (it != messages_.end()) messages_.erase(it);
+        } else if (it != messages_.end()) {
+            it->second.state = status::waiting;
+            auto st = o == outcome::retry ? states_.load(id) : std::nullopt;
+            schedule(id, st ? st->next_attempt : now_() + 2);
         }
     }
 }

@@ -1,10 +1,23 @@
 #pragma once
-// Delivery from the spool to the upstream: per upstream mailbox at most
-// max_connections_per_mailbox connections, each reused for the next
-// message; transient failures retried with exponential backoff; permanent
-// ones removed with a log line saying why.
+// Delivery from the spool to the upstream.
+//
+// Per upstream mailbox (a "lane"): at most max_connections_per_mailbox
+// connections, each reused for the next message; at most
+// upstream.max_messages_per_minute messages a minute (the excess waits in
+// the queue instead of being throttled upstream); a throttling reply
+// pauses that lane alone.
+//
+// Per message: the delivery state (relay/queue.hpp) records each recipient
+// the upstream accepted before anything else happens, so a crash causes at
+// most a duplicate, never a loss. Temporary failures are retried with
+// exponential backoff; recipients refused for good, or still undelivered
+// when the message outlives its lifetime, are reported to the sender in a
+// delivery status notification (never for a message that is itself
+// automatic, so bounces cannot loop). A delay notice goes out once after
+// queue.delay_warning_seconds.
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -19,20 +32,26 @@
 
 #include "auth/token_provider.hpp"
 #include "conf/config.hpp"
+#include "relay/queue.hpp"
 #include "relay/spool.hpp"
 
 namespace subrelay::relay {
 
+class upstream_connection;
+
 class delivery {
 public:
-    // tokens may be null for upstream.kind = "directory".
+    using clock_fn = std::function<std::int64_t()>;  // unix seconds
+
+    // tokens may be null (upstream.kind = "directory" or upstream.auth = "none").
     delivery(boost::asio::io_context& io, boost::asio::thread_pool& blocking, const conf::config& cfg,
-             relay::spool& spool, auth::token_source* tokens);
+             relay::spool& spool, auth::token_source* tokens, clock_fn now = {});
     ~delivery();
 
-    // Queues every message already in the spool.
+    // Opens the state store and queues every message already in the spool
+    // (held ones stay; those waiting for a retry wait until their time).
     void start();
-    // Queues a newly stored message.
+    // Queues a newly stored message for delivery now.
     void enqueue(const std::string& id, const std::string& upstream_mailbox);
     // Stops taking new work; resolves when every connection has finished
     // its current message and said QUIT.
@@ -41,24 +60,43 @@ public:
     struct lane;  // one per upstream mailbox (defined in delivery.cpp)
 
 private:
+    enum class status { ready, in_flight, waiting };
+    struct entry {
+        std::string mailbox;
+        status state = status::ready;
+    };
+    // What one attempt at one message came to.
+    enum class outcome { done, retry, busy };
+
     boost::asio::awaitable<void> smtp_worker(lane& l);
     boost::asio::awaitable<void> directory_worker(lane& l);
-    boost::asio::awaitable<void> retry_later(std::string id, std::string mailbox, std::chrono::seconds wait);
+    boost::asio::awaitable<outcome> attempt(lane& l, upstream_connection* conn, const std::string& id,
+                                            std::string& connection_failure);
+    boost::asio::awaitable<void> wait_for_rate(lane& l);
+    boost::asio::awaitable<void> watch_wake_file();
+    boost::asio::awaitable<void> wake_at(std::string id, std::int64_t at);
+    boost::asio::awaitable<void> resume_lane_after(lane& l, std::chrono::seconds wait);
+
     lane& lane_for(const std::string& mailbox);
     void kick(lane& l);
-    void defer(const std::string& id, const std::string& mailbox);
-    [[nodiscard]] std::chrono::seconds backoff(unsigned attempts) const;
+    void make_ready(const std::string& id);
+    void schedule(const std::string& id, std::int64_t at);
+    void defer_lane(lane& l, const std::string& reason, const classification& c);
+    void pause_lane(lane& l);
+    void rescan();
+    [[nodiscard]] retry_schedule schedule_settings() const;
 
     boost::asio::io_context& io_;
     boost::asio::thread_pool& blocking_;
     const conf::config& cfg_;
     relay::spool& spool_;
+    state_store states_;
     auth::token_source* tokens_;
+    clock_fn now_;
     std::unique_ptr<boost::asio::ssl::context> tls_;
     std::map<std::string, std::unique_ptr<lane>> lanes_;
-    std::set<std::string> known_;                     // queued, in flight or waiting to retry
-    std::map<std::string, unsigned> attempts_;
-    std::set<boost::asio::steady_timer*> timers_;     // retry and idle timers, cancelled on stop
+    std::map<std::string, entry> messages_;
+    std::set<boost::asio::steady_timer*> timers_;     // cancelled on stop
     bool stopping_ = false;
     unsigned workers_ = 0;
 };

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "smtp/reply.hpp"
@@ -79,5 +80,54 @@ struct classification {
 // stage: "connect", "tls", "auth", "mail", "rcpt", "data" (where it happened).
 // mailbox: the upstream mailbox, named in hints ("Set-CASMailbox -Identity relay@contoso.com ...").
 classification classify(const smtp::reply& r, std::string_view stage, std::string_view mailbox);
+
+// An exclusive flock(2) on a message's spool file (spool/queue/ID), held
+// for its lifetime. The delivery worker holds it while it delivers the
+// message; `subrelay queue` holds it for each read-modify-write of the
+// message or its state (hold, release, retry, delete). Whoever holds it
+// may change spool/queue/ID and spool/state/ID; nobody else may. A worker
+// that planned a delivery earlier re-reads the state after taking the lock:
+// the message may have been held or deleted meanwhile.
+//
+// The lock belongs to the file, not to its name: while holding it, do not
+// replace the spool file by a rename (spool::set_recipients does), or the
+// next locker locks the new file while the old lock is still held. Record
+// progress in the state file instead (queue_state::delivered). Removing
+// the file while holding the lock is fine: the next locker notices.
+class message_lock {
+public:
+    // Opens the file read-only and takes LOCK_EX | LOCK_NB. nullopt: someone
+    // else holds it (a delivery in progress), or the file does not exist (or
+    // was removed by the previous holder): tell them apart with exists().
+    // Throws std::system_error for other failures.
+    static std::optional<message_lock> try_lock(const std::filesystem::path& file);
+    // Same, but waits for the lock. For threads that may block (the CLI never
+    // waits; delivery uses try_lock). Throws std::system_error, with
+    // std::errc::no_such_file_or_directory when the file is (or becomes) missing.
+    static message_lock lock(const std::filesystem::path& file);
+
+    message_lock(message_lock&& other) noexcept;
+    message_lock& operator=(message_lock&& other) noexcept;
+    message_lock(const message_lock&) = delete;
+    message_lock& operator=(const message_lock&) = delete;
+    ~message_lock();   // closes the file, which releases the lock
+
+    [[nodiscard]] const std::filesystem::path& path() const { return path_; }
+
+private:
+    message_lock(int fd, std::filesystem::path path) : fd_(fd), path_(std::move(path)) {}
+    static std::optional<message_lock> acquire(const std::filesystem::path& file, bool wait);
+    int fd_ = -1;
+    std::filesystem::path path_;
+};
+
+// The file whose modification time asks a running relay to look at the
+// queue now: spool_dir/state/.wake. The relay polls its mtime every second
+// and, when it changed, rescans the queue (messages whose next_attempt is
+// 0 or past, and not held, are delivered).
+std::filesystem::path wake_path(const std::filesystem::path& spool_dir);
+// Touches wake_path(spool_dir): creates it (and the state directory) or
+// updates its mtime to now. Throws std::runtime_error.
+void wake_relay(const std::filesystem::path& spool_dir);
 
 }  // namespace subrelay::relay

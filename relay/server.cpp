@@ -156,11 +156,14 @@ int serve(const std::filesystem::path& config_file) {
         asio::thread_pool blocking(2);
 
         std::unique_ptr<auth::token_source> tokens;
-        if (cfg.upstream.kind == conf::upstream_kind::smtp)
+        if (cfg.upstream.kind == conf::upstream_kind::smtp && cfg.upstream.auth == conf::upstream_auth::xoauth2)
             tokens = auth::make_client_credentials_provider(io.get_executor(), cfg.oauth,
                                                             auth::load_client_secret(cfg.oauth));
-        else
+        else if (cfg.upstream.kind == conf::upstream_kind::directory)
             spdlog::info("upstream: writing messages to directory {}", cfg.upstream.directory.string());
+        else
+            spdlog::info("upstream: {}:{} without authentication (a connector relay)", cfg.upstream.host,
+                         cfg.upstream.port);
 
         relay::delivery delivery(io, blocking, cfg, spool, tokens.get());
         session_registry sessions;

@@ -40,6 +40,12 @@ public:
     policy_adapter(const relay_context& ctx, const smtp::server_session& session) : ctx_(ctx), session_(session) {}
 
     std::optional<smtp::reply> check_sender(const std::string& identity, const std::string& address) override {
+        // Refuse before DATA rather than fail the spool write after it.
+        if (auto free = ctx_.spool.free_bytes(); free && *free < ctx_.cfg.spool.min_free_bytes) {
+            spdlog::warn("spool {}: only {} bytes free (spool.min_free_bytes = {}); refusing new mail",
+                         ctx_.spool.dir().string(), *free, ctx_.cfg.spool.min_free_bytes);
+            return smtp::reply(452, "4.3.1", "Insufficient system storage");
+        }
         auto engine = ctx_.policy();
         const policy::mailbox* m = engine->find(identity);
         if (m == nullptr) return smtp::replies::send_as_denied();

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -227,6 +228,12 @@ void spool::set_recipients(const std::string& id, const std::vector<std::string>
     auto msg = load(id);
     msg.envelope.recipients = recipients;
     write_durably(queue_ / id, id + ".rcpt", format_envelope(msg.envelope), msg.data);
+}
+
+std::optional<std::uint64_t> spool::free_bytes() const {
+    struct statvfs st {};
+    if (::statvfs(queue_.c_str(), &st) != 0) return std::nullopt;
+    return static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize;
 }
 
 void spool::remove(const std::string& id) {

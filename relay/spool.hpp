@@ -63,6 +63,10 @@ public:
 
     [[nodiscard]] const std::filesystem::path& dir() const { return dir_; }
 
+    // Bytes available to us on the spool's file system (statvfs f_bavail),
+    // or nullopt when it cannot be told.
+    [[nodiscard]] std::optional<std::uint64_t> free_bytes() const;
+
     // A new queue id: sortable by time, unique in this spool.
     static std::string new_id();
 

@@ -48,6 +48,16 @@ ssl::context make_client_context(const std::filesystem::path& ca_file) {
     return ctx;
 }
 
+void use_client_certificate(ssl::context& ctx, const std::filesystem::path& cert_file,
+                            const std::filesystem::path& key_file) {
+    if (SSL_CTX_use_certificate_chain_file(ctx.native_handle(), cert_file.c_str()) != 1)
+        throw std::runtime_error(cert_file.string() + ": cannot load client certificate: " + openssl_error());
+    if (SSL_CTX_use_PrivateKey_file(ctx.native_handle(), key_file.c_str(), SSL_FILETYPE_PEM) != 1)
+        throw std::runtime_error(key_file.string() + ": cannot load client key: " + openssl_error());
+    if (SSL_CTX_check_private_key(ctx.native_handle()) != 1)
+        throw std::runtime_error(key_file.string() + ": client key does not match " + cert_file.string());
+}
+
 std::string describe_tls(const void* native_ssl) {
     const SSL* s = static_cast<const SSL*>(native_ssl);
     if (s == nullptr) return {};

@@ -15,6 +15,11 @@ boost::asio::ssl::context make_server_context(const std::filesystem::path& cert_
 // System CAs plus ca_file when not empty. Throws std::runtime_error.
 boost::asio::ssl::context make_client_context(const std::filesystem::path& ca_file);
 
+// Presents a client certificate (connector relays that trust the relay by
+// its certificate). Throws std::runtime_error naming the file.
+void use_client_certificate(boost::asio::ssl::context& ctx, const std::filesystem::path& cert_file,
+                            const std::filesystem::path& key_file);
+
 // "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384" for a connected SSL*.
 std::string describe_tls(const void* native_ssl);
 

@@ -35,7 +35,7 @@ smtp::client_options client_options_for(const conf::config& cfg) {
     case conf::upstream_tls::implicit: o.tls = smtp::client_tls::implicit; break;
     case conf::upstream_tls::none: o.tls = smtp::client_tls::none; break;
     }
-    o.auth = smtp::client_auth::xoauth2;
+    o.auth = cfg.upstream.auth == conf::upstream_auth::xoauth2 ? smtp::client_auth::xoauth2 : smtp::client_auth::none;
     return o;
 }
 
@@ -94,7 +94,7 @@ struct upstream_connection::impl {
             std::string why = ec.message();
             long verify = SSL_get_verify_result(native);
             if (verify != X509_V_OK) why += std::string(" (") + X509_verify_cert_error_string(verify) + ")";
-            throw upstream_error(where + ": TLS handshake failed: " + why, true);
+            throw upstream_error(where + ": TLS handshake failed: " + why, true, {}, "tls");
         }
         tls = true;
         spdlog::debug("upstream {}: {}", where, describe_tls(native));
@@ -128,7 +128,7 @@ struct upstream_connection::impl {
                 if (e.server_reply.code != 0) text += ": " + e.server_reply.summary();
                 else if (!e.text.empty()) text += ": " + e.text;
                 bool transient = e.server_reply.code == 0 || e.server_reply.transient();
-                throw upstream_error(text, transient, e.server_reply);
+                throw upstream_error(text, transient, e.server_reply, e.stage);
             }
             }
         }

@@ -18,14 +18,17 @@ namespace subrelay::relay {
 // A failure that ends the connection. transient: try again later.
 class upstream_error : public std::runtime_error {
 public:
-    upstream_error(const std::string& what, bool transient, smtp::reply r = {})
-        : std::runtime_error(what), transient_(transient), reply_(std::move(r)) {}
+    upstream_error(const std::string& what, bool transient, smtp::reply r = {}, std::string stage = "connect")
+        : std::runtime_error(what), transient_(transient), reply_(std::move(r)), stage_(std::move(stage)) {}
     [[nodiscard]] bool transient() const { return transient_; }
     [[nodiscard]] const smtp::reply& server_reply() const { return reply_; }
+    // Where it failed: "connect", "tls", "greeting", "ehlo", "starttls", "auth", "mail", "data", ...
+    [[nodiscard]] const std::string& stage() const { return stage_; }
 
 private:
     bool transient_;
     smtp::reply reply_;
+    std::string stage_;
 };
 
 class upstream_connection {

@@ -24,9 +24,11 @@ struct dsn_request {
     std::string original_id;      // our queue id (X-Postfix-style Original-Envelope-Id is not used)
     std::int64_t arrival_date = 0;// unix seconds, for Arrival-Date
     std::vector<dsn_recipient> recipients;
-    std::string original_message; // the original (its headers are returned; the body only if short)
+    std::string original_message; // the original (only its header section is returned)
     std::string date;             // RFC 5322 date for Date: ("" => now)
     std::string message_id;       // "<...>" ("" => generated from original_id and reporting_mta)
+    std::int64_t retry_until = 0; // unix seconds the delay notice promises retries until (Will-Retry-Until,
+                                  // "until the message is N days old"); 0 => not stated
 };
 
 // The whole notice as a message (headers + body, CRLF line ends), to be

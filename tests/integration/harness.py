@@ -272,8 +272,15 @@ class FakeToken:
 
 
 class FakeUpstream:
+    # Opt-in faults (fake_upstream.py describes them); the defaults change nothing.
+    FAULT_DEFAULTS = {
+        "tempfail_rcpt": (), "drop_data": 0, "slow_rcpt": (), "slow_data": False,
+        "slow_seconds": 5.0, "slow_count": 1, "stall": False, "no_auth": False,
+        "max_auth_connections": 0, "max_messages_per_minute": 0,
+    }
+
     def __init__(self, workdir, pki, tokens_file, port=None, mailboxes=(UPSTREAM_MAILBOX,),
-                 reject_rcpt=(), tempfail_data=0):
+                 reject_rcpt=(), tempfail_data=0, **faults):
         self.state_dir = workdir
         self.tokens_file = tokens_file
         os.makedirs(workdir, exist_ok=True)
@@ -282,7 +289,26 @@ class FakeUpstream:
         self.mailboxes = list(mailboxes)
         self.reject_rcpt = list(reject_rcpt)
         self.tempfail_data = tempfail_data
+        unknown = set(faults) - set(self.FAULT_DEFAULTS)
+        if unknown:
+            raise TypeError("unknown fake upstream options: %s" % sorted(unknown))
+        self.faults = dict(self.FAULT_DEFAULTS, **faults)
         self.process = None
+
+    def fault_argv(self):
+        argv = []
+        for name, value in self.faults.items():
+            flag = "--" + name.replace("_", "-")
+            if value == self.FAULT_DEFAULTS[name]:
+                continue
+            if isinstance(value, bool):
+                argv.append(flag)
+            elif isinstance(value, (list, tuple)):
+                for v in value:
+                    argv += [flag, v]
+            else:
+                argv += [flag, str(value)]
+        return argv
 
     def start(self):
         ready = os.path.join(self.state_dir, "ready")
@@ -296,6 +322,7 @@ class FakeUpstream:
             argv += ["--mailbox", m]
         for r in self.reject_rcpt:
             argv += ["--reject-rcpt", r]
+        argv += self.fault_argv()
         self.process = Process(argv, os.path.join(self.state_dir, "fake_upstream.stderr"))
         wait_for(lambda: os.path.exists(ready) or not self.process.running(), what="fake upstream")
         if not self.process.running():
@@ -391,7 +418,7 @@ class Relay:
 
     def __init__(self, workdir, pki, accounts, org_disabled=True, upstream_port=None, token_url=None,
                  kind="smtp", log_level=None, extra_sections=None, submission_port=None,
-                 submissions_port=None):
+                 submissions_port=None, omit_sections=()):
         self.workdir = workdir
         os.makedirs(workdir, exist_ok=True)
         self.pki = pki
@@ -402,6 +429,7 @@ class Relay:
         self.kind = kind
         self.log_level = log_level
         self.extra_sections = extra_sections or {}
+        self.omit_sections = tuple(omit_sections)   # e.g. ("oauth",) with upstream.auth = "none"
         self.submission_port = submission_port or free_port()
         self.submissions_port = submissions_port or free_port()
         self.config_path = os.path.join(workdir, "subrelay.toml")
@@ -443,6 +471,8 @@ class Relay:
             sections["log"] = {"level": self.log_level}
         for name, values in self.extra_sections.items():
             sections.setdefault(name, {}).update(values)
+        for name in self.omit_sections:
+            sections.pop(name, None)
         out = []
         for name, values in sections.items():
             out.append("[%s]" % name)
@@ -502,6 +532,49 @@ class Relay:
     def log(self):
         with open(self.log_path, "rb") as f:
             return f.read()
+
+    # -- the spool, read directly (safe while the relay runs: files are renamed into place)
+    @property
+    def spool_dir(self):
+        configured = self.extra_sections.get("spool", {}).get("dir", "spool")
+        return os.path.join(self.workdir, configured)   # an absolute dir stays as it is
+
+    def _spool_names(self, sub):
+        try:
+            return sorted(n for n in os.listdir(os.path.join(self.spool_dir, sub)) if not n.startswith("."))
+        except FileNotFoundError:
+            return []
+
+    def queued_ids(self):
+        """Ids of the messages in spool/queue."""
+        return self._spool_names("queue")
+
+    def spool_tmp_files(self):
+        """Names in spool/tmp (partial, never acknowledged messages)."""
+        return self._spool_names("tmp")
+
+    def state_files(self):
+        """Names in spool/state (one per message tried at least once)."""
+        return [n for n in self._spool_names("state") if not n.endswith(".tmp")]
+
+    def queued_message(self, qid):
+        """(envelope header text, message bytes) of a queued message."""
+        with open(os.path.join(self.spool_dir, "queue", qid), "rb") as f:
+            data = f.read()
+        # The envelope header is LF-terminated lines ending in an empty line.
+        head, _, body = data.partition(b"\n\n")
+        return head.decode("utf-8", "replace"), body
+
+    def queue_list(self):
+        """`subrelay queue list --json` as a list of dicts, or None when the
+        command is not available (callers then read the spool directly)."""
+        code, out, _ = run_cli(["queue", "list", "--json"], config=self.config_path)
+        if code != 0:
+            return None
+        try:
+            return json.loads(out)
+        except ValueError:
+            return None
 
     @property
     def out_dir(self):
@@ -768,6 +841,53 @@ class IntegrationCase(unittest.TestCase):
         if meta is not None:
             self.assertEqual(meta["mail_from"], envelope_from)
             self.assertEqual(meta["rcpt_tos"], list(envelope_rcpts))
+
+
+# ---------------------------------------------------------------- accounting for messages
+
+def message_id(message):
+    """The Message-ID header of a message (bytes); str or None."""
+    return header_value(message, "Message-ID")
+
+
+def is_dsn(eml, meta):
+    """True if an upstream message is a delivery status notification sent
+    with the null sender (MAIL FROM:<>)."""
+    ctype = (header_value(split_leading_received(eml)[1], "Content-Type") or "").lower()
+    return meta.get("mail_from") in ("", "<>") and "multipart/report" in ctype
+
+
+def account_for(relay, upstream, sent):
+    """Where each sent message is: {message_id: {"delivered": copies at the
+    upstream, "rcpts": [every recipient over those copies], "queued": files
+    in the relay's spool/queue holding it (the original or a queued
+    notice), "bounced": notices at the upstream naming it, "bounce_metas":
+    their envelopes}}. `sent` is a list of message bytes with unique
+    Message-IDs."""
+    # The spool first, the upstream second: a message that leaves the spool
+    # meanwhile is then seen at the upstream, never in neither place.
+    queued = []
+    for qid in relay.queued_ids():
+        try:
+            queued.append(relay.queued_message(qid)[1])
+        except FileNotFoundError:
+            pass   # delivered between listing and reading; counted at the upstream
+    upstream_msgs = upstream.messages() if upstream is not None else []
+    report = {}
+    for message in sent:
+        mid = message_id(message)
+        entry = {"delivered": 0, "rcpts": [], "queued": 0, "bounced": 0, "bounce_metas": []}
+        for eml, meta in upstream_msgs:
+            if is_dsn(eml, meta):
+                if mid.encode() in eml:
+                    entry["bounced"] += 1
+                    entry["bounce_metas"].append(meta)
+            elif message_id(split_leading_received(eml)[1]) == mid:
+                entry["delivered"] += 1
+                entry["rcpts"] += meta["rcpt_tos"]
+        entry["queued"] = sum(1 for body in queued if mid.encode() in body)
+        report[mid] = entry
+    return report
 
 
 def require_tool(name):

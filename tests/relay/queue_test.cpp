@@ -1,0 +1,347 @@
+#include "relay/queue.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <system_error>
+
+#include <gtest/gtest.h>
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using subrelay::relay::classification;
+using subrelay::relay::queue_state;
+using subrelay::relay::retry_schedule;
+
+namespace {
+
+queue_state full_state() {
+    queue_state s;
+    s.attempts = 3;
+    s.first_attempt = 1700000100;
+    s.next_attempt = 1700001000;
+    s.last_reply = "451 4.7.500 Server busy. Please try again later from [192.0.2.1]. (S77714)";
+    s.hint = "the upstream is throttling relay@contoso.com: delivery slows down by itself";
+    s.held = true;
+    s.delay_warned = true;
+    s.delivered = {"a@example.com", "\"odd local\"@example.com"};
+    s.failed = {{"gone@example.com", "550 5.1.1 User unknown"},
+                {"\"tab\tand\\slash\"@example.com", "550 5.7.1 two\nlines"}};
+    s.history = {"2023-11-14T22:15:00Z attempt 1: 451 4.7.500 Server busy",
+                 "2023-11-14T22:20:00Z attempt 2: connection refused"};
+    return s;
+}
+
+TEST(queue_state_format, round_trips_every_field) {
+    const queue_state s = full_state();
+    auto parsed = subrelay::relay::parse_state(subrelay::relay::format_state(s));
+    ASSERT_TRUE(parsed);
+    EXPECT_EQ(*parsed, s);
+
+    const queue_state empty;
+    auto parsed_empty = subrelay::relay::parse_state(subrelay::relay::format_state(empty));
+    ASSERT_TRUE(parsed_empty);
+    EXPECT_EQ(*parsed_empty, empty);
+}
+
+TEST(queue_state_format, is_one_line_per_value) {
+    const std::string text = subrelay::relay::format_state(full_state());
+    EXPECT_EQ(text.rfind("subrelay-state 1\n", 0), 0u);
+    EXPECT_NE(text.find("\nattempts 3\n"), std::string::npos);
+    EXPECT_NE(text.find("\nheld 1\n"), std::string::npos);
+    EXPECT_NE(text.find("\ndelivered \"odd local\"@example.com\n"), std::string::npos);
+    EXPECT_NE(text.find("\nfailed gone@example.com\t550 5.1.1 User unknown\n"), std::string::npos);
+    // The reply's newline is escaped, not written.
+    EXPECT_NE(text.find("two\\nlines"), std::string::npos);
+}
+
+TEST(queue_state_format, ignores_unknown_keys_and_newer_versions) {
+    auto s = subrelay::relay::parse_state("subrelay-state 2\nattempts 2\nfuture_key some value\nheld 1\n");
+    ASSERT_TRUE(s);
+    EXPECT_EQ(s->attempts, 2u);
+    EXPECT_TRUE(s->held);
+    // No trailing newline is fine too.
+    auto t = subrelay::relay::parse_state("subrelay-state 1\nnext_attempt 42");
+    ASSERT_TRUE(t);
+    EXPECT_EQ(t->next_attempt, 42);
+}
+
+TEST(queue_state_format, rejects_damaged_text) {
+    for (const char* bad : {"", "garbage\n", "subrelay-state x\n", "subrelay-state 1\nattempts -1\n",
+                            "subrelay-state 1\nattempts 3x\n", "subrelay-state 1\nheld yes\n",
+                            "subrelay-state 1\nfailed no-tab-here\n", "subrelay-state 1\nlast_reply bad \\q escape\n",
+                            "subrelay-state 1\nhint trailing\\\n"}) {
+        EXPECT_FALSE(subrelay::relay::parse_state(bad)) << bad;
+    }
+}
+
+class state_store_test : public ::testing::Test {
+protected:
+    void SetUp() override {
+        char tmpl[] = "/tmp/subrelay-state-XXXXXX";
+        ASSERT_NE(::mkdtemp(tmpl), nullptr);
+        dir_ = tmpl;
+    }
+    void TearDown() override {
+        std::error_code ec;
+        fs::remove_all(dir_, ec);
+    }
+    fs::path dir_;
+};
+
+TEST_F(state_store_test, saves_loads_and_removes) {
+    subrelay::relay::state_store store(dir_);
+    store.open();
+    EXPECT_TRUE(fs::is_directory(dir_ / "state"));
+    EXPECT_EQ(store.dir(), dir_ / "state");
+    EXPECT_FALSE(store.load("0ABC"));
+
+    store.save("0ABC", full_state());
+    EXPECT_TRUE(fs::exists(dir_ / "state" / "0ABC"));
+    auto loaded = store.load("0ABC");
+    ASSERT_TRUE(loaded);
+    EXPECT_EQ(*loaded, full_state());
+
+    // Overwriting leaves no temporary file behind.
+    queue_state next = full_state();
+    next.attempts = 4;
+    store.save("0ABC", next);
+    EXPECT_EQ(store.load("0ABC")->attempts, 4u);
+    std::size_t files = 0;
+    for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir_ / "state")) ++files;
+    EXPECT_EQ(files, 1u);
+
+    store.remove("0ABC");
+    EXPECT_FALSE(store.load("0ABC"));
+    EXPECT_NO_THROW(store.remove("0ABC"));  // already gone
+}
+
+TEST_F(state_store_test, a_damaged_file_is_an_error_naming_it) {
+    subrelay::relay::state_store store(dir_);
+    store.open();
+    std::ofstream(dir_ / "state" / "0BAD") << "not a state file\n";
+    try {
+        (void)store.load("0BAD");
+        FAIL() << "no exception";
+    } catch (const std::runtime_error& e) {
+        EXPECT_NE(std::string(e.what()).find((dir_ / "state" / "0BAD").string()), std::string::npos) << e.what();
+    }
+}
+
+TEST_F(state_store_test, refuses_ids_that_name_other_files) {
+    subrelay::relay::state_store store(dir_);
+    store.open();
+    EXPECT_THROW((void)store.load("../queue/X"), std::runtime_error);
+    EXPECT_THROW(store.save("../evil", {}), std::runtime_error);
+    EXPECT_THROW(store.remove(""), std::runtime_error);
+    EXPECT_FALSE(fs::exists(dir_ / "evil"));
+}
+
+TEST_F(state_store_test, save_fails_without_the_directory) {
+    subrelay::relay::state_store store(dir_ / "missing");
+    EXPECT_THROW(store.save("0ABC", {}), std::runtime_error);
+}
+
+TEST(queue_schedule, backoff_doubles_up_to_the_cap) {
+    retry_schedule s;
+    s.initial = 300s;
+    s.max = 3600s;
+    EXPECT_EQ(subrelay::relay::backoff(s, 0), 300s);
+    EXPECT_EQ(subrelay::relay::backoff(s, 1), 300s);
+    EXPECT_EQ(subrelay::relay::backoff(s, 2), 600s);
+    EXPECT_EQ(subrelay::relay::backoff(s, 3), 1200s);
+    EXPECT_EQ(subrelay::relay::backoff(s, 4), 2400s);
+    EXPECT_EQ(subrelay::relay::backoff(s, 5), 3600s);
+    EXPECT_EQ(subrelay::relay::backoff(s, 1000), 3600s);
+    EXPECT_EQ(subrelay::relay::backoff(s, 4000000000u), 3600s);
+}
+
+TEST(queue_schedule, expiry_and_delay_warning) {
+    retry_schedule s;
+    s.lifetime = 5 * 24h;
+    s.delay_warning = 4h;
+    const std::int64_t received = 1700000000;
+    EXPECT_FALSE(subrelay::relay::expired(s, received, received + 5 * 86400 - 1));
+    EXPECT_TRUE(subrelay::relay::expired(s, received, received + 5 * 86400));
+
+    queue_state st;
+    EXPECT_FALSE(subrelay::relay::delay_warning_due(s, st, received, received + 4 * 3600 - 1));
+    EXPECT_TRUE(subrelay::relay::delay_warning_due(s, st, received, received + 4 * 3600));
+    // Expired messages bounce instead.
+    EXPECT_FALSE(subrelay::relay::delay_warning_due(s, st, received, received + 5 * 86400));
+    st.delay_warned = true;
+    EXPECT_FALSE(subrelay::relay::delay_warning_due(s, st, received, received + 4 * 3600));
+    st.delay_warned = false;
+    s.delay_warning = 0s;
+    EXPECT_FALSE(subrelay::relay::delay_warning_due(s, st, received, received + 4 * 3600));
+}
+
+struct classify_case {
+    int code;
+    const char* enhanced;
+    const char* text;
+    const char* stage;
+    bool permanent;
+    bool throttled;
+    bool auth;
+    const char* hint;  // substring of the hint; "" = no hint
+};
+
+TEST(queue_classify, known_replies) {
+    const classify_case cases[] = {
+        {535, "5.7.139",
+         "Authentication unsuccessful, SmtpClientAuthentication is disabled for the Mailbox. Visit "
+         "https://aka.ms/smtp_auth_disabled for more information.",
+         "auth", true, false, true,
+         "Set-CASMailbox -Identity relay@contoso.com -SmtpClientAuthenticationDisabled $false"},
+        {535, "5.7.139",
+         "Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant. Visit "
+         "https://aka.ms/smtp_auth_disabled for more information.",
+         "auth", true, false, true, "Set-TransportConfig -SmtpClientAuthenticationDisabled $false"},
+        {535, "5.7.139",
+         "Authentication unsuccessful, user is locked by your organization's security defaults policy. Contact "
+         "your administrator.",
+         "auth", true, false, true, "security defaults block SMTP AUTH"},
+        {535, "5.7.3", "Authentication unsuccessful", "auth", true, false, true,
+         "Add-MailboxPermission -Identity relay@contoso.com -User <service principal id> -AccessRights FullAccess"},
+        {535, "5.7.3", "Authentication unsuccessful", "auth", true, false, true, "New-ServicePrincipal"},
+        {530, "5.7.57", "Client not authenticated to send mail.", "mail", true, false, true, "upstream.auth"},
+        {550, "5.7.60", "SMTP; Client does not have permissions to send as this sender", "mail", true, false, false,
+         "Add-RecipientPermission -Identity <sender> -Trustee relay@contoso.com -AccessRights SendAs"},
+        {554, "5.2.0",
+         "STOREDRV.Submission.Exception:SendAsDeniedException.MapiExceptionSendAsDenied; Failed to process message",
+         "data", true, false, false, "may not send as this sender"},
+        {432, "4.3.2", "Concurrent connections limit exceeded.", "connect", false, true, false,
+         "upstream.max_connections_per_mailbox"},
+        {554, "5.2.0",
+         "STOREDRV.Submission.Exception:SubmissionQuotaExceededException; Failed to process message due to a "
+         "permanent exception with message Cannot submit message.",
+         "data", true, false, false, "10,000 recipients a day"},
+        {421, "4.7.66", "TLS 1.0 and 1.1 are not supported. Please upgrade/update your client to support TLS 1.2.",
+         "connect", false, false, false, "TLS 1.2"},
+        {0, "", "error:0A00042E:SSL routines::tlsv1 alert protocol version", "tls", false, false, false,
+         "upstream.tls"},
+        {550, "5.7.30", "Basic authentication is not supported for Client Submission.", "auth", true, false, true,
+         "upstream.auth = \"xoauth2\""},
+        {535, "5.7.8", "Username and Password not accepted. For more information, go to", "auth", true, false, true,
+         "https://mail.google.com/"},
+        {534, "5.7.9", "Please log in with your web browser and then try again.", "auth", true, false, true,
+         "Google Workspace admin"},
+        {451, "4.7.500", "Server busy. Please try again later from [192.0.2.1]. (S77714)", "mail", false, true,
+         false, "throttling relay@contoso.com"},
+        {421, "4.7.28", "Gmail has detected an unusual rate of unsolicited mail.", "data", false, true, false,
+         "throttling"},
+        {421, "4.7.0", "Try again later, closing connection. (rate limit exceeded)", "mail", false, true, false,
+         "throttling"},
+        {450, "4.7.1", "Message submission rate for this client has exceeded the configured limit", "mail", false,
+         true, false, "throttling"},
+        {451, "4.3.0", "Requests are being throttled", "data", false, true, false, "throttling"},
+        // Not ours to slow down for: the recipient's mailbox, too many recipients, shutdown.
+        {450, "4.2.1", "The user you are trying to contact is receiving mail at a rate that prevents additional messages",
+         "rcpt", false, false, false, ""},
+        {452, "4.5.3", "Too many recipients", "rcpt", false, false, false, ""},
+        {421, "4.3.2", "Service shutting down", "mail", false, false, false, ""},
+        // Plain failures.
+        {550, "5.1.1", "User unknown", "rcpt", true, false, false, ""},
+        {0, "", "connection refused", "connect", false, false, false, ""},
+        {0, "", "connection reset", "auth", false, false, false, ""},
+        {454, "4.7.0", "Temporary authentication failure", "auth", false, false, true, ""},
+        {250, "2.0.0", "OK", "data", false, false, false, ""},
+    };
+    for (const auto& c : cases) {
+        subrelay::smtp::reply r(c.code, c.enhanced, c.text);
+        classification got = subrelay::relay::classify(r, c.stage, "relay@contoso.com");
+        SCOPED_TRACE(r.summary() + " at " + c.stage);
+        EXPECT_EQ(got.permanent, c.permanent);
+        EXPECT_EQ(got.throttled, c.throttled);
+        EXPECT_EQ(got.auth, c.auth);
+        if (std::string(c.hint).empty()) {
+            EXPECT_EQ(got.hint, "");
+        } else {
+            EXPECT_NE(got.hint.find(c.hint), std::string::npos) << got.hint;
+        }
+        EXPECT_EQ(got.hint.find('\n'), std::string::npos);
+        EXPECT_EQ(got.hint.find("MAILBOX"), std::string::npos) << got.hint;
+    }
+}
+
+TEST(queue_classify, finds_the_enhanced_code_in_the_text) {
+    subrelay::smtp::reply r(535, "", "5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Mailbox.");
+    auto c = subrelay::relay::classify(r, "auth", "svc@contoso.com");
+    EXPECT_TRUE(c.auth);
+    EXPECT_EQ(c.hint, "the service mailbox needs SMTP AUTH: Set-CASMailbox -Identity svc@contoso.com "
+                      "-SmtpClientAuthenticationDisabled $false");
+}
+
+TEST(queue_classify, names_a_placeholder_without_a_mailbox) {
+    auto c = subrelay::relay::classify(subrelay::smtp::replies::send_as_denied(), "mail", "");
+    EXPECT_NE(c.hint.find("-Trustee <mailbox>"), std::string::npos) << c.hint;
+}
+
+class message_lock_test : public state_store_test {};
+
+TEST_F(message_lock_test, is_exclusive_until_released) {
+    const fs::path file = dir_ / "0ABC";
+    std::ofstream(file) << "message\n";
+    {
+        auto first = subrelay::relay::message_lock::try_lock(file);
+        ASSERT_TRUE(first);
+        EXPECT_EQ(first->path(), file);
+        EXPECT_FALSE(subrelay::relay::message_lock::try_lock(file));
+        // Moving keeps the lock.
+        auto moved = std::move(*first);
+        first.reset();
+        EXPECT_FALSE(subrelay::relay::message_lock::try_lock(file));
+    }
+    EXPECT_TRUE(subrelay::relay::message_lock::try_lock(file));
+    auto blocking = subrelay::relay::message_lock::lock(file);
+    EXPECT_FALSE(subrelay::relay::message_lock::try_lock(file));
+}
+
+TEST_F(message_lock_test, a_missing_or_removed_file_is_not_locked) {
+    const fs::path file = dir_ / "0ABC";
+    EXPECT_FALSE(subrelay::relay::message_lock::try_lock(file));
+    try {
+        (void)subrelay::relay::message_lock::lock(file);
+        FAIL() << "no exception";
+    } catch (const std::system_error& e) {
+        EXPECT_EQ(e.code(), std::errc::no_such_file_or_directory);
+    }
+    std::ofstream(file) << "message\n";
+    {
+        auto held = subrelay::relay::message_lock::try_lock(file);
+        ASSERT_TRUE(held);
+        fs::remove(file);
+    }
+    EXPECT_FALSE(subrelay::relay::message_lock::try_lock(file));
+    EXPECT_FALSE(fs::exists(file));
+}
+
+TEST_F(message_lock_test, a_replaced_file_is_locked_by_its_new_inode) {
+    const fs::path file = dir_ / "0ABC";
+    std::ofstream(file) << "old\n";
+    auto old_lock = subrelay::relay::message_lock::try_lock(file);
+    ASSERT_TRUE(old_lock);
+    std::ofstream(dir_ / "new") << "new\n";
+    fs::rename(dir_ / "new", file);
+    // The name now refers to another, unlocked file.
+    auto new_lock = subrelay::relay::message_lock::try_lock(file);
+    EXPECT_TRUE(new_lock);
+}
+
+TEST_F(message_lock_test, wake_creates_then_touches_the_wake_file) {
+    const fs::path wake = subrelay::relay::wake_path(dir_);
+    EXPECT_EQ(wake, dir_ / "state" / ".wake");
+    EXPECT_FALSE(fs::exists(wake));
+    subrelay::relay::wake_relay(dir_);
+    ASSERT_TRUE(fs::exists(wake));
+    // Set the time far back, then wake again: the mtime moves forward.
+    const auto old_time = fs::last_write_time(wake) - std::chrono::hours(24);
+    fs::last_write_time(wake, old_time);
+    subrelay::relay::wake_relay(dir_);
+    EXPECT_GT(fs::last_write_time(wake), old_time);
+}
+
+}  // namespace
