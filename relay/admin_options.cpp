@@ -246,15 +246,24 @@ void format_list(std::ostream& out, const std::vector<std::pair<std::string, std
 }
 
 std::string generate_password(std::size_t length) {
-    static constexpr std::string_view alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    static_assert(alphabet.size() == 64);  // 256 is a multiple of 64: no modulo bias
-    std::string bytes(length, '\0');
-    if (RAND_bytes(reinterpret_cast<unsigned char*>(bytes.data()), static_cast<int>(length)) != 1) {
-        throw std::runtime_error("the random number generator failed");
+    // Letters and digits only: a password that starts with '-' or holds
+    // punctuation is mistaken for an option by device menus and tools.
+    static constexpr std::string_view alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    static_assert(alphabet.size() == 62);
+    constexpr unsigned limit = 256 - 256 % alphabet.size();  // rejection sampling: no modulo bias
+    std::string out;
+    out.reserve(length);
+    unsigned char bytes[64];
+    while (out.size() < length) {
+        if (RAND_bytes(bytes, static_cast<int>(sizeof bytes)) != 1) {
+            OPENSSL_cleanse(out.data(), out.size());
+            throw std::runtime_error("the random number generator failed");
+        }
+        for (unsigned char b : bytes) {
+            if (b < limit && out.size() < length) out += alphabet[b % alphabet.size()];
+        }
     }
-    std::string out(length, '\0');
-    for (std::size_t i = 0; i < length; ++i) out[i] = alphabet[static_cast<unsigned char>(bytes[i]) & 63u];
-    OPENSSL_cleanse(bytes.data(), bytes.size());
+    OPENSSL_cleanse(bytes, sizeof bytes);
     return out;
 }
 

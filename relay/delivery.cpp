@@ -113,16 +113,30 @@ std::vector<std::string> remaining(const spool_envelope& env, const queue_state&
     return out;
 }
 
+// The enhanced status code of a reply line: "550 5.1.1 text" -> "5.1.1",
+// and a reason of our own that starts with one, "4.4.7 text" -> "4.4.7".
 std::string status_of(const std::string& reply, const char* fallback) {
-    // "550 5.1.1 text" -> "5.1.1"
-    auto sp = reply.find(' ');
-    if (sp != std::string::npos) {
-        auto rest = reply.substr(sp + 1);
-        auto end = rest.find(' ');
-        auto code = rest.substr(0, end);
-        if (code.size() >= 5 && (code[0] == '4' || code[0] == '5') && code[1] == '.') return code;
+    auto looks_like_status = [](std::string_view w) {
+        return w.size() >= 5 && (w[0] == '2' || w[0] == '4' || w[0] == '5') && w[1] == '.' &&
+               w.find_first_not_of("0123456789.") == std::string_view::npos;
+    };
+    std::string_view line = reply;
+    for (int word = 0; word < 2 && !line.empty(); ++word) {
+        const auto end = line.find(' ');
+        const std::string_view w = line.substr(0, end);
+        if (looks_like_status(w)) return std::string(w);
+        if (end == std::string_view::npos) break;
+        line.remove_prefix(end + 1);
     }
     return fallback;
+}
+
+// "5 days", "3 hours", "42 seconds".
+std::string describe_duration(std::chrono::seconds d) {
+    const auto s = d.count();
+    if (s >= 86400 && s % 86400 == 0) return std::to_string(s / 86400) + (s == 86400 ? " day" : " days");
+    if (s >= 3600 && s % 3600 == 0) return std::to_string(s / 3600) + (s == 3600 ? " hour" : " hours");
+    return std::to_string(s) + (s == 1 ? " second" : " seconds");
 }
 
 }  // namespace
@@ -276,7 +290,7 @@ void delivery::kick(lane& l) {
     ++l.active;
     ++workers_;
     auto worker = cfg_.upstream.kind == conf::upstream_kind::directory ? directory_worker(l) : smtp_worker(l);
-    asio::co_spawn(io_, std::move(worker), [this](std::exception_ptr e) {
+    asio::co_spawn(io_, std::move(worker), [this, &l](std::exception_ptr e) {
         --workers_;
         if (e) {
             try {
@@ -285,11 +299,14 @@ void delivery::kick(lane& l) {
                 spdlog::error("delivery worker failed: {}", ex.what());
             }
         }
+        // Work that came in while this connection was closing gets a new one.
+        kick(l);
     });
 }
 
 void delivery::pause_lane(lane& l) {
     // Exchange throttles per mailbox: slow this one down, the others go on.
+    if (std::chrono::steady_clock::now() < l.paused_until) return;  // already paused
     const auto wait = std::min<std::chrono::seconds>(std::chrono::seconds(60L << std::min(l.throttles, 4u)),
                                                      std::chrono::seconds(900));
     ++l.throttles;
@@ -332,13 +349,14 @@ void delivery::defer_lane(lane& l, const std::string& reason, const classificati
     }
 }
 
-asio::awaitable<void> delivery::wait_for_rate(lane& l) {
+asio::awaitable<bool> delivery::wait_for_rate(lane& l) {
     const std::uint32_t max = cfg_.upstream.max_messages_per_minute;
-    if (max == 0) co_return;
+    if (max == 0) co_return true;
     for (;;) {
+        if (stopping_) co_return false;  // not sent: it stays queued for the next start
         const auto now = std::chrono::steady_clock::now();
         while (!l.sent.empty() && now - l.sent.front() >= std::chrono::minutes(1)) l.sent.pop_front();
-        if (l.sent.size() < max || stopping_) break;
+        if (l.sent.size() < max) break;
         // The excess waits here rather than being sent to be throttled.
         asio::steady_timer timer(io_, l.sent.front() + std::chrono::minutes(1));
         timers_.insert(&timer);
@@ -346,6 +364,7 @@ asio::awaitable<void> delivery::wait_for_rate(lane& l) {
         timers_.erase(&timer);
     }
     l.sent.push_back(std::chrono::steady_clock::now());
+    co_return true;
 }
 
 // One delivery attempt of one message over an open connection (null for
@@ -382,8 +401,8 @@ asio::awaitable<delivery::outcome> delivery::attempt(lane& l, upstream_connectio
 
     if (!to.empty() && expired(settings, env.received_at, now)) {
         // Too old: what is left fails, and the sender hears why.
-        const std::string why = "4.4.7 message expired after " +
-                                std::to_string(settings.lifetime.count() / 3600) + " hours in the queue" +
+        const std::string why = "4.4.7 message expired after " + describe_duration(settings.lifetime) +
+                                " in the queue" +
                                 (w.st.last_reply.empty() ? std::string() : "; last reply: " + w.st.last_reply);
         for (const auto& r : to) w.st.failed.push_back({r, why});
         spdlog::warn("delivery id={} status=expired recipients={}", id, smtp::bracketed_list(to));
@@ -455,7 +474,7 @@ asio::awaitable<delivery::outcome> delivery::attempt(lane& l, upstream_connectio
             }
             note_attempt(w.st, now, reply_line, "");
         } else {
-            co_await wait_for_rate(l);
+            if (!co_await wait_for_rate(l)) co_return outcome::busy;
             smtp::outgoing_message out;
             out.sender = env.sender;
             out.recipients = to;
@@ -576,7 +595,11 @@ asio::awaitable<void> delivery::smtp_worker(lane& l) {
     if (!failure.empty()) {
         spdlog::warn("upstream connection for {} failed: {}{}", l.mailbox, failure,
                      failure_class.hint.empty() ? "" : " (" + failure_class.hint + ")");
-        if (failure_class.throttled) pause_lane(l);
+        if (failure_class.throttled) {
+            pause_lane(l);
+            // The connections already open keep delivering what waits.
+            if (l.active > 1) co_return;
+        }
         defer_lane(l, failure, failure_class);
         co_return;
     }

@@ -72,7 +72,7 @@ private:
     boost::asio::awaitable<void> directory_worker(lane& l);
     boost::asio::awaitable<outcome> attempt(lane& l, upstream_connection* conn, const std::string& id,
                                             std::string& connection_failure);
-    boost::asio::awaitable<void> wait_for_rate(lane& l);
+    boost::asio::awaitable<bool> wait_for_rate(lane& l);
     boost::asio::awaitable<void> watch_wake_file();
     boost::asio::awaitable<void> wake_at(std::string id, std::int64_t at);
     boost::asio::awaitable<void> resume_lane_after(lane& l, std::chrono::seconds wait);

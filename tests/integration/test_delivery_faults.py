@@ -106,9 +106,13 @@ class UpstreamDownTest(FaultCase):
 class UpstreamDropsDuringDataTest(FaultCase):
     def test_connection_closed_mid_data_is_retried(self):
         relay = self.stack(upstream_kwargs={"drop_data": 1})
-        sent = self.new_messages(2, "dropped")
-        for m in sent:
-            self.send(m, ["dest@example.org"])
+        # The first is large (about 2 MiB), so the relay is still writing it when the connection breaks.
+        sent = [harness.make_message(SCANNER_ID, "dest@example.org", "dropped large",
+                                     body_lines=["%06d " % i + "y" * 200 for i in range(10000)])]
+        self.send(sent[0], ["dest@example.org"])
+        harness.wait_for(lambda: self.upstream.counters().get("data_dropped"), what="the broken DATA")
+        sent += self.new_messages(1, "dropped")
+        self.send(sent[1], ["dest@example.org"])
         self.wait_delivered(sent)
         self.assertEqual(self.upstream.counters()["data_dropped"], 1)
         report = self.assert_stays_delivered_once(sent)
