@@ -354,6 +354,28 @@ class QueueLifetimeTest(FaultCase):
         self.assertEqual(len(self.upstream.messages()), 1, "one notice, nothing else")
 
 
+class DelayWarningTest(FaultCase):
+    def test_one_delay_notice_while_the_message_waits(self):
+        relay = self.stack(upstream_kwargs={"tempfail_rcpt": ["later@example.org"]},
+                           queue={"max_lifetime_seconds": 3600, "delay_warning_seconds": 2})
+        message = harness.make_message(SCANNER_ID, "later@example.org", "delayed")
+        self.send(message, ["later@example.org"])
+
+        def notices():
+            return [(eml, m) for eml, m in self.upstream.messages() if harness.is_dsn(eml, m)]
+        harness.wait_for(lambda: notices(), timeout=30, what="the delay notice")
+        [(dsn, meta)] = notices()
+        self.assertIn(meta["mail_from"], ("", "<>"))
+        self.assertEqual(meta["rcpt_tos"], [SCANNER_ID])
+        text, status = self.dsn_parts(harness.split_leading_received(dsn)[1])
+        self.assertRegex(status, r"(?im)^Action:\s*delayed\s*$")
+        self.assertRegex(status, r"(?im)^Final-Recipient:\s*rfc822;\s*later@example\.org\s*$")
+        # Still queued, still retried, and warned once only.
+        time.sleep(4)
+        self.assertEqual(len(relay.queued_ids()), 1)
+        self.assertEqual(len(notices()), 1, "the delay notice goes out once")
+
+
 class AuthNoneTest(FaultCase):
     def make_auth_none_relay(self, with_oauth):
         upstream = self.start_upstream(no_auth=True)
