@@ -5,7 +5,8 @@ N concurrent connections share T messages of S bytes; each connection sends
 its share one after the other (or, with --new-connection-per-message, opens a
 fresh connection, with STARTTLS and AUTH if asked, for every message: the
 printer pattern). The latency of a message is the time from writing the
-final "." of DATA to reading the 250 reply. Prints one JSON object.
+final "." of DATA to reading the 250 reply; the transaction time runs
+from writing MAIL to that 250 (no pipelining). Prints one JSON object.
 
 The password comes from the environment variable LOADGEN_PASSWORD so it
 never appears in a process listing.
@@ -62,7 +63,8 @@ class Generator:
         self.a = args
         self.body = build_body(args.size)
         self.date = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime())
-        self.latencies = []
+        self.latencies = []    # final "." to 250
+        self.transactions = []  # MAIL to the 250 after the final "."
         self.sent = 0
         self.failed = 0
         self.errors = []
@@ -101,6 +103,7 @@ class Generator:
         return reader, writer
 
     async def send(self, reader, writer, conn, seq):
+        t_mail = time.perf_counter()
         writer.write(self.mail_line)
         await expect(reader, 250, "MAIL")
         writer.write(self.rcpt_line)
@@ -117,7 +120,9 @@ class Generator:
         writer.write(b".\r\n")
         t0 = time.perf_counter()
         await expect(reader, 250, "end of DATA")
-        self.latencies.append(time.perf_counter() - t0)
+        t1 = time.perf_counter()
+        self.latencies.append(t1 - t0)
+        self.transactions.append(t1 - t_mail)
         self.sent += 1
 
     async def quit(self, reader, writer):
@@ -195,11 +200,14 @@ def main():
     g = Generator(a)
     asyncio.run(g.run())
     lat = sorted(g.latencies)
+    txn = sorted(g.transactions)
     json.dump({
         "start": g.start, "end": g.end, "sent": g.sent, "failed": g.failed, "errors": g.errors,
         "p50_ms": None if not lat else percentile(lat, 0.50) * 1000,
         "p99_ms": None if not lat else percentile(lat, 0.99) * 1000,
         "max_ms": None if not lat else lat[-1] * 1000,
+        "txn_p50_ms": None if not txn else percentile(txn, 0.50) * 1000,
+        "txn_p99_ms": None if not txn else percentile(txn, 0.99) * 1000,
     }, sys.stdout)
     sys.stdout.write("\n")
     return 0 if g.failed == 0 else 1

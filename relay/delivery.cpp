@@ -17,6 +17,7 @@
 #include <spdlog/spdlog.h>
 
 #include "relay/blocking.hpp"
+#include "relay/durable_file.hpp"
 #include "relay/tls.hpp"
 #include "relay/upstream.hpp"
 #include "smtp/address.hpp"
@@ -51,31 +52,9 @@ std::int64_t system_now() {
         .count();
 }
 
-// Writes a file durably: temporary name, fsync, rename.
+// Writes a file durably: temporary name, fsync, rename, fsync the directory.
 void write_file_durably(const fs::path& path, std::string_view data) {
-    const fs::path tmp = path.string() + ".tmp";
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (fd < 0) throw std::runtime_error("create " + tmp.string() + ": " + std::strerror(errno));
-    std::string_view rest = data;
-    while (!rest.empty()) {
-        ssize_t n = ::write(fd, rest.data(), rest.size());
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            int err = errno;
-            ::close(fd);
-            ::unlink(tmp.c_str());
-            throw std::runtime_error("write " + tmp.string() + ": " + std::strerror(err));
-        }
-        rest.remove_prefix(static_cast<std::size_t>(n));
-    }
-    if (::fsync(fd) != 0 || ::close(fd) != 0) {
-        ::unlink(tmp.c_str());
-        throw std::runtime_error("fsync " + tmp.string() + ": " + std::strerror(errno));
-    }
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-        ::unlink(tmp.c_str());
-        throw std::runtime_error("rename " + tmp.string() + ": " + std::strerror(errno));
-    }
+    write_file_atomically(path, path.string() + ".tmp", {data}, 0640);
 }
 
 std::string utc_stamp(std::int64_t t) {

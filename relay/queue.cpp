@@ -13,6 +13,9 @@
 #include <functional>
 #include <stdexcept>
 #include <system_error>
+#include <utility>
+
+#include "relay/durable_file.hpp"
 
 namespace subrelay::relay {
 
@@ -22,29 +25,6 @@ namespace {
 
 constexpr std::string_view state_magic = "subrelay-state ";
 constexpr unsigned state_version = 1;
-
-std::string errno_text(int err) { return std::strerror(err); }
-
-class fd_guard {
-public:
-    explicit fd_guard(int fd) : fd_(fd) {}
-    ~fd_guard() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    fd_guard(const fd_guard&) = delete;
-    fd_guard& operator=(const fd_guard&) = delete;
-    [[nodiscard]] int get() const { return fd_; }
-    int release() { return std::exchange(fd_, -1); }
-
-private:
-    int fd_;
-};
-
-// Queue ids as the spool makes them (and nothing that could name another file).
-bool valid_id(std::string_view id) {
-    return !id.empty() && id.size() <= 64 &&
-           std::all_of(id.begin(), id.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z'); });
-}
 
 // Values are written on one line: backslash, newline, carriage return and
 // tab are escaped, so that any string survives (and a tab can separate two
@@ -97,25 +77,8 @@ bool parse_flag(std::string_view v, bool& out) {
     return true;
 }
 
-void write_all(int fd, std::string_view data, const fs::path& path) {
-    while (!data.empty()) {
-        ssize_t n = ::write(fd, data.data(), data.size());
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            throw std::runtime_error("write " + path.string() + ": " + errno_text(errno));
-        }
-        data.remove_prefix(static_cast<std::size_t>(n));
-    }
-}
-
-void fsync_dir(const fs::path& dir) {
-    fd_guard fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (fd.get() < 0) throw std::runtime_error("open " + dir.string() + ": " + errno_text(errno));
-    if (::fsync(fd.get()) != 0) throw std::runtime_error("fsync " + dir.string() + ": " + errno_text(errno));
-}
-
 void check_id(const std::string& id) {
-    if (!valid_id(id)) throw std::runtime_error("invalid queue id");
+    if (!valid_queue_id(id)) throw std::runtime_error("invalid queue id");
 }
 
 }  // namespace
@@ -229,20 +192,8 @@ void state_store::save(const std::string& id, const queue_state& s) const {
     const fs::path final_path = dir_ / id;
     // Hidden, and unique per process: never taken for a state file.
     const fs::path tmp = dir_ / ("." + id + ".tmp." + std::to_string(::getpid()));
-    fd_guard fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    if (fd.get() < 0) throw std::runtime_error("create " + tmp.string() + ": " + errno_text(errno));
-    try {
-        write_all(fd.get(), format_state(s), tmp);
-        if (::fsync(fd.get()) != 0) throw std::runtime_error("fsync " + tmp.string() + ": " + errno_text(errno));
-        if (::close(fd.release()) != 0) throw std::runtime_error("close " + tmp.string() + ": " + errno_text(errno));
-        if (::rename(tmp.c_str(), final_path.c_str()) != 0)
-            throw std::runtime_error("rename " + tmp.string() + " to " + final_path.string() + ": " +
-                                     errno_text(errno));
-    } catch (...) {
-        ::unlink(tmp.c_str());
-        throw;
-    }
-    fsync_dir(dir_);
+    const std::string text = format_state(s);
+    write_file_atomically(final_path, tmp, {text});
 }
 
 void state_store::remove(const std::string& id) const {

@@ -15,6 +15,8 @@
 #include <sstream>
 #include <utility>
 
+#include "relay/durable_file.hpp"
+
 namespace subrelay::relay {
 
 namespace fs = std::filesystem;
@@ -23,44 +25,16 @@ namespace {
 
 constexpr std::string_view magic = "subrelay-spool 1\n";
 
-std::string errno_text(int err) { return std::strerror(err); }
-
-// Owns a file descriptor.
-class fd_guard {
-public:
-    explicit fd_guard(int fd) : fd_(fd) {}
-    ~fd_guard() {
-        if (fd_ >= 0) ::close(fd_);
+// The shared helpers throw std::runtime_error; the spool's callers expect spool_error.
+template <typename F>
+void as_spool_error(F&& f) {
+    try {
+        std::forward<F>(f)();
+    } catch (const spool_error&) {
+        throw;
+    } catch (const std::runtime_error& e) {
+        throw spool_error(e.what());
     }
-    fd_guard(const fd_guard&) = delete;
-    fd_guard& operator=(const fd_guard&) = delete;
-    [[nodiscard]] int get() const { return fd_; }
-    int release() { return std::exchange(fd_, -1); }
-
-private:
-    int fd_;
-};
-
-void write_all(int fd, std::string_view data, const fs::path& path) {
-    while (!data.empty()) {
-        ssize_t n = ::write(fd, data.data(), data.size());
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            throw spool_error("write " + path.string() + ": " + errno_text(errno));
-        }
-        data.remove_prefix(static_cast<std::size_t>(n));
-    }
-}
-
-void fsync_dir(const fs::path& dir) {
-    fd_guard fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (fd.get() < 0) throw spool_error("open " + dir.string() + ": " + errno_text(errno));
-    if (::fsync(fd.get()) != 0) throw spool_error("fsync " + dir.string() + ": " + errno_text(errno));
-}
-
-bool valid_id(std::string_view id) {
-    return !id.empty() && id.size() <= 64 &&
-           std::all_of(id.begin(), id.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z'); });
 }
 
 }  // namespace
@@ -113,7 +87,7 @@ std::optional<std::pair<spool_envelope, std::size_t>> parse_envelope(std::string
         else if (key == "8bit") env.eight_bit = value == "1";
         // Unknown keys are ignored: a newer version may add some.
     }
-    if (!valid_id(env.id)) return std::nullopt;
+    if (!valid_queue_id(env.id)) return std::nullopt;
     return std::make_pair(std::move(env), pos);
 }
 
@@ -132,11 +106,11 @@ void spool::open() {
     const fs::path probe = tmp_ / ".probe";
     fd_guard fd(::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
     if (fd.get() < 0) throw spool_error("spool " + dir_.string() + " is not writable: " + errno_text(errno));
-    write_all(fd.get(), "probe\n", probe);
+    as_spool_error([&] { write_all(fd.get(), "probe\n", probe); });
     if (::fsync(fd.get()) != 0) throw spool_error("fsync " + probe.string() + ": " + errno_text(errno));
     ::close(fd.release());
     fs::remove(probe, ec);
-    fsync_dir(tmp_);
+    as_spool_error([&] { fsync_dir(tmp_); });
 }
 
 std::string spool::new_id() {
@@ -163,21 +137,9 @@ std::string spool::new_id() {
 
 void spool::write_durably(const fs::path& final_path, const std::string& name, std::string_view head,
                           std::string_view body) const {
-    const fs::path tmp = tmp_ / name;
-    fd_guard fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-    if (fd.get() < 0) throw spool_error("create " + tmp.string() + ": " + errno_text(errno));
-    try {
-        write_all(fd.get(), head, tmp);
-        write_all(fd.get(), body, tmp);
-        if (::fsync(fd.get()) != 0) throw spool_error("fsync " + tmp.string() + ": " + errno_text(errno));
-        if (::close(fd.release()) != 0) throw spool_error("close " + tmp.string() + ": " + errno_text(errno));
-        if (::rename(tmp.c_str(), final_path.c_str()) != 0)
-            throw spool_error("rename " + tmp.string() + ": " + errno_text(errno));
-    } catch (...) {
-        ::unlink(tmp.c_str());
-        throw;
-    }
-    fsync_dir(final_path.parent_path());
+    // O_EXCL on the temporary file: two writers of one name must not mix their bytes.
+    as_spool_error(
+        [&] { write_file_atomically(final_path, tmp_ / name, {head, body}, 0600, existing_tmp::fail); });
 }
 
 std::string spool::store(spool_envelope env, std::string_view body, const header_builder& make_header) {
@@ -201,7 +163,7 @@ std::vector<std::string> spool::list() const {
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(queue_, ec)) {
         std::string name = entry.path().filename().string();
-        if (valid_id(name)) ids.push_back(std::move(name));
+        if (valid_queue_id(name)) ids.push_back(std::move(name));
     }
     if (ec) throw spool_error("cannot read " + queue_.string() + ": " + ec.message());
     std::sort(ids.begin(), ids.end());
@@ -209,7 +171,7 @@ std::vector<std::string> spool::list() const {
 }
 
 spool::loaded spool::load(const std::string& id) const {
-    if (!valid_id(id)) throw spool_error("invalid queue id");
+    if (!valid_queue_id(id)) throw spool_error("invalid queue id");
     const fs::path path = queue_ / id;
     std::ifstream in(path, std::ios::binary);
     if (!in) throw spool_error("open " + path.string() + ": " + errno_text(errno));
@@ -237,11 +199,11 @@ std::optional<std::uint64_t> spool::free_bytes() const {
 }
 
 void spool::remove(const std::string& id) {
-    if (!valid_id(id)) throw spool_error("invalid queue id");
+    if (!valid_queue_id(id)) throw spool_error("invalid queue id");
     const fs::path path = queue_ / id;
     if (::unlink(path.c_str()) != 0 && errno != ENOENT)
         throw spool_error("remove " + path.string() + ": " + errno_text(errno));
-    fsync_dir(queue_);
+    as_spool_error([&] { fsync_dir(queue_); });
 }
 
 }  // namespace subrelay::relay

@@ -1,0 +1,77 @@
+#include "relay/durable_file.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <utility>
+
+namespace subrelay::relay {
+
+namespace fs = std::filesystem;
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+namespace {
+
+// Reads errno before the message is built: building it may allocate.
+[[noreturn]] void throw_errno(std::string_view what, const fs::path& path) {
+    const int err = errno;
+    throw std::runtime_error(std::string(what) + " " + path.string() + ": " + errno_text(err));
+}
+
+}  // namespace
+
+fd_guard::~fd_guard() {
+    if (fd_ >= 0) ::close(fd_);
+}
+
+int fd_guard::release() { return std::exchange(fd_, -1); }
+
+void write_all(int fd, std::string_view data, const fs::path& path) {
+    while (!data.empty()) {
+        ssize_t n = ::write(fd, data.data(), data.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            throw_errno("write", path);
+        }
+        data.remove_prefix(static_cast<std::size_t>(n));
+    }
+}
+
+void fsync_dir(const fs::path& dir) {
+    fd_guard fd(::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (fd.get() < 0) throw_errno("open", dir);
+    if (::fsync(fd.get()) != 0) throw_errno("fsync", dir);
+}
+
+void write_file_atomically(const fs::path& final_path, const fs::path& tmp_path,
+                           std::initializer_list<std::string_view> parts, mode_t mode, existing_tmp if_exists) {
+    const int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (if_exists == existing_tmp::fail ? O_EXCL : O_TRUNC);
+    fd_guard fd(::open(tmp_path.c_str(), flags, mode));
+    if (fd.get() < 0) throw_errno("create", tmp_path);
+    try {
+        for (std::string_view part : parts) write_all(fd.get(), part, tmp_path);
+        if (::fsync(fd.get()) != 0) throw_errno("fsync", tmp_path);
+        if (::close(fd.release()) != 0) throw_errno("close", tmp_path);
+        if (::rename(tmp_path.c_str(), final_path.c_str()) != 0) {
+            const int err = errno;
+            throw std::runtime_error("rename " + tmp_path.string() + " to " + final_path.string() + ": " +
+                                     errno_text(err));
+        }
+    } catch (...) {
+        ::unlink(tmp_path.c_str());
+        throw;
+    }
+    fsync_dir(final_path.parent_path());
+}
+
+bool valid_queue_id(std::string_view id) {
+    return !id.empty() && id.size() <= 64 &&
+           std::all_of(id.begin(), id.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z'); });
+}
+
+}  // namespace subrelay::relay

@@ -1,0 +1,60 @@
+#pragma once
+// Low-level file helpers shared by the spool, the queue state store and the
+// delivery code: an owned file descriptor, complete writes, directory fsync,
+// and the atomic replace (temporary file, fsync, rename, fsync the
+// directory) that everything durable in the spool relies on.
+#include <sys/types.h>
+
+#include <filesystem>
+#include <initializer_list>
+#include <string>
+#include <string_view>
+
+namespace subrelay::relay {
+
+// strerror(err) as a string.
+std::string errno_text(int err);
+
+// Owns a file descriptor; closes it unless released.
+class fd_guard {
+public:
+    explicit fd_guard(int fd) : fd_(fd) {}
+    ~fd_guard();
+    fd_guard(const fd_guard&) = delete;
+    fd_guard& operator=(const fd_guard&) = delete;
+    [[nodiscard]] int get() const { return fd_; }
+    int release();
+
+private:
+    int fd_;
+};
+
+// Writes all of data to fd, retrying on EINTR. path only names the file in
+// the error. Throws std::runtime_error.
+void write_all(int fd, std::string_view data, const std::filesystem::path& path);
+
+// fsyncs a directory, making renames and unlinks in it durable. Throws std::runtime_error.
+void fsync_dir(const std::filesystem::path& dir);
+
+// What to do when the temporary file already exists.
+enum class existing_tmp {
+    replace,  // truncate it (a leftover of an earlier crash)
+    fail,     // throw: someone else is writing under that name
+};
+
+// Atomically replaces final_path with the concatenation of parts: writes
+// tmp_path (created with mode), fsyncs it, renames it to final_path, and
+// fsyncs final_path's directory. tmp_path must be on the same file system
+// as final_path. Throws std::runtime_error; no temporary file is left
+// behind when any step fails. When only the final directory fsync fails,
+// the rename has happened: final_path holds the new content, but may not
+// survive a crash.
+void write_file_atomically(const std::filesystem::path& final_path, const std::filesystem::path& tmp_path,
+                           std::initializer_list<std::string_view> parts, mode_t mode = 0600,
+                           existing_tmp if_exists = existing_tmp::replace);
+
+// Queue ids as the spool makes them: 1 to 64 digits and capital letters
+// (and so nothing that could name another file).
+bool valid_queue_id(std::string_view id);
+
+}  // namespace subrelay::relay

@@ -1,0 +1,129 @@
+#include "relay/durable_file.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+#include <gtest/gtest.h>
+
+namespace fs = std::filesystem;
+using subrelay::relay::existing_tmp;
+using subrelay::relay::fd_guard;
+using subrelay::relay::valid_queue_id;
+using subrelay::relay::write_file_atomically;
+
+namespace {
+
+class durable_file_test : public ::testing::Test {
+protected:
+    void SetUp() override {
+        char tmpl[] = "/tmp/subrelay-durable-XXXXXX";
+        ASSERT_NE(::mkdtemp(tmpl), nullptr);
+        dir_ = tmpl;
+    }
+    void TearDown() override {
+        std::error_code ec;
+        fs::remove_all(dir_, ec);
+    }
+    static std::string read(const fs::path& p) {
+        std::ifstream in(p, std::ios::binary);
+        std::ostringstream ss;
+        ss << in.rdbuf();
+        return std::move(ss).str();
+    }
+    [[nodiscard]] std::size_t count_files() const {
+        std::size_t n = 0;
+        for ([[maybe_unused]] const auto& entry : fs::directory_iterator(dir_)) ++n;
+        return n;
+    }
+    fs::path dir_;
+};
+
+TEST_F(durable_file_test, writes_the_concatenated_parts) {
+    const std::string binary("a\0b\r\n", 5);
+    write_file_atomically(dir_ / "file", dir_ / ".file.tmp", {"head\n", binary, "", "tail"});
+    EXPECT_EQ(read(dir_ / "file"), "head\n" + binary + "tail");
+    EXPECT_FALSE(fs::exists(dir_ / ".file.tmp"));
+    EXPECT_EQ(count_files(), 1u);
+}
+
+TEST_F(durable_file_test, replaces_an_existing_file) {
+    std::ofstream(dir_ / "file") << "old content that is longer";
+    write_file_atomically(dir_ / "file", dir_ / ".file.tmp", {"new"});
+    EXPECT_EQ(read(dir_ / "file"), "new");
+    EXPECT_EQ(count_files(), 1u);
+}
+
+TEST_F(durable_file_test, creates_with_the_given_mode) {
+    const mode_t old_mask = ::umask(022);
+    write_file_atomically(dir_ / "file", dir_ / ".file.tmp", {"x"}, 0640);
+    ::umask(old_mask);
+    struct stat st {};
+    ASSERT_EQ(::stat((dir_ / "file").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0640u);
+}
+
+TEST_F(durable_file_test, missing_target_directory_throws_and_leaves_no_tmp) {
+    // The temporary file can be created, the rename cannot succeed.
+    EXPECT_THROW(write_file_atomically(dir_ / "missing" / "file", dir_ / ".file.tmp", {"data"}), std::runtime_error);
+    EXPECT_EQ(count_files(), 0u);
+}
+
+TEST_F(durable_file_test, target_that_is_a_directory_throws_and_keeps_it) {
+    fs::create_directory(dir_ / "file");
+    std::ofstream(dir_ / "file" / "inside") << "x";
+    EXPECT_THROW(write_file_atomically(dir_ / "file", dir_ / ".file.tmp", {"data"}), std::runtime_error);
+    EXPECT_FALSE(fs::exists(dir_ / ".file.tmp"));
+    EXPECT_TRUE(fs::is_directory(dir_ / "file"));
+    EXPECT_EQ(read(dir_ / "file" / "inside"), "x");
+}
+
+TEST_F(durable_file_test, leftover_tmp_is_replaced_by_default) {
+    std::ofstream(dir_ / ".file.tmp") << "leftover of a crash, longer than the new content";
+    write_file_atomically(dir_ / "file", dir_ / ".file.tmp", {"fresh"});
+    EXPECT_EQ(read(dir_ / "file"), "fresh");
+    EXPECT_EQ(count_files(), 1u);
+}
+
+TEST_F(durable_file_test, existing_tmp_fails_when_exclusive_and_is_left_alone) {
+    std::ofstream(dir_ / ".file.tmp") << "another writer";
+    EXPECT_THROW(write_file_atomically(dir_ / "file", dir_ / ".file.tmp", {"mine"}, 0600, existing_tmp::fail),
+                 std::runtime_error);
+    EXPECT_FALSE(fs::exists(dir_ / "file"));
+    EXPECT_EQ(read(dir_ / ".file.tmp"), "another writer");
+}
+
+TEST_F(durable_file_test, fd_guard_closes_unless_released) {
+    int fd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    { fd_guard g(fd); }
+    EXPECT_EQ(::fcntl(fd, F_GETFD), -1);
+
+    fd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    {
+        fd_guard g(fd);
+        EXPECT_EQ(g.release(), fd);
+    }
+    EXPECT_NE(::fcntl(fd, F_GETFD), -1);
+    ::close(fd);
+}
+
+TEST(valid_queue_id, accepts_spool_ids_only) {
+    EXPECT_TRUE(valid_queue_id("0ABCDEFGHJK12345"));
+    EXPECT_TRUE(valid_queue_id(std::string(64, 'Z')));
+    EXPECT_FALSE(valid_queue_id(""));
+    EXPECT_FALSE(valid_queue_id(std::string(65, 'Z')));
+    EXPECT_FALSE(valid_queue_id("abc"));
+    EXPECT_FALSE(valid_queue_id("../ETC"));
+    EXPECT_FALSE(valid_queue_id("A.tmp"));
+    EXPECT_FALSE(valid_queue_id("A B"));
+}
+
+}  // namespace
