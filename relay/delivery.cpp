@@ -158,6 +158,16 @@ delivery::lane& delivery::lane_for(const std::string& mailbox) {
 
 void delivery::start() {
     states_.open();
+    // State files whose message is gone (a crash between the two removals).
+    try {
+        const auto ids = spool_.list();
+        for (const auto& file : fs::directory_iterator(states_.dir())) {
+            const std::string name = file.path().filename().string();
+            if (valid_queue_id(name) && !std::binary_search(ids.begin(), ids.end(), name)) states_.remove(name);
+        }
+    } catch (const std::exception& e) {
+        spdlog::warn("queue state clean-up: {}", e.what());
+    }
     rescan();
     if (!messages_.empty()) spdlog::info("spool holds {} message(s) from before", messages_.size());
     asio::co_spawn(io_, watch_wake_file(), asio::detached);
@@ -493,14 +503,18 @@ asio::awaitable<delivery::outcome> delivery::attempt(lane& l, upstream_connectio
             note_attempt(w.st, now, reply_line, hint);
         }
         to = remaining(env, w.st);
-        if (!to.empty()) w.st.next_attempt = now + backoff(settings, w.st.attempts).count();
-        // Recorded before anything else: a crash from here on repeats at
-        // most this attempt's deliveries, and loses nothing.
-        auto save = [this, &id, &w] { states_.save(id, w.st); };
-        try {
-            co_await run_blocking(blocking_, save);
-        } catch (const std::exception& e) {
-            spdlog::error("queue state of {}: {}", id, e.what());
+        if (!to.empty()) {
+            w.st.next_attempt = now + backoff(settings, w.st.attempts).count();
+            // Recorded before anything else: a crash from here on repeats at
+            // most this attempt's deliveries, and loses nothing. (When nothing
+            // is left the message is finished below instead; a crash before
+            // that repeats this attempt, which is the same promise.)
+            auto save = [this, &id, &w] { states_.save(id, w.st); };
+            try {
+                co_await run_blocking(blocking_, save);
+            } catch (const std::exception& e) {
+                spdlog::error("queue state of {}: {}", id, e.what());
+            }
         }
         const char* verdict = !to.empty() ? "deferred" : (w.st.failed.empty() ? "sent" : "bounced");
         spdlog::info("delivery id={} account={} client={} upstream={} from=<{}> to={} size={} status={} "

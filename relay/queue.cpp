@@ -203,7 +203,8 @@ void state_store::remove(const std::string& id) const {
         if (errno == ENOENT) return;
         throw std::runtime_error("remove " + path.string() + ": " + errno_text(errno));
     }
-    fsync_dir(dir_);
+    // No directory fsync: the message file is removed durably first, and a
+    // state file that outlives it after a crash is removed at the next start.
 }
 
 // ---------------------------------------------------------------------------

@@ -153,7 +153,8 @@ int serve(const std::filesystem::path& config_file) {
         spool.open();
 
         asio::io_context io(1);
-        asio::thread_pool blocking(2);
+        // fsync and crypt(3) wait more than they compute: more threads than cores.
+        asio::thread_pool blocking(4);
 
         std::unique_ptr<auth::token_source> tokens;
         if (cfg.upstream.kind == conf::upstream_kind::smtp && cfg.upstream.auth == conf::upstream_auth::xoauth2)

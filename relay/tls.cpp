@@ -27,6 +27,9 @@ ssl::context make_server_context(const std::filesystem::path& cert_file, const s
     ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
                     ssl::context::single_dh_use);
     SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
+    // An idle device connection should not hold two record buffers: OpenSSL
+    // frees them between records and takes them back when data comes.
+    SSL_CTX_set_mode(ctx.native_handle(), SSL_MODE_RELEASE_BUFFERS);
     if (SSL_CTX_use_certificate_chain_file(ctx.native_handle(), cert_file.c_str()) != 1)
         throw std::runtime_error(cert_file.string() + ": cannot load certificate: " + openssl_error());
     if (SSL_CTX_use_PrivateKey_file(ctx.native_handle(), key_file.c_str(), SSL_FILETYPE_PEM) != 1)
