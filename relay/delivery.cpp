@@ -110,6 +110,31 @@ std::string status_of(const std::string& reply, const char* fallback) {
     return fallback;
 }
 
+// A notice about message `id` to its sender (recipients to be added).
+smtp::dsn_request notice_for(const conf::config& cfg, const std::string& id, const spool::loaded& msg,
+                             smtp::dsn_request::kind kind) {
+    smtp::dsn_request n;
+    n.type = kind;
+    n.reporting_mta = cfg.server.hostname;
+    n.postmaster = "MAILER-DAEMON@" + cfg.server.hostname;
+    n.recipient = msg.envelope.sender;
+    n.original_id = id;
+    n.arrival_date = msg.envelope.received_at;
+    n.original_message = msg.data;
+    return n;
+}
+
+// The envelope of a notice: from <>, to the original sender, through the same upstream mailbox.
+spool_envelope notice_envelope(const spool_envelope& original, std::int64_t now) {
+    spool_envelope e;
+    e.recipients = {original.sender};
+    e.identity = original.identity;
+    e.upstream_mailbox = original.upstream_mailbox;
+    e.client_address = "127.0.0.1";
+    e.received_at = now;
+    return e;
+}
+
 // "5 days", "3 hours", "42 seconds".
 std::string describe_duration(std::chrono::seconds d) {
     const auto s = d.count();
@@ -400,22 +425,10 @@ asio::awaitable<delivery::outcome> delivery::attempt(lane& l, upstream_connectio
 
     if (!to.empty()) {
         if (delay_warning_due(settings, w.st, env.received_at, now) && !smtp::is_automatic(env.sender, w.msg.data)) {
-            smtp::dsn_request notice;
-            notice.type = smtp::dsn_request::kind::delay;
-            notice.reporting_mta = cfg_.server.hostname;
-            notice.postmaster = "MAILER-DAEMON@" + cfg_.server.hostname;
-            notice.recipient = env.sender;
-            notice.original_id = id;
-            notice.arrival_date = env.received_at;
+            smtp::dsn_request notice = notice_for(cfg_, id, w.msg, smtp::dsn_request::kind::delay);
             for (const auto& r : to) notice.recipients.push_back({r, "4.4.7", w.st.last_reply, cfg_.upstream.host});
-            notice.original_message = w.msg.data;
             notice.retry_until = env.received_at + settings.lifetime.count();
-            spool_envelope nenv;
-            nenv.recipients = {env.sender};
-            nenv.identity = env.identity;
-            nenv.upstream_mailbox = env.upstream_mailbox;
-            nenv.client_address = "127.0.0.1";
-            nenv.received_at = now;
+            const spool_envelope nenv = notice_envelope(env, now);
             auto store_notice = [this, &notice, &nenv, &id, &w] {
                 std::string nid = spool_.store(nenv, smtp::build_dsn(notice));
                 w.st.delay_warned = true;
@@ -532,22 +545,10 @@ asio::awaitable<delivery::outcome> delivery::attempt(lane& l, upstream_connectio
             if (smtp::is_automatic(e.sender, w.msg.data)) {
                 spdlog::info("delivery id={}: no notice for an automatic message (sender <{}>)", id, e.sender);
             } else {
-                smtp::dsn_request notice;
-                notice.reporting_mta = cfg_.server.hostname;
-                notice.postmaster = "MAILER-DAEMON@" + cfg_.server.hostname;
-                notice.recipient = e.sender;
-                notice.original_id = id;
-                notice.arrival_date = e.received_at;
+                smtp::dsn_request notice = notice_for(cfg_, id, w.msg, smtp::dsn_request::kind::failure);
                 for (const auto& f : w.st.failed)
                     notice.recipients.push_back({f.address, status_of(f.reply, "5.0.0"), f.reply, cfg_.upstream.host});
-                notice.original_message = w.msg.data;
-                spool_envelope nenv;
-                nenv.recipients = {e.sender};
-                nenv.identity = e.identity;
-                nenv.upstream_mailbox = e.upstream_mailbox;
-                nenv.client_address = "127.0.0.1";
-                nenv.received_at = now;
-                bounce_id = spool_.store(nenv, smtp::build_dsn(notice));
+                bounce_id = spool_.store(notice_envelope(e, now), smtp::build_dsn(notice));
             }
         }
         spool_.remove(id);

@@ -164,12 +164,10 @@ std::string duration_words(std::int64_t seconds) {
     return std::to_string(hours) + (hours == 1 ? " hour" : " hours");
 }
 
-// The original's header section, up to the first empty line or the first
-// line that is not a header field, as 7-bit CRLF lines of at most max_line.
-std::string returned_headers(std::string_view msg) {
-    std::string out;
-    std::size_t last_field = 0;  // where the field being copied starts in `out`
-    bool in_field = false;
+// The lines of a message's header section (up to the first empty line),
+// without their line ends (CRLF or a bare LF).
+std::vector<std::string_view> header_lines(std::string_view msg) {
+    std::vector<std::string_view> lines;
     std::size_t pos = 0;
     while (pos < msg.size()) {
         auto nl = msg.find('\n', pos);
@@ -179,6 +177,18 @@ std::string returned_headers(std::string_view msg) {
         pos = next;
         if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
         if (line.empty()) break;
+        lines.push_back(line);
+    }
+    return lines;
+}
+
+// The original's header section, up to the first empty line or the first
+// line that is not a header field, as 7-bit CRLF lines of at most max_line.
+std::string returned_headers(std::string_view msg) {
+    std::string out;
+    std::size_t last_field = 0;  // where the field being copied starts in `out`
+    bool in_field = false;
+    for (std::string_view line : header_lines(msg)) {
         const bool continuation = line.front() == ' ' || line.front() == '\t';
         if (continuation) {
             if (!in_field) break;
@@ -372,15 +382,7 @@ struct header_field {
 // The header section (up to the first empty line), unfolded.
 std::vector<header_field> header_fields(std::string_view msg) {
     std::vector<header_field> fields;
-    std::size_t pos = 0;
-    while (pos < msg.size()) {
-        auto nl = msg.find('\n', pos);
-        const std::size_t next = nl == std::string_view::npos ? msg.size() : nl + 1;
-        if (nl == std::string_view::npos) nl = msg.size();
-        std::string_view line = msg.substr(pos, nl - pos);
-        pos = next;
-        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-        if (line.empty()) break;
+    for (std::string_view line : header_lines(msg)) {
         if (line.front() == ' ' || line.front() == '\t') {
             if (fields.empty()) break;
             fields.back().value += line;
