@@ -1,16 +1,22 @@
 #include "relay/session.hpp"
 
 #include <array>
+#include <cerrno>
 #include <chrono>
+#include <cstdint>
+#include <memory>
 #include <optional>
 #include <random>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/ssl.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/asio/write.hpp>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
 #include "auth/sasl_server.hpp"
@@ -25,10 +31,8 @@
 namespace subrelay::relay {
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
 namespace ssl = asio::ssl;
 using asio::use_awaitable;
-using tls_stream = ssl::stream<beast::tcp_stream>;
 constexpr auto with_error = asio::as_tuple(use_awaitable);
 
 namespace {
@@ -84,6 +88,27 @@ smtp::server_options session_options(const conf::config& cfg, bool implicit_tls)
     return o;
 }
 
+struct ssl_free_deleter {
+    void operator()(SSL* s) const { SSL_free(s); }
+};
+
+// What an OpenSSL call that returned `ret` left, as an error code in the
+// terms Asio's TLS stream uses (a peer that leaves mid-record is
+// stream_truncated, a close_notify is eof).
+boost::system::error_code tls_error(SSL* ssl, int ret, int saved_errno) {
+    const int err = SSL_get_error(ssl, ret);
+    if (err == SSL_ERROR_ZERO_RETURN) return asio::error::eof;
+    const unsigned long e = ERR_get_error();
+    ERR_clear_error();
+    if (e == 0) {
+        if (err == SSL_ERROR_SYSCALL && saved_errno != 0)
+            return {saved_errno, boost::system::system_category()};
+        return ssl::error::stream_truncated;
+    }
+    if (ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING) return ssl::error::stream_truncated;
+    return {static_cast<int>(e), asio::error::get_ssl_category()};
+}
+
 std::chrono::milliseconds failed_auth_delay() {
     thread_local std::mt19937 rng{std::random_device{}()};
     return std::chrono::milliseconds(std::uniform_int_distribution<int>(400, 1200)(rng));
@@ -98,12 +123,17 @@ public:
     session(relay_context& ctx, asio::ip::tcp::socket socket, listener_kind kind)
         : ctx_(ctx),
           kind_(std::move(kind)),
-          stream_(beast::tcp_stream(std::move(socket)), ctx.server_tls),
+          socket_(std::move(socket)),
+          timer_(socket_.get_executor()),
           adapter_(ctx, smtp_),
           smtp_(session_options(ctx.cfg, kind_.implicit_tls), &adapter_),
           started_(std::chrono::steady_clock::now()) {
         boost::system::error_code ec;
-        auto ep = stream_.next_layer().socket().remote_endpoint(ec);
+        // Reads are tried first and waited for only when nothing is there,
+        // so an idle session holds no read buffer (and OpenSSL, which reads
+        // the socket itself, sees EAGAIN instead of blocking).
+        socket_.non_blocking(true, ec);
+        auto ep = socket_.remote_endpoint(ec);
         client_ip_ = ec ? "unknown" : ep.address().to_string();
         auto engine = ctx.policy();
         if (const policy::binding* b = engine->binding_for(client_ip_, kind_.implicit_tls ? "submissions" : "submission",
@@ -120,11 +150,21 @@ public:
 
     void request_stop() {
         stop_requested_ = true;
-        if (reading_) stream_.next_layer().cancel();
+        boost::system::error_code ignored;
+        if (reading_) socket_.cancel(ignored);
     }
 
 private:
     enum class io_result { ok, closed, timeout, stopped };
+    enum class attempt { done, want_read, want_write, failed };
+
+    // The I/O deadline: when it passes, the pending operation is cancelled
+    // and ends with error::timed_out.
+    void expires_after(std::chrono::steady_clock::duration d);
+    asio::awaitable<boost::system::error_code> wait(attempt a);
+    template <class Call>
+    asio::awaitable<boost::system::error_code> tls_call(Call call);
+    attempt try_read(std::string& out, boost::system::error_code& ec);
 
     asio::awaitable<io_result> read_some(std::string& out);
     asio::awaitable<bool> write(std::string_view data);
@@ -136,7 +176,14 @@ private:
 
     relay_context& ctx_;
     listener_kind kind_;
-    tls_stream stream_;
+    asio::ip::tcp::socket socket_;
+    asio::steady_timer timer_;  // the I/O deadline
+    std::uint64_t deadline_generation_ = 0;
+    bool timed_out_ = false;
+    // OpenSSL on the socket itself, made at the handshake: a session that
+    // never starts TLS does not pay for it, and an idle TLS session holds
+    // only the SSL object (its record buffers are released between records).
+    std::unique_ptr<SSL, ssl_free_deleter> ssl_;
     policy_adapter adapter_;
     smtp::server_session smtp_;
     std::unique_ptr<auth::sasl_server> sasl_;
@@ -159,54 +206,149 @@ std::chrono::steady_clock::duration session::deadline(std::chrono::seconds limit
                                                          std::chrono::milliseconds(1));
 }
 
+void session::expires_after(std::chrono::steady_clock::duration d) {
+    timed_out_ = false;
+    const std::uint64_t generation = ++deadline_generation_;
+    timer_.expires_after(d);
+    timer_.async_wait([weak = weak_from_this(), generation](boost::system::error_code ec) {
+        if (ec) return;
+        auto self = weak.lock();
+        if (!self || self->deadline_generation_ != generation) return;
+        self->timed_out_ = true;
+        boost::system::error_code ignored;
+        self->socket_.cancel(ignored);
+    });
+}
+
+asio::awaitable<boost::system::error_code> session::wait(attempt a) {
+    auto [ec] = co_await socket_.async_wait(
+        a == attempt::want_write ? asio::socket_base::wait_write : asio::socket_base::wait_read, with_error);
+    if (ec && timed_out_) co_return asio::error::timed_out;
+    co_return ec;
+}
+
+// Runs an OpenSSL call (which returns > 0 when done) until it completes,
+// waiting for the socket whenever OpenSSL asks for it.
+template <class Call>
+asio::awaitable<boost::system::error_code> session::tls_call(Call call) {
+    for (;;) {
+        ERR_clear_error();
+        errno = 0;
+        const int ret = call();
+        const int saved_errno = errno;
+        if (ret > 0) co_return boost::system::error_code{};
+        const int err = SSL_get_error(ssl_.get(), ret);
+        if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE)
+            co_return tls_error(ssl_.get(), ret, saved_errno);
+        if (auto ec = co_await wait(err == SSL_ERROR_WANT_WRITE ? attempt::want_write : attempt::want_read)) co_return ec;
+    }
+}
+
+// One read that does not wait. The buffer is on the thread's stack, not in
+// the session's coroutine frame, so nothing is held while the client idles.
+// With TLS, OpenSSL is always asked first: it may hold decrypted bytes that
+// the socket will never signal.
+session::attempt session::try_read(std::string& out, boost::system::error_code& ec) {
+    std::array<char, 16384> buf;
+    if (tls_) {
+        ERR_clear_error();
+        errno = 0;
+        std::size_t n = 0;
+        const int ret = SSL_read_ex(ssl_.get(), buf.data(), buf.size(), &n);
+        const int saved_errno = errno;
+        if (ret == 1) {
+            out.assign(buf.data(), n);
+            return attempt::done;
+        }
+        const int err = SSL_get_error(ssl_.get(), ret);
+        if (err == SSL_ERROR_WANT_READ) return attempt::want_read;
+        if (err == SSL_ERROR_WANT_WRITE) return attempt::want_write;
+        ec = tls_error(ssl_.get(), ret, saved_errno);
+        return attempt::failed;
+    }
+    const std::size_t n = socket_.read_some(asio::buffer(buf), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+        ec = {};
+        return attempt::want_read;
+    }
+    if (ec) return attempt::failed;
+    out.assign(buf.data(), n);
+    return attempt::done;
+}
+
 asio::awaitable<session::io_result> session::read_some(std::string& out) {
     if (stop_requested_) co_return io_result::stopped;
-    std::array<char, 16384> buf;
-    stream_.next_layer().expires_after(deadline(std::chrono::seconds(ctx_.cfg.server.idle_timeout_seconds)));
-    reading_ = true;
-    auto [ec, n] = tls_ ? co_await stream_.async_read_some(asio::buffer(buf), with_error)
-                        : co_await stream_.next_layer().async_read_some(asio::buffer(buf), with_error);
-    reading_ = false;
+    expires_after(deadline(std::chrono::seconds(ctx_.cfg.server.idle_timeout_seconds)));
+    boost::system::error_code ec;
+    for (;;) {
+        const attempt a = try_read(out, ec);
+        if (a == attempt::done || a == attempt::failed) break;
+        reading_ = true;
+        ec = co_await wait(a);
+        reading_ = false;
+        if (ec || stop_requested_) break;
+    }
     if (stop_requested_) co_return io_result::stopped;
-    if (ec == beast::error::timeout) co_return io_result::timeout;
+    if (ec == asio::error::timed_out) co_return io_result::timeout;
     if (ec) co_return io_result::closed;
-    out.assign(buf.data(), n);
     co_return io_result::ok;
 }
 
 asio::awaitable<bool> session::write(std::string_view data) {
     if (data.empty()) co_return true;
-    stream_.next_layer().expires_after(std::chrono::seconds(ctx_.cfg.server.idle_timeout_seconds));
-    auto [ec, n] = tls_ ? co_await asio::async_write(stream_, asio::buffer(data), with_error)
-                        : co_await asio::async_write(stream_.next_layer(), asio::buffer(data), with_error);
+    expires_after(std::chrono::seconds(ctx_.cfg.server.idle_timeout_seconds));
+    if (tls_) {
+        auto ec = co_await tls_call([this, data] {
+            std::size_t written = 0;
+            return SSL_write_ex(ssl_.get(), data.data(), data.size(), &written);
+        });
+        co_return !ec;
+    }
+    auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(data), with_error);
     (void)n;
     co_return !ec;
 }
 
 asio::awaitable<bool> session::handshake() {
-    stream_.next_layer().expires_after(std::chrono::seconds(30));
-    auto [ec] = co_await stream_.async_handshake(ssl::stream_base::server, with_error);
+    expires_after(std::chrono::seconds(30));
+    boost::system::error_code ec;
+    ssl_.reset(SSL_new(ctx_.server_tls.native_handle()));
+    if (!ssl_ || SSL_set_fd(ssl_.get(), socket_.native_handle()) != 1) {
+        const unsigned long e = ERR_get_error();
+        ERR_clear_error();
+        ec = e != 0 ? boost::system::error_code(static_cast<int>(e), asio::error::get_ssl_category())
+                    : boost::system::error_code(asio::error::no_memory);
+    } else {
+        SSL_set_accept_state(ssl_.get());
+        ec = co_await tls_call([this] { return SSL_do_handshake(ssl_.get()); });
+    }
     if (ec) {
         // A client that connects and leaves (a port check) is not worth more than a debug line.
         const bool just_left = ec == ssl::error::stream_truncated || ec == asio::error::eof;
         spdlog::log(just_left ? spdlog::level::debug : spdlog::level::info, "session {} {}: TLS handshake failed: {}",
-                    client_ip_, kind_.name, ec.message());
+                    client_ip_, kind_.name, ec == asio::error::timed_out ? "timed out" : ec.message());
         co_return false;
     }
     tls_ = true;
-    tls_description_ = describe_tls(stream_.native_handle());
+    tls_description_ = describe_tls(ssl_.get());
     spdlog::debug("session {}: {}", client_ip_, tls_description_);
     co_return true;
 }
 
 asio::awaitable<void> session::close() {
     if (tls_) {
-        stream_.next_layer().expires_after(std::chrono::seconds(2));
-        co_await stream_.async_shutdown(with_error);
+        expires_after(std::chrono::seconds(2));
+        // close_notify, then wait for the client's (as a TLS stream's shutdown does).
+        co_await tls_call([this] {
+            int ret = SSL_shutdown(ssl_.get());
+            if (ret == 0) ret = SSL_shutdown(ssl_.get());
+            return ret;
+        });
     }
+    timer_.cancel();
     boost::system::error_code ec;
-    stream_.next_layer().socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-    stream_.next_layer().close();
+    socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
 }
 
 asio::awaitable<void> session::authenticate() {
@@ -262,7 +404,7 @@ asio::awaitable<void> session::authenticate() {
     sasl_.reset();
     spdlog::info("auth failed: client={} mechanism={} (wrong password or unknown account)", client_ip_,
                  req.mechanism);
-    asio::steady_timer delay(stream_.get_executor(), failed_auth_delay());
+    asio::steady_timer delay(socket_.get_executor(), failed_auth_delay());
     co_await delay.async_wait(with_error);
     smtp_.auth_failure(smtp::replies::auth_credentials_incorrect());
 }
@@ -344,7 +486,7 @@ asio::awaitable<void> session::run() {
                 co_await write(bye);
             } else if (r == io_result::timeout) {
                 spdlog::info("session {}: timeout", client_ip_);
-                stream_.next_layer().expires_after(std::chrono::seconds(5));
+                expires_after(std::chrono::seconds(5));
                 const std::string bye = smtp_.on_timeout();
                 co_await write(bye);
             }

@@ -68,3 +68,27 @@ class ShutdownTest(harness.IntegrationCase):
         relay = self.full_stack([harness.scanner_account()])
         relay.process.signal(signal.SIGINT)
         self.assertEqual(relay.process.wait(timeout=30), 0)
+
+
+class IdleTimeoutTest(harness.IntegrationCase):
+    def test_idle_sessions_get_421_then_close(self):
+        relay = self.full_stack([harness.scanner_account()],
+                                extra_sections={"server": {"idle_timeout_seconds": 2}})
+        plain = relay.dialogue()
+        plain.expect("220 *")
+        plain.send("EHLO scanner.contoso.test")
+        plain.expect("250 *")
+        inside_tls = relay.authenticated_dialogue(SCANNER_ID, SCANNER_PASSWORD)
+        implicit = relay.dialogue(implicit_tls=True)
+        implicit.expect("220 *")
+        # Nobody says anything more: each session is told why it ends.
+        for name, d in (("plain", plain), ("starttls", inside_tls), ("implicit", implicit)):
+            with self.subTest(session=name):
+                reply = d.read_reply()
+                self.assertRegex(reply[-1], r"^421 4\.4\.2 .*timeout", "session %s" % name)
+                self.assertTrue(d.closed_by_peer(), "the relay should close %s after 421" % name)
+                d.close()
+        # The relay itself goes on serving.
+        again = relay.dialogue()
+        again.expect("220 *")
+        again.close()
