@@ -1,12 +1,8 @@
 #include "relay/delivery.hpp"
 
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <deque>
 
 #include <boost/asio/as_tuple.hpp>
@@ -22,7 +18,6 @@
 #include "relay/upstream.hpp"
 #include "smtp/address.hpp"
 #include "smtp/dsn.hpp"
-#include "smtp/received.hpp"
 
 namespace subrelay::relay {
 
@@ -50,11 +45,6 @@ constexpr std::size_t history_lines = 20;
 std::int64_t system_now() {
     return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
         .count();
-}
-
-// Writes a file durably: temporary name, fsync, rename, fsync the directory.
-void write_file_durably(const fs::path& path, std::string_view data) {
-    write_file_atomically(path, path.string() + ".tmp", {data}, 0640);
 }
 
 std::string utc_stamp(std::int64_t t) {
@@ -384,11 +374,15 @@ asio::awaitable<bool> delivery::wait_for_rate(lane& l) {
 // One delivery attempt of one message over an open connection (null for
 // the directory upstream). Everything learnt is saved in the message's
 // state before the next step.
-asio::awaitable<delivery::outcome> delivery::attempt(lane& l, upstream_connection* conn, const std::string& id,
-                                                     std::string& connection_failure) {
+asio::awaitable<delivery::attempt_result> delivery::attempt(lane& l, upstream_connection* conn,
+                                                            const std::string& id) {
+    attempt_result result_of_attempt;
+    std::string& connection_failure = result_of_attempt.connection_failure;
+    // A queue command holds the message: look again shortly.
+    const attempt_result busy{outcome::busy, now_() + 2, {}};
     const fs::path file = spool_.dir() / "queue" / id;
     auto lock = message_lock::try_lock(file);
-    if (!lock) co_return fs::exists(file) ? outcome::busy : outcome::done;
+    if (!lock) co_return fs::exists(file) ? busy : attempt_result{};
 
     struct work {
         spool::loaded msg;
@@ -405,9 +399,9 @@ asio::awaitable<delivery::outcome> delivery::attempt(lane& l, upstream_connectio
         w = co_await run_blocking(blocking_, load);
     } catch (const std::exception& e) {
         spdlog::error("spool: cannot read message {}: {} (left in place)", id, e.what());
-        co_return outcome::done;
+        co_return attempt_result{};
     }
-    if (w.st.held) co_return outcome::done;
+    if (w.st.held) co_return attempt_result{};
     const spool_envelope& env = w.msg.envelope;
     const auto settings = schedule_settings();
     const std::int64_t now = now_();
@@ -464,8 +458,10 @@ asio::awaitable<delivery::outcome> delivery::attempt(lane& l, upstream_connectio
                 j["received_at"] = w.msg.envelope.received_at;
                 // The message first, then the envelope: a reader that sees
                 // the .json file finds the whole .eml beside it.
-                write_file_durably(dir / (id + ".eml"), w.msg.data);
-                write_file_durably(dir / (id + ".json"), boost::json::serialize(j) + "\n");
+                const fs::path eml = dir / (id + ".eml");
+                const fs::path json = dir / (id + ".json");
+                write_file_atomically(eml, eml.string() + ".tmp", {w.msg.data}, 0640);
+                write_file_atomically(json, json.string() + ".tmp", {boost::json::serialize(j) + "\n"}, 0640);
             };
             try {
                 co_await run_blocking(blocking_, write_out);
@@ -476,7 +472,7 @@ asio::awaitable<delivery::outcome> delivery::attempt(lane& l, upstream_connectio
             }
             note_attempt(w.st, now, reply_line, "");
         } else {
-            if (!co_await wait_for_rate(l)) co_return outcome::busy;
+            if (!co_await wait_for_rate(l)) co_return busy;
             smtp::outgoing_message out;
             out.sender = env.sender;
             out.recipients = to;
@@ -534,7 +530,11 @@ asio::awaitable<delivery::outcome> delivery::attempt(lane& l, upstream_connectio
                      "reply=\"{}\"{}",
                      id, env.identity, env.client_address, l.mailbox, env.sender, smtp::bracketed_list(attempted),
                      w.msg.data.size(), verdict, reply_line, hint.empty() ? "" : " hint=\"" + hint + "\"");
-        if (!to.empty()) co_return outcome::retry;
+        if (!to.empty()) {
+            result_of_attempt.what = outcome::retry;
+            result_of_attempt.retry_at = w.st.next_attempt;
+            co_return result_of_attempt;
+        }
     }
 
     // Nothing left to try: report failures to the sender, then forget the message.
@@ -558,13 +558,24 @@ asio::awaitable<delivery::outcome> delivery::attempt(lane& l, upstream_connectio
         co_await run_blocking(blocking_, finish);
     } catch (const std::exception& e) {
         spdlog::error("delivery id={}: cannot finish: {} (kept; tried again later)", id, e.what());
-        co_return outcome::retry;
+        co_return attempt_result{outcome::retry, now + settings.initial.count(), {}};
     }
     if (!bounce_id.empty()) {
         spdlog::info("delivery id={} bounce to <{}> queued as {}", id, env.sender, bounce_id);
         enqueue(bounce_id, env.upstream_mailbox.empty() ? cfg_.upstream.mailbox : env.upstream_mailbox);
     }
-    co_return outcome::done;
+    co_return attempt_result{};
+}
+
+void delivery::settle(const std::string& id, const attempt_result& r) {
+    auto it = messages_.find(id);
+    if (it == messages_.end()) return;
+    if (r.what == outcome::done) {
+        messages_.erase(it);
+        return;
+    }
+    it->second.state = status::waiting;
+    schedule(id, r.retry_at);
 }
 
 asio::awaitable<void> delivery::smtp_worker(lane& l) {
@@ -613,21 +624,9 @@ asio::awaitable<void> delivery::smtp_worker(lane& l) {
         std::string id = l.ready.front();
         l.ready.pop_front();
         messages_[id].state = status::in_flight;
-        std::string connection_failure;
-        outcome o = co_await attempt(l, &conn, id, connection_failure);
-        auto it = messages_.find(id);
-        if (o == outcome::done) {
-            if (it != messages_.end()) messages_.erase(it);
-        } else if (it != messages_.end()) {
-            it->second.state = status::waiting;
-            std::int64_t at = now_() + 2;  // busy: a queue command holds it
-            if (o == outcome::retry) {
-                auto st = states_.load(id);
-                at = st ? st->next_attempt : now_() + schedule_settings().initial.count();
-            }
-            schedule(id, at);
-        }
-        if (!connection_failure.empty()) break;  // this connection is gone
+        const attempt_result r = co_await attempt(l, &conn, id);
+        settle(id, r);
+        if (!r.connection_failure.empty()) break;  // this connection is gone
         deadline = std::chrono::steady_clock::now() + idle_keepalive;
     }
     co_await conn.quit();
@@ -642,16 +641,8 @@ asio::awaitable<void> delivery::directory_worker(lane& l) {
         std::string id = l.ready.front();
         l.ready.pop_front();
         messages_[id].state = status::in_flight;
-        std::string unused;
-        outcome o = co_await attempt(l, nullptr, id, unused);
-        auto it = messages_.find(id);
-        if (o == outcome::done) {
-            if (it != messages_.end()) messages_.erase(it);
-        } else if (it != messages_.end()) {
-            it->second.state = status::waiting;
-            auto st = o == outcome::retry ? states_.load(id) : std::nullopt;
-            schedule(id, st ? st->next_attempt : now_() + 2);
-        }
+        const attempt_result r = co_await attempt(l, nullptr, id);
+        settle(id, r);
     }
 }
 

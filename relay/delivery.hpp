@@ -67,11 +67,17 @@ private:
     };
     // What one attempt at one message came to.
     enum class outcome { done, retry, busy };
+    struct attempt_result {
+        outcome what = outcome::done;
+        std::int64_t retry_at = 0;           // for retry and busy: when to look again (unix seconds)
+        std::string connection_failure;      // non-empty: the upstream connection is gone
+    };
 
     boost::asio::awaitable<void> smtp_worker(lane& l);
     boost::asio::awaitable<void> directory_worker(lane& l);
-    boost::asio::awaitable<outcome> attempt(lane& l, upstream_connection* conn, const std::string& id,
-                                            std::string& connection_failure);
+    boost::asio::awaitable<attempt_result> attempt(lane& l, upstream_connection* conn, const std::string& id);
+    // Files the message under its outcome: forgotten, or waiting until retry_at.
+    void settle(const std::string& id, const attempt_result& r);
     boost::asio::awaitable<bool> wait_for_rate(lane& l);
     boost::asio::awaitable<void> watch_wake_file();
     boost::asio::awaitable<void> wake_at(std::string id, std::int64_t at);

@@ -90,7 +90,7 @@ classification classify(const smtp::reply& r, std::string_view stage, std::strin
 // the message may have been held or deleted meanwhile.
 //
 // The lock belongs to the file, not to its name: while holding it, do not
-// replace the spool file by a rename (spool::set_recipients does), or the
+// replace the spool file by a rename, or the
 // next locker locks the new file while the old lock is still held. Record
 // progress in the state file instead (queue_state::delivered). Removing
 // the file while holding the lock is fine: the next locker notices.

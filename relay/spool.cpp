@@ -186,12 +186,6 @@ spool::loaded spool::load(const std::string& id) const {
     return out;
 }
 
-void spool::set_recipients(const std::string& id, const std::vector<std::string>& recipients) {
-    auto msg = load(id);
-    msg.envelope.recipients = recipients;
-    write_durably(queue_ / id, id + ".rcpt", format_envelope(msg.envelope), msg.data);
-}
-
 std::optional<std::uint64_t> spool::free_bytes() const {
     struct statvfs st {};
     if (::statvfs(queue_.c_str(), &st) != 0) return std::nullopt;

@@ -55,9 +55,6 @@ public:
     };
     [[nodiscard]] loaded load(const std::string& id) const;
 
-    // Rewrites a message's envelope with fewer recipients (atomically).
-    void set_recipients(const std::string& id, const std::vector<std::string>& recipients);
-
     // Removes a delivered (or permanently failed) message.
     void remove(const std::string& id);
 

@@ -608,8 +608,9 @@ class Relay:
             d.wrap_tls()
         return d
 
-    def authenticated_dialogue(self, identity, password, ehlo="scanner.contoso.test"):
-        """STARTTLS + AUTH PLAIN; returns the dialogue after the 235."""
+    def tls_dialogue(self, ehlo="scanner.contoso.test"):
+        """EHLO, STARTTLS, EHLO again; returns the dialogue with the second
+        EHLO reply's lines in d.ehlo_lines."""
         d = self.dialogue()
         d.expect("220 *")
         d.send("EHLO " + ehlo)
@@ -618,9 +619,26 @@ class Relay:
         d.expect("220 *")
         d.wrap_tls()
         d.send("EHLO " + ehlo)
-        d.expect("250 *")
+        d.ehlo_lines = d.expect("250 *")
+        return d
+
+    def authenticated_dialogue(self, identity, password, ehlo="scanner.contoso.test"):
+        """STARTTLS + AUTH PLAIN; returns the dialogue after the 235."""
+        d = self.tls_dialogue(ehlo)
         d.send("AUTH PLAIN " + plain_credentials(identity, password))
         d.expect("235 *")
+        return d
+
+    def data_dialogue(self, identity, password, sender, recipients):
+        """Authenticated, MAIL and RCPT accepted, DATA answered 354: ready for the message."""
+        d = self.authenticated_dialogue(identity, password)
+        d.send("MAIL FROM:<%s>" % sender)
+        d.expect("250 *")
+        for r in recipients:
+            d.send("RCPT TO:<%s>" % r)
+            d.expect("250 *")
+        d.send("DATA")
+        d.expect("354 *")
         return d
 
 
@@ -948,16 +966,8 @@ def connect_from(source_ip, port, host="127.0.0.1", timeout=15):
 
 def auth_reply(relay, identity, password):
     """The last line of the reply to AUTH PLAIN after STARTTLS (the session is closed)."""
-    d = relay.dialogue()
+    d = relay.tls_dialogue()
     try:
-        d.expect("220 *")
-        d.send("EHLO scanner.contoso.test")
-        d.expect("250 *")
-        d.send("STARTTLS")
-        d.expect("220 *")
-        d.wrap_tls()
-        d.send("EHLO scanner.contoso.test")
-        d.expect("250 *")
         d.send("AUTH PLAIN " + plain_credentials(identity, password))
         return d.read_reply()[-1]
     finally:

@@ -22,13 +22,7 @@ class CrashCase(FaultCase):
 class KillDuringDataTest(CrashCase):
     def test_kill_during_data_leaves_nothing(self):
         relay = self.stack()
-        d = relay.authenticated_dialogue(SCANNER_ID, SCANNER_PASSWORD)
-        d.send("MAIL FROM:<%s>" % SCANNER_ID)
-        d.expect("250 *")
-        d.send("RCPT TO:<dest@example.org>")
-        d.expect("250 *")
-        d.send("DATA")
-        d.expect("354 *")
+        d = relay.data_dialogue(SCANNER_ID, SCANNER_PASSWORD, SCANNER_ID, ["dest@example.org"])
         # A large part of a message, no final dot.
         head = harness.make_message(SCANNER_ID, "dest@example.org", "half sent", body_lines=[])
         d.send_raw(head + b"".join(b"line %08d of a message that never ends\r\n" % i for i in range(40000)))
@@ -160,13 +154,7 @@ class FullSpoolTest(CrashCase):
             f.write(b"\0" * max(0, free - 128 * 1024))
         message = harness.make_message(SCANNER_ID, "dest@example.org", "too big for the disk",
                                        body_lines=["x" * 998] * 1024)   # about 1 MiB
-        d = relay.authenticated_dialogue(SCANNER_ID, SCANNER_PASSWORD)
-        d.send("MAIL FROM:<%s>" % SCANNER_ID)
-        d.expect("250 *")
-        d.send("RCPT TO:<dest@example.org>")
-        d.expect("250 *")
-        d.send("DATA")
-        d.expect("354 *")
+        d = relay.data_dialogue(SCANNER_ID, SCANNER_PASSWORD, SCANNER_ID, ["dest@example.org"])
         d.send_raw(harness.dot_stuff(message))
         reply = d.read_reply()[-1]
         self.assertRegex(reply, r"^45[12] 4\.3\.\d ", "a message the spool cannot hold must get a 4xx, never 250")

@@ -11,15 +11,8 @@ class DialogueTest(harness.IntegrationCase):
         self.relay = self.full_stack([harness.scanner_account()])
 
     def test_pipelining(self):
-        d = self.relay.dialogue()
-        d.expect("220 *")
-        d.send("EHLO scanner.contoso.test")
-        d.expect("250 *")
-        d.send("STARTTLS")
-        d.expect("220 *")
-        d.wrap_tls()
-        d.send("EHLO scanner.contoso.test")
-        lines = d.expect("250 *")
+        d = self.relay.tls_dialogue()
+        lines = d.ehlo_lines
         self.assertIn("PIPELINING", [l[4:].upper() for l in lines], lines)
         d.send("AUTH PLAIN " + harness.plain_credentials(SCANNER_ID, SCANNER_PASSWORD))
         d.expect("235 *")

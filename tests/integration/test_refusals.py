@@ -23,16 +23,7 @@ class PolicySession(harness.IntegrationCase):
                                      org_disabled=self.org_disabled)
 
     def tls_session(self):
-        d = self.relay.dialogue()
-        d.expect("220 *")
-        d.send("EHLO scanner.contoso.test")
-        d.expect("250 *")
-        d.send("STARTTLS")
-        d.expect("220 *")
-        d.wrap_tls()
-        d.send("EHLO scanner.contoso.test")
-        d.expect("250 *")
-        return d
+        return self.relay.tls_dialogue()
 
     def auth_plain(self, identity, password):
         d = self.tls_session()

@@ -11,6 +11,7 @@
 #include "auth/password.hpp"
 #include "policy/policy.hpp"
 #include "relay/cli.hpp"
+#include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 namespace policy = subrelay::policy;
@@ -28,9 +29,7 @@ constexpr const char* some_hash = "$y$j9T$abcdefghijklmnop$abcdefghijklmnopqrstu
 class admin : public ::testing::Test {
 protected:
     void SetUp() override {
-        char tmpl[] = "/tmp/subrelay-admin-XXXXXX";
-        ASSERT_NE(::mkdtemp(tmpl), nullptr);
-        dir_ = tmpl;
+        dir_ = subrelay::test_support::make_temp_dir("subrelay-admin");
         config_ = (dir_ / "relay.toml").string();
         policy_ = (dir_ / "policy.toml").string();
         std::ofstream(config_) << "[server]\n"

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "auth/password.hpp"
+#include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 
@@ -74,9 +75,7 @@ TEST(cli, hash_password_schemes_and_errors) {
 class check_config : public ::testing::Test {
 protected:
     void SetUp() override {
-        char tmpl[] = "/tmp/subrelay-cli-XXXXXX";
-        ASSERT_NE(::mkdtemp(tmpl), nullptr);
-        dir_ = tmpl;
+        dir_ = subrelay::test_support::make_temp_dir("subrelay-cli");
     }
     void TearDown() override { fs::remove_all(dir_); }
     void write(const std::string& name, const std::string& text) { std::ofstream(dir_ / name) << text; }

@@ -16,6 +16,7 @@
 
 #include "relay/queue.hpp"
 #include "relay/spool.hpp"
+#include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 namespace asio = boost::asio;
@@ -26,9 +27,7 @@ namespace {
 class delivery_clock : public ::testing::Test {
 protected:
     void SetUp() override {
-        char tmpl[] = "/tmp/subrelay-delivery-XXXXXX";
-        ASSERT_NE(::mkdtemp(tmpl), nullptr);
-        dir_ = tmpl;
+        dir_ = subrelay::test_support::make_temp_dir("subrelay-delivery");
         // The directory upstream cannot write here (a file stands where its
         // directory should be): every attempt fails temporarily.
         std::ofstream(dir_ / "blocker") << "x";

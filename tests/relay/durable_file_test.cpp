@@ -1,4 +1,5 @@
 #include "relay/durable_file.hpp"
+#include "temp_dir.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -23,9 +24,7 @@ namespace {
 class durable_file_test : public ::testing::Test {
 protected:
     void SetUp() override {
-        char tmpl[] = "/tmp/subrelay-durable-XXXXXX";
-        ASSERT_NE(::mkdtemp(tmpl), nullptr);
-        dir_ = tmpl;
+        dir_ = subrelay::test_support::make_temp_dir("subrelay-durable");
     }
     void TearDown() override {
         std::error_code ec;

@@ -13,6 +13,7 @@
 #include "relay/cli.hpp"
 #include "relay/queue.hpp"
 #include "relay/spool.hpp"
+#include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 namespace json = boost::json;
@@ -40,9 +41,7 @@ std::int64_t now_seconds() {
 class queue_cli : public ::testing::Test {
 protected:
     void SetUp() override {
-        char tmpl[] = "/tmp/subrelay-queue-cli-XXXXXX";
-        ASSERT_NE(::mkdtemp(tmpl), nullptr);
-        dir_ = tmpl;
+        dir_ = subrelay::test_support::make_temp_dir("subrelay-queue-cli");
         config_ = (dir_ / "relay.toml").string();
         std::ofstream(config_) << "[server]\nsubmission = []\n"
                                   "[spool]\ndir = \"var/spool\"\n"

@@ -1,4 +1,5 @@
 #include "relay/queue.hpp"
+#include "temp_dir.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -80,9 +81,7 @@ TEST(queue_state_format, rejects_damaged_text) {
 class state_store_test : public ::testing::Test {
 protected:
     void SetUp() override {
-        char tmpl[] = "/tmp/subrelay-state-XXXXXX";
-        ASSERT_NE(::mkdtemp(tmpl), nullptr);
-        dir_ = tmpl;
+        dir_ = subrelay::test_support::make_temp_dir("subrelay-state");
     }
     void TearDown() override {
         std::error_code ec;
