@@ -31,6 +31,14 @@ fd_guard::~fd_guard() {
 
 int fd_guard::release() { return std::exchange(fd_, -1); }
 
+fd_guard& fd_guard::operator=(fd_guard&& other) noexcept {
+    if (this != &other) {
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = other.release();
+    }
+    return *this;
+}
+
 void write_all(int fd, std::string_view data, const fs::path& path) {
     while (!data.empty()) {
         ssize_t n = ::write(fd, data.data(), data.size());
@@ -46,6 +54,36 @@ void fsync_dir(const fs::path& dir) {
     fd_guard fd(::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (fd.get() < 0) throw_errno("open", dir);
     if (::fsync(fd.get()) != 0) throw_errno("fsync", dir);
+}
+
+directory_syncer::directory_syncer(fs::path dir) : dir_(std::move(dir)) {}
+
+void directory_syncer::sync() {
+    std::unique_lock lock(mutex_);
+    // The batch that has not started yet covers this call; whoever finds no
+    // fsync running starts it, and later callers wait for the one after.
+    const std::shared_ptr<batch> mine = next_;
+    while (!mine->done) {
+        if (running_) {
+            finished_.wait(lock);
+            continue;
+        }
+        running_ = true;
+        next_ = std::make_shared<batch>();
+        lock.unlock();
+        std::string error;
+        try {
+            fsync_dir(dir_);
+        } catch (const std::runtime_error& e) {
+            error = e.what();
+        }
+        lock.lock();
+        mine->error = std::move(error);
+        mine->done = true;
+        running_ = false;
+        finished_.notify_all();
+    }
+    if (!mine->error.empty()) throw std::runtime_error(mine->error);
 }
 
 void write_file_atomically(const fs::path& final_path, const fs::path& tmp_path,

@@ -5,8 +5,11 @@
 // directory) that everything durable in the spool relies on.
 #include <sys/types.h>
 
+#include <condition_variable>
 #include <filesystem>
 #include <initializer_list>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -22,6 +25,8 @@ public:
     ~fd_guard();
     fd_guard(const fd_guard&) = delete;
     fd_guard& operator=(const fd_guard&) = delete;
+    fd_guard(fd_guard&& other) noexcept : fd_(other.release()) {}
+    fd_guard& operator=(fd_guard&& other) noexcept;
     [[nodiscard]] int get() const { return fd_; }
     int release();
 
@@ -35,6 +40,28 @@ void write_all(int fd, std::string_view data, const std::filesystem::path& path)
 
 // fsyncs a directory, making renames and unlinks in it durable. Throws std::runtime_error.
 void fsync_dir(const std::filesystem::path& dir);
+
+// Group commit of one directory's fsyncs. sync() returns once an fsync of
+// the directory that began after the call has completed, so every rename or
+// unlink made before the call is durable; threads that call while an fsync
+// runs share the next one instead of each paying for their own. Throws
+// std::runtime_error when the fsync covering the call fails.
+class directory_syncer {
+public:
+    explicit directory_syncer(std::filesystem::path dir);
+    void sync();
+
+private:
+    struct batch {
+        bool done = false;
+        std::string error;
+    };
+    std::filesystem::path dir_;
+    std::mutex mutex_;
+    std::condition_variable finished_;
+    std::shared_ptr<batch> next_ = std::make_shared<batch>();  // the batch that has not started yet
+    bool running_ = false;
+};
 
 // What to do when the temporary file already exists.
 enum class existing_tmp {

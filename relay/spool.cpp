@@ -1,6 +1,7 @@
 #include "relay/spool.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -91,7 +92,8 @@ std::optional<std::pair<spool_envelope, std::size_t>> parse_envelope(std::string
     return std::make_pair(std::move(env), pos);
 }
 
-spool::spool(fs::path dir) : dir_(std::move(dir)), tmp_(dir_ / "tmp"), queue_(dir_ / "queue") {}
+spool::spool(fs::path dir)
+    : dir_(std::move(dir)), tmp_(dir_ / "tmp"), queue_(dir_ / "queue"), queue_sync_(queue_) {}
 
 void spool::open() {
     std::error_code ec;
@@ -111,6 +113,37 @@ void spool::open() {
     ::close(fd.release());
     fs::remove(probe, ec);
     as_spool_error([&] { fsync_dir(tmp_); });
+    std::lock_guard lock(recycled_mutex_);
+    recycling_ = true;
+}
+
+std::string spool::take_recycled() {
+    std::lock_guard lock(recycled_mutex_);
+    if (recycled_.empty()) return {};
+    std::string name = std::move(recycled_.front());
+    recycled_.pop_front();
+    return name;
+}
+
+void spool::return_recycled(std::string name) {
+    std::lock_guard lock(recycled_mutex_);
+    recycled_.push_back(std::move(name));
+}
+
+bool spool::recycle(const fs::path& file) {
+    std::string name;
+    {
+        std::lock_guard lock(recycled_mutex_);
+        if (!recycling_ || recycled_.size() >= max_recycled_files) return false;
+        name = "recycled." + std::to_string(++recycled_counter_);
+    }
+    std::error_code ec;
+    const std::uintmax_t size = fs::file_size(file, ec);
+    if (ec || size > max_recycled_size) return false;
+    if (::rename(file.c_str(), (tmp_ / name).c_str()) != 0) return false;
+    std::lock_guard lock(recycled_mutex_);
+    recycled_.push_back(std::move(name));
+    return true;
 }
 
 std::string spool::new_id() {
@@ -135,11 +168,52 @@ std::string spool::new_id() {
     return id;
 }
 
-void spool::write_durably(const fs::path& final_path, const std::string& name, std::string_view head,
-                          std::string_view body) const {
-    // O_EXCL on the temporary file: two writers of one name must not mix their bytes.
-    as_spool_error(
-        [&] { write_file_atomically(final_path, tmp_ / name, {head, body}, 0600, existing_tmp::fail); });
+void spool::write_durably(const fs::path& final_path, const std::string& id, std::string_view head,
+                          std::string_view body) {
+    // A recycled file is overwritten and cut to size: its old content is
+    // never in queue/, and a crash before the rename leaves it in tmp/,
+    // which start-up empties. A new file is created with O_EXCL: two
+    // writers of one name must not mix their bytes.
+    // A recycled file whose last reader still holds its lock (message_lock:
+    // flock on the file) waits for a later message: the next reader of
+    // this one must not find it locked.
+    fd_guard fd(-1);
+    std::string name = take_recycled();
+    if (!name.empty()) {
+        fd_guard reused(::open((tmp_ / name).c_str(), O_WRONLY | O_CLOEXEC));
+        if (reused.get() >= 0 && ::flock(reused.get(), LOCK_EX | LOCK_NB) == 0) {
+            fd = fd_guard(reused.release());
+        } else {
+            if (reused.get() >= 0) return_recycled(std::move(name));
+            name.clear();
+        }
+    }
+    const bool reused = fd.get() >= 0;
+    if (!reused) name = id;
+    const fs::path tmp_path = tmp_ / name;
+    auto fail = [&tmp_path](std::string_view what) {
+        const int err = errno;  // before anything below can allocate
+        throw spool_error(std::string(what) + " " + tmp_path.string() + ": " + errno_text(err));
+    };
+    if (!reused) fd = fd_guard(::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (fd.get() < 0) fail("create");
+    try {
+        as_spool_error([&] {
+            write_all(fd.get(), head, tmp_path);
+            write_all(fd.get(), body, tmp_path);
+        });
+        if (reused && ::ftruncate(fd.get(), static_cast<off_t>(head.size() + body.size())) != 0) fail("truncate");
+        if (::fdatasync(fd.get()) != 0) fail("fsync");
+        if (::close(fd.release()) != 0) fail("close");
+        if (::rename(tmp_path.c_str(), final_path.c_str()) != 0) {
+            const int err = errno;
+            throw spool_error("rename " + tmp_path.string() + " to " + final_path.string() + ": " + errno_text(err));
+        }
+    } catch (...) {
+        ::unlink(tmp_path.c_str());
+        throw;
+    }
+    as_spool_error([&] { queue_sync_.sync(); });
 }
 
 std::string spool::store(spool_envelope env, std::string_view body, const header_builder& make_header) {
@@ -195,9 +269,9 @@ std::optional<std::uint64_t> spool::free_bytes() const {
 void spool::remove(const std::string& id) {
     if (!valid_queue_id(id)) throw spool_error("invalid queue id");
     const fs::path path = queue_ / id;
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+    if (!recycle(path) && ::unlink(path.c_str()) != 0 && errno != ENOENT)
         throw spool_error("remove " + path.string() + ": " + errno_text(errno));
-    as_spool_error([&] { fsync_dir(queue_); });
+    as_spool_error([&] { queue_sync_.sync(); });
 }
 
 }  // namespace subrelay::relay

@@ -2,14 +2,23 @@
 // The durable queue. A message is one file: an envelope header, a blank
 // line, then the message bytes. It is written to tmp/, fsynced, renamed
 // into queue/ and the directory fsynced before anyone is told "250".
+//
+// The process that opens the spool (the relay) owns tmp/: it recycles the
+// files of delivered messages there and writes new messages into them, so
+// a busy relay does not allocate and free an inode per message. Whatever
+// is in tmp/ at start-up was never acknowledged and is removed.
 #include <cstdint>
+#include <deque>
 #include <filesystem>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "relay/durable_file.hpp"
 
 namespace subrelay::relay {
 
@@ -36,7 +45,8 @@ public:
 
     // Creates dir/, dir/tmp and dir/queue as needed, removes leftovers in
     // tmp/ (never acknowledged), and proves the directory writable by
-    // writing, fsyncing and removing a probe file. Throws spool_error.
+    // writing, fsyncing and removing a probe file. From then on this object
+    // recycles the files it removes. Throws spool_error.
     void open();
 
     // Stores a message durably. Returns its queue id. make_header, when
@@ -55,7 +65,9 @@ public:
     };
     [[nodiscard]] loaded load(const std::string& id) const;
 
-    // Removes a delivered (or permanently failed) message.
+    // Removes a delivered (or permanently failed) message, durably: the
+    // queue directory is fsynced (together with concurrent stores). After
+    // open(), a small file is kept in tmp/ for a later store.
     void remove(const std::string& id);
 
     [[nodiscard]] const std::filesystem::path& dir() const { return dir_; }
@@ -67,12 +79,24 @@ public:
     // A new queue id: sortable by time, unique in this spool.
     static std::string new_id();
 
+    // Files kept for reuse: at most this many, each at most this large.
+    static constexpr std::size_t max_recycled_files = 256;
+    static constexpr std::uintmax_t max_recycled_size = 64 * 1024;
+
 private:
     std::filesystem::path dir_;
     std::filesystem::path tmp_;
     std::filesystem::path queue_;
-    void write_durably(const std::filesystem::path& final_path, const std::string& name, std::string_view head,
-                       std::string_view body) const;
+    directory_syncer queue_sync_;
+    std::mutex recycled_mutex_;
+    bool recycling_ = false;              // set by open()
+    std::deque<std::string> recycled_;    // names in tmp/, oldest first
+    std::uint64_t recycled_counter_ = 0;
+    std::string take_recycled();
+    void return_recycled(std::string name);
+    bool recycle(const std::filesystem::path& file);
+    void write_durably(const std::filesystem::path& final_path, const std::string& id, std::string_view head,
+                       std::string_view body);
 };
 
 // Serialisation of the envelope header (exposed for tests).

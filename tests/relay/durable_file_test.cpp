@@ -5,15 +5,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
 namespace fs = std::filesystem;
+using subrelay::relay::directory_syncer;
 using subrelay::relay::existing_tmp;
 using subrelay::relay::fd_guard;
 using subrelay::relay::valid_queue_id;
@@ -112,6 +116,42 @@ TEST_F(durable_file_test, fd_guard_closes_unless_released) {
     }
     EXPECT_NE(::fcntl(fd, F_GETFD), -1);
     ::close(fd);
+}
+
+TEST_F(durable_file_test, directory_syncer_serves_concurrent_callers) {
+    directory_syncer syncer(dir_);
+    std::atomic<int> done{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; ++t)
+        threads.emplace_back([&] {
+            for (int i = 0; i < 50; ++i) {
+                syncer.sync();
+                ++done;
+            }
+        });
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(done.load(), 400);
+}
+
+TEST_F(durable_file_test, directory_syncer_reports_the_failure_to_every_caller) {
+    directory_syncer syncer(dir_ / "missing");
+    std::atomic<int> failures{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([&] {
+            for (int i = 0; i < 20; ++i) {
+                try {
+                    syncer.sync();
+                } catch (const std::runtime_error& e) {
+                    if (std::string(e.what()).find("missing") != std::string::npos) ++failures;
+                }
+            }
+        });
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(failures.load(), 80);
+    // Once the directory exists, the next call succeeds: failures do not stick.
+    fs::create_directory(dir_ / "missing");
+    EXPECT_NO_THROW(syncer.sync());
 }
 
 TEST(valid_queue_id, accepts_spool_ids_only) {

@@ -1,6 +1,8 @@
 #include "relay/spool.hpp"
 #include "temp_dir.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -90,6 +92,65 @@ TEST_F(spool_test, remove_deletes_the_file) {
     s.remove(id);
     EXPECT_TRUE(s.list().empty());
     EXPECT_THROW(s.load(id), spool_error);
+}
+
+ino_t inode_of(const fs::path& p) {
+    struct stat st {};
+    EXPECT_EQ(::stat(p.c_str(), &st), 0) << p;
+    return st.st_ino;
+}
+
+TEST_F(spool_test, removed_file_is_recycled_and_cut_to_the_new_size) {
+    spool s(dir_);
+    s.open();
+    const std::string big(10000, 'b');
+    std::string first = s.store(sample(), big);
+    const ino_t inode = inode_of(dir_ / "queue" / first);
+    s.remove(first);
+    EXPECT_EQ(count_files(dir_ / "tmp"), 1u);
+    std::string second = s.store(sample(), "small\r\n");
+    EXPECT_EQ(inode_of(dir_ / "queue" / second), inode);
+    EXPECT_EQ(s.load(second).data, "small\r\n");  // nothing of the longer message is left
+    EXPECT_EQ(count_files(dir_ / "tmp"), 0u);
+    EXPECT_EQ(s.list(), std::vector<std::string>{second});
+}
+
+TEST_F(spool_test, recycled_file_still_locked_by_its_reader_waits) {
+    spool s(dir_);
+    s.open();
+    std::string first = s.store(sample(), "one\r\n");
+    const ino_t inode = inode_of(dir_ / "queue" / first);
+    // A delivery holds the message's lock while it removes the message.
+    int reader = ::open((dir_ / "queue" / first).c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(reader, 0);
+    ASSERT_EQ(::flock(reader, LOCK_EX | LOCK_NB), 0);
+    s.remove(first);
+    std::string second = s.store(sample(), "two\r\n");
+    EXPECT_NE(inode_of(dir_ / "queue" / second), inode);
+    EXPECT_EQ(count_files(dir_ / "tmp"), 1u);
+    // Unlocked: the next message may lock its file, so the file is reused.
+    ::close(reader);
+    std::string third = s.store(sample(), "three\r\n");
+    EXPECT_EQ(inode_of(dir_ / "queue" / third), inode);
+    EXPECT_EQ(s.load(third).data, "three\r\n");
+}
+
+TEST_F(spool_test, only_the_process_that_opened_the_spool_recycles) {
+    spool relay(dir_);
+    relay.open();
+    std::string id = relay.store(sample(), "body\r\n");
+    spool command(dir_);  // a queue command: never opened, does not own tmp/
+    command.remove(id);
+    EXPECT_EQ(count_files(dir_ / "tmp"), 0u);
+    EXPECT_TRUE(relay.list().empty());
+}
+
+TEST_F(spool_test, large_files_are_removed_not_recycled) {
+    spool s(dir_);
+    s.open();
+    std::string id = s.store(sample(), std::string(spool::max_recycled_size + 1, 'x'));
+    s.remove(id);
+    EXPECT_EQ(count_files(dir_ / "tmp"), 0u);
 }
 
 TEST_F(spool_test, open_removes_unacknowledged_leftovers) {
