@@ -103,7 +103,8 @@ void client_session::on_reply(const reply& r) {
         case stage::mail: return "mail";
         case stage::rcpt: return "rcpt";
         case stage::data:
-        case stage::data_end: return "data";
+        case stage::data_end:
+        case stage::empty_data_end: return "data";
         case stage::rset: return "rset";
         default: return "protocol";
         }
@@ -163,28 +164,36 @@ void client_session::on_reply(const reply& r) {
         auth_rejected_ = r.permanent();
         return fail("auth", r, "authentication failed");
     case stage::mail:
-        if (reply_class(r) == 2) {
-            rcpt_index_ = 0;
+        if (reply_class(r) != 2 && !refusal(r)) return fail("protocol", r, "unexpected reply to MAIL");
+        if (pipelined_) {
+            // The RCPTs and DATA are already sent: their replies follow whatever this one says.
+            if (refusal(r)) mail_refusal_ = r;
             state_ = stage::rcpt;
-            return send_rcpt();
+            return;
         }
         if (refusal(r)) return finish_with_rset(r);
-        return fail("protocol", r, "unexpected reply to MAIL");
+        rcpt_index_ = 0;
+        state_ = stage::rcpt;
+        return send_rcpt(message_.recipients[rcpt_index_]);
     case stage::rcpt: {
         if (reply_class(r) != 2 && !refusal(r)) return fail("protocol", r, "unexpected reply to RCPT");
-        result_.recipients.push_back({message_.recipients[rcpt_index_], r});
+        // After a refused MAIL the RCPT replies (typically 503) say nothing about the recipients.
+        if (!mail_refusal_) result_.recipients.push_back({message_.recipients[rcpt_index_], r});
         ++rcpt_index_;
-        if (rcpt_index_ < message_.recipients.size()) return send_rcpt();
-        bool any = false;
-        for (const auto& rr : result_.recipients) any = any || reply_class(rr.rcpt_reply) == 2;
-        if (!any) return finish_with_rset(r);
+        if (pipelined_) {
+            if (rcpt_index_ == message_.recipients.size()) state_ = stage::data;
+            return;
+        }
+        if (rcpt_index_ < message_.recipients.size()) return send_rcpt(message_.recipients[rcpt_index_]);
+        if (!any_recipient_accepted()) return finish_with_rset(r);
         send_line("DATA");
         state_ = stage::data;
         return;
     }
     case stage::data:
+        if (pipelined_) return on_pipelined_data(r);
         if (r.code == 354) {
-            out_ += dot_stuff(message_.data);
+            dot_stuff_into(out_, message_.data);
             state_ = stage::data_end;
             return;
         }
@@ -193,6 +202,12 @@ void client_session::on_reply(const reply& r) {
     case stage::data_end:
         if (reply_class(r) != 2 && !refusal(r)) return fail("protocol", r, "unexpected reply to end of data");
         result_.final_reply = r;
+        state_ = stage::idle;
+        pending_ = client_action::message_done;
+        return;
+    case stage::empty_data_end:
+        if (reply_class(r) != 2 && !refusal(r)) return fail("protocol", r, "unexpected reply to end of data");
+        // final_reply already holds the failure that left the message without recipients.
         state_ = stage::idle;
         pending_ = client_action::message_done;
         return;
@@ -279,7 +294,40 @@ void client_session::auth_token(std::string xoauth2_base64) {
     pending_ = client_action::need_input;
 }
 
-void client_session::send_rcpt() { send_line("RCPT TO:<" + message_.recipients[rcpt_index_] + ">"); }
+void client_session::send_rcpt(const std::string& address) { send_line("RCPT TO:<" + address + ">"); }
+
+bool client_session::any_recipient_accepted() const {
+    for (const auto& rr : result_.recipients)
+        if (reply_class(rr.rcpt_reply) == 2) return true;
+    return false;
+}
+
+// Pipelined: the reply that already decided the transaction before DATA's
+// reply arrived (MAIL's refusal, or the last RCPT refusal when none was accepted).
+std::optional<reply> client_session::early_failure() const {
+    if (mail_refusal_) return mail_refusal_;
+    if (!any_recipient_accepted()) return result_.recipients.back().rcpt_reply;
+    return std::nullopt;
+}
+
+void client_session::on_pipelined_data(const reply& r) {
+    const auto failure = early_failure();
+    if (r.code == 354) {
+        if (!failure) {
+            dot_stuff_into(out_, message_.data);
+            state_ = stage::data_end;
+            return;
+        }
+        // A non-conforming server opened DATA with no transaction to speak of (RFC 2920
+        // section 3.1): send an empty message. That ends the transaction, so no RSET.
+        result_.final_reply = *failure;
+        send_line(".");
+        state_ = stage::empty_data_end;
+        return;
+    }
+    if (refusal(r)) return finish_with_rset(failure ? *failure : r);
+    fail("protocol", r, "unexpected reply to DATA");
+}
 
 void client_session::finish_with_rset(reply final_reply) {
     result_.final_reply = std::move(final_reply);
@@ -292,6 +340,8 @@ void client_session::send_message(const outgoing_message& m) {
     message_ = m;
     result_ = {};
     rcpt_index_ = 0;
+    mail_refusal_.reset();
+    pipelined_ = has_extension("PIPELINING");
     if (m.recipients.empty()) {
         result_.final_reply = reply(554, "5.5.1", "No recipients");
         pending_ = client_action::message_done;
@@ -302,6 +352,12 @@ void client_session::send_message(const outgoing_message& m) {
     if (m.eight_bit && has_extension("8BITMIME")) cmd += " BODY=8BITMIME";
     if (m.smtputf8 && has_extension("SMTPUTF8")) cmd += " SMTPUTF8";
     send_line(std::move(cmd));
+    if (pipelined_) {
+        // RFC 2920: MAIL, RCPT and DATA may go out together; DATA ends the batch
+        // because what follows it depends on its reply.
+        for (const auto& rcpt : m.recipients) send_rcpt(rcpt);
+        send_line("DATA");
+    }
     state_ = stage::mail;
     pending_ = client_action::need_input;
 }

@@ -2,7 +2,9 @@
 // The client side of SMTP (to the upstream) as a pure state machine:
 // replies in, commands out. Drives greeting, EHLO, STARTTLS, AUTH XOAUTH2
 // (two steps, as Exchange Online expects), then any number of messages on
-// one connection, then QUIT.
+// one connection, then QUIT. When the server offers PIPELINING (RFC 2920),
+// MAIL, RCPT and DATA of a message go out in one write and their replies are
+// taken in order; without it, one command per round trip.
 //
 // A driver (relay/delivery) does:
 //     loop: feed(bytes read);
@@ -96,14 +98,17 @@ public:
 private:
     enum class stage {
         greeting, ehlo, starttls, tls_handshake, auth_token, auth_start, auth_response, auth_error_ack,
-        idle, mail, rcpt, data, data_end, rset, quit, closed, failed,
+        idle, mail, rcpt, data, data_end, empty_data_end, rset, quit, closed, failed,
     };
 
     void on_reply(const reply& r);
     void on_ehlo(const reply& r);
     void after_ehlo();
     void send_line(std::string line);
-    void send_rcpt();
+    void send_rcpt(const std::string& address);
+    void on_pipelined_data(const reply& r);
+    [[nodiscard]] bool any_recipient_accepted() const;
+    [[nodiscard]] std::optional<reply> early_failure() const;
     void finish_with_rset(reply final_reply);
     void fail(std::string where, const reply& r, std::string text);
 
@@ -120,6 +125,8 @@ private:
     std::string token_;
     outgoing_message message_;
     std::size_t rcpt_index_ = 0;
+    bool pipelined_ = false;                     // this message's MAIL/RCPT/DATA went out in one batch
+    std::optional<reply> mail_refusal_;          // pipelined: MAIL refused, the rest of the batch is moot
     message_result result_;
     client_error error_;
 };

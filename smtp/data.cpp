@@ -87,29 +87,32 @@ std::size_t data_reader::consume(std::string_view in) {
     return i;
 }
 
+void dot_stuff_into(std::string& out, std::string_view message) {
+    out.reserve(out.size() + message.size() + message.size() / 64 + 8);
+    bool at_line_start = true;
+    std::size_t i = 0;
+    while (i < message.size()) {
+        if (at_line_start && message[i] == '.') out += '.';
+        // Copy up to the next line end in one piece.
+        const std::size_t end = message.find_first_of("\r\n", i);
+        if (end == std::string_view::npos) {
+            out.append(message.substr(i));
+            at_line_start = false;
+            break;
+        }
+        out.append(message.substr(i, end - i));
+        // CRLF, bare CR or bare LF: always CRLF on the wire.
+        i = message[end] == '\r' && end + 1 < message.size() && message[end + 1] == '\n' ? end + 2 : end + 1;
+        out += "\r\n";
+        at_line_start = true;
+    }
+    if (!at_line_start) out += "\r\n";
+    out += ".\r\n";
+}
+
 std::string dot_stuff(std::string_view message) {
     std::string out;
-    out.reserve(message.size() + message.size() / 64 + 8);
-    bool at_line_start = true;
-    for (std::size_t i = 0; i < message.size(); ++i) {
-        const char c = message[i];
-        if (c == '\r') {
-            if (i + 1 < message.size() && message[i + 1] == '\n') ++i;
-            out += "\r\n";  // CRLF, bare CR or (below) bare LF: always CRLF on the wire
-            at_line_start = true;
-            continue;
-        }
-        if (c == '\n') {
-            out += "\r\n";
-            at_line_start = true;
-            continue;
-        }
-        if (at_line_start && c == '.') out += '.';
-        out += c;
-        at_line_start = false;
-    }
-    if (!out.empty() && !at_line_start) out += "\r\n";
-    out += ".\r\n";
+    dot_stuff_into(out, message);
     return out;
 }
 

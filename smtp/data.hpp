@@ -44,5 +44,7 @@ private:
 // written as CRLF (as Postfix does), so that no upstream, strict or lenient,
 // can see an end of data that we did not send.
 std::string dot_stuff(std::string_view message);
+// The same, appended to out (no intermediate copy).
+void dot_stuff_into(std::string& out, std::string_view message);
 
 }  // namespace subrelay::smtp

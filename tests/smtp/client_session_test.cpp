@@ -16,6 +16,11 @@ const std::string ehlo_after_tls =
     "250-SN4PR0201CA0001.outlook.office365.com Hello [192.0.2.1]\r\n250-SIZE 157286400\r\n250-PIPELINING\r\n"
     "250-DSN\r\n250-ENHANCEDSTATUSCODES\r\n250-AUTH LOGIN XOAUTH2\r\n250-8BITMIME\r\n250-BINARYMIME\r\n"
     "250-CHUNKING\r\n250 SMTPUTF8\r\n";
+// The same without PIPELINING: a server the client talks to one command per round trip.
+const std::string ehlo_after_tls_lockstep =
+    "250-SN4PR0201CA0001.outlook.office365.com Hello [192.0.2.1]\r\n250-SIZE 157286400\r\n"
+    "250-DSN\r\n250-ENHANCEDSTATUSCODES\r\n250-AUTH LOGIN XOAUTH2\r\n250-8BITMIME\r\n250-BINARYMIME\r\n"
+    "250-CHUNKING\r\n250 SMTPUTF8\r\n";
 const std::string token = "dXNlcj1yZWxheUBleGFtcGxlLmNvbQFhdXRoPUJlYXJlciB0b2tlbgEB";
 
 class client : public ::testing::Test {
@@ -33,8 +38,10 @@ protected:
         return st.send;
     }
 
-    // Greeting, EHLO, STARTTLS, EHLO, AUTH XOAUTH2: ends idle.
-    void connect() {
+    // Greeting, EHLO, STARTTLS, EHLO, AUTH XOAUTH2: ends idle. The second EHLO
+    // reply offers PIPELINING only if asked, so that the message tests below
+    // see one command per round trip unless they are about pipelining.
+    void connect(bool pipelining = false) {
         start();
         EXPECT_EQ(go(), "");
         EXPECT_EQ(next_, client_action::need_input);
@@ -44,8 +51,9 @@ protected:
         ASSERT_EQ(next_, client_action::start_tls);
         c_->tls_started();
         EXPECT_EQ(go(), "EHLO relay.example.com\r\n");
-        EXPECT_EQ(server(ehlo_after_tls), "");
+        EXPECT_EQ(server(pipelining ? ehlo_after_tls : ehlo_after_tls_lockstep), "");
         ASSERT_EQ(next_, client_action::need_auth_token);
+        EXPECT_EQ(c_->has_extension("PIPELINING"), pipelining);
         c_->auth_token(token);
         EXPECT_EQ(go(), "AUTH XOAUTH2\r\n");
         EXPECT_EQ(server("334 \r\n"), token + "\r\n");
@@ -430,6 +438,286 @@ TEST_F(client, quit_closes_on_any_reply) {
     EXPECT_EQ(go(), "QUIT\r\n");
     EXPECT_EQ(server("500 what\r\n"), "");
     EXPECT_EQ(next_, client_action::closed);
+}
+
+// ---------------------------------------------------------------- PIPELINING (RFC 2920)
+
+TEST_F(client, pipelining_writes_mail_rcpt_and_data_in_one_step) {
+    connect(true);
+    const std::string data = "x\r\n";
+    outgoing_message m;
+    m.sender = "printer@example.com";
+    m.recipients = {"a@example.org", "b@example.org"};
+    m.data = data;
+    m.eight_bit = true;
+    m.smtputf8 = true;
+    c().send_message(m);
+    EXPECT_EQ(go(),
+              "MAIL FROM:<printer@example.com> SIZE=3 BODY=8BITMIME SMTPUTF8\r\n"
+              "RCPT TO:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n");
+    EXPECT_EQ(next_, client_action::need_input);
+    // Nothing more is written until DATA is answered.
+    EXPECT_EQ(server("250 2.1.0 Sender OK\r\n"), "");
+    EXPECT_EQ(next_, client_action::need_input);
+    EXPECT_EQ(server("250 2.1.5 Recipient OK\r\n"), "");
+    EXPECT_EQ(server("250 2.1.5 Recipient OK\r\n"), "");
+    EXPECT_EQ(next_, client_action::need_input);
+    EXPECT_EQ(server("354 Start mail input; end with <CRLF>.<CRLF>\r\n"), "x\r\n.\r\n");
+    EXPECT_EQ(next_, client_action::need_input);
+}
+
+TEST_F(client, pipelining_all_recipients_accepted) {
+    connect(true);
+    const std::string data = "Subject: hi\r\n\r\n.leading dot\r\nbody\r\n";
+    outgoing_message m;
+    m.sender = "printer@example.com";
+    m.recipients = {"bob@example.org", "carol@example.org"};
+    m.data = data;
+    c().send_message(m);
+    go();
+    server("250 2.1.0 Sender OK\r\n");
+    server("250 2.1.5 Recipient OK\r\n");
+    server("250 2.1.5 Recipient OK\r\n");
+    EXPECT_EQ(server("354 go\r\n"), "Subject: hi\r\n\r\n..leading dot\r\nbody\r\n.\r\n");
+    EXPECT_EQ(server("250 2.0.0 OK <id@example> [Hostname=X]\r\n"), "");
+    ASSERT_EQ(next_, client_action::message_done);
+    const auto& r = c().result();
+    EXPECT_EQ(r.final_reply.code, 250);
+    ASSERT_EQ(r.recipients.size(), 2u);
+    EXPECT_EQ(r.delivered(), (std::vector<std::string>{"bob@example.org", "carol@example.org"}));
+    EXPECT_EQ(go(), "");
+    EXPECT_EQ(next_, client_action::idle);
+}
+
+TEST_F(client, pipelining_one_of_three_recipients_refused) {
+    connect(true);
+    const std::string data = "x\r\n";
+    outgoing_message m;
+    m.sender = "printer@example.com";
+    m.recipients = {"a@example.org", "gone@example.org", "c@example.org"};
+    m.data = data;
+    c().send_message(m);
+    go();
+    server("250 2.1.0 ok\r\n");
+    server("250 2.1.5 ok\r\n");
+    EXPECT_EQ(server("550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found\r\n"), "");
+    server("250 2.1.5 ok\r\n");
+    EXPECT_EQ(server("354 go\r\n"), "x\r\n.\r\n");
+    server("250 2.0.0 queued\r\n");
+    ASSERT_EQ(next_, client_action::message_done);
+    const auto& r = c().result();
+    EXPECT_EQ(r.final_reply.code, 250);
+    ASSERT_EQ(r.recipients.size(), 3u);
+    EXPECT_EQ(r.recipients[1].address, "gone@example.org");
+    EXPECT_EQ(r.recipients[1].rcpt_reply.enhanced, "5.1.10");
+    EXPECT_EQ(r.delivered(), (std::vector<std::string>{"a@example.org", "c@example.org"}));
+}
+
+TEST_F(client, pipelining_all_recipients_refused_then_data_refused) {
+    connect(true);
+    outgoing_message m;
+    m.sender = "printer@example.com";
+    m.recipients = {"a@example.org", "b@example.org"};
+    c().send_message(m);
+    go();
+    server("250 2.1.0 ok\r\n");
+    server("550 5.1.10 not found\r\n");
+    EXPECT_EQ(server("452 4.5.3 Too many recipients\r\n"), "");
+    EXPECT_EQ(server("554 5.5.1 No valid recipients\r\n"), "RSET\r\n");
+    EXPECT_EQ(next_, client_action::need_input);
+    EXPECT_EQ(server("250 2.0.0 Resetting\r\n"), "");
+    ASSERT_EQ(next_, client_action::message_done);
+    const auto& r = c().result();
+    EXPECT_EQ(r.final_reply.code, 452);  // the last RCPT refusal, not DATA's 554
+    EXPECT_EQ(r.final_reply.enhanced, "4.5.3");
+    ASSERT_EQ(r.recipients.size(), 2u);
+    EXPECT_EQ(r.recipients[0].rcpt_reply.code, 550);
+    EXPECT_TRUE(r.delivered().empty());
+    EXPECT_EQ(go(), "");
+    EXPECT_EQ(next_, client_action::idle);
+}
+
+TEST_F(client, pipelining_data_refused_after_accepted_recipient) {
+    connect(true);
+    outgoing_message m;
+    m.recipients = {"a@example.org"};
+    c().send_message(m);
+    go();
+    server("250 2.1.0 ok\r\n");
+    server("250 2.1.5 ok\r\n");
+    EXPECT_EQ(server("554 5.5.1 no\r\n"), "RSET\r\n");
+    server("250 2.0.0 ok\r\n");
+    ASSERT_EQ(next_, client_action::message_done);
+    EXPECT_EQ(c().result().final_reply.code, 554);
+    EXPECT_EQ(c().result().recipients.size(), 1u);
+    EXPECT_TRUE(c().result().delivered().empty());
+}
+
+TEST_F(client, pipelining_mail_refused) {
+    connect(true);
+    outgoing_message m;
+    m.sender = "someone@else.example";
+    m.recipients = {"a@example.org", "b@example.org"};
+    c().send_message(m);
+    go();
+    EXPECT_EQ(server("550 5.7.60 SMTP; Client does not have permissions to send as this sender\r\n"), "");
+    EXPECT_EQ(server("503 5.5.1 Bad sequence of commands\r\n"), "");
+    EXPECT_EQ(server("503 5.5.1 Bad sequence of commands\r\n"), "");
+    EXPECT_EQ(server("503 5.5.1 Bad sequence of commands\r\n"), "RSET\r\n");
+    EXPECT_EQ(server("250 2.0.0 Resetting\r\n"), "");
+    ASSERT_EQ(next_, client_action::message_done);
+    EXPECT_EQ(c().result().final_reply, replies::send_as_denied());
+    EXPECT_TRUE(c().result().recipients.empty());
+    EXPECT_TRUE(c().result().delivered().empty());
+}
+
+TEST_F(client, pipelining_354_without_accepted_recipient_sends_empty_message) {
+    connect(true);
+    const std::string data = "x\r\n";
+    outgoing_message m;
+    m.recipients = {"a@example.org", "b@example.org"};
+    m.data = data;
+    c().send_message(m);
+    go();
+    server("250 2.1.0 ok\r\n");
+    server("550 5.1.1 unknown\r\n");
+    server("550 5.1.10 not found\r\n");
+    // A server that opens DATA anyway gets an empty message, not the data.
+    EXPECT_EQ(server("354 go\r\n"), ".\r\n");
+    EXPECT_EQ(next_, client_action::need_input);
+    EXPECT_EQ(server("554 5.5.1 No valid recipients\r\n"), "");  // the transaction is over: no RSET
+    ASSERT_EQ(next_, client_action::message_done);
+    const auto& r = c().result();
+    EXPECT_EQ(r.final_reply.code, 550);
+    EXPECT_EQ(r.final_reply.enhanced, "5.1.10");
+    EXPECT_EQ(r.recipients.size(), 2u);
+    EXPECT_TRUE(r.delivered().empty());
+    EXPECT_EQ(go(), "");
+    EXPECT_EQ(next_, client_action::idle);
+}
+
+TEST_F(client, pipelining_354_after_mail_refused_sends_empty_message) {
+    connect(true);
+    const std::string data = "x\r\n";
+    outgoing_message m;
+    m.sender = "someone@else.example";
+    m.recipients = {"a@example.org"};
+    m.data = data;
+    c().send_message(m);
+    go();
+    server("550 5.7.60 SMTP; Client does not have permissions to send as this sender\r\n");
+    server("250 2.1.5 ok\r\n");  // non-conforming: ignored, MAIL was refused
+    EXPECT_EQ(server("354 go\r\n"), ".\r\n");
+    EXPECT_EQ(server("250 2.0.0 ok\r\n"), "");
+    ASSERT_EQ(next_, client_action::message_done);
+    EXPECT_EQ(c().result().final_reply, replies::send_as_denied());
+    EXPECT_TRUE(c().result().recipients.empty());
+    EXPECT_TRUE(c().result().delivered().empty());
+}
+
+TEST_F(client, pipelining_replies_in_one_read) {
+    connect(true);
+    const std::string data = "x\r\n";
+    outgoing_message m;
+    m.recipients = {"a@example.org", "b@example.org", "c@example.org"};
+    m.data = data;
+    c().send_message(m);
+    go();
+    EXPECT_EQ(server("250 2.1.0 ok\r\n250 2.1.5 ok\r\n550 5.1.1 unknown\r\n250 2.1.5 ok\r\n354 go\r\n"), "x\r\n.\r\n");
+    EXPECT_EQ(next_, client_action::need_input);
+    server("250 2.0.0 queued\r\n");
+    ASSERT_EQ(next_, client_action::message_done);
+    EXPECT_EQ(c().result().delivered(), (std::vector<std::string>{"a@example.org", "c@example.org"}));
+}
+
+TEST_F(client, pipelining_replies_split_byte_by_byte) {
+    connect(true);
+    const std::string data = "x\r\n";
+    outgoing_message m;
+    m.recipients = {"a@example.org", "b@example.org"};
+    m.data = data;
+    c().send_message(m);
+    go();
+    const std::string replies = "250 2.1.0 ok\r\n250-2.1.5 multi\r\n250 2.1.5 line\r\n452 4.5.3 full\r\n354 go\r\n";
+    std::string sent;
+    for (std::size_t i = 0; i < replies.size(); ++i) {
+        sent += server(replies.substr(i, 1));
+        EXPECT_EQ(next_, client_action::need_input);
+        if (i + 1 < replies.size()) {
+            EXPECT_EQ(sent, "") << "after byte " << i;
+        }
+    }
+    EXPECT_EQ(sent, "x\r\n.\r\n");
+    server("250 2.0.0 queued\r\n");
+    ASSERT_EQ(next_, client_action::message_done);
+    const auto& r = c().result();
+    ASSERT_EQ(r.recipients.size(), 2u);
+    EXPECT_EQ(r.recipients[0].rcpt_reply.lines, (std::vector<std::string>{"multi", "line"}));
+    EXPECT_EQ(r.recipients[1].rcpt_reply.code, 452);
+    EXPECT_EQ(r.delivered(), (std::vector<std::string>{"a@example.org"}));
+}
+
+TEST_F(client, pipelining_two_messages_on_one_connection) {
+    connect(true);
+    const std::string data = "x\r\n";
+    for (int i = 0; i < 2; ++i) {
+        outgoing_message m;
+        m.sender = "";
+        m.recipients = {"bob@example.org"};
+        m.data = data;
+        c().send_message(m);
+        EXPECT_EQ(go(), "MAIL FROM:<> SIZE=3\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n");
+        EXPECT_EQ(server("250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n"), "x\r\n.\r\n");
+        server("250 2.0.0 queued\r\n");
+        ASSERT_EQ(next_, client_action::message_done);
+        EXPECT_EQ(c().result().delivered(), m.recipients);
+        EXPECT_EQ(go(), "");
+        EXPECT_EQ(next_, client_action::idle);
+    }
+}
+
+TEST_F(client, pipelining_421_mid_batch_fails) {
+    connect(true);
+    outgoing_message m;
+    m.recipients = {"a@example.org", "b@example.org"};
+    c().send_message(m);
+    go();
+    server("250 2.1.0 ok\r\n");
+    EXPECT_EQ(server("421 4.3.2 Service not available, closing transmission channel\r\n"), "");
+    EXPECT_EQ(next_, client_action::failed);
+    EXPECT_EQ(c().error().stage, "rcpt");
+    EXPECT_EQ(c().error().server_reply.code, 421);
+}
+
+TEST_F(client, pipelining_unexpected_reply_is_a_protocol_failure) {
+    connect(true);
+    outgoing_message m;
+    m.recipients = {"a@example.org"};
+    c().send_message(m);
+    go();
+    server("250 2.1.0 ok\r\n");
+    EXPECT_EQ(server("354 go\r\n"), "");  // a reply to DATA where RCPT's is due
+    EXPECT_EQ(next_, client_action::failed);
+    EXPECT_EQ(c().error().stage, "protocol");
+    EXPECT_EQ(c().error().server_reply.code, 354);
+}
+
+TEST_F(client, without_pipelining_only_mail_is_sent_first) {
+    start(client_options{"r", client_tls::none, client_auth::none});
+    server(greeting);
+    EXPECT_EQ(server("250-mx.example\r\n250-SIZE 1000\r\n250 8BITMIME\r\n"), "");
+    ASSERT_EQ(next_, client_action::idle);
+    const std::string data = "x\r\n";
+    outgoing_message m;
+    m.sender = "a@example.com";
+    m.recipients = {"b@example.org", "c@example.org"};
+    m.data = data;
+    c().send_message(m);
+    EXPECT_EQ(go(), "MAIL FROM:<a@example.com> SIZE=3\r\n");
+    EXPECT_EQ(server("250 2.1.0 ok\r\n"), "RCPT TO:<b@example.org>\r\n");
+    EXPECT_EQ(server("250 2.1.5 ok\r\n"), "RCPT TO:<c@example.org>\r\n");
+    EXPECT_EQ(server("250 2.1.5 ok\r\n"), "DATA\r\n");
+    EXPECT_EQ(server("354 go\r\n"), "x\r\n.\r\n");
 }
 
 // ---------------------------------------------------------------- client and server, talking

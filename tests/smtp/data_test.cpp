@@ -133,6 +133,15 @@ TEST(dot_stuff, bare_cr_and_lf_become_crlf) {
     EXPECT_EQ(dot_stuff("a\r\r\n"), "a\r\n\r\n.\r\n");
 }
 
+TEST(dot_stuff, into_appends_to_what_is_there) {
+    std::string out = "MAIL FROM:<a@b>\r\n";
+    dot_stuff_into(out, ".x\ny\r");
+    EXPECT_EQ(out, "MAIL FROM:<a@b>\r\n..x\r\ny\r\n.\r\n");
+    std::string trailing_cr;
+    dot_stuff_into(trailing_cr, "z\r");
+    EXPECT_EQ(trailing_cr, "z\r\n.\r\n");
+}
+
 TEST(dot_stuff, round_trip_through_reader) {
     const std::string messages[] = {
         "", "a\r\n", ".\r\n", "..\r\n", "Subject: x\r\n\r\n.hidden\r\n.\r\n..\r\nend\r\n", ".", "no newline",
