@@ -20,8 +20,9 @@ class session_registry;
 
 struct relay_context {
     const conf::config& cfg;
-    boost::asio::io_context& io;          // run by one thread: sessions, delivery
+    boost::asio::io_context& io;          // run by one thread: listeners and sessions
     boost::asio::thread_pool& blocking;   // crypt(3), fsync: work that must not stall io
+    // Runs on its own io_context and thread; sessions only call enqueue(), which posts there.
     boost::asio::ssl::context& server_tls;
     relay::spool& spool;
     relay::delivery& delivery;

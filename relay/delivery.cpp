@@ -7,6 +7,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
@@ -183,52 +184,86 @@ void delivery::start() {
     } catch (const std::exception& e) {
         spdlog::warn("queue state clean-up: {}", e.what());
     }
-    rescan();
+    // Nothing else runs yet: the first survey may block.
+    apply(survey({}, {}));
     if (!messages_.empty()) spdlog::info("spool holds {} message(s) from before", messages_.size());
     asio::co_spawn(io_, watch_wake_file(), asio::detached);
 }
 
-// Looks at every message in the spool: new ones are queued, held ones left,
-// retry requests (`subrelay queue retry`) and due retries made ready.
-void delivery::rescan() {
-    std::vector<std::string> ids;
+// Reads what the spool holds (blocking: runs on the pool, or before the
+// I/O thread starts): every id, and for each one not in flight its state
+// and, when not yet known, the upstream mailbox from its envelope.
+delivery::spool_survey delivery::survey(const std::set<std::string>& skip, const std::set<std::string>& known) const {
+    spool_survey out;
     try {
-        ids = spool_.list();
+        out.ids = spool_.list();
     } catch (const std::exception& e) {
         spdlog::error("spool: {}", e.what());
-        return;
+        out.ok = false;
+        return out;
     }
-    const std::int64_t now = now_();
-    // Messages deleted behind our back (`subrelay queue delete`) are forgotten.
-    for (auto it = messages_.begin(); it != messages_.end();) {
-        if (it->second.state == status::waiting && !std::binary_search(ids.begin(), ids.end(), it->first))
-            it = messages_.erase(it);
-        else
-            ++it;
-    }
-    for (const auto& id : ids) {
-        auto known = messages_.find(id);
-        if (known != messages_.end() && known->second.state != status::waiting) continue;
-        std::optional<queue_state> st;
-        std::string mailbox;
+    for (const auto& id : out.ids) {
+        if (skip.contains(id)) continue;
+        survey_item item{id, {}, {}, !known.contains(id)};
         try {
-            st = states_.load(id);
-            if (known == messages_.end()) {
+            item.state = states_.load(id);
+            if (item.is_new) {
                 auto m = spool_.load(id);
-                mailbox = m.envelope.upstream_mailbox.empty() ? cfg_.upstream.mailbox : m.envelope.upstream_mailbox;
+                item.mailbox = m.envelope.upstream_mailbox.empty() ? cfg_.upstream.mailbox : m.envelope.upstream_mailbox;
             }
         } catch (const std::exception& e) {
             spdlog::error("spool: cannot read message {}: {} (left in place)", id, e.what());
             continue;
         }
-        if (known == messages_.end()) known = messages_.emplace(id, entry{mailbox, status::waiting}).first;
-        if (st && st->held) continue;
-        const std::int64_t at = st ? st->next_attempt : 0;
-        if (at <= now)
-            make_ready(id);
-        else
-            schedule(id, at);
+        out.items.push_back(std::move(item));
     }
+    return out;
+}
+
+// Files what a survey found: new messages are queued, held ones left,
+// retry requests (`subrelay queue retry`) and due retries made ready.
+void delivery::apply(const spool_survey& found) {
+    if (!found.ok) return;
+    const std::int64_t now = now_();
+    // Messages deleted behind our back (`subrelay queue delete`) are forgotten.
+    for (auto it = messages_.begin(); it != messages_.end();) {
+        if (it->second.state == status::waiting && !std::binary_search(found.ids.begin(), found.ids.end(), it->first))
+            it = messages_.erase(it);
+        else
+            ++it;
+    }
+    for (const auto& item : found.items) {
+        auto known = messages_.find(item.id);
+        // In flight since the survey began: its worker knows better.
+        if (known != messages_.end() && known->second.state != status::waiting) continue;
+        if (known == messages_.end()) {
+            // Known at the survey and forgotten since: delivered meanwhile.
+            if (!item.is_new) continue;
+            known = messages_.emplace(item.id, entry{item.mailbox, status::waiting}).first;
+        }
+        if (item.state && item.state->held) continue;
+        const std::int64_t at = item.state ? item.state->next_attempt : 0;
+        if (at <= now)
+            make_ready(item.id);
+        else
+            schedule(item.id, at);
+    }
+}
+
+void delivery::snapshot(std::set<std::string>& skip, std::set<std::string>& known) const {
+    for (const auto& [id, e] : messages_) {
+        known.insert(id);
+        if (e.state != status::waiting) skip.insert(id);
+    }
+}
+
+asio::awaitable<void> delivery::rescan() {
+    std::set<std::string> skip;
+    std::set<std::string> known;
+    snapshot(skip, known);
+    auto look = [this, &skip, &known] { return survey(skip, known); };
+    spool_survey found = co_await run_blocking(blocking_, look);
+    apply(found);
 }
 
 asio::awaitable<void> delivery::watch_wake_file() {
@@ -244,13 +279,17 @@ asio::awaitable<void> delivery::watch_wake_file() {
         std::int64_t now = ::stat(wake.c_str(), &st) == 0 ? st.st_mtim.tv_sec * 1000000000L + st.st_mtim.tv_nsec : 0;
         if (now != last) {
             last = now;
-            rescan();
+            co_await rescan();
         }
     }
     timers_.erase(&timer);
 }
 
 void delivery::enqueue(const std::string& id, const std::string& upstream_mailbox) {
+    asio::post(io_, [this, id, upstream_mailbox] { enqueue_here(id, upstream_mailbox); });
+}
+
+void delivery::enqueue_here(const std::string& id, const std::string& upstream_mailbox) {
     if (stopping_) return;
     auto [it, inserted] = messages_.emplace(id, entry{upstream_mailbox, status::waiting});
     if (!inserted && it->second.state != status::waiting) return;
@@ -432,7 +471,7 @@ asio::awaitable<delivery::attempt_result> delivery::attempt(lane& l, upstream_co
             try {
                 std::string nid = co_await run_blocking(blocking_, store_notice);
                 spdlog::info("delivery id={} delay notice to <{}> queued as {}", id, env.sender, nid);
-                enqueue(nid, env.upstream_mailbox.empty() ? cfg_.upstream.mailbox : env.upstream_mailbox);
+                enqueue_here(nid, env.upstream_mailbox.empty() ? cfg_.upstream.mailbox : env.upstream_mailbox);
             } catch (const std::exception& e) {
                 spdlog::error("delivery id={}: cannot queue the delay notice: {}", id, e.what());
             }
@@ -562,7 +601,7 @@ asio::awaitable<delivery::attempt_result> delivery::attempt(lane& l, upstream_co
     }
     if (!bounce_id.empty()) {
         spdlog::info("delivery id={} bounce to <{}> queued as {}", id, env.sender, bounce_id);
-        enqueue(bounce_id, env.upstream_mailbox.empty() ? cfg_.upstream.mailbox : env.upstream_mailbox);
+        enqueue_here(bounce_id, env.upstream_mailbox.empty() ? cfg_.upstream.mailbox : env.upstream_mailbox);
     }
     co_return attempt_result{};
 }

@@ -15,11 +15,16 @@
 // delivery status notification (never for a message that is itself
 // automatic, so bounces cannot loop). A delay notice goes out once after
 // queue.delay_warning_seconds.
+//
+// Everything here runs on the io_context given to the constructor (the relay
+// gives the delivery a thread of its own); only enqueue() is called from
+// elsewhere, and it posts.
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -51,11 +56,14 @@ public:
     // Opens the state store and queues every message already in the spool
     // (held ones stay; those waiting for a retry wait until their time).
     void start();
-    // Queues a newly stored message for delivery now.
+    // Queues a newly stored message for delivery now. May be called from
+    // any thread: the work is posted to the delivery's own io_context, the
+    // only thread that touches the delivery's state.
     void enqueue(const std::string& id, const std::string& upstream_mailbox);
+    [[nodiscard]] boost::asio::io_context::executor_type executor() { return io_.get_executor(); }
     // Stops taking new work; resolves when every connection has finished
     // its current message and said QUIT.
-    boost::asio::awaitable<void> stop();
+    boost::asio::awaitable<void> stop();  // run it on executor()
 
     struct lane;  // one per upstream mailbox (defined in delivery.cpp)
 
@@ -83,13 +91,28 @@ private:
     boost::asio::awaitable<void> wake_at(std::string id, std::int64_t at);
     boost::asio::awaitable<void> resume_lane_after(lane& l, std::chrono::seconds wait);
 
+    void enqueue_here(const std::string& id, const std::string& upstream_mailbox);
     lane& lane_for(const std::string& mailbox);
     void kick(lane& l);
     void make_ready(const std::string& id);
     void schedule(const std::string& id, std::int64_t at);
     void defer_lane(lane& l, const std::string& reason, const classification& c);
     void pause_lane(lane& l);
-    void rescan();
+    struct survey_item {
+        std::string id;
+        std::optional<queue_state> state;
+        std::string mailbox;  // read from the envelope of a new message
+        bool is_new = false;  // unknown to the delivery when the survey began
+    };
+    struct spool_survey {
+        bool ok = true;
+        std::vector<std::string> ids;  // everything in the spool, sorted
+        std::vector<survey_item> items;
+    };
+    [[nodiscard]] spool_survey survey(const std::set<std::string>& skip, const std::set<std::string>& known) const;
+    void apply(const spool_survey& found);
+    void snapshot(std::set<std::string>& skip, std::set<std::string>& known) const;
+    boost::asio::awaitable<void> rescan();
     [[nodiscard]] retry_schedule schedule_settings() const;
 
     boost::asio::io_context& io_;

@@ -5,10 +5,12 @@
 #include <csignal>
 #include <iostream>
 #include <list>
+#include <thread>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -92,6 +94,28 @@ struct listening {
     listener_kind kind;
 };
 
+// Runs the delivery's event loop on a thread of its own until finish() (or
+// the destructor, when start-up fails later on) stops it and joins.
+class delivery_thread {
+public:
+    explicit delivery_thread(asio::io_context& io)
+        : io_(io), work_(asio::make_work_guard(io)), thread_([&io] { io.run(); }) {}
+    ~delivery_thread() { finish(); }
+    delivery_thread(const delivery_thread&) = delete;
+    delivery_thread& operator=(const delivery_thread&) = delete;
+    void finish() {
+        if (!thread_.joinable()) return;
+        work_.reset();
+        io_.stop();
+        thread_.join();
+    }
+
+private:
+    asio::io_context& io_;
+    asio::executor_work_guard<asio::io_context::executor_type> work_;
+    std::thread thread_;
+};
+
 // Shutdown: stop accepting, let sessions say 421, let delivery finish the
 // message in hand, then stop the loop.
 asio::awaitable<void> shut_down(relay_context& ctx, std::list<listening>& listeners, asio::steady_timer& watcher) {
@@ -108,7 +132,8 @@ asio::awaitable<void> shut_down(relay_context& ctx, std::list<listening>& listen
         poll.expires_after(std::chrono::milliseconds(50));
         co_await poll.async_wait(with_error);
     }
-    co_await ctx.delivery.stop();
+    // The delivery runs on its own thread: stop it there.
+    co_await asio::co_spawn(ctx.delivery.executor(), ctx.delivery.stop(), use_awaitable);
     ctx.io.stop();
 }
 
@@ -152,13 +177,17 @@ int serve(const std::filesystem::path& config_file) {
         relay::spool spool(cfg.spool.dir);
         spool.open();
 
+        // Two event loops: one for the submission sessions, one for the
+        // delivery (upstream connections, token requests, retries). They meet
+        // only in delivery::enqueue, which posts to the delivery's loop.
         asio::io_context io(1);
+        asio::io_context delivery_io(1);
         // fsync and crypt(3) wait more than they compute: more threads than cores.
-        asio::thread_pool blocking(4);
+        asio::thread_pool blocking(8);
 
         std::unique_ptr<auth::token_source> tokens;
         if (cfg.upstream.kind == conf::upstream_kind::smtp && cfg.upstream.auth == conf::upstream_auth::xoauth2)
-            tokens = auth::make_client_credentials_provider(io.get_executor(), cfg.oauth,
+            tokens = auth::make_client_credentials_provider(delivery_io.get_executor(), cfg.oauth,
                                                             auth::load_client_secret(cfg.oauth));
         else if (cfg.upstream.kind == conf::upstream_kind::directory)
             spdlog::info("upstream: writing messages to directory {}", cfg.upstream.directory.string());
@@ -166,7 +195,7 @@ int serve(const std::filesystem::path& config_file) {
             spdlog::info("upstream: {}:{} without authentication (a connector relay)", cfg.upstream.host,
                          cfg.upstream.port);
 
-        relay::delivery delivery(io, blocking, cfg, spool, tokens.get());
+        relay::delivery delivery(delivery_io, blocking, cfg, spool, tokens.get());
         session_registry sessions;
         policy::limiter limits;
         relay_context ctx{cfg, io, blocking, server_tls, spool, delivery, sessions, limits, policy, {}};
@@ -191,8 +220,10 @@ int serve(const std::filesystem::path& config_file) {
         asio::co_spawn(io, handle_signals(ctx, signals, listeners, watcher), asio::detached);
 
         delivery.start();
+        delivery_thread delivering(delivery_io);
         spdlog::info("subrelay {} ready as {}", SUBRELAY_VERSION, cfg.server.hostname);
         io.run();
+        delivering.finish();
         blocking.join();
         spdlog::info("stopped");
         return 0;
