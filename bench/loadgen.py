@@ -198,7 +198,9 @@ def main():
     if a.connections < 1 or a.messages < 1:
         p.error("--connections and --messages must be at least 1")
     g = Generator(a)
+    cpu0 = time.process_time()
     asyncio.run(g.run())
+    cpu = time.process_time() - cpu0
     lat = sorted(g.latencies)
     txn = sorted(g.transactions)
     json.dump({
@@ -208,6 +210,7 @@ def main():
         "max_ms": None if not lat else lat[-1] * 1000,
         "txn_p50_ms": None if not txn else percentile(txn, 0.50) * 1000,
         "txn_p99_ms": None if not txn else percentile(txn, 0.99) * 1000,
+        "cpu_s": cpu,
     }, sys.stdout)
     sys.stdout.write("\n")
     return 0 if g.failed == 0 else 1
