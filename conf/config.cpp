@@ -82,8 +82,14 @@ public:
         spool(r.table("spool"), cfg.spool);
         queue(r.table("queue"), cfg.queue);
         upstream(r.table("upstream"), cfg.upstream);
-        oauth(r.table("oauth"), cfg.oauth,
+        oauth(r.table("oauth"), cfg,
               cfg.upstream.kind == upstream_kind::smtp && cfg.upstream.auth == upstream_auth::xoauth2);
+        // The default profile's SMTP endpoint is [upstream]'s; its host, when
+        // not given, follows the profile (a national cloud, Gmail).
+        if (!upstream_host_set_ && !cfg.oauth.smtp_host.empty()) cfg.upstream.host = cfg.oauth.smtp_host;
+        cfg.oauth.smtp_host = cfg.upstream.host;
+        cfg.oauth.smtp_port = cfg.upstream.port;
+        cfg.oauth.smtp_tls = cfg.upstream.tls;
         log(r.table("log"), cfg.log);
         r.finish();
     }
@@ -218,7 +224,8 @@ private:
             case 1: u.kind = upstream_kind::directory; break;
             default: kind_known_ = !r.has("kind"); break;
         }
-        if (r.read("host", u.host) && !valid_hostname(u.host)) r.error("host", "must be a host name without spaces");
+        upstream_host_set_ = r.read("host", u.host);
+        if (upstream_host_set_ && !valid_hostname(u.host)) r.error("host", "must be a host name without spaces");
         r.read_number("port", u.port, 1, 65535);
         switch (read_choice(r, "tls", {"starttls", "implicit", "none"})) {
             case 0: u.tls = upstream_tls::starttls; break;
@@ -267,43 +274,197 @@ private:
         }
     }
 
-    void oauth(const toml::table* t, oauth_config& o, bool required) {
+    // [oauth] is the default profile; [oauth.profiles.NAME] adds named ones.
+    void oauth(const toml::table* t, config& cfg, bool required) {
         table_reader r(or_empty(t), "oauth", problems_);
-        const std::size_t before = problems_.size();
-        const bool has_url = r.read("token_url", o.token_url);
-        if (has_url && !o.token_url.empty()) {
-            const std::string_view url = o.token_url;
-            const bool https = url.size() > 8 && smtp::iequals(url.substr(0, 8), "https://") &&
-                               url.find_first_of(" \t\r\n") == std::string_view::npos;
-            if (!https) r.error("token_url", "must be an https:// URL");
+        cfg.oauth.name = "default";
+        profile(r, cfg.oauth, required);
+        if (const auto* profiles = r.table("profiles")) {
+            for (const auto& [key, node] : *profiles) {
+                const std::string name(key.str());
+                const std::string prefix = detail::join_key("oauth.profiles", name);
+                const auto* table = node.as_table();
+                if (table == nullptr) {
+                    add(prefix, detail::type_mismatch("a table", node));
+                    continue;
+                }
+                if (name == "default") {
+                    add(prefix, "\"default\" is the plain [oauth] table; give this profile another name");
+                    continue;
+                }
+                oauth_config p;
+                p.name = name;
+                table_reader pr(*table, prefix, problems_);
+                profile(pr, p, required);
+                pr.finish();
+                cfg.oauth_profiles.push_back(std::move(p));
+            }
         }
-        r.read("client_id", o.client_id);
+        r.finish();
+        // A mailbox is served by one profile.
+        std::vector<std::pair<std::string, std::string>> seen;  // mailbox, profile
+        for (const auto& p : cfg.oauth_profiles) {
+            for (const auto& m : p.mailboxes) {
+                const auto other = std::find_if(seen.begin(), seen.end(),
+                                                [&](const auto& s) { return smtp::iequals(s.first, m); });
+                if (other != seen.end()) {
+                    add(detail::join_key(detail::join_key("oauth.profiles", p.name), "mailboxes"),
+                        "\"" + m + "\" is already served by profile \"" + other->second + "\"");
+                } else {
+                    seen.emplace_back(m, p.name);
+                }
+            }
+        }
+    }
+
+    void secret_sources(table_reader& r, oauth_config& o) {
         read_path(r, "client_secret_file", o.client_secret_file);
-        const bool has_env = r.read("client_secret_env", o.client_secret_env);
-        if (has_env && !o.client_secret_env.empty() && !valid_env_name(o.client_secret_env)) {
+        if (r.read("client_secret_env", o.client_secret_env) && !o.client_secret_env.empty() &&
+            !valid_env_name(o.client_secret_env)) {
             r.error("client_secret_env", "must be an environment variable name (letters, digits and _)");
         }
+        if (r.read("client_secret_credential", o.client_secret_credential) &&
+            (o.client_secret_credential.empty() || o.client_secret_credential.find('/') != std::string::npos ||
+             o.client_secret_credential.starts_with("."))) {
+            r.error("client_secret_credential", "must be a credential name (a file name under $CREDENTIALS_DIRECTORY)");
+        }
+        const int sources = int(!o.client_secret_file.empty()) + int(!o.client_secret_env.empty()) +
+                            int(!o.client_secret_credential.empty());
+        if (sources > 1) {
+            add(r.prefix(), "set only one of client_secret_file, client_secret_env and client_secret_credential");
+        }
+    }
+
+    void https_url(table_reader& r, std::string_view key, std::string& out) {
+        if (!r.read(key, out) || out.empty()) return;
+        const std::string_view url = out;
+        const bool https = url.size() > 8 && smtp::iequals(url.substr(0, 8), "https://") &&
+                           url.find_first_of(" \t\r\n") == std::string_view::npos;
+        if (!https) r.error(key, "must be an https:// URL");
+    }
+
+    // The keys of one profile, what they imply, and what its grant needs.
+    void profile(table_reader& r, oauth_config& o, bool required) {
+        const std::size_t before = problems_.size();
+        const bool is_default = o.name == "default";
+        bool provider_ok = true;
+        switch (read_choice(r, "provider", {"microsoft", "google", "generic"})) {
+            case 0: o.provider = oauth_provider::microsoft; break;
+            case 1: o.provider = oauth_provider::google; break;
+            case 2: o.provider = oauth_provider::generic; break;
+            default: provider_ok = !r.has("provider"); break;
+        }
+        switch (read_choice(r, "cloud", {"global", "usgov", "china"})) {
+            case 0: o.cloud = oauth_cloud::global; break;
+            case 1: o.cloud = oauth_cloud::usgov; break;
+            case 2: o.cloud = oauth_cloud::china; break;
+            default: break;
+        }
+        if (r.read("tenant", o.tenant)) {
+            const bool ok = !o.tenant.empty() && std::all_of(o.tenant.begin(), o.tenant.end(), [](char c) {
+                return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                       c == '-' || c == '_';
+            });
+            if (!ok) r.error("tenant", "must be a tenant id or domain (e.g. contoso.onmicrosoft.com)");
+        }
+        switch (read_choice(r, "grant", {"client_credentials", "refresh_token"})) {
+            case 0: o.grant = oauth_grant::client_credentials; break;
+            case 1: o.grant = oauth_grant::refresh_token; break;
+            default: break;
+        }
+        https_url(r, "token_url", o.token_url);
+        https_url(r, "device_code_url", o.device_code_url);
         r.read("scope", o.scope);
+        r.read("client_id", o.client_id);
+        secret_sources(r, o);
+        read_path(r, "certificate_file", o.certificate_file);
+        read_path(r, "private_key_file", o.private_key_file);
+        switch (read_choice(r, "assertion_alg", {"PS256", "RS256"})) {
+            case 0: o.assertion_alg = oauth_assertion_alg::ps256; break;
+            case 1: o.assertion_alg = oauth_assertion_alg::rs256; break;
+            default: break;
+        }
+        read_path(r, "refresh_token_file", o.refresh_token_file);
+        read_path(r, "service_account_file", o.service_account_file);
+        if (r.read("subject", o.subject) && !smtp::valid_mailbox(o.subject)) {
+            r.error("subject", "\"" + o.subject + "\" is not a valid address");
+        }
+        if (!is_default) {
+            // The default profile's mailboxes and endpoint are [upstream]'s.
+            if (r.read("mailboxes", o.mailboxes)) {
+                for (const auto& m : o.mailboxes)
+                    if (!smtp::valid_mailbox(m)) r.error("mailboxes", "\"" + m + "\" is not a valid address");
+            }
+            if (r.read("smtp_host", o.smtp_host) && !valid_hostname(o.smtp_host))
+                r.error("smtp_host", "must be a host name without spaces");
+            r.read_number("smtp_port", o.smtp_port, 1, 65535);
+            switch (read_choice(r, "smtp_tls", {"starttls", "implicit"})) {
+                case 0: o.smtp_tls = upstream_tls::starttls; break;
+                case 1: o.smtp_tls = upstream_tls::implicit; break;
+                default: break;
+            }
+        }
         read_path(r, "ca_file", o.ca_file);
         r.read_number("timeout_seconds", o.timeout_seconds, 1);
-        r.finish();
 
-        const bool file_set = !o.client_secret_file.empty();
-        const bool env_set = !o.client_secret_env.empty();
-        if (file_set && env_set) {
-            add("oauth", "set only one of client_secret_file and client_secret_env");
+        const oauth_defaults d = derive_oauth_defaults(o.provider, o.cloud, o.tenant, o.grant);
+        if (o.token_url.empty()) o.token_url = d.token_url;
+        if (o.device_code_url.empty()) o.device_code_url = d.device_code_url;
+        if (o.scope.empty()) o.scope = d.scope;
+        if (o.smtp_host.empty()) o.smtp_host = d.smtp_host;
+
+        const std::string microsoft_only = "applies only to provider = \"microsoft\"";
+        if (o.provider != oauth_provider::microsoft) {
+            if (r.has("cloud")) r.error("cloud", microsoft_only);
+            if (r.has("tenant")) r.error("tenant", microsoft_only);
         }
-        if (!required || !kind_known_) return;
-        // Keys already reported as malformed are not reported again as missing.
-        auto reported = [&](std::string_view key) { return reported_since(before, key); };
-        if (o.token_url.empty() && !reported("oauth.token_url")) {
-            add("oauth.token_url", "is required for upstream.kind = \"smtp\"");
+        if (o.certificate_file.empty() != o.private_key_file.empty()) {
+            r.error(o.certificate_file.empty() ? "certificate_file" : "private_key_file",
+                    "certificate_file and private_key_file go together");
         }
-        if (o.client_id.empty() && !reported("oauth.client_id")) {
-            add("oauth.client_id", "is required for upstream.kind = \"smtp\"");
+        if (r.has("assertion_alg") && !o.uses_certificate()) r.error("assertion_alg", "needs certificate_file");
+        if (o.uses_certificate() && o.provider == oauth_provider::google)
+            r.error("certificate_file", "Google service accounts use service_account_file");
+        if (o.uses_service_account() && o.provider != oauth_provider::google)
+            r.error("service_account_file", "applies only to provider = \"google\"");
+        if (r.has("subject") && !o.uses_service_account()) r.error("subject", "needs service_account_file");
+
+        if (!required || !kind_known_ || !provider_ok) return;
+        auto reported = [&](std::string_view key) { return reported_since(before, r.path(key)); };
+        auto require = [&](std::string_view key, bool present, std::string why) {
+            if (!present && !reported(key)) add(r.path(key), "is required " + why);
+        };
+        const std::string for_grant = o.grant == oauth_grant::client_credentials
+                                          ? "for grant = \"client_credentials\""
+                                          : "for grant = \"refresh_token\"";
+        if (o.token_url.empty() && !reported("token_url") && !reported("tenant")) {
+            if (o.provider == oauth_provider::microsoft)
+                add(r.path("tenant"), "is required to find the token endpoint (or set token_url)");
+            else
+                add(r.path("token_url"), "is required for provider = \"generic\"");
         }
-        if (!file_set && !env_set && !reported("oauth.client_secret_file") && !reported("oauth.client_secret_env")) {
-            add("oauth", "one of client_secret_file and client_secret_env is required for upstream.kind = \"smtp\"");
+        if (o.scope.empty()) require("scope", false, "for provider = \"generic\"");
+        if (o.provider == oauth_provider::google && o.grant == oauth_grant::client_credentials) {
+            // App-only access to Gmail is a service account acting for a user.
+            require("service_account_file", o.uses_service_account(),
+                    "for provider = \"google\" with grant = \"client_credentials\" (a service account key)");
+            return;
+        }
+        require("client_id", !o.client_id.empty(), for_grant);
+        if (o.grant == oauth_grant::refresh_token) {
+            require("refresh_token_file", !o.refresh_token_file.empty(), for_grant);
+            if (o.provider == oauth_provider::google && !o.has_secret_source())
+                add(r.prefix(), "a client secret is required for Google's refresh-token grant");
+            if (o.uses_service_account())
+                r.error("service_account_file", "is for grant = \"client_credentials\"");
+            return;
+        }
+        if (o.has_secret_source() && o.uses_certificate()) {
+            add(r.prefix(), "set either a client secret or certificate_file, not both");
+        } else if (!o.has_secret_source() && !o.uses_certificate() && !reported("client_secret_file") &&
+                   !reported("client_secret_env") && !reported("client_secret_credential")) {
+            add(r.prefix(), "one of client_secret_file, client_secret_env, client_secret_credential and "
+                            "certificate_file is required " + for_grant);
         }
     }
 
@@ -319,6 +480,7 @@ private:
 
     std::filesystem::path dir_;
     bool kind_known_ = true;
+    bool upstream_host_set_ = false;
     std::vector<problem>& problems_;
     std::vector<warning>& warnings_;
 };

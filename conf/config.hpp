@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -69,15 +70,62 @@ struct upstream_config {
     std::uint32_t max_messages_per_minute = 30;   // per upstream mailbox (Exchange's); 0 = no limit
 };
 
+enum class oauth_provider { microsoft, google, generic };
+enum class oauth_cloud { global, usgov, china };     // Microsoft's national clouds
+enum class oauth_grant { client_credentials, refresh_token };
+enum class oauth_assertion_alg { ps256, rs256 };
+
+// One OAuth2 profile: how the tokens of some upstream mailboxes are obtained.
+// The plain [oauth] table is the profile named "default"; [oauth.profiles.NAME]
+// tables add more. Values left out are derived from provider, cloud, tenant
+// and grant (see derive_oauth_defaults); every derived value can be set.
 struct oauth_config {
-    std::string token_url;             // required for upstream.kind = smtp
-    std::string client_id;
-    std::filesystem::path client_secret_file;   // one of file/env is required
+    std::string name = "default";
+    oauth_provider provider = oauth_provider::microsoft;
+    oauth_cloud cloud = oauth_cloud::global;
+    std::string tenant;                // Microsoft: tenant id or domain
+    oauth_grant grant = oauth_grant::client_credentials;
+    std::string token_url;             // derived for microsoft (needs tenant) and google
+    std::string device_code_url;       // for `subrelay oauth login`; derived likewise
+    std::string scope;                 // derived from provider, cloud and grant
+    std::string client_id;             // not needed for a Google service account (the key file names it)
+    // The client secret comes from at most one of a file, an environment
+    // variable or a systemd credential (a file under $CREDENTIALS_DIRECTORY).
+    std::filesystem::path client_secret_file;
     std::string client_secret_env;
-    std::string scope = "https://outlook.office365.com/.default";
+    std::string client_secret_credential;
+    // Microsoft certificate credential: a signed client assertion instead of a secret.
+    std::filesystem::path certificate_file;
+    std::filesystem::path private_key_file;
+    oauth_assertion_alg assertion_alg = oauth_assertion_alg::ps256;
+    std::filesystem::path refresh_token_file;    // grant = refresh_token: read, and rewritten on rotation
+    std::filesystem::path service_account_file;  // Google: JSON key with domain-wide delegation
+    std::string subject;                         // Google service account: who to act as (default: the mailbox)
+    std::vector<std::string> mailboxes;          // upstream mailboxes served (default profile: all others)
+    std::string smtp_host;                       // the upstream for these mailboxes; derived
+    std::uint16_t smtp_port = 587;
+    upstream_tls smtp_tls = upstream_tls::starttls;
     std::filesystem::path ca_file;
     std::uint32_t timeout_seconds = 30;
+
+    [[nodiscard]] bool uses_certificate() const { return !certificate_file.empty(); }
+    [[nodiscard]] bool uses_service_account() const { return !service_account_file.empty(); }
+    [[nodiscard]] bool has_secret_source() const {
+        return !client_secret_file.empty() || !client_secret_env.empty() || !client_secret_credential.empty();
+    }
 };
+
+// What provider, cloud, tenant and grant imply: the login host's token and
+// device-code URLs, the scope, and the SMTP endpoint.
+struct oauth_defaults {
+    std::string token_url;        // empty when it cannot be derived (no tenant, generic provider)
+    std::string device_code_url;
+    std::string scope;
+    std::string smtp_host;
+    std::uint16_t smtp_port = 587;
+};
+oauth_defaults derive_oauth_defaults(oauth_provider provider, oauth_cloud cloud, std::string_view tenant,
+                                     oauth_grant grant);
 
 struct log_config {
     std::string level = "info";        // trace, debug, info, warn, error
@@ -91,8 +139,14 @@ struct config {
     spool_config spool;
     queue_config queue;
     upstream_config upstream;
-    oauth_config oauth;
+    oauth_config oauth;                       // the default profile
+    std::vector<oauth_config> oauth_profiles;  // [oauth.profiles.NAME], sorted by name
     log_config log;
+
+    // The profile serving an upstream mailbox: the named one listing it, else the default.
+    [[nodiscard]] const oauth_config& profile_for_mailbox(std::string_view mailbox) const;
+    // A profile by name ("default" or a NAME); nullptr when there is none.
+    [[nodiscard]] const oauth_config* find_profile(std::string_view name) const;
 };
 
 // One problem: "FILE: key.path: what is wrong".

@@ -339,12 +339,14 @@ TEST(config_errors, tls_files_are_required_with_a_listener) {
 
 TEST(config_errors, smtp_upstream_requirements) {
     EXPECT_EQ(only_error(without("mailbox")), R"(relay.toml: upstream.mailbox: is required for upstream.kind = "smtp")");
-    EXPECT_EQ(only_error(without("token_url")), R"(relay.toml: oauth.token_url: is required for upstream.kind = "smtp")");
-    EXPECT_EQ(only_error(without("client_id")), R"(relay.toml: oauth.client_id: is required for upstream.kind = "smtp")");
+    EXPECT_EQ(only_error(without("token_url")),
+              "relay.toml: oauth.tenant: is required to find the token endpoint (or set token_url)");
+    EXPECT_EQ(only_error(without("client_id")), R"(relay.toml: oauth.client_id: is required for grant = "client_credentials")");
     EXPECT_EQ(only_error(without("client_secret_file")),
-              R"(relay.toml: oauth: one of client_secret_file and client_secret_env is required for upstream.kind = "smtp")");
+              "relay.toml: oauth: one of client_secret_file, client_secret_env, client_secret_credential and "
+              R"(certificate_file is required for grant = "client_credentials")");
     EXPECT_EQ(only_error(set("oauth", R"(client_secret_env = "SECRET")")),
-              "relay.toml: oauth: set only one of client_secret_file and client_secret_env");
+              "relay.toml: oauth: set only one of client_secret_file, client_secret_env and client_secret_credential");
     EXPECT_EQ(only_error(set("upstream", R"(mailbox = "relay at contoso")").replace(
                   set("upstream", R"(mailbox = "relay at contoso")").find("mailbox = \"relay@"), 0, "# ")),
               R"(relay.toml: upstream.mailbox: "relay at contoso" is not a valid address)");
@@ -396,7 +398,8 @@ client_id = "app"
                        "relay.toml: upstream.typo: unknown key",
                        R"(relay.toml: upstream.mailbox: is required for upstream.kind = "smtp")",
                        "relay.toml: oauth.token_url: must be an https:// URL",
-                       R"(relay.toml: oauth: one of client_secret_file and client_secret_env is required for upstream.kind = "smtp")"));
+                       "relay.toml: oauth: one of client_secret_file, client_secret_env, client_secret_credential and "
+                       R"(certificate_file is required for grant = "client_credentials")"));
     ASSERT_EQ(r.warnings.size(), 1U);
     EXPECT_EQ(r.warnings[0].key, "upstream.tls");
 }
