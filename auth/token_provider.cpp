@@ -1,5 +1,7 @@
 #include "auth/token_provider.hpp"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -19,6 +21,7 @@
 #include <boost/json.hpp>
 #include <boost/system/system_error.hpp>
 #include <boost/url.hpp>
+#include <spdlog/spdlog.h>
 
 #include "auth/https_client.hpp"
 
@@ -309,36 +312,67 @@ private:
 
 }  // namespace
 
-std::string load_client_secret(const conf::oauth_config& cfg) {
-    if (!cfg.client_secret_file.empty()) {
-        const auto& file = cfg.client_secret_file;
-        std::ifstream in(file, std::ios::binary);
-        if (!in) {
-            const int err = errno;
-            throw std::runtime_error("oauth.client_secret_file: cannot read " + file.string() +
-                                     (err != 0 ? std::string(": ") + std::strerror(err) : std::string{}));
-        }
-        std::string secret((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-        if (in.bad()) {
-            throw std::runtime_error("oauth.client_secret_file: cannot read " + file.string());
-        }
-        while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) {
-            secret.pop_back();
-        }
-        if (secret.empty()) {
-            throw std::runtime_error("oauth.client_secret_file: " + file.string() + " is empty");
-        }
-        return secret;
+std::string profile_key(const conf::oauth_config& cfg, std::string_view key) {
+    std::string out = cfg.name == "default" ? "oauth" : "oauth.profiles." + cfg.name;
+    if (!key.empty()) out.append(".").append(key);
+    return out;
+}
+
+std::string read_secret_file(const std::filesystem::path& file, const std::string& key) {
+    // Opened first, checked on the descriptor: what is checked is what is read.
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+        const int err = errno;
+        throw std::runtime_error(key + ": cannot read " + file.string() +
+                                 (err != 0 ? std::string(": ") + std::strerror(err) : std::string{}));
     }
+    struct stat st {};
+    if (::stat(file.c_str(), &st) == 0 && (st.st_mode & (S_IROTH | S_IWOTH)) != 0) {
+        spdlog::warn("{}: {} can be read or written by other users; make it private (chmod 600)", key,
+                     file.string());
+    }
+    std::string secret((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (in.bad()) throw std::runtime_error(key + ": cannot read " + file.string());
+    while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
+    if (secret.empty()) throw std::runtime_error(key + ": " + file.string() + " is empty");
+    return secret;
+}
+
+std::vector<std::string> unsupported_oauth_settings(const conf::config& cfg) {
+    std::vector<std::string> out;
+    const conf::oauth_config& o = cfg.oauth;
+    const std::string not_yet = ": not supported by this version yet (use a client secret with grant = \"client_credentials\")";
+    if (o.grant != conf::oauth_grant::client_credentials) out.push_back(profile_key(o, "grant") + not_yet);
+    if (o.uses_certificate()) out.push_back(profile_key(o, "certificate_file") + not_yet);
+    if (o.uses_service_account()) out.push_back(profile_key(o, "service_account_file") + not_yet);
+    for (const auto& p : cfg.oauth_profiles)
+        out.push_back(profile_key(p, "") + ": named profiles are not supported by this version yet");
+    return out;
+}
+
+std::string load_client_secret(const conf::oauth_config& cfg) {
+    if (!cfg.client_secret_file.empty())
+        return read_secret_file(cfg.client_secret_file, profile_key(cfg, "client_secret_file"));
     if (!cfg.client_secret_env.empty()) {
         const char* value = std::getenv(cfg.client_secret_env.c_str());
         if (value == nullptr || *value == '\0') {
-            throw std::runtime_error("oauth.client_secret_env: environment variable " + cfg.client_secret_env +
-                                     " is not set or empty");
+            throw std::runtime_error(profile_key(cfg, "client_secret_env") + ": environment variable " +
+                                     cfg.client_secret_env + " is not set or empty");
         }
         return value;
     }
-    throw std::runtime_error("oauth: neither oauth.client_secret_file nor oauth.client_secret_env is set");
+    if (!cfg.client_secret_credential.empty()) {
+        // systemd's LoadCredential=/SetCredential= put credentials in $CREDENTIALS_DIRECTORY.
+        const std::string key = profile_key(cfg, "client_secret_credential");
+        const char* dir = std::getenv("CREDENTIALS_DIRECTORY");
+        if (dir == nullptr || *dir == '\0') {
+            throw std::runtime_error(key + ": $CREDENTIALS_DIRECTORY is not set (start subrelay from systemd with "
+                                           "LoadCredential=" + cfg.client_secret_credential + ":FILE)");
+        }
+        return read_secret_file(std::filesystem::path(dir) / cfg.client_secret_credential, key);
+    }
+    throw std::runtime_error(profile_key(cfg, "") +
+                             ": none of client_secret_file, client_secret_env and client_secret_credential is set");
 }
 
 // The provider is not thread-safe: `ex` must be single-threaded (an

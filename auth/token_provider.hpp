@@ -7,6 +7,9 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
+#include <string_view>
+#include <filesystem>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -43,9 +46,24 @@ public:
     [[nodiscard]] virtual std::size_t fetch_count() const = 0;
 };
 
-// Reads the client secret from oauth.client_secret_file (trailing newline
-// stripped) or the oauth.client_secret_env variable. Throws std::runtime_error.
+// "oauth.KEY" for the default profile, "oauth.profiles.NAME.KEY" for a named one
+// ("oauth" / "oauth.profiles.NAME" for an empty key): how errors name a setting.
+std::string profile_key(const conf::oauth_config& cfg, std::string_view key);
+
+// A secret kept in a file: its content without trailing newlines. Logs a
+// warning when other users may read or write the file; throws
+// std::runtime_error ("KEY: cannot read FILE: reason", "KEY: FILE is empty").
+std::string read_secret_file(const std::filesystem::path& file, const std::string& key);
+
+// The profile's client secret: from client_secret_file, the
+// client_secret_env variable, or the systemd credential
+// client_secret_credential ($CREDENTIALS_DIRECTORY/NAME). Throws std::runtime_error.
 std::string load_client_secret(const conf::oauth_config& cfg);
+
+// What the configuration asks of OAuth that this version cannot do yet, one
+// "KEY: why" line each: tokens are obtained with the client-credentials grant
+// and a client secret, for the default profile. Empty when all is served.
+std::vector<std::string> unsupported_oauth_settings(const conf::config& cfg);
 
 // client_credentials grant against cfg.token_url with client_id, the secret
 // and scope. Tokens are reused until 5 minutes before expires_in runs out

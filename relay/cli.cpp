@@ -75,10 +75,14 @@ int cmd_check_config(const std::map<std::string, std::string>& opts, std::istrea
         }
         if (cfg.upstream.kind == conf::upstream_kind::smtp) {
             if (cfg.upstream.auth == conf::upstream_auth::xoauth2) {
-                try {
-                    auth::load_client_secret(cfg.oauth);
-                } catch (const std::exception& e) {
-                    problems.push_back(file + ": " + e.what());
+                const auto unsupported = auth::unsupported_oauth_settings(cfg);
+                for (const auto& u : unsupported) problems.push_back(file + ": " + u);
+                if (unsupported.empty()) {
+                    try {
+                        auth::load_client_secret(cfg.oauth);
+                    } catch (const std::exception& e) {
+                        problems.push_back(file + ": " + e.what());
+                    }
                 }
             }
             try {

@@ -186,6 +186,11 @@ int serve(const std::filesystem::path& config_file) {
         asio::thread_pool blocking(8);
 
         std::unique_ptr<auth::token_source> tokens;
+        if (cfg.upstream.kind == conf::upstream_kind::smtp && cfg.upstream.auth == conf::upstream_auth::xoauth2) {
+            const auto unsupported = auth::unsupported_oauth_settings(cfg);
+            for (const auto& u : unsupported) spdlog::critical("{}: {}", cfg.source.string(), u);
+            if (!unsupported.empty()) return 1;
+        }
         if (cfg.upstream.kind == conf::upstream_kind::smtp && cfg.upstream.auth == conf::upstream_auth::xoauth2)
             tokens = auth::make_client_credentials_provider(delivery_io.get_executor(), cfg.oauth,
                                                             auth::load_client_secret(cfg.oauth));

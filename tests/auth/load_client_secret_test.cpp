@@ -81,6 +81,46 @@ TEST(load_client_secret, unset_or_empty_variable_is_an_error) {
     ::unsetenv("SUBRELAY_TEST_EMPTY_VAR");
 }
 
+TEST(load_client_secret, reads_a_systemd_credential) {
+    subrelay::auth::test::temp_dir dir;
+    std::ofstream(dir.path() / "relay-secret", std::ios::binary) << "from-credential\n";
+    ::setenv("CREDENTIALS_DIRECTORY", dir.path().c_str(), 1);
+    oauth_config cfg;
+    cfg.name = "gmail";
+    cfg.client_secret_credential = "relay-secret";
+    EXPECT_EQ(load_client_secret(cfg), "from-credential");
+
+    cfg.client_secret_credential = "missing";
+    std::string what = message_of(cfg);
+    EXPECT_NE(what.find("oauth.profiles.gmail.client_secret_credential"), std::string::npos) << what;
+    EXPECT_NE(what.find("missing"), std::string::npos) << what;
+
+    ::unsetenv("CREDENTIALS_DIRECTORY");
+    what = message_of(cfg);
+    EXPECT_NE(what.find("$CREDENTIALS_DIRECTORY is not set"), std::string::npos) << what;
+    EXPECT_NE(what.find("LoadCredential=missing:"), std::string::npos) << what;
+}
+
+TEST(load_client_secret, errors_name_the_profile) {
+    oauth_config cfg;
+    cfg.name = "delegated";
+    cfg.client_secret_env = "SUBRELAY_TEST_NO_SUCH_VAR";
+    ::unsetenv("SUBRELAY_TEST_NO_SUCH_VAR");
+    EXPECT_NE(message_of(cfg).find("oauth.profiles.delegated.client_secret_env"), std::string::npos);
+    EXPECT_EQ(subrelay::auth::profile_key(cfg, ""), "oauth.profiles.delegated");
+    cfg.name = "default";
+    EXPECT_EQ(subrelay::auth::profile_key(cfg, "scope"), "oauth.scope");
+}
+
+TEST(read_secret_file, still_reads_a_file_others_can_read) {
+    // Readable by others: a warning is logged (not checked here), the secret is still used.
+    subrelay::auth::test::temp_dir dir;
+    const auto file = dir.path() / "open-secret";
+    std::ofstream(file, std::ios::binary) << "s3cret\n";
+    std::filesystem::permissions(file, std::filesystem::perms::owner_read | std::filesystem::perms::others_read);
+    EXPECT_EQ(subrelay::auth::read_secret_file(file, "oauth.client_secret_file"), "s3cret");
+}
+
 TEST(load_client_secret, nothing_configured_is_an_error) {
     EXPECT_THROW((void)load_client_secret(oauth_config{}), std::runtime_error);
 }

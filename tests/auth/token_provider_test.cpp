@@ -57,6 +57,7 @@ protected:
             [this](const captured_request& req) { return handler_(req); });
         cfg_.token_url = server_->url("/tenant-id/oauth2/v2.0/token");
         cfg_.client_id = "00000000-app-id";
+        cfg_.scope = "https://outlook.office365.com/.default";
         cfg_.ca_file = ca_file_;
         cfg_.timeout_seconds = 10;
     }
