@@ -11,6 +11,7 @@
 #include <fstream>
 #include <iterator>
 #include <optional>
+#include <random>
 #include <sstream>
 
 #include <boost/asio/as_tuple.hpp>
@@ -23,7 +24,9 @@
 #include <boost/url.hpp>
 #include <spdlog/spdlog.h>
 
+#include "auth/grant.hpp"
 #include "auth/https_client.hpp"
+#include "auth/oauth_error.hpp"
 
 namespace subrelay::auth {
 namespace {
@@ -32,10 +35,13 @@ namespace asio = boost::asio;
 namespace json = boost::json;
 using clock_type = std::chrono::steady_clock;
 
-// Tokens are renewed this long before they expire...
-constexpr std::chrono::seconds refresh_margin{300};
-// ...unless they live shorter than this, then at half their life.
-constexpr std::chrono::seconds short_lifetime{600};
+// Tokens are renewed after this share of their life (80 %): early enough
+// that a failing endpoint leaves time to retry while the old token works.
+constexpr int refresh_percent = 80;
+// After a failed request, the next one waits (doubling, with jitter) ...
+constexpr std::chrono::seconds first_backoff{2};
+// ... up to this; callers get the last error meanwhile, or the cached token.
+constexpr std::chrono::seconds max_backoff{300};
 // expires_in is RECOMMENDED, not required (RFC 6749 5.1): assume a short life.
 constexpr std::int64_t default_expires_in = 600;
 // Longest error_description line quoted in an error.
@@ -56,12 +62,18 @@ struct fetch_state {
 struct provider_state {
     asio::any_io_executor ex;
     conf::oauth_config cfg;
-    std::string secret;
+    std::unique_ptr<grant> how;
+    steady_now now;
     std::string endpoint;  // token_url without query, for messages
     std::optional<access_token> cached;
     clock_type::time_point refresh_at{};
     std::shared_ptr<fetch_state> inflight;
     std::size_t fetches = 0;
+    // The last failure, and when the endpoint may be asked again.
+    std::exception_ptr last_error;
+    clock_type::time_point retry_at{};
+    unsigned failures = 0;
+    token_status status;
 };
 
 // ---- messages --------------------------------------------------------------
@@ -74,19 +86,20 @@ std::string describe_endpoint(const std::string& url) {
     return std::string(parsed->encoded_host_and_port()) + std::string(parsed->encoded_path());
 }
 
-// A message never carries the secret, even if a server were to echo it.
-std::string redact(std::string text, const std::string& secret) {
-    if (secret.empty()) {
-        return text;
-    }
-    for (auto pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos)) {
-        text.replace(pos, secret.size(), "[redacted]");
+// A message never carries a secret, even if a server were to echo it.
+std::string redact(std::string text, const std::vector<std::string>& secrets) {
+    for (const auto& secret : secrets) {
+        if (secret.empty()) continue;
+        for (auto pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos))
+            text.replace(pos, secret.size(), "[redacted]");
     }
     return text;
 }
 
-[[noreturn]] void fail(const provider_state& s, const std::string& what, bool transient) {
-    throw token_error(redact("token request to " + s.endpoint + " failed: " + what, s.secret), transient);
+[[noreturn]] void fail(const provider_state& s, const std::string& what, oauth_failure kind, std::string hint = {}) {
+    const auto secrets = s.how->secrets();
+    throw token_error(redact("token request to " + s.endpoint + " failed: " + what, secrets), kind,
+                      redact(std::move(hint), secrets));
 }
 
 std::string first_line(std::string_view text) {
@@ -99,19 +112,6 @@ std::string first_line(std::string_view text) {
     return line;
 }
 
-// "AADSTS7000215" from a description, or "" if there is none.
-std::string find_aadsts(std::string_view text) {
-    const auto pos = text.find("AADSTS");
-    if (pos == std::string_view::npos) {
-        return {};
-    }
-    std::size_t end = pos + 6;
-    while (end < text.size() && std::isdigit(static_cast<unsigned char>(text[end])) != 0) {
-        ++end;
-    }
-    return end > pos + 6 ? std::string(text.substr(pos, end - pos)) : std::string{};
-}
-
 const json::object* as_object(const json::value& v) { return v.is_object() ? &v.get_object() : nullptr; }
 
 std::string string_field(const json::object& o, std::string_view key) {
@@ -121,45 +121,25 @@ std::string string_field(const json::object& o, std::string_view key) {
     return {};
 }
 
-// Transient: worth retrying later without changing the configuration.
-bool transient_status(int status, const std::string& error) {
-    return status >= 500 || status == 429 || status == 408 || error == "temporarily_unavailable" ||
-           error == "server_error";
-}
-
+// "HTTP 401: AADSTS7000215: invalid_client: first line of the description",
+// classified, with the line that tells the admin what to do.
 [[noreturn]] void fail_with_error_response(const provider_state& s, const http_response& res) {
+    const oauth_diagnosis d = diagnose_token_failure(res.status, res.body);
     std::string what = "HTTP " + std::to_string(res.status);
-    std::string error;
+    if (d.aadsts) what += ": AADSTS" + std::to_string(*d.aadsts);
+    if (!d.error.empty()) what += ": " + d.error;
     boost::system::error_code ec;
     const json::value v = json::parse(res.body, ec);
-    if (!ec) {
-        if (const auto* o = as_object(v)) {
-            error = string_field(*o, "error");
-            const std::string description = first_line(string_field(*o, "error_description"));
-            std::string code = find_aadsts(description);
-            if (code.empty()) {
-                if (auto it = o->find("error_codes");
-                    it != o->end() && it->value().is_array() && !it->value().get_array().empty()) {
-                    const auto& first = it->value().get_array().front();
-                    if (first.is_int64()) {
-                        code = "AADSTS" + std::to_string(first.get_int64());
-                    } else if (first.is_uint64()) {
-                        code = "AADSTS" + std::to_string(first.get_uint64());
-                    }
-                }
-                if (!code.empty()) {
-                    what += ": " + code;
-                }
-            }
-            if (!error.empty()) {
-                what += ": " + error;
-            }
-            if (!description.empty()) {
-                what += ": " + description;
-            }
+    if (const json::object* o = ec ? nullptr : as_object(v)) {
+        std::string description = first_line(string_field(*o, "error_description"));
+        // The code is already named; the rest of the line says what it means.
+        if (d.aadsts) {
+            const std::string prefix = "AADSTS" + std::to_string(*d.aadsts) + ": ";
+            if (description.starts_with(prefix)) description.erase(0, prefix.size());
         }
+        if (!description.empty()) what += ": " + description;
     }
-    fail(s, what, transient_status(res.status, error));
+    fail(s, what, d.kind, d.hint);
 }
 
 std::optional<std::int64_t> parse_expires_in(const json::value& v) {
@@ -191,17 +171,17 @@ bool iequals(std::string_view a, std::string_view b) {
 
 // One client-credentials request. Updates nothing; throws token_error.
 asio::awaitable<std::pair<access_token, clock_type::time_point>> request_token(std::shared_ptr<provider_state> s) {
-    const auto started = clock_type::now();
+    const auto started = s->now();
     const auto timeout = std::chrono::seconds(s->cfg.timeout_seconds != 0 ? s->cfg.timeout_seconds : 30);
-    form_fields fields{
-        {"grant_type", "client_credentials"},
-        {"client_id", s->cfg.client_id},
-        {"client_secret", s->secret},
-        {"scope", s->cfg.scope},
-    };
     const auto url = boost::urls::parse_uri(s->cfg.token_url);
     if (!url || url->scheme_id() != boost::urls::scheme::https) {
-        fail(*s, "oauth.token_url is not an https:// URL", false);
+        fail(*s, profile_key(s->cfg, "token_url") + " is not an https:// URL", oauth_failure::configuration);
+    }
+    form_fields fields;
+    try {
+        fields = s->how->request(std::chrono::system_clock::now());
+    } catch (const std::runtime_error& e) {
+        fail(*s, e.what(), oauth_failure::configuration);
     }
     std::optional<http_response> res;
     std::string transport_error;
@@ -211,7 +191,7 @@ asio::awaitable<std::pair<access_token, clock_type::time_point>> request_token(s
         transport_error = e.what();
     }
     if (!res) {
-        fail(*s, transport_error, true);
+        fail(*s, transport_error, oauth_failure::retryable, "the token endpoint did not answer; retrying");
     }
     if (res->status != 200) {
         fail_with_error_response(*s, *res);
@@ -221,32 +201,47 @@ asio::awaitable<std::pair<access_token, clock_type::time_point>> request_token(s
     const json::value v = json::parse(res->body, ec);
     const json::object* o = ec ? nullptr : as_object(v);
     if (o == nullptr) {
-        fail(*s, "HTTP 200 with a body that is not a JSON object", true);
+        fail(*s, "HTTP 200 with a body that is not a JSON object", oauth_failure::retryable);
     }
     access_token token;
     token.value = string_field(*o, "access_token");
     if (token.value.empty()) {
-        fail(*s, "HTTP 200 without access_token", true);
+        fail(*s, "HTTP 200 without access_token", oauth_failure::retryable);
     }
     if (auto it = o->find("token_type"); it != o->end()) {
         if (!it->value().is_string() || !iequals(it->value().get_string(), "Bearer")) {
-            fail(*s, "unsupported token_type (expected Bearer)", false);
+            fail(*s, "unsupported token_type (expected Bearer)", oauth_failure::configuration);
         }
     }
     std::int64_t expires_in = default_expires_in;
     if (auto it = o->find("expires_in"); it != o->end()) {
         auto parsed = parse_expires_in(it->value());
         if (!parsed) {
-            fail(*s, "HTTP 200 with an invalid expires_in", true);
+            fail(*s, "HTTP 200 with an invalid expires_in", oauth_failure::retryable);
         }
         expires_in = std::max<std::int64_t>(*parsed, 0);
     }
+    // A rotated refresh token is kept before the access token is used.
+    try {
+        s->how->accepted(*o);
+    } catch (const std::runtime_error& e) {
+        spdlog::error("{}: {}", profile_key(s->cfg, "refresh_token_file"), redact(e.what(), s->how->secrets()));
+    }
     const std::chrono::seconds life(expires_in);
     token.expires_at = started + life;
-    const auto refresh_at = life >= short_lifetime
-                                ? started + (life - refresh_margin)
-                                : started + std::chrono::duration_cast<clock_type::duration>(life) / 2;
+    const auto refresh_at = started + std::chrono::duration_cast<clock_type::duration>(life) * refresh_percent / 100;
     co_return std::pair{std::move(token), refresh_at};
+}
+
+// Doubling from first_backoff to max_backoff, each wait drawn between 75 %
+// and 125 % so that many relays (or profiles) do not retry in step.
+clock_type::duration backoff_after(unsigned failures) {
+    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(first_backoff);
+    for (unsigned i = 1; i < failures && wait < max_backoff; ++i) wait *= 2;
+    wait = std::min<std::chrono::milliseconds>(wait, max_backoff);
+    thread_local std::mt19937 rng{std::random_device{}()};
+    std::uniform_int_distribution<std::int64_t> jitter(wait.count() * 3 / 4, wait.count() * 5 / 4);
+    return std::chrono::milliseconds(jitter(rng));
 }
 
 asio::awaitable<void> run_fetch(std::shared_ptr<provider_state> s, std::shared_ptr<fetch_state> f) {
@@ -254,9 +249,21 @@ asio::awaitable<void> run_fetch(std::shared_ptr<provider_state> s, std::shared_p
         auto [token, refresh_at] = co_await request_token(s);
         s->cached = token;
         s->refresh_at = refresh_at;
+        s->failures = 0;
+        s->last_error = nullptr;
+        s->status.obtained_at = std::chrono::system_clock::now();
+        s->status.expires_at = s->status.obtained_at + std::chrono::duration_cast<std::chrono::system_clock::duration>(token.expires_at - s->now());
+        s->status.last_error.clear();
         f->token = std::move(token);
     } catch (...) {
         f->error = std::current_exception();
+        s->last_error = f->error;
+        s->retry_at = s->now() + backoff_after(++s->failures);
+        try {
+            std::rethrow_exception(f->error);
+        } catch (const std::exception& e) {
+            s->status.last_error = e.what();
+        }
     }
     f->finished = true;
     if (s->inflight == f) {
@@ -266,14 +273,20 @@ asio::awaitable<void> run_fetch(std::shared_ptr<provider_state> s, std::shared_p
 }
 
 // All state lives on one executor: see make_client_credentials_provider.
-class client_credentials_provider final : public token_source {
+class provider final : public token_source {
 public:
-    explicit client_credentials_provider(std::shared_ptr<provider_state> s) : s_(std::move(s)) {}
+    explicit provider(std::shared_ptr<provider_state> s) : s_(std::move(s)) {}
 
     asio::awaitable<access_token> get() override {
         auto s = s_;
-        if (s->cached && clock_type::now() < s->refresh_at) {
+        const auto now = s->now();
+        if (s->cached && now < s->refresh_at) {
             co_return *s->cached;
+        }
+        if (s->last_error && now < s->retry_at && !s->inflight) {
+            // The endpoint failed a moment ago: the old token while it lasts, else that failure.
+            if (s->cached && now < s->cached->expires_at) co_return *s->cached;
+            std::rethrow_exception(s->last_error);
         }
         auto f = s->inflight;
         if (!f) {
@@ -293,6 +306,8 @@ public:
             throw boost::system::system_error(asio::error::operation_aborted);
         }
         if (f->error) {
+            // A refresh that failed before the old token expired leaves it usable.
+            if (s->cached && s->now() < s->cached->expires_at) co_return *s->cached;
             std::rethrow_exception(f->error);
         }
         co_return *f->token;
@@ -305,6 +320,12 @@ public:
     }
 
     [[nodiscard]] std::size_t fetch_count() const override { return s_->fetches; }
+
+    [[nodiscard]] token_status status() const override {
+        token_status st = s_->status;
+        st.grant = s_->how->describe();
+        return st;
+    }
 
 private:
     std::shared_ptr<provider_state> s_;
@@ -378,14 +399,21 @@ std::string load_client_secret(const conf::oauth_config& cfg) {
 // The provider is not thread-safe: `ex` must be single-threaded (an
 // io_context run by one thread, or a strand), and get(), invalidate() and
 // fetch_count() must be called from coroutines and handlers running there.
-std::unique_ptr<token_source> make_client_credentials_provider(asio::any_io_executor ex, conf::oauth_config cfg,
-                                                               std::string client_secret) {
+std::unique_ptr<token_source> make_token_provider(asio::any_io_executor ex, conf::oauth_config cfg,
+                                                  std::unique_ptr<grant> how, steady_now now) {
     auto s = std::make_shared<provider_state>();
     s->ex = std::move(ex);
+    s->now = now ? std::move(now) : steady_now([] { return clock_type::now(); });
     s->endpoint = describe_endpoint(cfg.token_url);
     s->cfg = std::move(cfg);
-    s->secret = std::move(client_secret);
-    return std::make_unique<client_credentials_provider>(std::move(s));
+    s->how = std::move(how);
+    return std::make_unique<provider>(std::move(s));
+}
+
+std::unique_ptr<token_source> make_client_credentials_provider(asio::any_io_executor ex, conf::oauth_config cfg,
+                                                               std::string client_secret) {
+    auto how = make_client_secret_grant(cfg, std::move(client_secret));
+    return make_token_provider(std::move(ex), std::move(cfg), std::move(how));
 }
 
 }  // namespace subrelay::auth

@@ -14,6 +14,8 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
+#include "auth/grant.hpp"
+#include "auth/oauth_error.hpp"
 #include "conf/config.hpp"
 
 namespace subrelay::auth {
@@ -24,14 +26,28 @@ struct access_token {
 };
 
 // A failed token request. Its message names the endpoint and the error the
-// identity platform returned (error, AADSTS code, description), never the secret.
+// identity platform returned (error, AADSTS code, description), never a
+// secret; kind() says whether to retry, fix the configuration or sign in
+// again, and hint() says what to do in one line (may be empty).
 class token_error : public std::runtime_error {
 public:
-    token_error(const std::string& what, bool transient) : std::runtime_error(what), transient_(transient) {}
-    [[nodiscard]] bool transient() const { return transient_; }
+    token_error(const std::string& what, oauth_failure kind, std::string hint = {})
+        : std::runtime_error(what), kind_(kind), hint_(std::move(hint)) {}
+    [[nodiscard]] bool transient() const { return kind_ == oauth_failure::retryable; }
+    [[nodiscard]] oauth_failure kind() const { return kind_; }
+    [[nodiscard]] const std::string& hint() const { return hint_; }
 
 private:
-    bool transient_;
+    oauth_failure kind_;
+    std::string hint_;
+};
+
+// What `subrelay oauth status` shows of a token source.
+struct token_status {
+    std::string grant;                                   // how tokens are asked for
+    std::chrono::system_clock::time_point obtained_at{}; // of the current token; epoch if none yet
+    std::chrono::system_clock::time_point expires_at{};
+    std::string last_error;                              // of the last failed request, if the last one failed
 };
 
 // The seam delivery uses; tests bring fakes.
@@ -44,6 +60,7 @@ public:
     virtual void invalidate(const std::string& token) = 0;
     // How many tokens were fetched from the endpoint so far (for logs/tests).
     [[nodiscard]] virtual std::size_t fetch_count() const = 0;
+    [[nodiscard]] virtual token_status status() const { return {}; }
 };
 
 // "oauth.KEY" for the default profile, "oauth.profiles.NAME.KEY" for a named one
@@ -65,13 +82,23 @@ std::string load_client_secret(const conf::oauth_config& cfg);
 // and a client secret, for the default profile. Empty when all is served.
 std::vector<std::string> unsupported_oauth_settings(const conf::config& cfg);
 
-// client_credentials grant against cfg.token_url with client_id, the secret
-// and scope. Tokens are reused until 5 minutes before expires_in runs out
-// (or half their life for short-lived tokens).
+// Tokens for one profile (and one user, for grants that act as one) by
+// `how`: cached and renewed at 80 % of their life, one request at a time
+// shared by all waiters. After a failure the endpoint is asked again only
+// after a jittered backoff (2 s doubling to 5 min); meanwhile callers get the
+// old token while it is valid, else that failure. Requests time out after
+// cfg.timeout_seconds.
 // Threading: the provider is not thread-safe. `ex` must be single-threaded
-// (an io_context run by one thread, or a strand), and get(), invalidate()
-// and fetch_count() must be called from code running on it. Concurrent
-// get() calls share one request to the endpoint and its result or error.
+// (an io_context run by one thread, or a strand), and its methods must be
+// called from code running on it. Concurrent get() calls share one request
+// to the endpoint and its result or error.
+// `now` replaces the steady clock in tests (lifetimes, backoff).
+using steady_now = std::function<std::chrono::steady_clock::time_point()>;
+std::unique_ptr<token_source> make_token_provider(boost::asio::any_io_executor ex, conf::oauth_config cfg,
+                                                  std::unique_ptr<grant> how, steady_now now = {});
+
+// The client-credentials grant with the given client secret (the default
+// profile of earlier versions, and the tests).
 std::unique_ptr<token_source> make_client_credentials_provider(boost::asio::any_io_executor ex,
                                                                conf::oauth_config cfg,
                                                                std::string client_secret);

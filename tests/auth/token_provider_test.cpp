@@ -64,6 +64,15 @@ protected:
 
     std::unique_ptr<token_source> make() { return make_client_credentials_provider(ioc_.get_executor(), cfg_, secret); }
 
+    // A provider on a clock the test moves (clock_ starts at the real now).
+    std::unique_ptr<token_source> make_with_clock() {
+        clock_ = std::chrono::steady_clock::now();
+        return subrelay::auth::make_token_provider(ioc_.get_executor(), cfg_,
+                                                   subrelay::auth::make_client_secret_grant(cfg_, secret),
+                                                   [this] { return clock_; });
+    }
+    std::chrono::steady_clock::time_point clock_;
+
     // Serves "token-1", "token-2", ... for successive requests.
     void serve_counting_tokens(const boost::json::value& expires_in = 3599) {
         handler_ = [this, expires_in](const captured_request&) {
@@ -234,7 +243,7 @@ TEST_F(token_provider_test, aadsts_code_from_error_codes_when_description_lacks_
     }
 }
 
-TEST_F(token_provider_test, concurrent_callers_share_one_error_and_errors_are_not_cached) {
+TEST_F(token_provider_test, concurrent_callers_share_one_error_then_the_endpoint_rests) {
     int calls = 0;
     handler_ = [&calls](const captured_request&) {
         ++calls;
@@ -243,7 +252,7 @@ TEST_F(token_provider_test, concurrent_callers_share_one_error_and_errors_are_no
         }
         return ok("token-after-error");
     };
-    auto provider = make();
+    auto provider = make_with_clock();
     const auto results = concurrent_gets(*provider, 10);
     ASSERT_EQ(results.size(), 10U);
     for (const auto& r : results) {
@@ -251,8 +260,77 @@ TEST_F(token_provider_test, concurrent_callers_share_one_error_and_errors_are_no
         EXPECT_NE(r.find("AADSTS90033"), std::string::npos) << r;
     }
     EXPECT_EQ(provider->fetch_count(), 1U);
+    // Within the backoff (at least 1.5 s after the first failure) the error is
+    // repeated without asking the endpoint again.
+    clock_ += std::chrono::milliseconds(1400);
+    EXPECT_THROW((void)run(ioc_, provider->get()), token_error);
+    EXPECT_EQ(provider->fetch_count(), 1U);
+    // After it (at most 2.5 s), the endpoint is asked again.
+    clock_ += std::chrono::milliseconds(1200);
     EXPECT_EQ(run(ioc_, provider->get()).value, "token-after-error");
     EXPECT_EQ(provider->fetch_count(), 2U);
+    EXPECT_EQ(provider->status().last_error, "");
+}
+
+TEST_F(token_provider_test, backoff_doubles_between_failures) {
+    handler_ = [](const captured_request&) { return aad_error(503, "temporarily_unavailable", "AADSTS50196: busy"); };
+    auto provider = make_with_clock();
+    EXPECT_THROW((void)run(ioc_, provider->get()), token_error);   // failure 1: wait 1.5-2.5 s
+    clock_ += std::chrono::milliseconds(2600);
+    EXPECT_THROW((void)run(ioc_, provider->get()), token_error);   // failure 2: wait 3-5 s
+    EXPECT_EQ(provider->fetch_count(), 2U);
+    clock_ += std::chrono::milliseconds(2900);
+    EXPECT_THROW((void)run(ioc_, provider->get()), token_error);
+    EXPECT_EQ(provider->fetch_count(), 2U) << "asked again before the doubled wait";
+    clock_ += std::chrono::milliseconds(2200);
+    EXPECT_THROW((void)run(ioc_, provider->get()), token_error);
+    EXPECT_EQ(provider->fetch_count(), 3U);
+    EXPECT_NE(provider->status().last_error.find("AADSTS50196"), std::string::npos) << provider->status().last_error;
+}
+
+TEST_F(token_provider_test, renewed_at_80_percent_of_the_lifetime) {
+    serve_counting_tokens(1000);
+    auto provider = make_with_clock();
+    EXPECT_EQ(run(ioc_, provider->get()).value, "token-1");
+    clock_ += std::chrono::seconds(799);
+    EXPECT_EQ(run(ioc_, provider->get()).value, "token-1");
+    EXPECT_EQ(provider->fetch_count(), 1U);
+    clock_ += std::chrono::seconds(2);
+    EXPECT_EQ(run(ioc_, provider->get()).value, "token-2");
+    EXPECT_EQ(provider->fetch_count(), 2U);
+}
+
+TEST_F(token_provider_test, a_failed_renewal_keeps_the_valid_token) {
+    int calls = 0;
+    handler_ = [&calls](const captured_request&) {
+        ++calls;
+        if (calls == 1) return ok("first", 1000);
+        return aad_error(503, "temporarily_unavailable", "AADSTS90033: A transient error has occurred.");
+    };
+    auto provider = make_with_clock();
+    EXPECT_EQ(run(ioc_, provider->get()).value, "first");
+    clock_ += std::chrono::seconds(900);  // past 80 %, before expiry
+    EXPECT_EQ(run(ioc_, provider->get()).value, "first");
+    EXPECT_EQ(provider->fetch_count(), 2U);
+    EXPECT_NE(provider->status().last_error.find("AADSTS90033"), std::string::npos);
+    clock_ += std::chrono::seconds(101);  // expired: the failure shows now
+    EXPECT_THROW((void)run(ioc_, provider->get()), token_error);
+}
+
+TEST_F(token_provider_test, errors_carry_their_class_and_hint) {
+    handler_ = [](const captured_request&) {
+        return aad_error(401, "invalid_client",
+                         "AADSTS7000222: The provided client secret keys for app 'x' are expired.");
+    };
+    auto provider = make();
+    try {
+        (void)run(ioc_, provider->get());
+        ADD_FAILURE() << "expected token_error";
+    } catch (const token_error& e) {
+        EXPECT_EQ(e.kind(), subrelay::auth::oauth_failure::configuration);
+        EXPECT_NE(e.hint().find("expired"), std::string::npos) << e.hint();
+        EXPECT_NE(std::string(e.what()).find("AADSTS7000222"), std::string::npos) << e.what();
+    }
 }
 
 TEST_F(token_provider_test, server_errors_and_throttling_are_transient) {
