@@ -221,32 +221,94 @@ class Process:
 
 
 class FakeToken:
-    def __init__(self, workdir, pki, port=None, client_secret=CLIENT_SECRET, fail_first=0):
+    """The fake identity platform (fake_token.py) as a child process.
+
+    Every keyword beyond the first ones is opt-in and maps to one of
+    fake_token.py's flags; the defaults give the plain client-secret
+    endpoint the relay tests have always used."""
+
+    OPTION_DEFAULTS = {
+        "errors": (), "expires_in": 3599, "client_cert": None, "refresh_token": None,
+        "confidential_refresh": False, "revoke_refresh_token": False,
+        "device_interval": 1, "device_pending": 0, "device_slow_down": False,
+        "slow_down_increment": 5, "device_outcome": "success",
+        "google_service_account": None, "google_subjects": (), "google_client_id": None,
+        "google_client_secret": None, "google_refresh_token": None,
+    }
+    # Options whose value is a secret or token: passed to the fake in a file.
+    FILE_OPTIONS = {"refresh_token": "--refresh-token-file",
+                    "google_client_secret": "--google-client-secret-file",
+                    "google_refresh_token": "--google-refresh-token-file"}
+
+    def __init__(self, workdir, pki, port=None, client_secret=CLIENT_SECRET, fail_first=0,
+                 **options):
         self.state_dir = workdir
         os.makedirs(workdir, exist_ok=True)
         self.pki = pki
         self.port = port or free_port()
-        self.secret_file = os.path.join(workdir, "expected-client-secret")
-        with open(self.secret_file, "w") as f:
-            f.write(client_secret)
+        self.secret_file = None
+        if client_secret is not None:
+            self.secret_file = self._write_file("expected-client-secret", client_secret)
         self.fail_first = fail_first
+        unknown = set(options) - set(self.OPTION_DEFAULTS)
+        if unknown:
+            raise TypeError("unknown fake token options: %s" % sorted(unknown))
+        self.options = dict(self.OPTION_DEFAULTS, **options)
         self.process = None
+
+    def _write_file(self, name, text):
+        path = os.path.join(self.state_dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    @property
+    def base_url(self):
+        return "https://127.0.0.1:%d" % self.port
 
     @property
     def url(self):
-        return "https://127.0.0.1:%d/%s/oauth2/v2.0/token" % (self.port, TENANT)
+        return "%s/%s/oauth2/v2.0/token" % (self.base_url, TENANT)
+
+    @property
+    def devicecode_url(self):
+        return "%s/%s/oauth2/v2.0/devicecode" % (self.base_url, TENANT)
+
+    @property
+    def google_url(self):
+        return self.base_url + "/token"
+
+    def option_argv(self):
+        argv = []
+        for name, value in self.options.items():
+            if value == self.OPTION_DEFAULTS[name]:
+                continue
+            if name in self.FILE_OPTIONS:
+                argv += [self.FILE_OPTIONS[name], self._write_file("initial-" + name, value)]
+            elif name == "errors":
+                argv += ["--errors", value if isinstance(value, str) else ",".join(map(str, value))]
+            elif name == "google_subjects":
+                for subject in value:
+                    argv += ["--google-subject", subject]
+            elif isinstance(value, bool):
+                argv.append("--" + name.replace("_", "-"))
+            else:
+                argv += ["--" + name.replace("_", "-"), str(value)]
+        return argv
 
     def start(self):
         ready = os.path.join(self.state_dir, "ready")
         if os.path.exists(ready):
             os.unlink(ready)
         leaf = self.pki.leaf("token")
-        self.process = Process([PYTHON, os.path.join(HERE, "fake_token.py"),
-                                "--port", str(self.port), "--cert", leaf.cert, "--key", leaf.key,
-                                "--state-dir", self.state_dir, "--tenant", TENANT,
-                                "--client-id", CLIENT_ID, "--client-secret-file", self.secret_file,
-                                "--fail-first", str(self.fail_first)],
-                               os.path.join(self.state_dir, "fake_token.stderr"))
+        argv = [PYTHON, os.path.join(HERE, "fake_token.py"),
+                "--port", str(self.port), "--cert", leaf.cert, "--key", leaf.key,
+                "--state-dir", self.state_dir, "--tenant", TENANT,
+                "--client-id", CLIENT_ID, "--fail-first", str(self.fail_first)]
+        if self.secret_file:
+            argv += ["--client-secret-file", self.secret_file]
+        argv += self.option_argv()
+        self.process = Process(argv, os.path.join(self.state_dir, "fake_token.stderr"))
         wait_for(lambda: os.path.exists(ready) or not self.process.running(), what="token endpoint")
         if not self.process.running():
             raise RuntimeError("fake token endpoint did not start:\n" + tail(self.process.log_path))
@@ -256,8 +318,48 @@ class FakeToken:
         if self.process:
             self.process.stop()
 
-    def counters(self):
-        return read_json(os.path.join(self.state_dir, "token-counters.json"), {})
+    LEGACY_COUNTERS = ("requests", "issued", "refused", "unavailable")
+
+    def counters(self, full=False):
+        """The four totals (requests, issued, refused, unavailable) as they
+        always were; full=True adds grants, issued_by_grant, refusals (by
+        reason), device_poll_violations, device_codes_issued, hung, scripted."""
+        counters = read_json(os.path.join(self.state_dir, "token-counters.json"), {})
+        if full:
+            return counters
+        return {k: v for k, v in counters.items() if k in self.LEGACY_COUNTERS}
+
+    def refusals(self):
+        """{reason: count} of refused and unavailable answers."""
+        return self.counters(full=True).get("refusals", {})
+
+    def current_refresh_token(self):
+        """The Microsoft refresh token the fake honours now (None before any)."""
+        state = read_json(os.path.join(self.state_dir, "refresh-state.json"), {})
+        return state.get("current")
+
+    def write_control(self, revoke=False, google_revoke=False, errors=()):
+        """Acts at the fake's next request: revoke the current Microsoft (or
+        Google) refresh token, or append scripted errors. Replaces a control
+        file the fake has not read yet."""
+        control = {}
+        if revoke:
+            control["revoke"] = True
+        if google_revoke:
+            control["google_revoke"] = True
+        if errors:
+            control["errors"] = errors if isinstance(errors, str) else ",".join(map(str, errors))
+        path = os.path.join(self.state_dir, "control.json")
+        with open(path + ".tmp", "w") as f:
+            json.dump(control, f)
+        os.replace(path + ".tmp", path)
+
+    def log(self):
+        try:
+            with open(os.path.join(self.state_dir, "token.log")) as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
 
     @property
     def tokens_file(self):
@@ -511,8 +613,12 @@ class Relay:
         self.process = Process(wrapper + [binary(), "serve", "--config", self.config_path],
                                self.log_path, cwd=self.workdir)
         if wait:
+            # Ready means the listeners accept and start-up is over ("ready as"
+            # is logged after the spool has been read for delivery).
+            marker = b"==== start %d ====" % self.starts
             wait_for(lambda: not self.process.running() or
-                     (port_accepts(self.submission_port) and port_accepts(self.submissions_port)),
+                     (port_accepts(self.submission_port) and port_accepts(self.submissions_port) and
+                      b" ready as " in self.log().split(marker)[-1]),
                      what="subrelay listeners")
             if not self.process.running():
                 raise AssertionError("subrelay exited with %s at start-up:\n%s"
