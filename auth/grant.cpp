@@ -34,7 +34,10 @@ public:
                 a.key_ = std::make_shared<signing_key>(
                     signing_key::from_files(p.certificate_file.string(), p.private_key_file.string()));
             } catch (const jwt_error& e) {
-                throw std::runtime_error(profile_key(p, "certificate_file") + ": " + e.what());
+                // The message starts with the file it is about.
+                const bool about_key = std::string_view(e.what()).starts_with(p.private_key_file.string());
+                throw std::runtime_error(profile_key(p, about_key ? "private_key_file" : "certificate_file") + ": " +
+                                         e.what());
             }
             a.alg_ = p.assertion_alg == conf::oauth_assertion_alg::rs256 ? jwt_alg::rs256 : jwt_alg::ps256;
         } else if (p.has_secret_source()) {

@@ -359,18 +359,6 @@ std::string read_secret_file(const std::filesystem::path& file, const std::strin
     return secret;
 }
 
-std::vector<std::string> unsupported_oauth_settings(const conf::config& cfg) {
-    std::vector<std::string> out;
-    const conf::oauth_config& o = cfg.oauth;
-    const std::string not_yet = ": not supported by this version yet (use a client secret with grant = \"client_credentials\")";
-    if (o.grant != conf::oauth_grant::client_credentials) out.push_back(profile_key(o, "grant") + not_yet);
-    if (o.uses_certificate()) out.push_back(profile_key(o, "certificate_file") + not_yet);
-    if (o.uses_service_account()) out.push_back(profile_key(o, "service_account_file") + not_yet);
-    for (const auto& p : cfg.oauth_profiles)
-        out.push_back(profile_key(p, "") + ": named profiles are not supported by this version yet");
-    return out;
-}
-
 std::string load_client_secret(const conf::oauth_config& cfg) {
     if (!cfg.client_secret_file.empty())
         return read_secret_file(cfg.client_secret_file, profile_key(cfg, "client_secret_file"));

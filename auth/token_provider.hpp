@@ -77,11 +77,6 @@ std::string read_secret_file(const std::filesystem::path& file, const std::strin
 // client_secret_credential ($CREDENTIALS_DIRECTORY/NAME). Throws std::runtime_error.
 std::string load_client_secret(const conf::oauth_config& cfg);
 
-// What the configuration asks of OAuth that this version cannot do yet, one
-// "KEY: why" line each: tokens are obtained with the client-credentials grant
-// and a client secret, for the default profile. Empty when all is served.
-std::vector<std::string> unsupported_oauth_settings(const conf::config& cfg);
-
 // Tokens for one profile (and one user, for grants that act as one) by
 // `how`: cached and renewed at 80 % of their life, one request at a time
 // shared by all waiters. After a failure the endpoint is asked again only

@@ -9,11 +9,14 @@
 #include <map>
 #include <optional>
 
+#include <boost/asio/io_context.hpp>
+
 #include "auth/password.hpp"
 #include "auth/token_provider.hpp"
 #include "conf/config.hpp"
 #include "policy/policy.hpp"
 #include "relay/admin.hpp"
+#include "relay/credentials.hpp"
 #include "relay/queue_cli.hpp"
 #include "relay/server.hpp"
 #include "relay/tls.hpp"
@@ -75,14 +78,12 @@ int cmd_check_config(const std::map<std::string, std::string>& opts, std::istrea
         }
         if (cfg.upstream.kind == conf::upstream_kind::smtp) {
             if (cfg.upstream.auth == conf::upstream_auth::xoauth2) {
-                const auto unsupported = auth::unsupported_oauth_settings(cfg);
-                for (const auto& u : unsupported) problems.push_back(file + ": " + u);
-                if (unsupported.empty()) {
-                    try {
-                        auth::load_client_secret(cfg.oauth);
-                    } catch (const std::exception& e) {
-                        problems.push_back(file + ": " + e.what());
-                    }
+                // Reads every profile's secret, certificate, key and key file.
+                try {
+                    boost::asio::io_context scratch;
+                    upstream_credentials credentials(scratch.get_executor(), cfg);
+                } catch (const std::exception& e) {
+                    problems.push_back(file + ": " + e.what());
                 }
             }
             try {

@@ -137,13 +137,13 @@ std::string describe_duration(std::chrono::seconds d) {
 }  // namespace
 
 delivery::delivery(asio::io_context& io, asio::thread_pool& blocking, const conf::config& cfg, relay::spool& spool,
-                   auth::token_source* tokens, clock_fn now)
+                   upstream_credentials* credentials, clock_fn now)
     : io_(io),
       blocking_(blocking),
       cfg_(cfg),
       spool_(spool),
       states_(spool.dir()),
-      tokens_(tokens),
+      credentials_(credentials),
       now_(now ? std::move(now) : clock_fn(system_now)) {
     if (cfg_.upstream.kind == conf::upstream_kind::smtp) {
         tls_ = std::make_unique<asio::ssl::context>(make_client_context(cfg_.upstream.ca_file));
@@ -623,7 +623,11 @@ asio::awaitable<void> delivery::smtp_worker(lane& l) {
         ~active_guard() { --l.active; }
     } guard{l};
 
-    upstream_connection conn(cfg_, *tls_, tokens_, l.mailbox);
+    auth::token_source* tokens = credentials_ != nullptr ? credentials_->tokens_for(l.mailbox) : nullptr;
+    upstream_endpoint to = credentials_ != nullptr ? credentials_->endpoint_for(l.mailbox)
+                                                   : upstream_endpoint{cfg_.upstream.host, cfg_.upstream.port,
+                                                                       cfg_.upstream.tls};
+    upstream_connection conn(cfg_, std::move(to), *tls_, tokens, l.mailbox);
     std::string failure;
     classification failure_class;
     try {

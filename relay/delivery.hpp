@@ -37,6 +37,7 @@
 
 #include "auth/token_provider.hpp"
 #include "conf/config.hpp"
+#include "relay/credentials.hpp"
 #include "relay/queue.hpp"
 #include "relay/spool.hpp"
 
@@ -48,9 +49,9 @@ class delivery {
 public:
     using clock_fn = std::function<std::int64_t()>;  // unix seconds
 
-    // tokens may be null (upstream.kind = "directory" or upstream.auth = "none").
+    // credentials may be null (upstream.kind = "directory").
     delivery(boost::asio::io_context& io, boost::asio::thread_pool& blocking, const conf::config& cfg,
-             relay::spool& spool, auth::token_source* tokens, clock_fn now = {});
+             relay::spool& spool, upstream_credentials* credentials, clock_fn now = {});
     ~delivery();
 
     // Opens the state store and queues every message already in the spool
@@ -120,7 +121,7 @@ private:
     const conf::config& cfg_;
     relay::spool& spool_;
     state_store states_;
-    auth::token_source* tokens_;
+    upstream_credentials* credentials_;
     clock_fn now_;
     std::unique_ptr<boost::asio::ssl::context> tls_;
     std::map<std::string, std::unique_ptr<lane>> lanes_;

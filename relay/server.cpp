@@ -19,6 +19,7 @@
 #include "auth/sasl_server.hpp"
 #include "auth/token_provider.hpp"
 #include "relay/context.hpp"
+#include "relay/credentials.hpp"
 #include "relay/delivery.hpp"
 #include "relay/listener.hpp"
 #include "relay/logging.hpp"
@@ -185,22 +186,18 @@ int serve(const std::filesystem::path& config_file) {
         // fsync and crypt(3) wait more than they compute: more threads than cores.
         asio::thread_pool blocking(8);
 
-        std::unique_ptr<auth::token_source> tokens;
+        std::unique_ptr<upstream_credentials> credentials;
         if (cfg.upstream.kind == conf::upstream_kind::smtp && cfg.upstream.auth == conf::upstream_auth::xoauth2) {
-            const auto unsupported = auth::unsupported_oauth_settings(cfg);
-            for (const auto& u : unsupported) spdlog::critical("{}: {}", cfg.source.string(), u);
-            if (!unsupported.empty()) return 1;
-        }
-        if (cfg.upstream.kind == conf::upstream_kind::smtp && cfg.upstream.auth == conf::upstream_auth::xoauth2)
-            tokens = auth::make_client_credentials_provider(delivery_io.get_executor(), cfg.oauth,
-                                                            auth::load_client_secret(cfg.oauth));
-        else if (cfg.upstream.kind == conf::upstream_kind::directory)
-            spdlog::info("upstream: writing messages to directory {}", cfg.upstream.directory.string());
-        else
+            credentials = std::make_unique<upstream_credentials>(delivery_io.get_executor(), cfg);
+        } else if (cfg.upstream.kind == conf::upstream_kind::smtp) {
+            credentials = std::make_unique<upstream_credentials>(cfg, nullptr);
             spdlog::info("upstream: {}:{} without authentication (a connector relay)", cfg.upstream.host,
                          cfg.upstream.port);
+        } else {
+            spdlog::info("upstream: writing messages to directory {}", cfg.upstream.directory.string());
+        }
 
-        relay::delivery delivery(delivery_io, blocking, cfg, spool, tokens.get());
+        relay::delivery delivery(delivery_io, blocking, cfg, spool, credentials.get());
         session_registry sessions;
         policy::limiter limits;
         relay_context ctx{cfg, io, blocking, server_tls, spool, delivery, sessions, limits, policy, {}};

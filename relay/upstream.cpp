@@ -27,10 +27,10 @@ constexpr auto with_error = asio::as_tuple(use_awaitable);
 
 namespace {
 
-smtp::client_options client_options_for(const conf::config& cfg) {
+smtp::client_options client_options_for(const conf::config& cfg, const upstream_endpoint& to) {
     smtp::client_options o;
     o.ehlo_name = cfg.server.hostname;
-    switch (cfg.upstream.tls) {
+    switch (to.tls) {
     case conf::upstream_tls::starttls: o.tls = smtp::client_tls::starttls; break;
     case conf::upstream_tls::implicit: o.tls = smtp::client_tls::implicit; break;
     case conf::upstream_tls::none: o.tls = smtp::client_tls::none; break;
@@ -49,6 +49,7 @@ bool is_ip_literal(const std::string& host) {
 
 struct upstream_connection::impl {
     const conf::config& cfg;
+    upstream_endpoint to;
     ssl::context& tls_ctx;
     auth::token_source* tokens;
     std::optional<ssl::stream<beast::tcp_stream>> stream;
@@ -57,8 +58,8 @@ struct upstream_connection::impl {
     std::string last_token;
     std::string where;  // "host:port" for messages
 
-    impl(const conf::config& c, ssl::context& t, auth::token_source* tk)
-        : cfg(c), tls_ctx(t), tokens(tk), where(c.upstream.host + ":" + std::to_string(c.upstream.port)) {}
+    impl(const conf::config& c, upstream_endpoint e, ssl::context& t, auth::token_source* tk)
+        : cfg(c), to(std::move(e)), tls_ctx(t), tokens(tk), where(to.host + ":" + std::to_string(to.port)) {}
 
     beast::tcp_stream& tcp() { return stream->next_layer(); }
 
@@ -85,7 +86,7 @@ struct upstream_connection::impl {
 
     asio::awaitable<void> handshake() {
         SSL* native = stream->native_handle();
-        const std::string& host = cfg.upstream.host;
+        const std::string& host = to.host;
         if (!is_ip_literal(host)) SSL_set_tlsext_host_name(native, host.c_str());
         stream->set_verify_callback(ssl::host_name_verification(host));
         arm(cfg.upstream.connect_timeout_seconds);
@@ -137,17 +138,17 @@ struct upstream_connection::impl {
     asio::awaitable<void> connect_once(const std::string& mailbox) {
         auto ex = co_await asio::this_coro::executor;
         asio::ip::tcp::resolver resolver(ex);
-        const std::string port = std::to_string(cfg.upstream.port);
-        auto [rec, results] = co_await resolver.async_resolve(cfg.upstream.host, port, with_error);
+        const std::string port = std::to_string(to.port);
+        auto [rec, results] = co_await resolver.async_resolve(to.host, port, with_error);
         if (rec) throw upstream_error(where + ": cannot resolve: " + rec.message(), true);
         stream.emplace(beast::tcp_stream(ex), tls_ctx);
-        session.emplace(client_options_for(cfg));
+        session.emplace(client_options_for(cfg, to));
         tls = false;
         arm(cfg.upstream.connect_timeout_seconds);
         auto [cec, ep] = co_await tcp().async_connect(results, with_error);
         (void)ep;
         if (cec) throw upstream_error(where + ": cannot connect: " + cec.message(), true);
-        if (cfg.upstream.tls == conf::upstream_tls::implicit) co_await handshake();
+        if (to.tls == conf::upstream_tls::implicit) co_await handshake();
         smtp::client_action a = co_await pump(mailbox);
         if (a != smtp::client_action::idle) throw upstream_error(where + ": unexpected end of session set-up", true);
     }
@@ -160,9 +161,9 @@ struct upstream_connection::impl {
     }
 };
 
-upstream_connection::upstream_connection(const conf::config& cfg, ssl::context& tls, auth::token_source* tokens,
-                                         std::string mailbox)
-    : impl_(std::make_unique<impl>(cfg, tls, tokens)), mailbox_(std::move(mailbox)) {}
+upstream_connection::upstream_connection(const conf::config& cfg, upstream_endpoint to, ssl::context& tls,
+                                         auth::token_source* tokens, std::string mailbox)
+    : impl_(std::make_unique<impl>(cfg, std::move(to), tls, tokens)), mailbox_(std::move(mailbox)) {}
 
 upstream_connection::~upstream_connection() { impl_->close(); }
 

@@ -11,6 +11,7 @@
 
 #include "auth/token_provider.hpp"
 #include "conf/config.hpp"
+#include "relay/credentials.hpp"
 #include "smtp/client_session.hpp"
 
 namespace subrelay::relay {
@@ -33,8 +34,9 @@ private:
 
 class upstream_connection {
 public:
-    upstream_connection(const conf::config& cfg, boost::asio::ssl::context& tls, auth::token_source* tokens,
-                        std::string mailbox);
+    // `to` is where this mailbox's messages go (credentials.hpp).
+    upstream_connection(const conf::config& cfg, upstream_endpoint to, boost::asio::ssl::context& tls,
+                        auth::token_source* tokens, std::string mailbox);
     ~upstream_connection();
     upstream_connection(const upstream_connection&) = delete;
     upstream_connection& operator=(const upstream_connection&) = delete;

@@ -122,7 +122,16 @@ TEST_F(grant_test, rs256_when_asked) {
     EXPECT_TRUE(header.contains("x5t"));
 }
 
-TEST_F(grant_test, an_unreadable_certificate_names_the_profile_key) {
+TEST_F(grant_test, an_unreadable_key_or_certificate_names_its_profile_key) {
+    profile_.certificate_file = cert_;
+    profile_.private_key_file = dir_.path() / "missing.key";
+    try {
+        (void)make_grant(profile_, "relay@contoso.com", nullptr);
+        ADD_FAILURE() << "expected an error";
+    } catch (const std::runtime_error& e) {
+        EXPECT_EQ(std::string(e.what()).rfind("oauth.profiles.p.private_key_file: ", 0), 0U) << e.what();
+    }
+
     profile_.certificate_file = dir_.path() / "missing.crt";
     profile_.private_key_file = key_;
     try {

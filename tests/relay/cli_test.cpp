@@ -125,20 +125,30 @@ TEST_F(check_config, a_missing_certificate_is_a_problem) {
     EXPECT_NE(r.err.find("nope.pem"), std::string::npos) << r.err;
 }
 
-TEST_F(check_config, oauth_settings_this_version_cannot_serve_are_named) {
+TEST_F(check_config, oauth_credentials_are_read_and_each_profile_named) {
     write("relay.toml",
           "[server]\nsubmission = []\n[upstream]\nmailbox = \"relay@contoso.com\"\n"
           "[oauth]\ntenant = \"contoso.onmicrosoft.com\"\nclient_id = \"app\"\n"
-          "certificate_file = \"app.crt\"\nprivate_key_file = \"app.key\"\n"
-          "[oauth.profiles.gmail]\nprovider = \"google\"\nservice_account_file = \"sa.json\"\n");
+          "certificate_file = \"app.crt\"\nprivate_key_file = \"app.key\"\n");
     write("policy.toml", "[organization]\nsmtp_client_authentication_disabled = true\n");
     const std::string file = (dir_ / "relay.toml").string();
     auto r = run({"check-config", "--config", file});
     EXPECT_EQ(r.status, 1);
-    EXPECT_NE(r.err.find(file + ": oauth.certificate_file: not supported by this version yet"), std::string::npos)
-        << r.err;
-    EXPECT_NE(r.err.find(file + ": oauth.profiles.gmail: named profiles are not supported by this version yet"),
-              std::string::npos)
+    EXPECT_NE(r.err.find(file + ": oauth.private_key_file: "), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("app.key"), std::string::npos) << r.err;
+
+    std::system(("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=app -keyout " +
+                 (dir_ / "app.key").string() + " -out " + (dir_ / "app.crt").string() + " 2>/dev/null")
+                    .c_str());
+    write("relay.toml",
+          "[server]\nsubmission = []\n[upstream]\nmailbox = \"relay@contoso.com\"\n"
+          "[oauth]\ntenant = \"contoso.onmicrosoft.com\"\nclient_id = \"app\"\n"
+          "certificate_file = \"app.crt\"\nprivate_key_file = \"app.key\"\n"
+          "[oauth.profiles.gmail]\nprovider = \"google\"\nservice_account_file = \"sa.json\"\n"
+          "mailboxes = [\"reports@example.com\"]\n");
+    r = run({"check-config", "--config", file});
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find(file + ": oauth.profiles.gmail.service_account_file: cannot read "), std::string::npos)
         << r.err;
 }
 
