@@ -44,25 +44,6 @@ constexpr std::size_t max_description = 300;
 
 // ---- messages --------------------------------------------------------------
 
-// "login.microsoftonline.com/TENANT/oauth2/v2.0/devicecode": the URL without
-// query, for messages.
-std::string describe_endpoint(const std::string& url) {
-    auto parsed = boost::urls::parse_uri(url);
-    if (!parsed) return "the endpoint";
-    return std::string(parsed->encoded_host_and_port()) + std::string(parsed->encoded_path());
-}
-
-// A message never carries the device code, a token or the secret, even if a
-// server were to echo one.
-std::string redact(std::string text, const std::vector<std::string>& secrets) {
-    for (const auto& secret : secrets) {
-        if (secret.empty()) continue;
-        for (auto pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos))
-            text.replace(pos, secret.size(), "[redacted]");
-    }
-    return text;
-}
-
 // The first line, without control characters, at most max_description bytes.
 std::string first_line(std::string_view text) {
     std::string line(text.substr(0, text.find_first_of("\r\n")));
@@ -237,7 +218,7 @@ asio::awaitable<device_authorization> start_device_authorization(const conf::oau
     if (profile.client_id.empty()) throw std::runtime_error(profile_key(profile, "client_id") + " is not set");
     if (profile.scope.empty()) throw std::runtime_error(profile_key(profile, "scope") + " is not set");
     const std::string url = profile.device_code_url;
-    const std::string endpoint = describe_endpoint(url);
+    const std::string endpoint = describe_endpoint(url, "the endpoint");
     const std::filesystem::path ca_file = profile.ca_file;
     const std::chrono::seconds timeout = timeout_of(profile);
     form_fields fields{{"client_id", profile.client_id}, {"scope", profile.scope}};
@@ -276,7 +257,7 @@ asio::awaitable<std::string> poll_for_refresh_token(const conf::oauth_config& pr
     if (!opts.now) opts.now = [] { return clock_type::now(); };
 
     const std::string url = profile.token_url;
-    const std::string endpoint = describe_endpoint(url);
+    const std::string endpoint = describe_endpoint(url, "the endpoint");
     const std::filesystem::path ca_file = profile.ca_file;
     const std::chrono::seconds timeout = timeout_of(profile);
     const std::string prefix = "device sign-in at " + endpoint + " failed: ";

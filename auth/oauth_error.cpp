@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <boost/json.hpp>
+#include <boost/url.hpp>
 
 namespace subrelay::auth {
 namespace {
@@ -384,6 +385,21 @@ std::string_view to_string(oauth_failure f) {
         return "sign-in needed";
     }
     return "unknown";
+}
+
+std::string redact(std::string text, const std::vector<std::string>& secrets) {
+    for (const auto& secret : secrets) {
+        if (secret.empty()) continue;
+        for (auto pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos))
+            text.replace(pos, secret.size(), "[redacted]");
+    }
+    return text;
+}
+
+std::string describe_endpoint(const std::string& url, std::string_view otherwise) {
+    auto parsed = boost::urls::parse_uri(url);
+    if (!parsed) return std::string(otherwise);
+    return std::string(parsed->encoded_host_and_port()) + std::string(parsed->encoded_path());
 }
 
 }  // namespace subrelay::auth

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace subrelay::auth {
 
@@ -33,6 +34,14 @@ std::optional<long> aadsts_code(std::string_view error_description, std::string_
 // HTML page); http_status 0 means no HTTP answer at all (timeout, refused,
 // TLS failure). Never throws. The hint never repeats the request's secrets.
 oauth_diagnosis diagnose_token_failure(int http_status, std::string_view body);
+
+// text with every occurrence of each non-empty secret replaced by
+// "[redacted]": a message never carries a secret, even one a server echoed.
+std::string redact(std::string text, const std::vector<std::string>& secrets);
+
+// "host:port/path" of a URL (no query string), to name an endpoint in a
+// message; `otherwise` when the URL does not parse.
+std::string describe_endpoint(const std::string& url, std::string_view otherwise);
 
 // "retryable" / "configuration" / "sign-in needed".
 std::string_view to_string(oauth_failure f);

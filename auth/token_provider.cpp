@@ -78,24 +78,6 @@ struct provider_state {
 
 // ---- messages --------------------------------------------------------------
 
-std::string describe_endpoint(const std::string& url) {
-    auto parsed = boost::urls::parse_uri(url);
-    if (!parsed) {
-        return "the token endpoint";
-    }
-    return std::string(parsed->encoded_host_and_port()) + std::string(parsed->encoded_path());
-}
-
-// A message never carries a secret, even if a server were to echo it.
-std::string redact(std::string text, const std::vector<std::string>& secrets) {
-    for (const auto& secret : secrets) {
-        if (secret.empty()) continue;
-        for (auto pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos))
-            text.replace(pos, secret.size(), "[redacted]");
-    }
-    return text;
-}
-
 [[noreturn]] void fail(const provider_state& s, const std::string& what, oauth_failure kind, std::string hint = {}) {
     const auto secrets = s.how->secrets();
     throw token_error(redact("token request to " + s.endpoint + " failed: " + what, secrets), kind,
@@ -254,6 +236,7 @@ asio::awaitable<void> run_fetch(std::shared_ptr<provider_state> s, std::shared_p
         s->status.obtained_at = std::chrono::system_clock::now();
         s->status.expires_at = s->status.obtained_at + std::chrono::duration_cast<std::chrono::system_clock::duration>(token.expires_at - s->now());
         s->status.last_error.clear();
+        s->status.last_hint.clear();
         f->token = std::move(token);
     } catch (...) {
         f->error = std::current_exception();
@@ -261,8 +244,12 @@ asio::awaitable<void> run_fetch(std::shared_ptr<provider_state> s, std::shared_p
         s->retry_at = s->now() + backoff_after(++s->failures);
         try {
             std::rethrow_exception(f->error);
+        } catch (const token_error& e) {
+            s->status.last_error = e.what();
+            s->status.last_hint = e.hint();
         } catch (const std::exception& e) {
             s->status.last_error = e.what();
+            s->status.last_hint.clear();
         }
     }
     f->finished = true;
@@ -324,6 +311,7 @@ public:
     [[nodiscard]] token_status status() const override {
         token_status st = s_->status;
         st.grant = s_->how->describe();
+        st.fetches = s_->fetches;
         return st;
     }
 
@@ -392,7 +380,7 @@ std::unique_ptr<token_source> make_token_provider(asio::any_io_executor ex, conf
     auto s = std::make_shared<provider_state>();
     s->ex = std::move(ex);
     s->now = now ? std::move(now) : steady_now([] { return clock_type::now(); });
-    s->endpoint = describe_endpoint(cfg.token_url);
+    s->endpoint = describe_endpoint(cfg.token_url, "the token endpoint");
     s->cfg = std::move(cfg);
     s->how = std::move(how);
     return std::make_unique<provider>(std::move(s));

@@ -48,6 +48,8 @@ struct token_status {
     std::chrono::system_clock::time_point obtained_at{}; // of the current token; epoch if none yet
     std::chrono::system_clock::time_point expires_at{};
     std::string last_error;                              // of the last failed request, if the last one failed
+    std::string last_hint;                               // what to do about it (may be empty)
+    std::size_t fetches = 0;                             // requests made to the endpoint
 };
 
 // The seam delivery uses; tests bring fakes.
