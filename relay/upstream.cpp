@@ -1,6 +1,7 @@
 #include "relay/upstream.hpp"
 
 #include <array>
+#include <ctime>
 #include <optional>
 
 #include <boost/asio/as_tuple.hpp>
@@ -11,7 +12,9 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <openssl/bio.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <spdlog/spdlog.h>
 
 #include "auth/xoauth2.hpp"
@@ -45,6 +48,50 @@ bool is_ip_literal(const std::string& host) {
     return !ec;
 }
 
+// "CN=localhost,O=subrelay tests" (RFC 2253).
+std::string name_text(const X509_NAME* name) {
+    if (name == nullptr) return {};
+    BIO* bio = BIO_new(BIO_s_mem());
+    if (bio == nullptr) return {};
+    X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253);
+    char* data = nullptr;
+    const long n = BIO_get_mem_data(bio, &data);
+    std::string out = n > 0 && data != nullptr ? std::string(data, static_cast<std::size_t>(n)) : std::string();
+    BIO_free(bio);
+    return out;
+}
+
+std::string common_name(const X509_NAME* name) {
+    if (name == nullptr) return {};
+    const int at = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
+    if (at < 0) return {};
+    unsigned char* utf8 = nullptr;
+    const int n = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, at)));
+    if (n < 0) return {};
+    std::string out(reinterpret_cast<const char*>(utf8), static_cast<std::size_t>(n));
+    OPENSSL_free(utf8);
+    return out;
+}
+
+// The server certificate's facts (the leaf: the verify callback sees it even when it does not verify).
+void note_certificate(const X509* cert, upstream_tls_facts& facts) {
+    if (cert == nullptr || !facts.subject.empty()) return;
+    facts.subject = name_text(X509_get_subject_name(cert));
+    facts.subject_cn = common_name(X509_get_subject_name(cert));
+    facts.issuer = name_text(X509_get_issuer_name(cert));
+    const ASN1_TIME* until = X509_get0_notAfter(cert);
+    std::tm tm{};
+    if (until != nullptr && ASN1_TIME_to_tm(until, &tm) == 1) {
+        char text[32];
+        if (std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S UTC", &tm) > 0) facts.not_after = text;
+        int days = 0;
+        int seconds = 0;
+        // days and seconds have the same sign: a few hours past is expired too.
+        if (ASN1_TIME_diff(&days, &seconds, nullptr, until) == 1)
+            facts.days_left = days == 0 && seconds < 0 ? -1 : days;
+    }
+}
+
 }  // namespace
 
 struct upstream_connection::impl {
@@ -55,6 +102,8 @@ struct upstream_connection::impl {
     std::optional<ssl::stream<beast::tcp_stream>> stream;
     std::optional<smtp::client_session> session;
     bool tls = false;
+    bool connected = false;         // of the last attempt (test-upstream)
+    upstream_tls_facts tls_facts;   // of the last attempt (test-upstream)
     std::string last_token;
     std::string where;  // "host:port" for messages
 
@@ -88,16 +137,26 @@ struct upstream_connection::impl {
         SSL* native = stream->native_handle();
         const std::string& host = to.host;
         if (!is_ip_literal(host)) SSL_set_tlsext_host_name(native, host.c_str());
-        stream->set_verify_callback(ssl::host_name_verification(host));
+        // Host-name verification as before; the wrapper only notes the certificate.
+        stream->set_verify_callback([this, check = ssl::host_name_verification(host)](bool preverified,
+                                                                                       ssl::verify_context& vc) {
+            note_certificate(X509_STORE_CTX_get0_cert(vc.native_handle()), tls_facts);
+            return check(preverified, vc);
+        });
         arm(cfg.upstream.connect_timeout_seconds);
         auto [ec] = co_await stream->async_handshake(ssl::stream_base::client, with_error);
+        long verify = SSL_get_verify_result(native);
+        tls_facts.verify_result = X509_verify_cert_error_string(verify);
         if (ec) {
             std::string why = ec.message();
-            long verify = SSL_get_verify_result(native);
             if (verify != X509_V_OK) why += std::string(" (") + X509_verify_cert_error_string(verify) + ")";
             throw upstream_error(where + ": TLS handshake failed: " + why, true, {}, "tls");
         }
         tls = true;
+        tls_facts.established = true;
+        tls_facts.version = SSL_get_version(native);
+        if (const SSL_CIPHER* c = SSL_get_current_cipher(native)) tls_facts.cipher = SSL_CIPHER_get_name(c);
+        note_certificate(SSL_get0_peer_certificate(native), tls_facts);
         spdlog::debug("upstream {}: {}", where, describe_tls(native));
     }
 
@@ -144,10 +203,13 @@ struct upstream_connection::impl {
         stream.emplace(beast::tcp_stream(ex), tls_ctx);
         session.emplace(client_options_for(cfg, to));
         tls = false;
+        connected = false;
+        tls_facts = {};
         arm(cfg.upstream.connect_timeout_seconds);
         auto [cec, ep] = co_await tcp().async_connect(results, with_error);
         (void)ep;
         if (cec) throw upstream_error(where + ": cannot connect: " + cec.message(), true);
+        connected = true;
         if (to.tls == conf::upstream_tls::implicit) co_await handshake();
         smtp::client_action a = co_await pump(mailbox);
         if (a != smtp::client_action::idle) throw upstream_error(where + ": unexpected end of session set-up", true);
@@ -181,6 +243,15 @@ asio::awaitable<void> upstream_connection::open() {
         impl_->close();
     }
     co_await impl_->connect_once(mailbox_);
+}
+
+bool upstream_connection::connected() const { return impl_->connected; }
+
+const upstream_tls_facts& upstream_connection::tls_facts() const { return impl_->tls_facts; }
+
+std::vector<std::string> upstream_connection::extensions() const {
+    if (!impl_->session) return {};
+    return impl_->session->extensions();
 }
 
 asio::awaitable<smtp::message_result> upstream_connection::send(const smtp::outgoing_message& m) {

@@ -5,6 +5,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ssl/context.hpp>
@@ -32,6 +33,19 @@ private:
     std::string stage_;
 };
 
+// What the TLS handshake with the upstream showed (for `subrelay test-upstream`).
+struct upstream_tls_facts {
+    bool established = false;    // the handshake completed
+    std::string version;         // "TLSv1.3"
+    std::string cipher;          // "TLS_AES_256_GCM_SHA384"
+    std::string subject;         // the server certificate's subject, "CN=localhost,O=subrelay tests"
+    std::string subject_cn;      // its common name, "localhost"
+    std::string issuer;          // "CN=subrelay test CA,O=subrelay tests"
+    std::string not_after;       // "2026-11-30 12:00:00 UTC"
+    long days_left = 0;          // until not_after (negative once expired)
+    std::string verify_result;   // "ok", or why the certificate was not trusted
+};
+
 class upstream_connection {
 public:
     // `to` is where this mailbox's messages go (credentials.hpp).
@@ -50,6 +64,13 @@ public:
     boost::asio::awaitable<void> quit();
 
     [[nodiscard]] const std::string& mailbox() const { return mailbox_; }
+    // Of the last connection attempt, for `subrelay test-upstream`:
+    // whether the TCP connection was made,
+    [[nodiscard]] bool connected() const;
+    // the TLS handshake (the certificate is known even when it did not verify; empty without TLS),
+    [[nodiscard]] const upstream_tls_facts& tls_facts() const;
+    // the keywords of the last EHLO reply, upper-cased (empty before it, and again after STARTTLS).
+    [[nodiscard]] std::vector<std::string> extensions() const;
 
 private:
     struct impl;
