@@ -80,6 +80,11 @@ struct provider_state {
 
 [[noreturn]] void fail(const provider_state& s, const std::string& what, oauth_failure kind, std::string hint = {}) {
     const auto secrets = s.how->secrets();
+    // The sign-in command names the profile it signs in.
+    const std::string login = "`subrelay oauth login`";
+    if (s.cfg.name != "default")
+        for (auto pos = hint.find(login); pos != std::string::npos; pos = hint.find(login, pos + 1))
+            hint.replace(pos, login.size(), "`subrelay oauth login --profile " + s.cfg.name + "`");
     throw token_error(redact("token request to " + s.endpoint + " failed: " + what, secrets), kind,
                       redact(std::move(hint), secrets));
 }

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -17,8 +18,10 @@
 #include "policy/policy.hpp"
 #include "relay/admin.hpp"
 #include "relay/credentials.hpp"
+#include "relay/oauth_cli.hpp"
 #include "relay/queue_cli.hpp"
 #include "relay/server.hpp"
+#include "relay/test_upstream.hpp"
 #include "relay/tls.hpp"
 #include "smtp/address.hpp"
 
@@ -38,6 +41,8 @@ verbs:
   check-config   validate the configuration and the policy file
   hash-password  read a password on standard input, print its crypt(3) hash
   queue          list, show, retry, hold, release or delete queued messages
+  oauth          sign in a delegated profile (login), or show each profile's tokens (status)
+  test-upstream  get a token, connect, EHLO and AUTH upstream, stop before MAIL
 
 administration (like Exchange Online's cmdlets; verbs are case-insensitive):
 @ADMIN@
@@ -203,6 +208,36 @@ std::string usage_text() {
 
 }  // namespace
 
+cli_word split_cli_word(const std::string& word) {
+    cli_word w{word, std::nullopt};
+    if (const auto eq = word.find('='); word.rfind("--", 0) == 0 && eq != std::string::npos) {
+        w.value = word.substr(eq + 1);
+        w.name = word.substr(0, eq);
+    }
+    if (w.name == "-c") w.name = "--config";
+    return w;
+}
+
+std::optional<std::string> take_value(const cli_word& w, const std::vector<std::string>& args, std::size_t& i) {
+    if (w.value) return w.value;
+    if (i + 1 >= args.size()) return std::nullopt;
+    return args[++i];
+}
+
+std::string join(const std::vector<std::string>& v, std::string_view sep) {
+    std::string out;
+    for (const auto& s : v) {
+        if (!out.empty()) out += sep;
+        out += s;
+    }
+    return out;
+}
+
+std::int64_t now_seconds() {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
 int run_cli(const std::vector<std::string>& args, std::istream& in, std::ostream& out, std::ostream& err) {
     if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
         (args.empty() ? err : out) << usage_text();
@@ -213,6 +248,8 @@ int run_cli(const std::vector<std::string>& args, std::istream& in, std::ostream
         return 0;
     }
     if (args[0] == "queue") return run_queue_cli(args, in, out, err);
+    if (args[0] == "oauth") return run_oauth_cli(args, in, out, err);
+    if (args[0] == "test-upstream") return run_test_upstream(args, in, out, err);
     // Admin verbs are PowerShell cmdlet names: accept them in any case
     // (Set-CASMailbox, set-casmailbox).
     if (const std::string verb = smtp::ascii_lower(args[0]); admin::is_verb(verb)) {
@@ -228,28 +265,21 @@ int run_cli(const std::vector<std::string>& args, std::istream& in, std::ostream
     const verb_spec& spec = it->second;
     std::map<std::string, std::string> opts;
     for (std::size_t i = 1; i < args.size(); ++i) {
-        std::string a = args[i];
-        if (a == "--help" || a == "-h") {
+        const cli_word w = split_cli_word(args[i]);
+        const std::string& a = w.name;
+        if (w.is_help()) {
             out << spec.usage;
             return 0;
         }
-        std::optional<std::string> value;
-        if (auto eq = a.find('='); a.rfind("--", 0) == 0 && eq != std::string::npos) {
-            value = a.substr(eq + 1);
-            a = a.substr(0, eq);
-        }
-        if (a == "-c") a = "--config";
         bool takes_value = std::find(spec.value_options.begin(), spec.value_options.end(), a) != spec.value_options.end();
         if (!takes_value) {
             err << "subrelay " << args[0] << ": unknown option '" << a << "'\n" << spec.usage;
             return 2;
         }
+        const std::optional<std::string> value = take_value(w, args, i);
         if (!value) {
-            if (i + 1 >= args.size()) {
-                err << "subrelay " << args[0] << ": " << a << " needs a value\n";
-                return 2;
-            }
-            value = args[++i];
+            err << "subrelay " << args[0] << ": " << a << " needs a value\n";
+            return 2;
         }
         opts[a] = *value;
     }

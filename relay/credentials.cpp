@@ -1,6 +1,9 @@
 #include "relay/credentials.hpp"
 
+#include <chrono>
 #include <utility>
+
+#include <boost/json.hpp>
 
 #include "relay/refresh_token_file.hpp"
 
@@ -64,6 +67,35 @@ std::vector<upstream_credentials::profile_status> upstream_credentials::status()
     for (const auto& [key, s] : sources_)
         if (s.tokens != nullptr) out.push_back({s.profile, s.mailbox, s.tokens->status()});
     return out;
+}
+
+namespace {
+
+std::int64_t unix_seconds(std::chrono::system_clock::time_point t) {
+    if (t == std::chrono::system_clock::time_point{}) return 0;
+    return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+
+}  // namespace
+
+std::string upstream_credentials::status_json() const {
+    boost::json::array sources;
+    for (const auto& st : status()) {
+        boost::json::object o;
+        o["profile"] = st.profile;
+        o["mailbox"] = st.mailbox;
+        o["grant"] = st.token.grant;
+        o["obtained_at"] = unix_seconds(st.token.obtained_at);
+        o["expires_at"] = unix_seconds(st.token.expires_at);
+        o["fetches"] = st.token.fetches;
+        o["last_error"] = st.token.last_error;
+        o["hint"] = st.token.last_hint;
+        sources.emplace_back(std::move(o));
+    }
+    boost::json::object doc;
+    doc["written_at"] = unix_seconds(std::chrono::system_clock::now());
+    doc["sources"] = std::move(sources);
+    return boost::json::serialize(doc);
 }
 
 }  // namespace subrelay::relay

@@ -49,6 +49,12 @@ public:
         auth::token_status token;
     };
     [[nodiscard]] std::vector<profile_status> status() const;
+    // status() as the JSON document `subrelay oauth status` reads:
+    // {"written_at": unix seconds, "sources": [{"profile", "mailbox", "grant",
+    //  "obtained_at", "expires_at" (unix seconds, 0 when no token yet),
+    //  "fetches", "last_error", "hint"}]}. Every profile is listed, a
+    // per-mailbox profile once per mailbox seen.
+    [[nodiscard]] std::string status_json() const;
 
 private:
     struct source {

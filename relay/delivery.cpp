@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <optional>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -15,6 +16,7 @@
 
 #include "relay/blocking.hpp"
 #include "relay/durable_file.hpp"
+#include "relay/oauth_cli.hpp"
 #include "relay/tls.hpp"
 #include "relay/upstream.hpp"
 #include "smtp/address.hpp"
@@ -188,6 +190,7 @@ void delivery::start() {
     apply(survey({}, {}));
     if (!messages_.empty()) spdlog::info("spool holds {} message(s) from before", messages_.size());
     asio::co_spawn(io_, watch_wake_file(), asio::detached);
+    asio::co_spawn(io_, publish_token_status(), asio::detached);  // `oauth status` lists every profile at once
 }
 
 // Reads what the spool holds (blocking: runs on the pool, or before the
@@ -623,16 +626,23 @@ asio::awaitable<void> delivery::smtp_worker(lane& l) {
         ~active_guard() { --l.active; }
     } guard{l};
 
-    auth::token_source* tokens = credentials_ != nullptr ? credentials_->tokens_for(l.mailbox) : nullptr;
     upstream_endpoint to = credentials_ != nullptr ? credentials_->endpoint_for(l.mailbox)
                                                    : upstream_endpoint{cfg_.upstream.host, cfg_.upstream.port,
                                                                        cfg_.upstream.tls};
-    upstream_connection conn(cfg_, std::move(to), *tls_, tokens, l.mailbox);
+    std::optional<upstream_connection> conn;
     std::string failure;
     classification failure_class;
     try {
-        co_await conn.open();
+        // A Google service account makes its mailbox's token source now: reading its key may fail.
+        auth::token_source* tokens = credentials_ != nullptr ? credentials_->tokens_for(l.mailbox) : nullptr;
+        conn.emplace(cfg_, std::move(to), *tls_, tokens, l.mailbox);
+        co_await conn->open();
         l.throttles = 0;
+    } catch (const auth::token_error& e) {
+        // The profile is broken or its endpoint unwell: messages wait (and
+        // bounce only at the end of their lifetime), the log says what to do.
+        failure = e.what();
+        failure_class.hint = e.hint();
     } catch (const upstream_error& e) {
         failure = e.what();
         failure_class = classify(e.server_reply(), e.stage(), l.mailbox);
@@ -640,6 +650,7 @@ asio::awaitable<void> delivery::smtp_worker(lane& l) {
         failure = e.what();
         failure_class = classify(smtp::reply{}, "connect", l.mailbox);
     }
+    co_await publish_token_status();
     if (!failure.empty()) {
         spdlog::warn("upstream connection for {} failed: {}{}", l.mailbox, failure,
                      failure_class.hint.empty() ? "" : " (" + failure_class.hint + ")");
@@ -667,12 +678,35 @@ asio::awaitable<void> delivery::smtp_worker(lane& l) {
         std::string id = l.ready.front();
         l.ready.pop_front();
         messages_[id].state = status::in_flight;
-        const attempt_result r = co_await attempt(l, &conn, id);
+        const attempt_result r = co_await attempt(l, &*conn, id);
         settle(id, r);
         if (!r.connection_failure.empty()) break;  // this connection is gone
         deadline = std::chrono::steady_clock::now() + idle_keepalive;
     }
-    co_await conn.quit();
+    co_await conn->quit();
+}
+
+// Keeps `subrelay oauth status` current: rewrites the status file when a
+// token was fetched or a request failed since the last time.
+asio::awaitable<void> delivery::publish_token_status() {
+    if (credentials_ == nullptr) co_return;
+    std::string signature;
+    for (const auto& st : credentials_->status())
+        signature += st.profile + '\n' + st.mailbox + '\n' + std::to_string(st.token.fetches) + '\n' +
+                     st.token.last_error + '\n';
+    if (signature == published_status_) co_return;
+    published_status_ = signature;
+    const std::string doc = credentials_->status_json() + "\n";
+    const fs::path file = oauth_status_path(spool_.dir());
+    auto write = [&doc, &file] {
+        fs::create_directories(file.parent_path());
+        write_file_atomically(file, file.string() + ".tmp", {doc}, 0640);
+    };
+    try {
+        co_await run_blocking(blocking_, write);
+    } catch (const std::exception& e) {
+        spdlog::warn("oauth status file {}: {}", file.string(), e.what());
+    }
 }
 
 asio::awaitable<void> delivery::directory_worker(lane& l) {

@@ -88,6 +88,7 @@ private:
     // Files the message under its outcome: forgotten, or waiting until retry_at.
     void settle(const std::string& id, const attempt_result& r);
     boost::asio::awaitable<bool> wait_for_rate(lane& l);
+    boost::asio::awaitable<void> publish_token_status();
     boost::asio::awaitable<void> watch_wake_file();
     boost::asio::awaitable<void> wake_at(std::string id, std::int64_t at);
     boost::asio::awaitable<void> resume_lane_after(lane& l, std::chrono::seconds wait);
@@ -127,6 +128,7 @@ private:
     std::map<std::string, std::unique_ptr<lane>> lanes_;
     std::map<std::string, entry> messages_;
     std::set<boost::asio::steady_timer*> timers_;     // cancelled on stop
+    std::string published_status_;  // what the status file last said (see publish_token_status)
     bool stopping_ = false;
     unsigned workers_ = 0;
 };

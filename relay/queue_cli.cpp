@@ -16,6 +16,7 @@
 #include <boost/json.hpp>
 
 #include "conf/config.hpp"
+#include "relay/cli.hpp"
 #include "relay/queue.hpp"
 #include "relay/spool.hpp"
 
@@ -70,28 +71,22 @@ std::optional<int> parse_args(const std::vector<std::string>& args, options& o, 
         return 2;
     };
     for (std::size_t i = 1; i < args.size(); ++i) {
-        std::string a = args[i];
-        if (a == "--help" || a == "-h") {
+        const cli_word w = split_cli_word(args[i]);
+        std::string a = w.name;
+        if (w.is_help()) {
             out << usage_text;
             return 0;
         }
-        std::optional<std::string> value;
-        if (auto eq = a.find('='); a.rfind("--", 0) == 0 && eq != std::string::npos) {
-            value = a.substr(eq + 1);
-            a = a.substr(0, eq);
-        }
-        if (a == "--config" || a == "-c") {
+        if (a == "--config") {
+            const std::optional<std::string> value = take_value(w, args, i);
             if (!value) {
-                if (i + 1 >= args.size()) {
-                    err << "subrelay queue: --config needs a value\n";
-                    return 2;
-                }
-                value = args[++i];
+                err << "subrelay queue: --config needs a value\n";
+                return 2;
             }
             o.config = *value;
             continue;
         }
-        if (value) return usage_error("option '" + a + "' takes no value");
+        if (w.value) return usage_error("option '" + a + "' takes no value");
         if (a == "--all") o.all = true;
         else if (a == "--json") o.json = true;
         else if (a == "--yes" || a == "-y") o.yes = true;
@@ -119,11 +114,6 @@ std::optional<int> parse_args(const std::vector<std::string>& args, options& o, 
         if (!o.ids.empty() && o.all) return usage_error("give message ids or --all, not both");
     }
     return std::nullopt;
-}
-
-std::int64_t now_seconds() {
-    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
 }
 
 // "45s", "3m", "2h", "5d".
@@ -176,15 +166,6 @@ std::string next_text(const queue_state& st, std::int64_t now) {
     if (st.held) return "held";
     if (st.next_attempt <= now) return "now";
     return "in " + short_duration(st.next_attempt - now);
-}
-
-std::string join(const std::vector<std::string>& v, std::string_view sep) {
-    std::string out;
-    for (const auto& s : v) {
-        if (!out.empty()) out += sep;
-        out += s;
-    }
-    return out;
 }
 
 json::array json_strings(const std::vector<std::string>& v) {
