@@ -4,7 +4,11 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <sstream>
 #include <stdexcept>
+
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include "test_tls.hpp"
 
@@ -112,13 +116,26 @@ TEST(load_client_secret, errors_name_the_profile) {
     EXPECT_EQ(subrelay::auth::profile_key(cfg, "scope"), "oauth.scope");
 }
 
-TEST(read_secret_file, still_reads_a_file_others_can_read) {
-    // Readable by others: a warning is logged (not checked here), the secret is still used.
+TEST(read_secret_file, a_file_others_can_read_is_warned_about_but_used) {
+    std::ostringstream log;
+    auto previous = spdlog::default_logger();
+    spdlog::set_default_logger(
+        std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::ostream_sink_mt>(log)));
     subrelay::auth::test::temp_dir dir;
     const auto file = dir.path() / "open-secret";
-    std::ofstream(file, std::ios::binary) << "s3cret\n";
+    std::ofstream(file, std::ios::binary) << "s3cret-value\n";
     std::filesystem::permissions(file, std::filesystem::perms::owner_read | std::filesystem::perms::others_read);
-    EXPECT_EQ(subrelay::auth::read_secret_file(file, "oauth.client_secret_file"), "s3cret");
+    EXPECT_EQ(subrelay::auth::read_secret_file(file, "oauth.client_secret_file"), "s3cret-value");
+    std::filesystem::permissions(file, std::filesystem::perms::owner_read);
+    EXPECT_EQ(subrelay::auth::read_secret_file(file, "oauth.client_secret_file"), "s3cret-value");
+    spdlog::set_default_logger(previous);
+
+    const std::string text = log.str();
+    EXPECT_NE(text.find("oauth.client_secret_file: " + file.string() + " can be read or written by other users"),
+              std::string::npos)
+        << text;
+    EXPECT_EQ(text.find("can be read"), text.rfind("can be read")) << "only the open file is warned about: " << text;
+    EXPECT_EQ(text.find("s3cret-value"), std::string::npos) << text;
 }
 
 TEST(load_client_secret, nothing_configured_is_an_error) {
