@@ -346,7 +346,7 @@ std::optional<long> aadsts_code(std::string_view error_description, std::string_
     return ec ? std::nullopt : first_code(codes);
 }
 
-oauth_diagnosis diagnose_token_failure(int http_status, std::string_view body) {
+oauth_diagnosis diagnose_token_failure(int http_status, std::string_view body, std::string_view sign_in_command) {
     const answer a = read_answer(body);
     oauth_diagnosis d;
     d.error = a.error;
@@ -372,6 +372,11 @@ oauth_diagnosis diagnose_token_failure(int http_status, std::string_view body) {
         d.kind = oauth_failure::configuration;
         d.hint = a.oauth ? unknown_hint(http_status, a) : not_oauth_hint(http_status, body);
     }
+    // The hints are written with the plain command; name the profile's.
+    const std::string plain = "`subrelay oauth login`";
+    const std::string own = "`" + std::string(sign_in_command) + "`";
+    for (auto pos = d.hint.find(plain); pos != std::string::npos; pos = d.hint.find(plain, pos + own.size()))
+        d.hint.replace(pos, plain.size(), own);
     return d;
 }
 

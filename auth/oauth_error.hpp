@@ -33,7 +33,10 @@ std::optional<long> aadsts_code(std::string_view error_description, std::string_
 // body is the endpoint's JSON answer (may be empty or not JSON, e.g. a proxy's
 // HTML page); http_status 0 means no HTTP answer at all (timeout, refused,
 // TLS failure). Never throws. The hint never repeats the request's secrets.
-oauth_diagnosis diagnose_token_failure(int http_status, std::string_view body);
+// sign_in_command is the command the hint names when a sign-in is needed
+// again ("subrelay oauth login --profile NAME" for a named profile).
+oauth_diagnosis diagnose_token_failure(int http_status, std::string_view body,
+                                       std::string_view sign_in_command = "subrelay oauth login");
 
 // text with every occurrence of each non-empty secret replaced by
 // "[redacted]": a message never carries a secret, even one a server echoed.

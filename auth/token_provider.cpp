@@ -80,11 +80,6 @@ struct provider_state {
 
 [[noreturn]] void fail(const provider_state& s, const std::string& what, oauth_failure kind, std::string hint = {}) {
     const auto secrets = s.how->secrets();
-    // The sign-in command names the profile it signs in.
-    const std::string login = "`subrelay oauth login`";
-    if (s.cfg.name != "default")
-        for (auto pos = hint.find(login); pos != std::string::npos; pos = hint.find(login, pos + 1))
-            hint.replace(pos, login.size(), "`subrelay oauth login --profile " + s.cfg.name + "`");
     throw token_error(redact("token request to " + s.endpoint + " failed: " + what, secrets), kind,
                       redact(std::move(hint), secrets));
 }
@@ -111,7 +106,7 @@ std::string string_field(const json::object& o, std::string_view key) {
 // "HTTP 401: AADSTS7000215: invalid_client: first line of the description",
 // classified, with the line that tells the admin what to do.
 [[noreturn]] void fail_with_error_response(const provider_state& s, const http_response& res) {
-    const oauth_diagnosis d = diagnose_token_failure(res.status, res.body);
+    const oauth_diagnosis d = diagnose_token_failure(res.status, res.body, sign_in_command(s.cfg));
     std::string what = "HTTP " + std::to_string(res.status);
     if (d.aadsts) what += ": AADSTS" + std::to_string(*d.aadsts);
     if (!d.error.empty()) what += ": " + d.error;
@@ -264,7 +259,7 @@ asio::awaitable<void> run_fetch(std::shared_ptr<provider_state> s, std::shared_p
     f->done.cancel();
 }
 
-// All state lives on one executor: see make_client_credentials_provider.
+// All state lives on one executor: see make_token_provider.
 class provider final : public token_source {
 public:
     explicit provider(std::shared_ptr<provider_state> s) : s_(std::move(s)) {}
@@ -332,6 +327,10 @@ std::string profile_key(const conf::oauth_config& cfg, std::string_view key) {
     return out;
 }
 
+std::string sign_in_command(const conf::oauth_config& cfg) {
+    return cfg.name == "default" ? "subrelay oauth login" : "subrelay oauth login --profile " + cfg.name;
+}
+
 std::string read_secret_file(const std::filesystem::path& file, const std::string& key) {
     // Opened first, checked on the descriptor: what is checked is what is read.
     std::ifstream in(file, std::ios::binary);
@@ -389,12 +388,6 @@ std::unique_ptr<token_source> make_token_provider(asio::any_io_executor ex, conf
     s->cfg = std::move(cfg);
     s->how = std::move(how);
     return std::make_unique<provider>(std::move(s));
-}
-
-std::unique_ptr<token_source> make_client_credentials_provider(asio::any_io_executor ex, conf::oauth_config cfg,
-                                                               std::string client_secret) {
-    auto how = make_client_secret_grant(cfg, std::move(client_secret));
-    return make_token_provider(std::move(ex), std::move(cfg), std::move(how));
 }
 
 }  // namespace subrelay::auth

@@ -69,6 +69,9 @@ public:
 // ("oauth" / "oauth.profiles.NAME" for an empty key): how errors name a setting.
 std::string profile_key(const conf::oauth_config& cfg, std::string_view key);
 
+// The command that signs the profile in again: "subrelay oauth login [--profile NAME]".
+std::string sign_in_command(const conf::oauth_config& cfg);
+
 // A secret kept in a file: its content without trailing newlines. Logs a
 // warning when other users may read or write the file; throws
 // std::runtime_error ("KEY: cannot read FILE: reason", "KEY: FILE is empty").
@@ -93,11 +96,5 @@ std::string load_client_secret(const conf::oauth_config& cfg);
 using steady_now = std::function<std::chrono::steady_clock::time_point()>;
 std::unique_ptr<token_source> make_token_provider(boost::asio::any_io_executor ex, conf::oauth_config cfg,
                                                   std::unique_ptr<grant> how, steady_now now = {});
-
-// The client-credentials grant with the given client secret (the default
-// profile of earlier versions, and the tests).
-std::unique_ptr<token_source> make_client_credentials_provider(boost::asio::any_io_executor ex,
-                                                               conf::oauth_config cfg,
-                                                               std::string client_secret);
 
 }  // namespace subrelay::auth

@@ -208,6 +208,15 @@ std::string usage_text() {
 
 }  // namespace
 
+std::optional<conf::config> load_config(const std::string& file, std::ostream& err) {
+    auto parsed = conf::parse_file(file);
+    if (!parsed.ok()) {
+        for (const auto& e : parsed.errors) err << e.to_string() << '\n';
+        return std::nullopt;
+    }
+    return std::move(parsed.cfg);
+}
+
 cli_word split_cli_word(const std::string& word) {
     cli_word w{word, std::nullopt};
     if (const auto eq = word.find('='); word.rfind("--", 0) == 0 && eq != std::string::npos) {

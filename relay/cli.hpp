@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "conf/config.hpp"
+
 namespace subrelay::relay {
 
 // Runs the verb named by args (args[0] is the verb). Returns the exit status.
@@ -24,6 +26,10 @@ cli_word split_cli_word(const std::string& word);
 // The value of an option that takes one: the one after '=', else the next
 // word (advancing i). nullopt when the command line ends first.
 std::optional<std::string> take_value(const cli_word& w, const std::vector<std::string>& args, std::size_t& i);
+
+// The configuration a verb works on; its problems (FILE: key: what) go to
+// err and nullopt comes back.
+std::optional<conf::config> load_config(const std::string& file, std::ostream& err);
 
 // Small things the verbs print with.
 std::string join(const std::vector<std::string>& words, std::string_view separator);

@@ -85,22 +85,8 @@ std::vector<std::string> remaining(const spool_envelope& env, const queue_state&
     return out;
 }
 
-// The enhanced status code of a reply line: "550 5.1.1 text" -> "5.1.1",
-// and a reason of our own that starts with one, "4.4.7 text" -> "4.4.7".
 std::string status_of(const std::string& reply, const char* fallback) {
-    auto looks_like_status = [](std::string_view w) {
-        return w.size() >= 5 && (w[0] == '2' || w[0] == '4' || w[0] == '5') && w[1] == '.' &&
-               w.find_first_not_of("0123456789.") == std::string_view::npos;
-    };
-    std::string_view line = reply;
-    for (int word = 0; word < 2 && !line.empty(); ++word) {
-        const auto end = line.find(' ');
-        const std::string_view w = line.substr(0, end);
-        if (looks_like_status(w)) return std::string(w);
-        if (end == std::string_view::npos) break;
-        line.remove_prefix(end + 1);
-    }
-    return fallback;
+    return smtp::enhanced_status_in(reply).value_or(fallback);
 }
 
 // A notice about message `id` to its sender (recipients to be added).

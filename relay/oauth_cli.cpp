@@ -548,14 +548,11 @@ private:
 int run_oauth_cli(const std::vector<std::string>& args, std::istream&, std::ostream& out, std::ostream& err) {
     options o;
     if (auto status = parse_args(args, o, out, err)) return *status;
-    auto parsed = conf::parse_file(o.config);
-    if (!parsed.ok()) {
-        for (const auto& e : parsed.errors) err << e.to_string() << '\n';
-        return 1;
-    }
+    const std::optional<conf::config> cfg = load_config(o.config, err);
+    if (!cfg) return 1;
     try {
-        if (o.action == "login") return login(o, parsed.cfg, out, err);
-        status_command cmd(o, parsed.cfg, out);
+        if (o.action == "login") return login(o, *cfg, out, err);
+        status_command cmd(o, *cfg, out);
         return cmd.run();
     } catch (const std::exception& e) {
         err << "subrelay oauth " << o.action << ": " << e.what() << '\n';

@@ -494,13 +494,10 @@ const char* queue_usage() { return usage_text; }
 int run_queue_cli(const std::vector<std::string>& args, std::istream& in, std::ostream& out, std::ostream& err) {
     options o;
     if (auto status = parse_args(args, o, out, err)) return *status;
-    auto parsed = conf::parse_file(o.config);
-    if (!parsed.ok()) {
-        for (const auto& e : parsed.errors) err << e.to_string() << '\n';
-        return 1;
-    }
+    const std::optional<conf::config> cfg = load_config(o.config, err);
+    if (!cfg) return 1;
     try {
-        queue_command cmd(std::move(o), parsed.cfg, in, out, err);
+        queue_command cmd(std::move(o), *cfg, in, out, err);
         return cmd.run();
     } catch (const std::exception& e) {
         err << "subrelay queue: " << e.what() << '\n';

@@ -30,6 +30,21 @@ std::string reply::wire() const {
     return out;
 }
 
+std::optional<std::string> enhanced_status_in(std::string_view line) {
+    auto looks_like_status = [](std::string_view w) {
+        return w.size() >= 5 && (w[0] == '2' || w[0] == '4' || w[0] == '5') && w[1] == '.' &&
+               w.find_first_not_of("0123456789.") == std::string_view::npos;
+    };
+    for (int word = 0; word < 2 && !line.empty(); ++word) {
+        const auto end = line.find(' ');
+        const std::string_view w = line.substr(0, end);
+        if (looks_like_status(w)) return std::string(w);
+        if (end == std::string_view::npos) break;
+        line.remove_prefix(end + 1);
+    }
+    return std::nullopt;
+}
+
 std::string reply::summary() const {
     std::string out = std::to_string(code);
     if (!enhanced.empty()) out += ' ' + enhanced;

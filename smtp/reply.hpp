@@ -28,6 +28,11 @@ struct reply {
     friend bool operator==(const reply&, const reply&) = default;
 };
 
+// The enhanced status code (RFC 3463) in a one-line reply as summary()
+// writes it ("550 5.1.1 text" -> "5.1.1"), or at the start of a reason of
+// our own ("4.4.7 text" -> "4.4.7"); nullopt when there is none.
+std::optional<std::string> enhanced_status_in(std::string_view line);
+
 // Incremental parser of replies received from a server (client side).
 // Feed bytes; complete replies (multi-line joined) come out of next().
 class reply_parser {

@@ -439,4 +439,12 @@ TEST(diagnose_token_failure, google_invalid_jwt_is_configuration_not_sign_in) {
     EXPECT_EQ(d.hint.find("oauth login"), std::string::npos) << d.hint;
 }
 
+TEST(diagnose_token_failure, the_sign_in_hint_names_the_command_given) {
+    const std::string body = R"({"error":"invalid_grant","error_description":"AADSTS70008: The refresh token has expired."})";
+    EXPECT_NE(diagnose_token_failure(400, body).hint.find("`subrelay oauth login`"), std::string::npos);
+    const auto d = diagnose_token_failure(400, body, "subrelay oauth login --profile delegated");
+    EXPECT_NE(d.hint.find("`subrelay oauth login --profile delegated`"), std::string::npos) << d.hint;
+    EXPECT_EQ(d.hint.find("`subrelay oauth login`"), std::string::npos) << d.hint;
+}
+
 }  // namespace

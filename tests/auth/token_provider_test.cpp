@@ -62,7 +62,10 @@ protected:
         cfg_.timeout_seconds = 10;
     }
 
-    std::unique_ptr<token_source> make() { return make_client_credentials_provider(ioc_.get_executor(), cfg_, secret); }
+    std::unique_ptr<token_source> make() {
+        return subrelay::auth::make_token_provider(ioc_.get_executor(), cfg_,
+                                                   subrelay::auth::make_client_secret_grant(cfg_, secret));
+    }
 
     // A provider on a clock the test moves (clock_ starts at the real now).
     std::unique_ptr<token_source> make_with_clock() {

@@ -759,7 +759,8 @@ def scanner_account(**kwargs):
 
 def smtplib_send(relay, message, rcpts, sender=SCANNER_ID, identity=SCANNER_ID,
                  password=SCANNER_PASSWORD, implicit_tls=False, count=1):
-    """Submits `message` `count` times over one connection with smtplib."""
+    """Submits `message` `count` times over one connection with smtplib; a
+    list of messages is submitted one after the other instead."""
     import smtplib
     ctx = relay.client_tls_context()
     if implicit_tls:
@@ -772,8 +773,9 @@ def smtplib_send(relay, message, rcpts, sender=SCANNER_ID, identity=SCANNER_ID,
         s.ehlo("scanner.contoso.test")
     try:
         s.login(identity, password)
-        for _ in range(count):
-            refused = s.sendmail(sender, rcpts, message)
+        messages = message if isinstance(message, list) else [message] * count
+        for m in messages:
+            refused = s.sendmail(sender, rcpts, m)
             if refused:
                 raise AssertionError("recipients refused: %r" % refused)
     finally:

@@ -3,7 +3,6 @@ correct (or a deliberately wrong) client and checks that the fake answers
 as Entra ID or Google would. If these fail, a relay test that passes
 against the fake proves little about the real platform."""
 import base64
-import datetime
 import hashlib
 import http.client
 import json
@@ -14,11 +13,10 @@ import time
 import urllib.parse
 import uuid
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.x509.oid import NameOID
 
+import app_keys
 import harness
 from harness import CLIENT_ID, CLIENT_SECRET
 
@@ -49,34 +47,6 @@ def rsa_key(name):
     if name not in _KEYS:
         _KEYS[name] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     return _KEYS[name]
-
-
-def self_signed_cert(key, directory):
-    """The app's certificate credential, as one uploads it to Entra; (DER, PEM path)."""
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "subrelay test app")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=2))
-            .sign(key, hashes.SHA256()))
-    path = os.path.join(directory, "app-cert.pem")
-    with open(path, "wb") as f:
-        f.write(cert.public_bytes(serialization.Encoding.PEM))
-    return cert.public_bytes(serialization.Encoding.DER), path
-
-
-def google_key_file(key, directory, key_id="0123456789abcdef0123456789abcdef01234567"):
-    """A service account key in Google's JSON format."""
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
-    path = os.path.join(directory, "service-account.json")
-    with open(path, "w") as f:
-        json.dump({"type": "service_account", "project_id": "subrelay-test",
-                   "private_key_id": key_id, "private_key": pem, "client_email": GOOGLE_ACCOUNT,
-                   "client_id": "109876543210987654321",
-                   "token_uri": "https://oauth2.googleapis.com/token"}, f)
-    return path
 
 
 def sign_jwt(key, header, claims, salt_length=32):
@@ -115,7 +85,7 @@ def flip_signature_byte(jwt):
 
 def google_assertion(key, audience, claims=None, header=None):
     now = int(time.time())
-    h = {"alg": "RS256", "typ": "JWT", "kid": "0123456789abcdef0123456789abcdef01234567"}
+    h = {"alg": "RS256", "typ": "JWT", "kid": app_keys.GOOGLE_KEY_ID}
     h.update(header or {})
     c = {"iss": GOOGLE_ACCOUNT, "scope": GOOGLE_SCOPE, "aud": audience, "sub": GOOGLE_USER,
          "iat": now, "exp": now + 3600}
@@ -183,7 +153,7 @@ class CertificateCredentialTest(IdpCase):
     def setUp(self):
         super().setUp()
         self.key = rsa_key("app")
-        self.cert_der, cert_path = self_signed_cert(self.key, self.workdir)
+        self.cert_der, cert_path = app_keys.app_certificate(self.key, self.workdir)
         self.start_token(client_cert=cert_path)
 
     def request(self, assertion, extra=()):
@@ -290,7 +260,7 @@ class CertificateCredentialTest(IdpCase):
 class NoCertificateTest(IdpCase):
     def test_assertion_without_registered_certificate_refused(self):
         key = rsa_key("app")
-        cert_der, _ = self_signed_cert(key, self.workdir)
+        cert_der, _ = app_keys.app_certificate(key, self.workdir)
         self.start_token()
         answer = self.post(self.token.url, [
             ("grant_type", "client_credentials"), ("client_id", CLIENT_ID),
@@ -469,7 +439,8 @@ class GoogleTest(IdpCase):
     def setUp(self):
         super().setUp()
         self.key = rsa_key("google")
-        self.key_file = google_key_file(self.key, self.workdir)
+        self.key_file = os.path.join(self.workdir, "service-account.json")
+        app_keys.google_key_file(self.key, self.key_file, GOOGLE_ACCOUNT)
 
     def start(self, **kwargs):
         return self.start_token(google_service_account=self.key_file,

@@ -15,21 +15,16 @@ Note: the relay renews a token when a delivery needs one (an upstream
 connection is opened), not on a timer, and an upstream connection stays
 open 10 s after its last message. The renewal tests therefore wait for the
 relay's upstream connection to close before the next round."""
-import datetime
-import json
 import os
 import re
-import smtplib
 import stat
 import sys
 import threading
 import time
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
+import app_keys
 import harness
 from harness import CLIENT_ID, CLIENT_SECRET, SCANNER_ID, SCANNER_PASSWORD, TENANT, UPSTREAM_MAILBOX
 
@@ -54,47 +49,6 @@ def rsa_key(name):
     return _KEYS[name]
 
 
-def key_pem(key):
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
-
-
-def write_private(path, data, mode=0o600):
-    with open(path, "wb" if isinstance(data, bytes) else "w") as f:
-        f.write(data)
-    os.chmod(path, mode)
-    return path
-
-
-def app_certificate(key, directory):
-    """The app's certificate credential (as uploaded to Entra) and its key:
-    (certificate path, private key path, key PEM bytes)."""
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "subrelay e2e app")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=2))
-            .sign(key, hashes.SHA256()))
-    cert_path = os.path.join(directory, "app-cert.pem")
-    with open(cert_path, "wb") as f:
-        f.write(cert.public_bytes(serialization.Encoding.PEM))
-    pem = key_pem(key)
-    key_path = write_private(os.path.join(directory, "app-key.pem"), pem)
-    return cert_path, key_path, pem
-
-
-def google_key_file(key, path):
-    """A service account key in Google's JSON format; returns the PEM inside."""
-    pem = key_pem(key).decode()
-    write_private(path, json.dumps({
-        "type": "service_account", "project_id": "subrelay-e2e",
-        "private_key_id": "89abcdef0123456789abcdef0123456789abcdef", "private_key": pem,
-        "client_email": GOOGLE_ACCOUNT, "client_id": "109876543210987654321",
-        "token_uri": "https://oauth2.googleapis.com/token"}))
-    return pem
-
-
 def pem_body_lines(pem):
     """The base64 lines of a PEM block (what a leak would show)."""
     text = pem.decode() if isinstance(pem, bytes) else pem
@@ -105,21 +59,7 @@ def pem_body_lines(pem):
 
 def send_messages(relay, messages, identity=SCANNER_ID, sender=SCANNER_ID, rcpts=(RCPT,)):
     """Submits several distinct messages over one STARTTLS + AUTH PLAIN session."""
-    s = smtplib.SMTP("127.0.0.1", relay.submission_port, timeout=60)
-    try:
-        s.ehlo("scanner.contoso.test")
-        s.starttls(context=relay.client_tls_context())
-        s.ehlo("scanner.contoso.test")
-        s.login(identity, SCANNER_PASSWORD)
-        for m in messages:
-            refused = s.sendmail(sender, list(rcpts), m)
-            if refused:
-                raise AssertionError("recipients refused: %r" % refused)
-    finally:
-        try:
-            s.quit()
-        except Exception:  # noqa: BLE001
-            s.close()
+    harness.smtplib_send(relay, messages, list(rcpts), sender=sender, identity=identity)
 
 
 class Upstreams:
@@ -214,7 +154,9 @@ class CertificateCredentialTest(OAuthCase):
         key = rsa_key("app")
         cert_dir = os.path.join(self.workdir, "app")
         os.makedirs(cert_dir)
-        cert_path, key_path, pem = app_certificate(key, cert_dir)
+        _, cert_path = app_keys.app_certificate(key, cert_dir, "subrelay e2e app")
+        pem = app_keys.key_pem(key)
+        key_path = app_keys.write_private(os.path.join(cert_dir, "app-key.pem"), pem)
         self.start_token(client_cert=cert_path)
         self.start_upstream()
         oauth = self.oauth_section(tenant=TENANT, token_url=self.token.url, client_id=CLIENT_ID,
@@ -268,7 +210,7 @@ class RefreshTokenCase(OAuthCase):
                                 extra_sections={"oauth": oauth, "queue": QUEUE_FAST})
         self.refresh_file = os.path.join(relay.workdir, "refresh-token")
         # Deliberately 0640: the relay's own rewrite must be private.
-        write_private(self.refresh_file, INITIAL_REFRESH + "\n", mode=0o640)
+        app_keys.write_private(self.refresh_file, INITIAL_REFRESH + "\n", mode=0o640)
         self.start_relay(relay)
         self.seen_refresh = {INITIAL_REFRESH}
         self._sampling = True
@@ -439,7 +381,7 @@ class RefreshRevokedTest(RefreshTokenCase):
 class GoogleServiceAccountTest(OAuthCase):
     def test_named_profile_with_domain_wide_delegation(self):
         key_path = os.path.join(self.workdir, "google-key.json")
-        pem = google_key_file(rsa_key("google"), key_path)
+        pem = app_keys.google_key_file(rsa_key("google"), key_path, GOOGLE_ACCOUNT)
         self.start_token(google_service_account=key_path, google_subjects=[GOOGLE_MAILBOX])
         self.start_upstream()   # the Microsoft upstream of the default profile
         gmail = harness.FakeUpstream(os.path.join(self.workdir, "gmail-upstream"), self.pki,

@@ -5,6 +5,16 @@
 namespace subrelay::smtp {
 namespace {
 
+TEST(enhanced_status_in, a_reply_summary_or_a_reason_of_our_own) {
+    EXPECT_EQ(enhanced_status_in("550 5.1.1 User unknown"), "5.1.1");
+    EXPECT_EQ(enhanced_status_in("4.4.7 message expired"), "4.4.7");
+    EXPECT_EQ(enhanced_status_in("451 4.7.500 Server busy"), "4.7.500");
+    EXPECT_EQ(enhanced_status_in("550 User unknown 5.1.1"), std::nullopt);  // only the first two words
+    EXPECT_EQ(enhanced_status_in("connection refused"), std::nullopt);
+    EXPECT_EQ(enhanced_status_in("250 2.x.0 no"), std::nullopt);
+    EXPECT_EQ(enhanced_status_in(""), std::nullopt);
+}
+
 TEST(reply, wire_single_line_with_enhanced_code) {
     EXPECT_EQ(reply(250, "2.1.0", "Sender ok").wire(), "250 2.1.0 Sender ok\r\n");
 }
