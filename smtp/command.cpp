@@ -1,5 +1,6 @@
 #include "smtp/command.hpp"
 
+#include <algorithm>
 #include <array>
 #include <utility>
 
@@ -60,23 +61,35 @@ std::optional<parse_error> parse_path_and_params(command& cmd, bool is_mail) {
     const std::string usage = is_mail ? "Syntax: MAIL FROM:<address>" : "Syntax: RCPT TO:<address>";
     const parse_error bad_path = is_mail ? parse_error{501, "5.1.7", "Bad sender address syntax"}
                                          : parse_error{501, "5.1.3", "Bad recipient address syntax"};
-    std::string_view a = cmd.argument;
+    // Postfix's strict_rfc821_envelopes = no: spaces around "FROM:" and a
+    // path without angle brackets are tolerated (old devices send both).
+    std::string_view a = trim(cmd.argument);
     if (a.size() < prefix.size() || !iequals(a.substr(0, prefix.size()), prefix)) return syntax(usage);
     a.remove_prefix(prefix.size());
-    while (!a.empty() && a.front() == ' ') a.remove_prefix(1);  // "FROM: <a>", as Postfix tolerates
-    if (a.empty() || a.front() != '<') return syntax(usage);
+    while (!a.empty() && a.front() == ' ') a.remove_prefix(1);
+    if (a.empty()) return syntax(usage);
 
-    // The closing '>', not one inside a quoted local part.
-    std::size_t close = std::string_view::npos;
-    bool quoted = false;
-    for (std::size_t i = 1; i < a.size(); ++i) {
-        const char c = a[i];
-        if (quoted && c == '\\') { ++i; continue; }
-        if (c == '"') quoted = !quoted;
-        else if (!quoted && c == '>') { close = i; break; }
+    std::size_t path_begin = 1;                  // after '<'
+    std::size_t close = std::string_view::npos;  // the closing '>', or the end of a bare path
+    std::size_t rest_begin = 0;                  // the parameters
+    if (a.front() != '<') {
+        path_begin = 0;
+        close = std::min(a.find(' '), a.size());
+        rest_begin = close;
+        if (a.substr(0, close).find_first_of("<>") != std::string_view::npos) return bad_path;
+    } else {
+        // Not a '>' inside a quoted local part.
+        bool quoted = false;
+        for (std::size_t i = 1; i < a.size(); ++i) {
+            const char c = a[i];
+            if (quoted && c == '\\') { ++i; continue; }
+            if (c == '"') quoted = !quoted;
+            else if (!quoted && c == '>') { close = i; break; }
+        }
+        if (close == std::string_view::npos) return bad_path;
+        rest_begin = close + 1;
     }
-    if (close == std::string_view::npos) return bad_path;
-    std::string_view path = a.substr(1, close - 1);
+    std::string_view path = a.substr(path_begin, close - path_begin);
     // A source route ("@a,@b:user@c") is accepted and ignored (RFC 5321 4.1.2, C).
     if (!path.empty() && path.front() == '@') {
         const auto colon = path.find(':');
@@ -90,7 +103,7 @@ std::optional<parse_error> parse_path_and_params(command& cmd, bool is_mail) {
     }
     cmd.path = std::string(path);
 
-    std::string_view rest = a.substr(close + 1);
+    std::string_view rest = a.substr(rest_begin);
     if (!rest.empty() && rest.front() != ' ') return syntax(usage);
     while (true) {
         while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);

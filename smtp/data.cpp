@@ -28,15 +28,35 @@ void data_reader::append(std::string_view s) {
     message_.append(s);
 }
 
+void data_reader::line_end_at_lf() {
+    if (mode_ == bare_lf::accept) {
+        append("\r\n");
+        state_ = line_start;
+        return;
+    }
+    saw_bare_lf_ = true;
+    append("\n");
+    state_ = in_line;
+}
+
 std::size_t data_reader::consume(std::string_view in) {
     std::size_t i = 0;
     while (i < in.size() && !done_) {
         const char c = in[i];
         switch (state_) {
         case in_line: {
-            // Fast path: everything up to the next CR is content (bare LF included).
-            const void* cr = std::memchr(in.data() + i, '\r', in.size() - i);
-            const std::size_t end = cr ? static_cast<std::size_t>(static_cast<const char*>(cr) - in.data()) : in.size();
+            // Fast path: everything up to the next CR or LF is content.
+            const char* base = in.data();
+            const void* cr = std::memchr(base + i, '\r', in.size() - i);
+            const std::size_t end = cr ? static_cast<std::size_t>(static_cast<const char*>(cr) - base) : in.size();
+            if (const void* lf = std::memchr(base + i, '\n', end - i)) {
+                // Inside a line, an LF has no CR before it.
+                const auto at = static_cast<std::size_t>(static_cast<const char*>(lf) - base);
+                if (at > i) append(in.substr(i, at - i));
+                line_end_at_lf();
+                i = at + 1;
+                continue;
+            }
             if (end > i) append(in.substr(i, end - i));
             if (end < in.size()) {
                 append("\r");
@@ -54,6 +74,8 @@ std::size_t data_reader::consume(std::string_view in) {
         case line_start:
             if (c == '.') {
                 state_ = dot;
+            } else if (c == '\n') {
+                line_end_at_lf();
             } else {
                 append(std::string_view(&c, 1));
                 state_ = c == '\r' ? after_cr : in_line;
@@ -62,6 +84,10 @@ std::size_t data_reader::consume(std::string_view in) {
         case dot:
             if (c == '\r') {
                 state_ = dot_cr;
+            } else if (c == '\n' && mode_ == bare_lf::accept) {
+                done_ = true;  // <LF>.<LF> or <CRLF>.<LF>
+            } else if (c == '\n') {
+                line_end_at_lf();  // the message is refused anyway
             } else {
                 // The line starts with "." and has more: drop the stuffed dot.
                 append(std::string_view(&c, 1));

@@ -7,13 +7,23 @@
 
 namespace subrelay::smtp {
 
+// What a bare LF (an LF without a CR before it) means in DATA.
+enum class bare_lf {
+    // Content that never ends a line or DATA (only <CRLF>.<CRLF> does, so
+    // nothing can be smuggled); the reader remembers it was seen so the
+    // session can refuse the message once its real end has arrived.
+    reject,
+    // A line end, as old devices mean it (Postfix for $mynetworks): written
+    // as CRLF, a "." after it is unstuffed, and <LF>.<LF> ends DATA.
+    accept,
+};
+
 // Server side: consumes bytes after "354" until the <CRLF>.<CRLF> terminator.
 // The terminator's first CRLF belongs to the message (the message always
-// ends with CRLF unless it is empty). Bare CR and bare LF are message
-// content: they never end DATA.
+// ends with CRLF unless it is empty). A bare CR is content.
 class data_reader {
 public:
-    explicit data_reader(std::size_t max_size) : max_size_(max_size) {}
+    explicit data_reader(std::size_t max_size, bare_lf mode = bare_lf::reject) : max_size_(max_size), mode_(mode) {}
 
     // Consumes from `in` as much as belongs to the message. Returns how many
     // bytes were consumed; done() turns true once the terminator was read
@@ -27,15 +37,22 @@ public:
     [[nodiscard]] const std::string& message() const { return message_; }
     std::string take_message() { return std::move(message_); }
     [[nodiscard]] std::size_t size() const { return size_; }
+    // bare_lf::reject: a bare LF was part of the message (which then must
+    // not be accepted: whatever we sent on would differ from what was meant).
+    [[nodiscard]] bool saw_bare_lf() const { return saw_bare_lf_; }
 
 private:
     std::size_t max_size_;
+    bare_lf mode_;
+    bool saw_bare_lf_ = false;
     std::string message_;
     std::size_t size_ = 0;
     int state_ = 1;  // position in the CRLF . CRLF automaton; starts "after CRLF"
     bool done_ = false;
     bool too_big_ = false;
     void append(std::string_view s);
+    // A bare LF at the current position: a line end (accept) or content (reject).
+    void line_end_at_lf();
 };
 
 // Client side: the message as it goes on the wire after 354: lines starting

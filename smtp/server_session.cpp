@@ -94,8 +94,9 @@ struct server_session::commands {
         if (in_transaction(s.state_)) return bad_sequence("Error: MAIL transaction in progress");
         return std::nullopt;
     }
+    // Like Postfix: AUTH needs no EHLO before it (a device may send HELO, an
+    // EHLO without a name, or nothing after STARTTLS).
     static std::optional<reply> auth_state(const server_session& s) {
-        if (!s.esmtp_) return bad_sequence("Error: send EHLO first");
         if (s.authenticated()) return bad_sequence("Error: already authenticated");
         if (in_transaction(s.state_)) return bad_sequence("Error: MAIL transaction in progress");
         if (s.options_.auth_mechanisms.empty()) return bad_sequence("Error: authentication not enabled");
@@ -166,6 +167,7 @@ struct server_session::commands {
         s.reset_transaction();
         s.envelope_.helo = std::string(trim(c.argument));
         s.esmtp_ = c.kind == verb::ehlo;
+        s.greeted_ = true;
         s.set_state(state::ready);
         s.reply_with(s.esmtp_ ? s.ehlo_reply() : reply(250, "", s.options_.hostname));
     }
@@ -186,7 +188,7 @@ struct server_session::commands {
         s.reply_with({250, "2.1.5", "Recipient ok"});
     }
     static void data(server_session& s, const command&) {
-        s.data_.emplace(s.options_.max_message_size);
+        s.data_.emplace(s.options_.max_message_size, s.options_.bare_lf_mode);
         s.set_state(state::data);
         // RFC 2034 status codes have class 2, 4 or 5: an intermediate 354 has none.
         s.reply_with({354, "", "End data with <CR><LF>.<CR><LF>"});
@@ -214,6 +216,7 @@ struct server_session::commands {
         s.in_.clear();
         s.pos_ = 0;
         s.discard_line_ = false;
+        s.after_bare_lf_ = false;
         s.pending_ = action::start_tls;
     }
     static void auth(server_session& s, const command& c) {
@@ -305,43 +308,52 @@ bool server_session::next_line() {
     // RFC 4954 4: a SASL response line may be up to 12288 octets.
     const std::size_t limit = state_ == state::auth ? std::max<std::size_t>(options_.max_command_line, 12288)
                                                     : options_.max_command_line;
-    auto too_long = [this] {
-        if (state_ == state::auth) {  // an over-long response ends the exchange
-            auth_ = {};
-            set_state(state::ready);
-        }
-        bad_command(line_too_long());
-    };
+    const bool lf_ends_lines = options_.bare_lf_mode == bare_lf::accept;
     const std::string_view buf = std::string_view(in_).substr(pos_);
-    const auto crlf = buf.find("\r\n");
-    if (discard_line_) {
-        if (crlf == std::string_view::npos) {
-            // Drop everything but a CR that may begin the awaited CRLF.
-            pos_ = in_.size() - (buf.ends_with('\r') ? 1 : 0);
-            return false;
+    const auto lf = buf.find('\n');
+    if (lf == std::string_view::npos) {
+        // max_command_line bytes plus a CR may still become a valid line.
+        if (!discard_line_ && buf.size() > limit + 1) {
+            refuse_line(line_too_long());
+            discard_line_ = true;
         }
-        pos_ += crlf + 2;
+        // Drop everything but a CR that may begin the line's CRLF (a closed
+        // session has dropped its input already).
+        if (discard_line_ && state_ != state::closed) pos_ = in_.size() - (buf.ends_with('\r') ? 1 : 0);
+        return false;
+    }
+    const bool crlf = lf > 0 && buf[lf - 1] == '\r';
+    pos_ += lf + 1;
+    // Only CRLF ends a line, unless bare LF is accepted. Every piece of a line
+    // with a bare LF gets its refusal at once, and nothing in it is ever
+    // taken for a command.
+    const bool bare = !crlf && !lf_ends_lines;
+    const bool tainted = bare || after_bare_lf_;
+    after_bare_lf_ = bare;
+    if (discard_line_) {
         discard_line_ = false;
         return true;
     }
-    if (crlf == std::string_view::npos) {
-        // max_command_line bytes plus a CR may still become a valid line.
-        if (buf.size() > limit + 1) {
-            too_long();
-            discard_line_ = true;
-            pos_ = in_.size() - (buf.ends_with('\r') ? 1 : 0);
-            return true;
-        }
-        return false;
+    const std::string line(buf.substr(0, crlf ? lf - 1 : lf));
+    if (tainted) {
+        refused_bare_lf_ = true;
+        refuse_line({500, "5.5.2", "Bare LF received, use CRLF"});
+    } else if (line.size() > limit) {
+        refuse_line(line_too_long());
+    } else {
+        handle_line(line);
     }
-    const std::string line(buf.substr(0, crlf));
-    pos_ += crlf + 2;
-    if (line.size() > limit) {
-        too_long();
-        return true;
-    }
-    handle_line(line);
     return true;
+}
+
+void server_session::refuse_line(const reply& r) {
+    if (state_ == state::auth) end_auth_exchange();  // a refused response ends the exchange
+    bad_command(r);
+}
+
+void server_session::end_auth_exchange() {
+    auth_ = {};
+    set_state(authenticated() || greeted_ ? state::ready : state::initial);
 }
 
 void server_session::handle_line(const std::string& line) {
@@ -349,12 +361,7 @@ void server_session::handle_line(const std::string& line) {
         handle_auth_response(line);
         return;
     }
-    // Only CRLF ends a command: a bare LF or CR inside one is refused whole,
-    // so that nothing after it is ever taken for another command.
-    if (line.find('\n') != std::string::npos) {
-        bad_command({500, "5.5.2", "Error: bare <LF> received"});
-        return;
-    }
+    // A bare CR inside a command is refused whole (a bare LF ended the line in next_line).
     if (line.find('\r') != std::string::npos || line.find('\0') != std::string::npos) {
         bad_command({500, "5.5.2", "Error: invalid character in command"});
         return;
@@ -379,15 +386,13 @@ void server_session::handle_line(const std::string& line) {
 
 void server_session::handle_auth_response(const std::string& line) {
     if (line == "*") {
-        auth_ = {};
-        set_state(state::ready);
+        end_auth_exchange();
         reply_with({501, "5.0.0", "Authentication cancelled"});
         return;
     }
     auto decoded = base64_decode(line);
     if (!decoded) {
-        auth_ = {};
-        set_state(state::ready);
+        end_auth_exchange();
         bad_command({501, "5.5.2", "Error: invalid base64 data"});
         return;
     }
@@ -401,11 +406,19 @@ bool server_session::handle_data_bytes() {
     const auto used = data_->consume(std::string_view(in_).substr(pos_));
     pos_ += used;
     if (!data_->done()) return false;
-    if (data_->too_big()) {
+    if (data_->too_big() || data_->saw_bare_lf()) {
+        const bool bare_lf_seen = data_->saw_bare_lf() && !data_->too_big();
         data_.reset();
         reset_transaction();
         set_state(state::ready);
-        reply_with(message_too_big());
+        if (bare_lf_seen) {
+            // Sent on, the message would differ from what the client meant
+            // (its line ends and dot-stuffing disagree with ours): refuse it whole.
+            refused_bare_lf_ = true;
+            reply_with({550, "5.6.0", "Bare LF received, use CRLF"});
+        } else {
+            reply_with(message_too_big());
+        }
         return true;
     }
     message_ = data_->take_message();
@@ -420,9 +433,11 @@ void server_session::tls_started() {
     in_.clear();
     pos_ = 0;
     discard_line_ = false;
+    after_bare_lf_ = false;
     identity_.clear();
     envelope_ = {};
     esmtp_ = false;
+    greeted_ = false;
     message_.clear();
     data_.reset();
     auth_ = {};
@@ -448,8 +463,7 @@ void server_session::auth_success(std::string identity) {
 void server_session::auth_failure(const reply& r) {
     if (state_ != state::auth) return;
     ++auth_failures_;
-    auth_ = {};
-    set_state(state::ready);
+    end_auth_exchange();
     reply_with(r);
     pending_ = action::need_input;
     if (auth_failures_ >= options_.max_auth_failures) {

@@ -34,6 +34,10 @@ struct server_options {
     std::vector<std::string> auth_mechanisms = {"PLAIN", "LOGIN"};
     std::size_t max_auth_failures = 3;         // then 421 and close
     std::size_t max_unknown_commands = 20;     // then 421 and close
+    // reject: a line ending in a bare LF is refused at once (500 5.5.2), and
+    // a message with one is refused after its <CRLF>.<CRLF> (550 5.6.0).
+    // accept: a bare LF ends a command or a DATA line (old devices).
+    bare_lf bare_lf_mode = bare_lf::reject;
 };
 
 // What the policy says about a sender or recipient. Called synchronously:
@@ -120,6 +124,8 @@ public:
     [[nodiscard]] const std::string& identity() const { return identity_; }
     [[nodiscard]] const std::string& helo_name() const { return envelope_.helo; }
     [[nodiscard]] bool esmtp() const { return esmtp_; }
+    // A bare LF was refused in this session (a command or a message).
+    [[nodiscard]] bool refused_bare_lf() const { return refused_bare_lf_; }
 
     // Sets the identity as if AUTH had succeeded (tests, tools).
     void set_identity(std::string identity) { identity_ = std::move(identity); }
@@ -146,6 +152,8 @@ private:
     void handle_line(const std::string& line);
     void handle_auth_response(const std::string& line);
     bool handle_data_bytes();         // false: more input needed
+    void refuse_line(const reply& r); // a line refused before it was read as a command
+    void end_auth_exchange();         // back to where AUTH began
     void reply_with(const reply& r);  // every reply goes through here
     void bad_command(const reply& r); // reply, count, and close after too many
     void set_state(state s);          // every state change goes through here
@@ -163,7 +171,10 @@ private:
     state state_ = state::initial;
     bool tls_ = false;
     bool esmtp_ = false;
-    bool discard_line_ = false;   // inside an over-long line: drop until CRLF
+    bool discard_line_ = false;   // inside an over-long line: drop until its end
+    bool after_bare_lf_ = false;  // bare_lf::reject: the line so far had a bare LF
+    bool refused_bare_lf_ = false;
+    bool greeted_ = false;        // HELO or EHLO succeeded (state::initial is left by AUTH too)
     std::string identity_;
     std::string bound_identity_;
     envelope envelope_;

@@ -94,8 +94,26 @@ TEST(command, mail_syntax_errors) {
     EXPECT_EQ(e.code, 501);
     EXPECT_EQ(e.enhanced, "5.5.4");
     EXPECT_EQ(err("MAIL").code, 501);
-    EXPECT_EQ(err("MAIL FROM:a@example.com").enhanced, "5.5.4");
     EXPECT_EQ(err("MAIL FROM:").enhanced, "5.5.4");
+    EXPECT_EQ(err("MAIL FROM:   ").enhanced, "5.5.4");
+}
+
+// Postfix's strict_rfc821_envelopes = no, which old devices rely on.
+TEST(command, paths_without_angle_brackets_and_extra_spaces) {
+    EXPECT_EQ(ok("MAIL FROM:a@example.com").path, "a@example.com");
+    EXPECT_EQ(ok("MAIL FROM: a@example.com").path, "a@example.com");
+    EXPECT_EQ(ok("RCPT TO:b@example.org").path, "b@example.org");
+    EXPECT_EQ(ok("MAIL  FROM:<a@example.com>").path, "a@example.com");
+    EXPECT_EQ(ok("RCPT   TO: <b@example.org> ").path, "b@example.org");
+    const auto with_params = ok("MAIL FROM:a@example.com SIZE=100 BODY=8bitmime");
+    EXPECT_EQ(with_params.path, "a@example.com");
+    EXPECT_EQ(with_params.params.at("SIZE"), "100");
+    EXPECT_EQ(with_params.params.at("BODY"), "8BITMIME");
+    // Still an address, still checked.
+    EXPECT_EQ(err("MAIL FROM:not-an-address").enhanced, "5.1.7");
+    EXPECT_EQ(err("MAIL FROM:a@example.com>").enhanced, "5.1.7");
+    EXPECT_EQ(err("RCPT TO:b@@example.org").enhanced, "5.1.3");
+    EXPECT_EQ(err("MAIL FROM:a@example.com SIZE=x").code, 501);
 }
 
 TEST(command, bad_sender_path) {

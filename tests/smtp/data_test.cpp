@@ -71,6 +71,70 @@ INSTANTIATE_TEST_SUITE_P(variants, smuggling,
                          ::testing::Values("\n.\n", "\n.\r\n", "\r.\r\n", "\r\n.\r", "\r\n.\n", "\n.\r", "\r\n.\r\r\n",
                                            "\r\n.\n\r\n", "\r\r\n.\r\r\n"));
 
+// A client that ends lines with a bare LF and dot-stuffs after each LF
+// (Python's smtplib.sendmail with bytes). Refused by default: what we would
+// relay could not be what was meant.
+TEST(data_reader, bare_lf_is_content_but_remembered) {
+    data_reader r(1 << 20);
+    const std::string in = "Subject: x\n\n..hidden\nend\r\n.\r\n";
+    EXPECT_EQ(r.consume(in), in.size());
+    ASSERT_TRUE(r.done());
+    EXPECT_TRUE(r.saw_bare_lf());
+    data_reader clean(1 << 20);
+    clean.consume("a\r\nb\r\r\n.\r\n");
+    ASSERT_TRUE(clean.done());
+    EXPECT_FALSE(clean.saw_bare_lf());
+}
+
+TEST(data_reader, bare_lf_found_in_every_position) {
+    for (const char* in : {"\n", "a\n", "a\r\n\n", "a\r\n.\n", ".\n", "a\r\n.x\ny"}) {
+        data_reader r(1 << 20);
+        r.consume(in);
+        EXPECT_TRUE(r.saw_bare_lf()) << in;
+    }
+}
+
+TEST(data_reader, accepted_bare_lf_ends_lines_and_is_unstuffed) {
+    data_reader r(1 << 20, bare_lf::accept);
+    const std::string in = "Subject: x\n\n..hidden\n.\nNEXT";
+    EXPECT_EQ(r.consume(in), in.size() - 4);
+    ASSERT_TRUE(r.done());
+    EXPECT_FALSE(r.saw_bare_lf());
+    EXPECT_EQ(r.message(), "Subject: x\r\n\r\n.hidden\r\n");
+    // The round trip to the upstream gives back what the client meant.
+    data_reader upstream(1 << 20);
+    upstream.consume(dot_stuff(r.message()));
+    EXPECT_EQ(upstream.message(), "Subject: x\r\n\r\n.hidden\r\n");
+}
+
+TEST(data_reader, accepted_bare_lf_mixes_with_crlf) {
+    const std::pair<const char*, const char*> cases[] = {
+        {"a\r\n..b\n.\r\n", "a\r\n.b\r\n"},     // <LF>.<CRLF>
+        {"a\n..b\r\n.\n", "a\r\n.b\r\n"},        // <CRLF>.<LF>
+        {"a\r\n\n.\r\n", "a\r\n\r\n"},           // an empty line ended by LF
+        {"a\rb\n.\n", "a\rb\r\n"},                // a bare CR stays content
+        {"..\n.\n", ".\r\n"},
+    };
+    for (const auto& [in, expected] : cases) {
+        data_reader r(1 << 20, bare_lf::accept);
+        r.consume(in);
+        ASSERT_TRUE(r.done()) << in;
+        EXPECT_EQ(r.message(), expected) << in;
+    }
+}
+
+TEST(data_reader, accepted_bare_lf_byte_by_byte_equals_whole) {
+    const std::string in = "a\n..b\r\n\n.x\r.\r\nc\n.\n";
+    data_reader whole(1 << 20, bare_lf::accept);
+    whole.consume(in);
+    data_reader bytes(1 << 20, bare_lf::accept);
+    for (const char c : in) bytes.consume(std::string_view(&c, 1));
+    ASSERT_TRUE(whole.done());
+    ASSERT_TRUE(bytes.done());
+    EXPECT_EQ(whole.message(), bytes.message());
+    EXPECT_EQ(whole.message(), "a\r\n.b\r\n\r\nx\r.\r\nc\r\n");
+}
+
 TEST(data_reader, byte_by_byte_equals_whole) {
     const std::string in = "a\r\n..b\r\n\n.\n\r.\r\n.\rz\r\n.x\r\n\r\n.\r\nNEXT";
     data_reader whole(1 << 20);

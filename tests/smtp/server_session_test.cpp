@@ -139,7 +139,7 @@ INSTANTIATE_TEST_SUITE_P(
         state_case{"initial", "HELP", "214 2.0.0 "},
         state_case{"initial", "EXPN staff", "502 5.5.1 "},
         state_case{"initial", "BDAT 10 LAST", "502 5.5.1 "},
-        state_case{"initial", "AUTH PLAIN", "503 5.5.1 "},
+        state_case{"initial", "AUTH PLAIN", "538 5.7.11 "},  // AUTH needs no EHLO (Postfix), but TLS
         state_case{"initial", "STARTTLS", "220 2.0.0 Ready to start TLS\r\n"},
         state_case{"initial", "STARTTLS now", "501 5.5.4 "},
         state_case{"initial", "XYZZY", "500 5.5.2 "},
@@ -174,7 +174,8 @@ INSTANTIATE_TEST_SUITE_P(
         state_case{"ready", "MAIL FROM:<j\xc3\xb6rg@example.com>", "553 5.6.7 "},
         state_case{"ready", "MAIL FROM:<j\xc3\xb6rg@example.com> SMTPUTF8", "250 2.1.0 "},
         state_case{"ready", "MAIL FROM:<alice>", "501 5.1.7 "},
-        state_case{"ready", "MAIL FROM:alice@example.com", "501 5.5.4 "},
+        state_case{"ready", "MAIL FROM:alice@example.com", "250 2.1.0 "},
+        state_case{"ready", "MAIL  FROM:<alice@example.com>", "250 2.1.0 "},
         state_case{"ready", "MAIL TO:<alice@example.com>", "501 5.5.4 "},
         state_case{"ready", "RCPT TO:<bob@example.org>", "503 5.5.1 "},
         state_case{"ready", "DATA", "503 5.5.1 "},
@@ -243,11 +244,55 @@ TEST_F(server, ehlo_without_tls_when_auth_allowed_in_plaintext) {
     EXPECT_EQ(say("STARTTLS\r\n"), "454 4.7.0 TLS not available\r\n");
 }
 
-TEST_F(server, helo_is_not_esmtp_and_cannot_auth) {
+// Old devices: HELO, then AUTH (Postfix accepts it; RFC 4954 asks for EHLO).
+TEST_F(server, helo_is_not_esmtp_but_auth_follows_it) {
     start(tls_options());
     EXPECT_EQ(say("HELO client.test\r\n"), "250 mx.test\r\n");
     EXPECT_FALSE(s().esmtp());
-    EXPECT_TRUE(say("AUTH PLAIN\r\n").starts_with("503 5.5.1 "));
+    EXPECT_EQ(say("AUTH PLAIN " + plain_credentials + "\r\n"), "");
+    ASSERT_EQ(next_, action::authenticate);
+    s().auth_success("alice@example.com");
+    EXPECT_EQ(go(), "235 2.7.0 Authentication successful\r\n");
+    EXPECT_EQ(say("MAIL FROM:<alice@example.com>\r\n"), "250 2.1.0 Sender ok\r\n");
+}
+
+// EHLO without a name is refused, and AUTH is still possible after it.
+TEST_F(server, auth_after_ehlo_without_a_name) {
+    start(tls_options());
+    EXPECT_TRUE(say("EHLO\r\n").starts_with("501 5.5.4 "));
+    EXPECT_EQ(s().current_state(), state::initial);
+    EXPECT_EQ(say("AUTH PLAIN " + plain_credentials + "\r\n"), "");
+    ASSERT_EQ(next_, action::authenticate);
+    s().auth_success("alice@example.com");
+    EXPECT_EQ(go(), "235 2.7.0 Authentication successful\r\n");
+    EXPECT_EQ(s().current_state(), state::ready);
+    EXPECT_EQ(say("MAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.org>\r\n"),
+              "250 2.1.0 Sender ok\r\n250 2.1.5 Recipient ok\r\n");
+}
+
+// RFC 3207 says the client SHOULD send EHLO again after STARTTLS; some never do.
+TEST_F(server, auth_right_after_starttls_without_a_second_ehlo) {
+    start();
+    say("EHLO client.test\r\n");
+    EXPECT_EQ(say("STARTTLS\r\n"), "220 2.0.0 Ready to start TLS\r\n");
+    s().tls_started();
+    EXPECT_EQ(say("AUTH PLAIN " + plain_credentials + "\r\n"), "");
+    ASSERT_EQ(next_, action::authenticate);
+    s().auth_success("alice@example.com");
+    EXPECT_EQ(go(), "235 2.7.0 Authentication successful\r\n");
+    EXPECT_EQ(say("MAIL FROM:<alice@example.com>\r\n"), "250 2.1.0 Sender ok\r\n");
+}
+
+// A failed AUTH before any greeting does not stand in for one.
+TEST_F(server, failed_auth_without_greeting_stays_initial) {
+    start(tls_options());
+    say("AUTH PLAIN " + plain_credentials + "\r\n");
+    ASSERT_EQ(next_, action::authenticate);
+    s().auth_failure(replies::auth_credentials_incorrect());
+    EXPECT_TRUE(go().starts_with("535 "));
+    EXPECT_EQ(s().current_state(), state::initial);
+    s().set_bound_identity("alice@example.com");
+    EXPECT_TRUE(say("MAIL FROM:<alice@example.com>\r\n").starts_with("503 5.5.1 "));
 }
 
 TEST_F(server, ehlo_during_transaction_resets_it) {
@@ -438,12 +483,82 @@ TEST_F(server, refusals_by_policy_do_not_count_as_errors) {
 
 // ---------------------------------------------------------------- commands end only at CRLF
 
-TEST_F(server, bare_lf_does_not_end_a_command) {
+// A bare LF gets its refusal at once (no wait for a CRLF that never comes),
+// and nothing on a line with one is ever run as a command.
+TEST_F(server, bare_lf_command_is_refused_at_once) {
     ready();
-    EXPECT_EQ(say("NOOP\n"), "");
-    EXPECT_EQ(say("MAIL FROM:<alice@example.com>\r\n"), "500 5.5.2 Error: bare <LF> received\r\n");
+    EXPECT_EQ(say("NOOP\n"), "500 5.5.2 Bare LF received, use CRLF\r\n");
+    EXPECT_TRUE(s().refused_bare_lf());
+    // The rest of the same line (up to its CRLF) is refused too.
+    EXPECT_EQ(say("MAIL FROM:<alice@example.com>\r\n"), "500 5.5.2 Bare LF received, use CRLF\r\n");
     EXPECT_EQ(s().current_state(), state::ready);
     EXPECT_TRUE(policy_.sender_calls.empty());
+    // A clean line afterwards works.
+    EXPECT_EQ(say("NOOP\r\n"), "250 2.0.0 Ok\r\n");
+    EXPECT_EQ(say("MAIL FROM:<alice@example.com>\nRCPT TO:<bob@example.org>\r\nNOOP\r\n"),
+              "500 5.5.2 Bare LF received, use CRLF\r\n500 5.5.2 Bare LF received, use CRLF\r\n"
+              "250 2.0.0 Ok\r\n");
+    EXPECT_TRUE(policy_.sender_calls.empty());
+}
+
+TEST_F(server, bare_lf_commands_count_as_errors) {
+    auto o = plain_options();
+    o.max_unknown_commands = 2;
+    start(o);
+    EXPECT_EQ(say("EHLO a\nEHLO b\nEHLO c\n"),
+              "500 5.5.2 Bare LF received, use CRLF\r\n500 5.5.2 Bare LF received, use CRLF\r\n"
+              "421 4.7.0 mx.test Error: too many errors\r\n");
+    EXPECT_EQ(next_, action::close);
+}
+
+TEST_F(server, bare_lf_in_auth_response_ends_the_exchange) {
+    start(tls_options());
+    say("EHLO c\r\n");
+    say("AUTH LOGIN\r\n");
+    ASSERT_EQ(next_, action::authenticate);
+    s().auth_challenge("Username:");
+    go();
+    EXPECT_EQ(say("YWxpY2U=\n"), "500 5.5.2 Bare LF received, use CRLF\r\n");
+    EXPECT_EQ(s().current_state(), state::ready);
+    EXPECT_FALSE(s().authenticated());
+}
+
+// A message with a bare LF is read to its real <CRLF>.<CRLF> and refused
+// whole: relayed, its line ends and dots would not be what the client meant.
+TEST_F(server, bare_lf_message_is_refused_after_its_end) {
+    in_rcpt();
+    EXPECT_EQ(say("DATA\r\n"), "354 End data with <CR><LF>.<CR><LF>\r\n");
+    EXPECT_EQ(say("Subject: x\n\n..hidden\n.\nMAIL FROM:<evil@example.com>\n"), "");
+    EXPECT_EQ(s().current_state(), state::data);
+    EXPECT_EQ(say("\r\n.\r\nNOOP\r\n"), "550 5.6.0 Bare LF received, use CRLF\r\n250 2.0.0 Ok\r\n");
+    EXPECT_EQ(next_, action::need_input);
+    EXPECT_EQ(s().current_state(), state::ready);
+    EXPECT_TRUE(s().current_envelope().recipients.empty());
+    EXPECT_EQ(policy_.sender_calls.size(), 1u);  // only the real MAIL
+    EXPECT_TRUE(s().refused_bare_lf());
+}
+
+class lenient_server : public server {
+protected:
+    void SetUp() override {
+        auto o = plain_options();
+        o.bare_lf_mode = bare_lf::accept;
+        start(o);
+        s().set_identity("alice@example.com");
+    }
+};
+
+TEST_F(lenient_server, bare_lf_ends_commands) {
+    EXPECT_EQ(say("EHLO client.test\n"), ehlo_plain);
+    EXPECT_EQ(say("MAIL FROM:<alice@example.com>\nRCPT TO:<bob@example.org>\r\nDATA\n"),
+              "250 2.1.0 Sender ok\r\n250 2.1.5 Recipient ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n");
+    // smtplib.sendmail with bytes: LF line ends, a dot stuffed after each LF.
+    EXPECT_EQ(say("Subject: x\n\n..hidden\n.\nQUIT\n"), "");
+    ASSERT_EQ(next_, action::store);
+    EXPECT_EQ(s().message(), "Subject: x\r\n\r\n.hidden\r\n");
+    s().stored(reply(250, "2.0.0", "Ok: queued as 1"));
+    EXPECT_EQ(go(), "250 2.0.0 Ok: queued as 1\r\n221 2.0.0 Bye\r\n");
+    EXPECT_FALSE(s().refused_bare_lf());
 }
 
 TEST_F(server, bare_cr_and_nul_in_commands) {
@@ -516,11 +631,21 @@ TEST_P(server_smuggling, only_crlf_dot_crlf_ends_data) {
     EXPECT_EQ(s().current_state(), state::data);
     EXPECT_TRUE(policy_.sender_calls.empty() || policy_.sender_calls.size() == 1u);
     const auto calls = policy_.sender_calls.size();
-    EXPECT_EQ(say(".\r\n"), "");
-    ASSERT_EQ(next_, action::store);
+    const std::string_view ending = GetParam();
+    bool has_bare_lf = false;
+    for (std::size_t i = 0; i < ending.size(); ++i)
+        has_bare_lf = has_bare_lf || (ending[i] == '\n' && (i == 0 || ending[i - 1] != '\r'));
+    if (has_bare_lf) {
+        // Read to the real end, then refused whole.
+        EXPECT_EQ(say(".\r\n"), "550 5.6.0 Bare LF received, use CRLF\r\n");
+        EXPECT_EQ(next_, action::need_input);
+    } else {
+        EXPECT_EQ(say(".\r\n"), "");
+        ASSERT_EQ(next_, action::store);
+        EXPECT_NE(s().message().find("MAIL FROM:<admin@example.com>"), std::string::npos);
+        EXPECT_EQ(s().current_envelope().recipients, std::vector<std::string>{"bob@example.org"});
+    }
     EXPECT_EQ(policy_.sender_calls.size(), calls);  // no MAIL was executed from inside the message
-    EXPECT_NE(s().message().find("MAIL FROM:<admin@example.com>"), std::string::npos);
-    EXPECT_EQ(s().current_envelope().recipients, std::vector<std::string>{"bob@example.org"});
 }
 
 INSTANTIATE_TEST_SUITE_P(variants, server_smuggling,
