@@ -91,6 +91,7 @@ public:
         cfg.oauth.smtp_port = cfg.upstream.port;
         cfg.oauth.smtp_tls = cfg.upstream.tls;
         log(r.table("log"), cfg.log);
+        device_networks(r, cfg.device_networks);
         r.finish();
     }
 
@@ -158,6 +159,11 @@ private:
         r.read_number("max_connections", s.max_connections, 1);
         r.read_number("idle_timeout_seconds", s.idle_timeout_seconds, 1);
         r.read_number("session_timeout_seconds", s.session_timeout_seconds, 1);
+        r.read_number("tls_handshake_timeout_seconds", s.tls_handshake_timeout_seconds, 1);
+        if (r.read("auth_default_domain", s.auth_default_domain) && !s.auth_default_domain.empty() &&
+            !smtp::valid_mailbox("postmaster@" + s.auth_default_domain)) {
+            r.error("auth_default_domain", "\"" + s.auth_default_domain + "\" is not a valid domain");
+        }
         r.finish();
 
         if (!s.require_tls_for_auth) {
@@ -179,6 +185,83 @@ private:
         };
         check_duplicates(s.submission, "submission");
         check_duplicates(s.submissions, "submissions");
+    }
+
+    void device_networks(table_reader& root, std::vector<device_network>& out) {
+        const auto* arr = root.array("device_network");
+        if (arr == nullptr) return;
+        for (std::size_t i = 0; i < arr->size(); ++i) {
+            const auto key = detail::index_key("device_network", i);
+            const auto* t = arr->get(i)->as_table();
+            if (t == nullptr) {
+                add(key, detail::type_mismatch("a table", *arr->get(i)));
+                continue;
+            }
+            out.push_back(device_network_entry(*t, key));
+        }
+        // One network in two profiles for the same listeners would make the
+        // choice depend on the order in the file.
+        for (std::size_t i = 0; i < out.size(); ++i) {
+            for (std::size_t n = 0; n < out[i].networks.size(); ++n) {
+                for (std::size_t j = 0; j < i; ++j) {
+                    const auto& earlier = out[j].networks;
+                    if (out[i].listeners != out[j].listeners ||
+                        std::find(earlier.begin(), earlier.end(), out[i].networks[n]) == earlier.end())
+                        continue;
+                    add(detail::index_key(detail::index_key("device_network", i) + ".networks", n),
+                        "\"" + out[i].networks[n].to_string() + "\" is already in " +
+                            detail::index_key("device_network", j));
+                }
+            }
+        }
+    }
+
+    device_network device_network_entry(const toml::table& t, const std::string& key) {
+        table_reader r(t, key, problems_);
+        device_network d;
+        std::vector<std::string> texts;
+        if (r.read("networks", texts)) {
+            if (texts.empty()) r.error("networks", "must list at least one network");
+            for (std::size_t n = 0; n < texts.size(); ++n) {
+                network net;
+                std::string why;
+                if (network::parse(texts[n], net, why)) {
+                    d.networks.push_back(net);
+                } else {
+                    add(detail::index_key(r.path("networks"), n), "\"" + texts[n] + "\" " + why);
+                }
+            }
+        } else if (!r.has("networks")) {
+            r.error("networks", "is required");
+        }
+        if (r.read("listeners", d.listeners)) {
+            for (std::size_t n = 0; n < d.listeners.size(); ++n) {
+                if (valid_listener_name(d.listeners[n])) continue;
+                add(detail::index_key(r.path("listeners"), n),
+                    "\"" + d.listeners[n] +
+                        "\" is not a listener (\"submission\", \"submissions\" or a listen address \"host:port\")");
+            }
+        }
+        switch (read_choice(r, "tls_min_version", {"1.0", "1.1", "1.2", "1.3"})) {
+            case 0: d.tls_min_version = tls_version::v1_0; break;
+            case 1: d.tls_min_version = tls_version::v1_1; break;
+            case 2: d.tls_min_version = tls_version::v1_2; break;
+            case 3: d.tls_min_version = tls_version::v1_3; break;
+            default: break;
+        }
+        r.read_number("tls_security_level", d.tls_security_level, 0, 5);
+        r.read("tls_ciphers", d.tls_ciphers);
+        if (r.read("auth_without_tls", d.auth_without_tls) && d.auth_without_tls) {
+            warnings_.push_back({r.path("auth_without_tls"),
+                                 "passwords from these networks may be sent without encryption"});
+        }
+        switch (read_choice(r, "bare_lf", {"reject", "accept"})) {
+            case 0: d.accept_bare_lf = false; break;
+            case 1: d.accept_bare_lf = true; break;
+            default: break;
+        }
+        r.finish();
+        return d;
     }
 
     void tls(const toml::table* t, tls_config& c, bool any_listener) {
@@ -566,6 +649,23 @@ parse_result parse_file(const std::filesystem::path& file) {
         return result;
     }
     return parse_text(*text, file);
+}
+
+const device_network* config::device_network_for(std::string_view client_ip, std::string_view listener_kind,
+                                                  std::string_view listener_address) const {
+    const auto ip = network::parse_address(client_ip);
+    if (!ip) return nullptr;
+    const device_network* best = nullptr;
+    unsigned best_prefix = 0;
+    for (const auto& d : device_networks) {
+        if (!listener_named(d.listeners, listener_kind, listener_address)) continue;
+        for (const auto& n : d.networks) {
+            if (!n.contains(*ip) || (best != nullptr && n.prefix <= best_prefix)) continue;
+            best = &d;
+            best_prefix = n.prefix;
+        }
+    }
+    return best;
 }
 
 }  // namespace subrelay::conf

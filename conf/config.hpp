@@ -8,6 +8,8 @@
 #include <variant>
 #include <vector>
 
+#include "conf/network.hpp"
+
 namespace subrelay::conf {
 
 struct listen_address {
@@ -26,6 +28,30 @@ struct server_config {
     std::uint32_t max_connections = 200;          // simultaneous client sessions
     std::uint32_t idle_timeout_seconds = 300;     // per command (RFC 5321 4.5.3.2: 5 min)
     std::uint32_t session_timeout_seconds = 1800; // whole session
+    std::uint32_t tls_handshake_timeout_seconds = 60;  // implicit TLS and after STARTTLS
+    // Completes an AUTH user name without a domain ("scanner" -> "scanner@DOMAIN"),
+    // like Postfix's smtpd_sasl_local_domain. Empty: names are used as given.
+    std::string auth_default_domain;
+};
+
+enum class tls_version { v1_0, v1_1, v1_2, v1_3 };
+
+// [[device_network]]: what the devices on some networks may do that no other
+// client may (old TLS, AUTH without TLS, bare LF line ends). Chosen by the
+// client's address (the most specific network wins) and, optionally, the listener.
+struct device_network {
+    std::vector<network> networks;
+    std::vector<std::string> listeners;          // "submission", "submissions" or "host:port"; empty: all
+    tls_version tls_min_version = tls_version::v1_2;
+    int tls_security_level = -1;                 // OpenSSL security level; -1: OpenSSL's default
+    std::string tls_ciphers;                     // OpenSSL cipher list for TLS <= 1.2; empty: the default
+    bool auth_without_tls = false;               // AUTH PLAIN/LOGIN offered without TLS
+    bool accept_bare_lf = false;                 // a bare LF ends a command or a DATA line
+
+    // Whether its clients need a TLS context of their own.
+    [[nodiscard]] bool has_tls_settings() const {
+        return tls_min_version != tls_version::v1_2 || tls_security_level >= 0 || !tls_ciphers.empty();
+    }
 };
 
 struct tls_config {
@@ -142,6 +168,14 @@ struct config {
     oauth_config oauth;                       // the default profile
     std::vector<oauth_config> oauth_profiles;  // [oauth.profiles.NAME], sorted by name
     log_config log;
+    std::vector<device_network> device_networks;  // [[device_network]], in file order
+
+    // The device profile of a client on a listener ("submission" or
+    // "submissions", and its address): among those naming the listener (or
+    // none), the one with the network that contains the client most narrowly;
+    // the first in the file on a tie. nullptr: the defaults apply.
+    [[nodiscard]] const device_network* device_network_for(std::string_view client_ip, std::string_view listener_kind,
+                                                           std::string_view listener_address) const;
 
     // The profile serving an upstream mailbox: the named one listing it, else the default.
     [[nodiscard]] const oauth_config& profile_for_mailbox(std::string_view mailbox) const;

@@ -64,22 +64,8 @@ std::string sender_problem(std::string_view s) {
 
 std::string domain_problem(std::string_view s) { return valid_domain(s) ? "" : "is not a valid domain"; }
 
-// A listener name in a binding: a kind or a listen address "host:port".
-bool valid_listener(std::string_view s) {
-    if (s.empty()) return false;
-    if (s == "submission" || s == "submissions") return true;
-    const auto colon = s.rfind(':');
-    if (colon == std::string_view::npos || colon == 0) return false;
-    const auto host = s.substr(0, colon);
-    const auto port = s.substr(colon + 1);
-    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos) return false;
-    if (std::stoul(std::string(port)) > 65535) return false;
-    if (host.front() == '[') return host.size() > 2 && host.back() == ']';
-    return host.find(':') == std::string_view::npos && host.find_first_of(" \t") == std::string_view::npos;
-}
-
 std::string listener_problem(std::string_view s) {
-    return valid_listener(s) ? ""
+    return conf::valid_listener_name(s) ? ""
                              : "is not a listener (\"submission\", \"submissions\" or a listen address \"host:port\")";
 }
 
@@ -136,6 +122,16 @@ void read_mailbox(const toml::table& t, const std::string& prefix, mailbox& m, s
     read_limit(r, "max_messages_per_minute", m.max_messages_per_minute);
     read_limit(r, "max_recipients_per_day", m.max_recipients_per_day);
     read_limit(r, "max_recipients_per_message", m.max_recipients_per_message);
+    std::string null_sender;
+    if (r.read("null_sender", null_sender)) {
+        if (null_sender == "rewrite") {
+            m.null_sender = null_sender_mode::rewrite;
+        } else if (null_sender == "refuse") {
+            m.null_sender = null_sender_mode::refuse;
+        } else {
+            r.error("null_sender", "expected \"rewrite\" or \"refuse\", got " + quote(null_sender));
+        }
+    }
     r.finish();
 }
 
@@ -452,8 +448,10 @@ bool sender_matches(std::string_view pattern, std::string_view address) {
 
 std::optional<smtp::reply> engine::check_sender(std::string_view identity, std::string_view address) const {
     const mailbox* m = find(identity);
-    // Unknown accounts and the null sender are refused: devices must name a sender.
-    if (m == nullptr || address.empty()) return smtp::replies::send_as_denied();
+    if (m == nullptr) return smtp::replies::send_as_denied();
+    if (address.empty())
+        return m->null_sender == null_sender_mode::rewrite ? std::nullopt
+                                                           : std::optional(smtp::replies::send_as_denied());
     if (m->allowed_senders.empty()) {
         if (smtp::iequals(address, m->identity)) return std::nullopt;
         return smtp::replies::send_as_denied();
@@ -484,13 +482,7 @@ const binding* engine::binding_for(std::string_view client_ip, std::string_view 
     const binding* best = nullptr;
     for (const auto& b : policy_.bindings) {
         if (!b.net.contains(*ip)) continue;
-        if (!b.listeners.empty()) {
-            const bool listed = std::any_of(b.listeners.begin(), b.listeners.end(), [&](const std::string& l) {
-                return (!listener_kind.empty() && l == listener_kind) ||
-                       (!listener_address.empty() && l == listener_address);
-            });
-            if (!listed) continue;
-        }
+        if (!conf::listener_named(b.listeners, listener_kind, listener_address)) continue;
         if (best == nullptr || b.net.prefix > best->net.prefix) best = &b;  // first wins on a tie
     }
     return best;
@@ -501,6 +493,12 @@ effective_limits engine::limits_for(const mailbox& m) const {
     return {m.max_messages_per_minute.value_or(org.max_messages_per_minute),
             m.max_recipients_per_day.value_or(org.max_recipients_per_day),
             m.max_recipients_per_message.value_or(org.max_recipients_per_message)};
+}
+
+std::string engine::envelope_sender(std::string_view identity, std::string_view sender) const {
+    const mailbox* m = find(identity);
+    if (sender.empty() && m != nullptr && m->null_sender == null_sender_mode::rewrite) return m->identity;
+    return std::string(sender);
 }
 
 std::string engine::upstream_mailbox_for(std::string_view identity) const {

@@ -12,9 +12,17 @@
 #include <unordered_map>
 #include <vector>
 
+#include "conf/network.hpp"
 #include "smtp/reply.hpp"
 
 namespace subrelay::policy {
+
+// What MAIL FROM:<> (devices send status reports with it) becomes.
+enum class null_sender_mode {
+    rewrite,  // accepted; the envelope sender becomes the account's identity
+              // before it goes upstream (Exchange relays no null sender from a client)
+    refuse,   // 550 5.7.60, like a sender the account may not use
+};
 
 struct mailbox {
     std::string identity;                       // stored as written; compared case-insensitively
@@ -28,6 +36,7 @@ struct mailbox {
     std::optional<std::uint32_t> max_messages_per_minute;
     std::optional<std::uint32_t> max_recipients_per_day;
     std::optional<std::uint32_t> max_recipients_per_message;
+    null_sender_mode null_sender = null_sender_mode::rewrite;
 
     friend bool operator==(const mailbox&, const mailbox&) = default;
 };
@@ -36,7 +45,11 @@ struct organization {
     bool smtp_client_authentication_disabled = true;  // Microsoft's recommendation
     bool security_defaults = false;                   // true => SMTP AUTH off for everyone
     std::string default_authentication_policy;        // like Set-OrganizationConfig -DefaultAuthenticationPolicy
-    std::uint32_t max_messages_per_minute = 30;       // Exchange Online's limits; 0 => no limit
+    // Per account; 0 => no limit. Exchange's 30 a minute belongs to the
+    // upstream mailbox, and the queue already paces each one to it: a scanner
+    // that sends a message per page must not be refused at page 31.
+    std::uint32_t max_messages_per_minute = 0;
+    // Exchange Online's limits; 0 => no limit.
     std::uint32_t max_recipients_per_day = 10000;
     std::uint32_t max_recipients_per_message = 500;
 
@@ -51,24 +64,7 @@ struct authentication_policy {
     friend bool operator==(const authentication_policy&, const authentication_policy&) = default;
 };
 
-// An IPv4 or IPv6 network ("10.1.20.0/24", "2001:db8::/48", or one address).
-struct network {
-    std::array<std::uint8_t, 16> address{};         // IPv4 stored as IPv4-mapped IPv6
-    unsigned prefix = 128;                          // in IPv6 bits (IPv4 /24 => 120)
-    // Parses; false with `why` set on error.
-    static bool parse(std::string_view text, network& out, std::string& why);
-    // `ip` in text form ("10.1.20.7", "::1", "::ffff:10.1.20.7").
-    [[nodiscard]] bool contains(std::string_view ip) const;
-    // "10.1.20.0/24", "2001:db8::/48"; a single address without a prefix.
-    [[nodiscard]] std::string to_string() const;
-
-    // An address in text form as 16 bytes (IPv4 as IPv4-mapped IPv6); a
-    // zone ("%eth0") is ignored. nullopt when not an address.
-    static std::optional<std::array<std::uint8_t, 16>> parse_address(std::string_view ip);
-    [[nodiscard]] bool contains(const std::array<std::uint8_t, 16>& ip) const;
-
-    friend bool operator==(const network&, const network&) = default;
-};
+using conf::network;
 
 // A device that cannot authenticate: clients from `network` submit as `identity` without AUTH.
 struct binding {
@@ -161,7 +157,8 @@ public:
     [[nodiscard]] auth_decision may_authenticate(const mailbox& m) const;
 
     // nullopt: the account may send as `address` (exact, case-insensitive,
-    // or "*@domain"); else 550 5.7.60. The null sender is refused.
+    // or "*@domain"); else 550 5.7.60. The null sender is accepted unless
+    // the account's null_sender is "refuse".
     [[nodiscard]] std::optional<smtp::reply> check_sender(std::string_view identity, std::string_view address) const;
 
     // nullopt: the account may send to `address` (allowed_recipient_domains
@@ -178,6 +175,10 @@ public:
 
     // The upstream mailbox for an account ("" => the default upstream.mailbox).
     [[nodiscard]] std::string upstream_mailbox_for(std::string_view identity) const;
+
+    // The envelope sender to relay for an accepted MAIL FROM: the null
+    // sender becomes the account's identity (null_sender = "rewrite").
+    [[nodiscard]] std::string envelope_sender(std::string_view identity, std::string_view sender) const;
 
     [[nodiscard]] const policy_file& file() const { return policy_; }
 

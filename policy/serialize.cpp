@@ -84,6 +84,7 @@ std::string to_toml(const policy_file& p) {
         if (m.max_messages_per_minute) number_key(out, "max_messages_per_minute", *m.max_messages_per_minute);
         if (m.max_recipients_per_day) number_key(out, "max_recipients_per_day", *m.max_recipients_per_day);
         if (m.max_recipients_per_message) number_key(out, "max_recipients_per_message", *m.max_recipients_per_message);
+        if (m.null_sender == null_sender_mode::refuse) string_key(out, "null_sender", "refuse");
     }
 
     for (const auto& b : p.bindings) {

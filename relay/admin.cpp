@@ -41,6 +41,7 @@ constexpr const char* o_authentication_policy = "authenticationpolicy";
 constexpr const char* o_max_messages_per_minute = "maxmessagesperminute";
 constexpr const char* o_max_recipients_per_day = "maxrecipientsperday";
 constexpr const char* o_max_recipients_per_message = "maxrecipientspermessage";
+constexpr const char* o_null_sender = "nullsender";
 constexpr const char* o_default_authentication_policy = "defaultauthenticationpolicy";
 constexpr const char* o_security_defaults = "securitydefaults";
 constexpr const char* o_allow_basic_auth_smtp = "allowbasicauthsmtp";
@@ -107,6 +108,10 @@ std::string multi_value(const std::vector<std::string>& values) {
 }
 
 std::string optional_count(std::optional<std::uint32_t> n) { return n ? std::to_string(*n) : ""; }
+
+std::string null_sender_name(policy::null_sender_mode mode) {
+    return mode == policy::null_sender_mode::rewrite ? "rewrite" : "refuse";
+}
 
 std::string limit_text(std::uint32_t n) { return n == 0 ? "unlimited" : std::to_string(n); }
 
@@ -458,7 +463,7 @@ bool read_password(context& c, std::string& password, bool& generated) {
 bool has_account_settings(const context& c) {
     for (const char* name :
          {o_disabled, o_allowed_senders, o_allowed_recipient_domains, o_upstream_mailbox, o_authentication_policy,
-          o_max_messages_per_minute, o_max_recipients_per_day, o_max_recipients_per_message}) {
+          o_max_messages_per_minute, o_max_recipients_per_day, o_max_recipients_per_message, o_null_sender}) {
         if (c.has(name)) return true;
     }
     return false;
@@ -483,6 +488,16 @@ std::string apply_account_settings(const context& c, policy::policy_file& p, pol
     if (c.has(o_max_recipients_per_day)) m.max_recipients_per_day = c.nullable_count(o_max_recipients_per_day);
     if (c.has(o_max_recipients_per_message))
         m.max_recipients_per_message = c.nullable_count(o_max_recipients_per_message);
+    if (c.has(o_null_sender)) {
+        const auto mode = c.text(o_null_sender);
+        if (smtp::iequals(mode, "rewrite")) {
+            m.null_sender = policy::null_sender_mode::rewrite;
+        } else if (smtp::iequals(mode, "refuse")) {
+            m.null_sender = policy::null_sender_mode::refuse;
+        } else {
+            return "NullSender must be rewrite or refuse, not '" + mode + "'.";
+        }
+    }
     return "";
 }
 
@@ -606,6 +621,7 @@ int get_relayaccount(context& c) {
                 {"MaxMessagesPerMinute", json_count(m->max_messages_per_minute)},
                 {"MaxRecipientsPerDay", json_count(m->max_recipients_per_day)},
                 {"MaxRecipientsPerMessage", json_count(m->max_recipients_per_message)},
+                {"NullSender", null_sender_name(m->null_sender)},
             });
         }
         print_json(c, a);
@@ -626,7 +642,8 @@ int get_relayaccount(context& c) {
                     {"AuthenticationPolicy", m.authentication_policy},
                     {"MaxMessagesPerMinute", optional_count(m.max_messages_per_minute)},
                     {"MaxRecipientsPerDay", optional_count(m.max_recipients_per_day)},
-                    {"MaxRecipientsPerMessage", optional_count(m.max_recipients_per_message)}});
+                    {"MaxRecipientsPerMessage", optional_count(m.max_recipients_per_message)},
+                    {"NullSender", null_sender_name(m.null_sender)}});
     }
     return 0;
 }
@@ -950,7 +967,8 @@ std::vector<option_spec> account_options() {
             {"AuthenticationPolicy", value_kind::nullable_text},
             {"MaxMessagesPerMinute", value_kind::nullable_count},
             {"MaxRecipientsPerDay", value_kind::nullable_count},
-            {"MaxRecipientsPerMessage", value_kind::nullable_count}};
+            {"MaxRecipientsPerMessage", value_kind::nullable_count},
+            {"NullSender", value_kind::text}};
 }
 
 constexpr const char* common_help = R"(
@@ -1038,9 +1056,11 @@ const std::vector<verb_def>& verb_table() {
          "           [--allowed-senders LIST|$null] [--allowed-recipient-domains LIST|$null]\n"
          "           [--upstream-mailbox M|$null] [--authentication-policy NAME|$null]\n"
          "           [--max-messages-per-minute N|$null] [--max-recipients-per-day N|$null]\n"
-         "           [--max-recipients-per-message N|$null]\n\n"
+         "           [--max-recipients-per-message N|$null] [--null-sender rewrite|refuse]\n\n"
          "$null clears a setting (the default applies: the organization's limits, the\n"
-         "default upstream mailbox, the identity as the only sender). 0 = no limit.\n",
+         "default upstream mailbox, the identity as the only sender). 0 = no limit.\n"
+         "--null-sender: MAIL FROM:<> is relayed with the account's identity as the\n"
+         "envelope sender (rewrite, the default) or refused (refuse).\n",
          account_options(), o_identity, set_relayaccount},
         {"remove-relayaccount",
          "delete an account",

@@ -18,6 +18,7 @@
 #include "policy/policy.hpp"
 #include "relay/admin.hpp"
 #include "relay/credentials.hpp"
+#include "relay/device_tls.hpp"
 #include "relay/oauth_cli.hpp"
 #include "relay/queue_cli.hpp"
 #include "relay/server.hpp"
@@ -76,7 +77,9 @@ int cmd_check_config(const std::map<std::string, std::string>& opts, std::istrea
         for (const auto& e : pol.errors) problems.push_back(e.to_string());
         if (!cfg.server.submission.empty() || !cfg.server.submissions.empty()) {
             try {
-                make_server_context(cfg.tls.cert_file, cfg.tls.key_file);
+                server_tls contexts(cfg);  // the certificate, and each device profile's TLS settings
+            } catch (const device_tls_error& e) {
+                problems.push_back(file + ": " + e.key + ": " + e.what());
             } catch (const std::exception& e) {
                 problems.push_back(file + ": tls: " + e.what());
             }

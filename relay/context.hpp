@@ -5,7 +5,6 @@
 #include <mutex>
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/thread_pool.hpp>
 
 #include "conf/config.hpp"
@@ -17,13 +16,14 @@ namespace subrelay::relay {
 class spool;
 class delivery;
 class session_registry;
+class server_tls;
 
 struct relay_context {
     const conf::config& cfg;
     boost::asio::io_context& io;          // run by one thread: listeners and sessions
     boost::asio::thread_pool& blocking;   // crypt(3), fsync: work that must not stall io
     // Runs on its own io_context and thread; sessions only call enqueue(), which posts there.
-    boost::asio::ssl::context& server_tls;
+    relay::server_tls& tls;               // the listeners' TLS contexts, per device profile
     relay::spool& spool;
     relay::delivery& delivery;
     session_registry& sessions;

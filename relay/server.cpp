@@ -21,6 +21,7 @@
 #include "relay/context.hpp"
 #include "relay/credentials.hpp"
 #include "relay/delivery.hpp"
+#include "relay/device_tls.hpp"
 #include "relay/listener.hpp"
 #include "relay/logging.hpp"
 #include "relay/session.hpp"
@@ -173,7 +174,7 @@ int serve(const std::filesystem::path& config_file) {
         auto policy = load_policy(cfg);
         if (!policy) return 1;
         auth::sasl_server::global_init();
-        auto server_tls = make_server_context(cfg.tls.cert_file, cfg.tls.key_file);
+        relay::server_tls tls(cfg);
 
         relay::spool spool(cfg.spool.dir);
         spool.open();
@@ -200,7 +201,7 @@ int serve(const std::filesystem::path& config_file) {
         relay::delivery delivery(delivery_io, blocking, cfg, spool, credentials.get());
         session_registry sessions;
         policy::limiter limits;
-        relay_context ctx{cfg, io, blocking, server_tls, spool, delivery, sessions, limits, policy, {}};
+        relay_context ctx{cfg, io, blocking, tls, spool, delivery, sessions, limits, policy, {}};
 
         // Signals are caught before any port opens: a SIGTERM that arrives
         // during start-up is handled like any other.
@@ -229,6 +230,9 @@ int serve(const std::filesystem::path& config_file) {
         blocking.join();
         spdlog::info("stopped");
         return 0;
+    } catch (const device_tls_error& e) {
+        spdlog::critical("cannot start: {}: {}: {}", config_file.string(), e.key, e.what());
+        return 1;
     } catch (const std::exception& e) {
         spdlog::critical("cannot start: {}", e.what());
         return 1;

@@ -22,6 +22,7 @@
 #include "auth/sasl_server.hpp"
 #include "relay/blocking.hpp"
 #include "relay/delivery.hpp"
+#include "relay/device_tls.hpp"
 #include "relay/spool.hpp"
 #include "relay/tls.hpp"
 #include "smtp/address.hpp"
@@ -77,15 +78,36 @@ private:
     const smtp::server_session& session_;
 };
 
-smtp::server_options session_options(const conf::config& cfg, bool implicit_tls) {
+// The session's rules: the server's, with what a device profile relaxes.
+smtp::server_options session_options(const conf::config& cfg, bool implicit_tls, const conf::device_network* device) {
     smtp::server_options o;
     o.hostname = cfg.server.hostname;
     o.max_message_size = cfg.server.max_message_size;
     o.max_recipients = cfg.server.max_recipients;
     o.tls_available = true;
     o.implicit_tls = implicit_tls;
-    o.require_tls_for_auth = cfg.server.require_tls_for_auth;
+    o.require_tls_for_auth = cfg.server.require_tls_for_auth && !(device != nullptr && device->auth_without_tls);
+    o.bare_lf_mode = device != nullptr && device->accept_bare_lf ? smtp::bare_lf::accept : smtp::bare_lf::reject;
     return o;
+}
+
+std::string_view listener_kind_name(const listener_kind& kind) {
+    return kind.implicit_tls ? "submissions" : "submission";
+}
+
+// The index of a device profile in the configuration, for log lines.
+std::string device_name(const conf::config& cfg, const conf::device_network* device) {
+    if (device == nullptr) return {};
+    return "device_network[" + std::to_string(device - cfg.device_networks.data()) + "]";
+}
+
+// An AUTH user name as an account: as given, else completed with
+// server.auth_default_domain when it has no domain ("scanner" -> "scanner@contoso.com").
+const policy::mailbox* find_account(const policy::engine& engine, const conf::config& cfg, std::string_view name) {
+    if (const policy::mailbox* m = engine.find(name)) return m;
+    if (cfg.server.auth_default_domain.empty() || name.empty() || name.find('@') != std::string_view::npos)
+        return nullptr;
+    return engine.find(std::string(name) + "@" + cfg.server.auth_default_domain);
 }
 
 struct ssl_free_deleter {
@@ -125,19 +147,20 @@ public:
           kind_(std::move(kind)),
           socket_(std::move(socket)),
           timer_(socket_.get_executor()),
+          client_ip_(peer_address(socket_)),
+          device_(ctx.cfg.device_network_for(client_ip_, listener_kind_name(kind_), kind_.address)),
           adapter_(ctx, smtp_),
-          smtp_(session_options(ctx.cfg, kind_.implicit_tls), &adapter_),
+          smtp_(session_options(ctx.cfg, kind_.implicit_tls, device_), &adapter_),
           started_(std::chrono::steady_clock::now()) {
         boost::system::error_code ec;
         // Reads are tried first and waited for only when nothing is there,
         // so an idle session holds no read buffer (and OpenSSL, which reads
         // the socket itself, sees EAGAIN instead of blocking).
         socket_.non_blocking(true, ec);
-        auto ep = socket_.remote_endpoint(ec);
-        client_ip_ = ec ? "unknown" : ep.address().to_string();
+        if (device_ != nullptr)
+            spdlog::info("session {} {}: device profile {}", client_ip_, kind_.name, device_name(ctx.cfg, device_));
         auto engine = ctx.policy();
-        if (const policy::binding* b = engine->binding_for(client_ip_, kind_.implicit_tls ? "submissions" : "submission",
-                                                           kind_.address)) {
+        if (const policy::binding* b = engine->binding_for(client_ip_, listener_kind_name(kind_), kind_.address)) {
             if (const policy::mailbox* m = engine->find(b->identity)) {
                 smtp_.set_bound_identity(m->identity);
                 spdlog::info("session {}: bound to account {} by network {}", client_ip_, m->identity,
@@ -173,6 +196,13 @@ private:
     asio::awaitable<void> store();
     asio::awaitable<void> close();
     [[nodiscard]] std::chrono::steady_clock::duration deadline(std::chrono::seconds limit) const;
+    void note_bare_lf();
+
+    static std::string peer_address(const asio::ip::tcp::socket& socket) {
+        boost::system::error_code ec;
+        auto ep = socket.remote_endpoint(ec);
+        return ec ? "unknown" : ep.address().to_string();
+    }
 
     relay_context& ctx_;
     listener_kind kind_;
@@ -184,16 +214,27 @@ private:
     // never starts TLS does not pay for it, and an idle TLS session holds
     // only the SSL object (its record buffers are released between records).
     std::unique_ptr<SSL, ssl_free_deleter> ssl_;
+    std::string client_ip_;
+    const conf::device_network* device_;  // the client's device profile, or nullptr
     policy_adapter adapter_;
     smtp::server_session smtp_;
     std::unique_ptr<auth::sasl_server> sasl_;
-    std::string client_ip_;
     std::string tls_description_;
+    bool bare_lf_logged_ = false;
+    bool plaintext_auth_logged_ = false;
     std::chrono::steady_clock::time_point started_;
     bool tls_ = false;
     bool reading_ = false;
     bool stop_requested_ = false;
 };
+
+void session::note_bare_lf() {
+    if (bare_lf_logged_) return;
+    bare_lf_logged_ = true;
+    spdlog::warn("session {} {}: bare LF refused (lines must end in CRLF); a [[device_network]] with "
+                 "bare_lf = \"accept\" for this client's network accepts it",
+                 client_ip_, kind_.name);
+}
 
 void session_registry::stop_all() {
     for (const auto& s : sessions_) s->request_stop();
@@ -310,9 +351,9 @@ asio::awaitable<bool> session::write(std::string_view data) {
 }
 
 asio::awaitable<bool> session::handshake() {
-    expires_after(std::chrono::seconds(30));
+    expires_after(std::chrono::seconds(ctx_.cfg.server.tls_handshake_timeout_seconds));
     boost::system::error_code ec;
-    ssl_.reset(SSL_new(ctx_.server_tls.native_handle()));
+    ssl_.reset(SSL_new(ctx_.tls.context_for(device_).native_handle()));
     if (!ssl_ || SSL_set_fd(ssl_.get(), socket_.native_handle()) != 1) {
         const unsigned long e = ERR_get_error();
         ERR_clear_error();
@@ -331,7 +372,9 @@ asio::awaitable<bool> session::handshake() {
     }
     tls_ = true;
     tls_description_ = describe_tls(ssl_.get());
-    spdlog::debug("session {}: {}", client_ip_, tls_description_);
+    // Which devices still need old TLS: the protocol and cipher of every session.
+    spdlog::info("session {} {}: {}{}{}", client_ip_, kind_.name, tls_description_, device_ ? " by " : "",
+                 device_name(ctx_.cfg, device_));
     co_return true;
 }
 
@@ -355,9 +398,14 @@ asio::awaitable<void> session::authenticate() {
     const smtp::auth_request& req = smtp_.pending_auth();
     auto engine = ctx_.policy();
     if (req.first) {
+        if (!tls_ && !plaintext_auth_logged_) {
+            plaintext_auth_logged_ = true;
+            spdlog::warn("session {} {}: AUTH without TLS ({} allows it): the password crosses the network in clear",
+                         client_ip_, kind_.name, device_ ? device_name(ctx_.cfg, device_) : "server.require_tls_for_auth = false");
+        }
         sasl_ = std::make_unique<auth::sasl_server>(
-            ctx_.cfg.server.hostname, [engine](std::string_view identity) -> std::optional<std::string> {
-                if (const auto* m = engine->find(identity)) return m->password_hash;
+            ctx_.cfg.server.hostname, [engine, this](std::string_view identity) -> std::optional<std::string> {
+                if (const auto* m = find_account(*engine, ctx_.cfg, identity)) return m->password_hash;
                 return std::nullopt;
             });
     }
@@ -387,7 +435,7 @@ asio::awaitable<void> session::authenticate() {
         break;
     case status::success: {
         sasl_.reset();
-        const policy::mailbox* m = engine->find(result.identity);
+        const policy::mailbox* m = find_account(*engine, ctx_.cfg, result.identity);
         if (m == nullptr) break;
         auto decision = engine->may_authenticate(*m);
         if (!decision.allowed) {
@@ -414,9 +462,9 @@ asio::awaitable<void> session::store() {
     std::string message = smtp_.take_message();
 
     spool_envelope record;
-    record.sender = env.sender;
     record.recipients = env.recipients;
     record.identity = env.identity.empty() ? smtp_.identity() : env.identity;
+    record.sender = ctx_.policy()->envelope_sender(record.identity, env.sender);
     record.upstream_mailbox = ctx_.policy()->upstream_mailbox_for(record.identity);
     if (record.upstream_mailbox.empty()) record.upstream_mailbox = ctx_.cfg.upstream.mailbox;
     record.client_address = client_ip_;
@@ -473,6 +521,7 @@ asio::awaitable<void> session::run() {
     std::string input;
     for (;;) {
         smtp::step s = smtp_.advance();
+        if (smtp_.refused_bare_lf()) note_bare_lf();
         if (!co_await write(s.send)) break;
         switch (s.next) {
         case smtp::action::need_input: {

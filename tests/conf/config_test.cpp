@@ -85,6 +85,9 @@ TEST(config, defaults) {
     EXPECT_EQ(c.server.max_connections, 200U);
     EXPECT_EQ(c.server.idle_timeout_seconds, 300U);
     EXPECT_EQ(c.server.session_timeout_seconds, 1800U);
+    EXPECT_EQ(c.server.tls_handshake_timeout_seconds, 60U);
+    EXPECT_TRUE(c.server.auth_default_domain.empty());
+    EXPECT_TRUE(c.device_networks.empty());
     EXPECT_EQ(c.policy.file, std::filesystem::path("policy.toml"));
     EXPECT_EQ(c.spool.dir, std::filesystem::path("spool"));
     EXPECT_EQ(c.upstream.kind, upstream_kind::smtp);

@@ -496,12 +496,14 @@ def toml_value(v):
 
 
 class Account:
-    def __init__(self, identity, password, disabled=None, allowed_senders=None, upstream_mailbox=None):
+    def __init__(self, identity, password, disabled=None, allowed_senders=None, upstream_mailbox=None,
+                 settings=None):
         self.identity = identity
         self.password = password
         self.disabled = disabled            # True / False / None (follow org)
         self.allowed_senders = allowed_senders
         self.upstream_mailbox = upstream_mailbox
+        self.settings = settings or {}      # any other [[mailbox]] keys
 
     def toml(self):
         lines = ["[[mailbox]]", "identity = %s" % toml_string(self.identity),
@@ -512,6 +514,7 @@ class Account:
             lines.append("allowed_senders = %s" % toml_value(self.allowed_senders))
         if self.upstream_mailbox is not None:
             lines.append("upstream_mailbox = %s" % toml_string(self.upstream_mailbox))
+        lines += ["%s = %s" % (k, toml_value(v)) for k, v in self.settings.items()]
         return "\n".join(lines) + "\n"
 
 
@@ -520,7 +523,7 @@ class Relay:
 
     def __init__(self, workdir, pki, accounts, org_disabled=True, upstream_port=None, token_url=None,
                  kind="smtp", log_level=None, extra_sections=None, submission_port=None,
-                 submissions_port=None, omit_sections=()):
+                 submissions_port=None, omit_sections=(), device_networks=()):
         self.workdir = workdir
         os.makedirs(workdir, exist_ok=True)
         self.pki = pki
@@ -532,6 +535,7 @@ class Relay:
         self.log_level = log_level
         self.extra_sections = extra_sections or {}
         self.omit_sections = tuple(omit_sections)   # e.g. ("oauth",) with upstream.auth = "none"
+        self.device_networks = list(device_networks)  # dicts, each a [[device_network]]
         self.submission_port = submission_port or free_port()
         self.submissions_port = submissions_port or free_port()
         self.config_path = os.path.join(workdir, "subrelay.toml")
@@ -581,6 +585,10 @@ class Relay:
             for k, v in values.items():
                 if v is not None:
                     out.append("%s = %s" % (k, toml_value(v)))
+            out.append("")
+        for values in self.device_networks:
+            out.append("[[device_network]]")
+            out += ["%s = %s" % (k, toml_value(v)) for k, v in values.items()]
             out.append("")
         return "\n".join(out)
 

@@ -159,11 +159,11 @@ class TransportAndOrganizationTest(PolicyCli):
         self.assertRegex(out, r"(?m)^\w*MaxMessagesPerMinute\w*\s*: 7\s*$")
 
         self.cli("set-organizationconfig", "--default-authentication-policy", "$null", "--security-defaults",
-                 "false", "--max-messages-per-minute", "0", "--max-recipients-per-day=50")
+                 "false", "--max-messages-per-minute", "45", "--max-recipients-per-day=50")
         org = self.policy()["organization"]
         self.assertEqual(org.get("default_authentication_policy", ""), "")
         self.assertIs(org.get("security_defaults", False), False)
-        self.assertEqual(org.get("max_messages_per_minute"), 0)
+        self.assertEqual(org.get("max_messages_per_minute"), 45)
         self.assertEqual(org.get("max_recipients_per_day"), 50)
         self.assertEqual(org.get("max_recipients_per_message"), 12, "an option not given must not change")
         _, out, _ = self.cli("get-organizationconfig")

@@ -119,10 +119,22 @@ TEST(engine, explicit_senders_replace_the_identity) {
     EXPECT_EQ(e.check_sender("scanner@contoso.com", "noreply@contoso.com.evil.test"), smtp::replies::send_as_denied());
 }
 
-TEST(engine, null_sender_and_unknown_accounts_are_refused) {
+TEST(engine, unknown_accounts_are_refused) {
     const auto e = make_engine(false, {account("scanner@contoso.com")});
-    EXPECT_EQ(e.check_sender("scanner@contoso.com", ""), smtp::replies::send_as_denied());
     EXPECT_EQ(e.check_sender("nobody@contoso.com", "nobody@contoso.com"), smtp::replies::send_as_denied());
+    EXPECT_EQ(e.check_sender("nobody@contoso.com", ""), smtp::replies::send_as_denied());
+}
+
+// Devices send status reports from <>: relayed as the account, or refused.
+TEST(engine, null_sender_is_rewritten_or_refused_per_account) {
+    auto refusing = account("printer@contoso.com");
+    refusing.null_sender = null_sender_mode::refuse;
+    const auto e = make_engine(false, {account("Scanner@contoso.com"), refusing});
+    EXPECT_EQ(e.check_sender("scanner@contoso.com", ""), std::nullopt);
+    EXPECT_EQ(e.envelope_sender("scanner@contoso.com", ""), "Scanner@contoso.com");
+    EXPECT_EQ(e.envelope_sender("scanner@contoso.com", "scanner@contoso.com"), "scanner@contoso.com");
+    EXPECT_EQ(e.check_sender("printer@contoso.com", ""), smtp::replies::send_as_denied());
+    EXPECT_EQ(e.envelope_sender("printer@contoso.com", ""), "");
 }
 
 TEST(engine, upstream_mailbox_for) {

@@ -61,7 +61,7 @@ TEST(to_toml, everything_set) {
     p.org.smtp_client_authentication_disabled = false;
     p.org.security_defaults = true;
     p.org.default_authentication_policy = "Block Basic Auth";
-    p.org.max_messages_per_minute = 0;
+    p.org.max_messages_per_minute = 31;
     p.org.max_recipients_per_day = 1;
     p.org.max_recipients_per_message = 4294967295U;
     p.authentication_policies = {{"Block Basic Auth", false}, {"Allow \"SMTP\" \\ basic", true}};
@@ -80,6 +80,7 @@ TEST(to_toml, everything_set) {
     mailbox bound;
     bound.identity = "floor2@contoso.com";
     bound.smtp_client_authentication_disabled = true;
+    bound.null_sender = null_sender_mode::refuse;
     p.mailboxes.push_back(bound);
     p.bindings.push_back(make_binding("10.1.20.0/24", "floor2@contoso.com", {"submission", "[::1]:2587"}));
     p.bindings.push_back(make_binding("2001:db8::/48", "Scanner@Contoso.com"));
@@ -87,6 +88,8 @@ TEST(to_toml, everything_set) {
     expect_round_trip(p);
     const auto text = to_toml(p);
     EXPECT_THAT(text, HasSubstr("max_messages_per_minute = 0\n"));
+    EXPECT_THAT(text, HasSubstr("max_messages_per_minute = 31\n"));
+    EXPECT_THAT(text, HasSubstr("null_sender = \"refuse\"\n"));
     EXPECT_THAT(text, HasSubstr("network = \"::ffff:10.9.0.1\"\n")) << "bindings keep their text";
 }
 

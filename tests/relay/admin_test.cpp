@@ -176,7 +176,7 @@ TEST_F(admin, organization_config) {
     auto g = run({"get-organizationconfig"});
     ASSERT_EQ(g.status, 0) << g.err;
     EXPECT_NE(g.out.find("SecurityDefaults            : False\n"), std::string::npos) << g.out;
-    EXPECT_NE(g.out.find("MaxMessagesPerMinute        : 30\n"), std::string::npos) << g.out;
+    EXPECT_NE(g.out.find("MaxMessagesPerMinute        : 0\n"), std::string::npos) << g.out;
 
     auto missing = run({"set-organizationconfig", "-DefaultAuthenticationPolicy", "Block Basic Auth"});
     EXPECT_EQ(missing.status, 1);
@@ -704,7 +704,7 @@ TEST_F(admin, explain_a_disabled_mailbox) {
               std::string::npos)
         << r.out;
     EXPECT_NE(r.out.find("Sender legacy@contoso.com: allowed\n"), std::string::npos) << r.out;
-    EXPECT_NE(r.out.find("Limits: MaxMessagesPerMinute 30, MaxRecipientsPerDay 10000, MaxRecipientsPerMessage 500\n"),
+    EXPECT_NE(r.out.find("Limits: MaxMessagesPerMinute unlimited, MaxRecipientsPerDay 10000, MaxRecipientsPerMessage 500\n"),
               std::string::npos)
         << r.out;
     EXPECT_NE(r.out.find("Upstream mailbox: relay@contoso.com\n"), std::string::npos) << r.out;

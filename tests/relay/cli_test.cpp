@@ -114,6 +114,22 @@ TEST_F(check_config, reports_policy_problems_with_the_policy_file) {
     EXPECT_EQ(ok.out, "ok\n");
 }
 
+TEST_F(check_config, a_device_profile_cipher_list_openssl_refuses) {
+    std::system(("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost -keyout " +
+                 (dir_ / "key.pem").string() + " -out " + (dir_ / "cert.pem").string() + " 2>/dev/null")
+                    .c_str());
+    write("relay.toml",
+          "[server]\nsubmission = [\"127.0.0.1:0\"]\n[tls]\ncert_file = \"cert.pem\"\nkey_file = \"key.pem\"\n"
+          "[upstream]\nkind = \"directory\"\ndirectory = \"out\"\n"
+          "[[device_network]]\nnetworks = [\"10.0.0.0/8\"]\n"
+          "[[device_network]]\nnetworks = [\"192.0.2.0/24\"]\ntls_ciphers = \"NO-SUCH-CIPHER\"\n");
+    write("policy.toml", "[organization]\nsmtp_client_authentication_disabled = true\n");
+    const std::string file = (dir_ / "relay.toml").string();
+    auto r = run({"check-config", "--config", file});
+    EXPECT_EQ(r.status, 1);
+    EXPECT_EQ(r.err, file + ": device_network[1].tls_ciphers: no cipher matches \"NO-SUCH-CIPHER\"\n");
+}
+
 TEST_F(check_config, a_missing_certificate_is_a_problem) {
     write("relay.toml",
           "[server]\nsubmission = [\"127.0.0.1:0\"]\n[tls]\ncert_file = \"nope.pem\"\nkey_file = \"nope.key\"\n"

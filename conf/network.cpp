@@ -1,10 +1,11 @@
+#include "conf/network.hpp"
+
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstring>
 
-#include "policy/policy.hpp"
-
-namespace subrelay::policy {
+namespace subrelay::conf {
 
 namespace {
 
@@ -118,4 +119,24 @@ std::string network::to_string() const {
     return out;
 }
 
-}  // namespace subrelay::policy
+bool valid_listener_name(std::string_view s) {
+    if (s.empty()) return false;
+    if (s == "submission" || s == "submissions") return true;
+    const auto colon = s.rfind(':');
+    if (colon == std::string_view::npos || colon == 0) return false;
+    const auto host = s.substr(0, colon);
+    const auto port = s.substr(colon + 1);
+    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos) return false;
+    if (std::stoul(std::string(port)) > 65535) return false;
+    if (host.front() == '[') return host.size() > 2 && host.back() == ']';
+    return host.find(':') == std::string_view::npos && host.find_first_of(" \t") == std::string_view::npos;
+}
+
+bool listener_named(const std::vector<std::string>& listeners, std::string_view kind, std::string_view address) {
+    if (listeners.empty()) return true;
+    return std::any_of(listeners.begin(), listeners.end(), [&](const std::string& l) {
+        return (!kind.empty() && l == kind) || (!address.empty() && l == address);
+    });
+}
+
+}  // namespace subrelay::conf
