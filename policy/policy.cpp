@@ -333,6 +333,12 @@ const mailbox* engine::find(std::string_view identity) const {
     return it == index_.end() ? nullptr : &policy_.mailboxes[it->second];
 }
 
+const mailbox* engine::find_login(std::string_view name, std::string_view default_domain) const {
+    if (const mailbox* m = find(name)) return m;
+    if (default_domain.empty() || name.empty() || name.find('@') != std::string_view::npos) return nullptr;
+    return find(std::string(name) + "@" + std::string(default_domain));
+}
+
 namespace replies {
 
 smtp::reply security_defaults() {

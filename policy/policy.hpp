@@ -147,6 +147,10 @@ public:
 
     // nullptr if no such account (case-insensitive).
     [[nodiscard]] const mailbox* find(std::string_view identity) const;
+    // The account an AUTH user name means: as given, else, when it has no
+    // domain and `default_domain` is set, name@default_domain (Postfix's
+    // smtpd_sasl_local_domain). nullptr if none.
+    [[nodiscard]] const mailbox* find_login(std::string_view name, std::string_view default_domain) const;
 
     // The full precedence, in Exchange's order: security defaults on =>
     // refused (security defaults reply); else the account's authentication

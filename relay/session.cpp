@@ -101,14 +101,6 @@ std::string device_name(const conf::config& cfg, const conf::device_network* dev
     return "device_network[" + std::to_string(device - cfg.device_networks.data()) + "]";
 }
 
-// An AUTH user name as an account: as given, else completed with
-// server.auth_default_domain when it has no domain ("scanner" -> "scanner@contoso.com").
-const policy::mailbox* find_account(const policy::engine& engine, const conf::config& cfg, std::string_view name) {
-    if (const policy::mailbox* m = engine.find(name)) return m;
-    if (cfg.server.auth_default_domain.empty() || name.empty() || name.find('@') != std::string_view::npos)
-        return nullptr;
-    return engine.find(std::string(name) + "@" + cfg.server.auth_default_domain);
-}
 
 struct ssl_free_deleter {
     void operator()(SSL* s) const { SSL_free(s); }
@@ -405,7 +397,8 @@ asio::awaitable<void> session::authenticate() {
         }
         sasl_ = std::make_unique<auth::sasl_server>(
             ctx_.cfg.server.hostname, [engine, this](std::string_view identity) -> std::optional<std::string> {
-                if (const auto* m = find_account(*engine, ctx_.cfg, identity)) return m->password_hash;
+                if (const auto* m = engine->find_login(identity, ctx_.cfg.server.auth_default_domain))
+                    return m->password_hash;
                 return std::nullopt;
             });
     }
@@ -435,7 +428,7 @@ asio::awaitable<void> session::authenticate() {
         break;
     case status::success: {
         sasl_.reset();
-        const policy::mailbox* m = find_account(*engine, ctx_.cfg, result.identity);
+        const policy::mailbox* m = engine->find_login(result.identity, ctx_.cfg.server.auth_default_domain);
         if (m == nullptr) break;
         auto decision = engine->may_authenticate(*m);
         if (!decision.allowed) {

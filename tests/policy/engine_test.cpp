@@ -137,6 +137,17 @@ TEST(engine, null_sender_is_rewritten_or_refused_per_account) {
     EXPECT_EQ(e.envelope_sender("printer@contoso.com", ""), "");
 }
 
+TEST(engine, find_login_completes_a_bare_user_name) {
+    const auto e = make_engine(false, {account("Scanner@contoso.com"), account("scanner@fabrikam.com")});
+    EXPECT_EQ(e.find_login("scanner", "contoso.com"), e.find("scanner@contoso.com"));
+    EXPECT_EQ(e.find_login("SCANNER", "fabrikam.com"), e.find("scanner@fabrikam.com"));
+    EXPECT_EQ(e.find_login("scanner@fabrikam.com", "contoso.com"), e.find("scanner@fabrikam.com"));
+    EXPECT_EQ(e.find_login("scanner", ""), nullptr) << "no default domain: names are used as given";
+    EXPECT_EQ(e.find_login("scanner@", "contoso.com"), nullptr);
+    EXPECT_EQ(e.find_login("", "contoso.com"), nullptr);
+    EXPECT_EQ(e.find_login("printer", "contoso.com"), nullptr);
+}
+
 TEST(engine, upstream_mailbox_for) {
     const auto e = make_engine(true, {account("scanner@contoso.com", std::nullopt, {}, "scans@contoso.com"),
                                       account("printer@contoso.com")});
