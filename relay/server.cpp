@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <array>
 #include <csignal>
 #include <iostream>
 #include <list>
@@ -89,6 +90,23 @@ asio::awaitable<void> watch_policy(relay_context& ctx, asio::steady_timer& timer
         }
         reload_policy(ctx, "file changed");
     }
+}
+
+// "10.1.20.0/24 192.0.2.7 on submissions: TLS >= 1.0, security level 0, AUTH without TLS, bare LF accepted"
+std::string describe(const conf::device_network& d) {
+    static constexpr std::array<const char*, 4> versions{"1.0", "1.1", "1.2", "1.3"};
+    std::string out;
+    for (const auto& n : d.networks) out += (out.empty() ? "" : " ") + n.to_string();
+    if (!d.listeners.empty()) {
+        out += " on";
+        for (const auto& l : d.listeners) out += " " + l;
+    }
+    out += std::string(": TLS >= ") + versions.at(static_cast<std::size_t>(d.tls_min_version));
+    if (d.tls_security_level >= 0) out += ", security level " + std::to_string(d.tls_security_level);
+    if (!d.tls_ciphers.empty()) out += ", ciphers " + d.tls_ciphers;
+    if (d.auth_without_tls) out += ", AUTH without TLS";
+    if (d.accept_bare_lf) out += ", bare LF accepted";
+    return out;
 }
 
 struct listening {
@@ -218,6 +236,9 @@ int serve(const std::filesystem::path& config_file) {
                          l.kind.implicit_tls ? "implicit TLS" : "STARTTLS");
             asio::co_spawn(io, run_listener(ctx, l.acceptor, l.kind), asio::detached);
         }
+
+        for (std::size_t i = 0; i < cfg.device_networks.size(); ++i)
+            spdlog::info("device_network[{}]: {}", i, describe(cfg.device_networks[i]));
 
         asio::co_spawn(io, watch_policy(ctx, watcher), asio::detached);
         asio::co_spawn(io, handle_signals(ctx, signals, listeners, watcher), asio::detached);

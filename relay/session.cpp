@@ -101,7 +101,6 @@ std::string device_name(const conf::config& cfg, const conf::device_network* dev
     return "device_network[" + std::to_string(device - cfg.device_networks.data()) + "]";
 }
 
-
 struct ssl_free_deleter {
     void operator()(SSL* s) const { SSL_free(s); }
 };
@@ -392,8 +391,9 @@ asio::awaitable<void> session::authenticate() {
     if (req.first) {
         if (!tls_ && !plaintext_auth_logged_) {
             plaintext_auth_logged_ = true;
+            const std::string why = device_ ? device_name(ctx_.cfg, device_) : "server.require_tls_for_auth = false";
             spdlog::warn("session {} {}: AUTH without TLS ({} allows it): the password crosses the network in clear",
-                         client_ip_, kind_.name, device_ ? device_name(ctx_.cfg, device_) : "server.require_tls_for_auth = false");
+                         client_ip_, kind_.name, why);
         }
         sasl_ = std::make_unique<auth::sasl_server>(
             ctx_.cfg.server.hostname, [engine, this](std::string_view identity) -> std::optional<std::string> {

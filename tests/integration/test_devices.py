@@ -173,7 +173,9 @@ class OldTlsTest(DeviceCase):
                 out = self.s_client(self.relay.submissions_port, [flag, "-cipher", "DEFAULT@SECLEVEL=0"])
                 self.assertEqual(self.negotiated(out), version, out)
                 self.assertRegex(out, r"(?m)^250[- ]AUTH PLAIN LOGIN$", out)
-        # The protocol and cipher of each session are logged, with the profile.
+        # The profiles are listed at start; the protocol and cipher of each
+        # session are logged, with the profile.
+        self.assertIn(b"device_network[0]: 127.0.0.1 on submissions: TLS >= 1.0", self.relay.log())
         self.assertRegex(self.relay.log(), rb"session 127\.0\.0\.1 submissions \S+: TLSv1 with cipher \S+ "
                                            rb"by device_network\[0\]")
 
