@@ -76,7 +76,9 @@ int cmd_check_config(const std::map<std::string, std::string>& opts, std::istrea
         for (const auto& e : pol.errors) problems.push_back(e.to_string());
         if (!cfg.server.submission.empty() || !cfg.server.submissions.empty()) {
             try {
-                make_server_context(cfg.tls.cert_file, cfg.tls.key_file);
+                make_server_context(cfg.tls);
+            } catch (const tls_setting_error& e) {
+                problems.push_back(file + ": " + e.what());
             } catch (const std::exception& e) {
                 problems.push_back(file + ": tls: " + e.what());
             }

@@ -173,7 +173,7 @@ int serve(const std::filesystem::path& config_file) {
         auto policy = load_policy(cfg);
         if (!policy) return 1;
         auth::sasl_server::global_init();
-        auto server_tls = make_server_context(cfg.tls.cert_file, cfg.tls.key_file);
+        auto server_tls = make_server_context(cfg.tls);
 
         relay::spool spool(cfg.spool.dir);
         spool.open();
