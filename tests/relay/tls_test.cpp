@@ -10,11 +10,17 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -486,6 +492,61 @@ TEST_F(server_tls, the_session_timeout_is_the_configured_one) {
     const auto first = handshake(server, client.get());
     ASSERT_TRUE(first.ok) << first.error;
     EXPECT_EQ(SSL_SESSION_get_ticket_lifetime_hint(first.session.get()), 300U);
+}
+
+// A connected loopback TCP pair; closes both ends.
+struct tcp_pair {
+    int client = -1;
+    int server = -1;
+    tcp_pair() {
+        const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof addr;
+        if (listener < 0 || ::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+            ::listen(listener, 1) != 0 || ::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+            throw std::runtime_error("loopback listener");
+        client = ::socket(AF_INET, SOCK_STREAM, 0);
+        if (client < 0 || ::connect(client, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+            throw std::runtime_error("loopback connect");
+        server = ::accept(listener, nullptr, nullptr);
+        ::close(listener);
+        if (server < 0) throw std::runtime_error("loopback accept");
+    }
+    ~tcp_pair() {
+        ::close(client);
+        ::close(server);
+    }
+    tcp_pair(const tcp_pair&) = delete;
+    tcp_pair& operator=(const tcp_pair&) = delete;
+};
+
+int no_delay(int fd) {
+    int value = -1;
+    socklen_t len = sizeof value;
+    if (::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &value, &len) != 0) return -1;
+    return value;
+}
+
+TEST_F(server_tls, the_handshake_turns_nagle_off_so_replies_after_the_tickets_do_not_wait) {
+    auto server = make_server_context(ecdsa_only());
+    auto client_ctx = client_context();
+    tcp_pair tcp;
+    ASSERT_EQ(no_delay(tcp.server), 0);
+    bool client_ok = false;
+    std::thread client([&] {
+        ssl_ptr c(SSL_new(client_ctx.get()));
+        client_ok = SSL_set_fd(c.get(), tcp.client) == 1 && SSL_connect(c.get()) == 1;
+    });
+    ssl_ptr s(SSL_new(server.native_handle()));
+    ASSERT_EQ(SSL_set_fd(s.get(), tcp.server), 1);
+    const int accepted = SSL_accept(s.get());
+    client.join();
+    ASSERT_EQ(accepted, 1) << tls_error();
+    EXPECT_TRUE(client_ok);
+    EXPECT_EQ(no_delay(tcp.server), 1);
+    EXPECT_EQ(no_delay(tcp.client), 0);  // only the server's side
 }
 
 TEST_F(server_tls, release_buffers_stays_on) {
