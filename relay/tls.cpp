@@ -56,6 +56,22 @@ int ticket_key_callback(SSL* s, unsigned char key_name[16], unsigned char* iv, E
     return enc != 0 ? (*keys)->seal(key_name, iv, cipher, mac) : (*keys)->open(key_name, iv, cipher, mac);
 }
 
+// Every context opens every ticket, but OpenSSL does not check a resumed
+// session against the cipher list of the context that resumes it: a
+// ticket made under a lenient device profile would bring its cipher into a
+// strict one. Such a ticket gets a full handshake (and a new ticket).
+SSL_TICKET_RETURN check_ticket_cipher(SSL* s, SSL_SESSION* session, const unsigned char* /*keyname*/,
+                                      size_t /*keyname_length*/, SSL_TICKET_STATUS status, void* /*arg*/) {
+    if (status != SSL_TICKET_SUCCESS && status != SSL_TICKET_SUCCESS_RENEW) return SSL_TICKET_RETURN_IGNORE_RENEW;
+    const SSL_CIPHER* cipher = SSL_SESSION_get0_cipher(session);
+    const STACK_OF(SSL_CIPHER)* allowed = SSL_get_ciphers(s);
+    bool found = false;
+    for (int i = 0; cipher != nullptr && allowed != nullptr && i < sk_SSL_CIPHER_num(allowed) && !found; ++i)
+        found = SSL_CIPHER_get_id(sk_SSL_CIPHER_value(allowed, i)) == SSL_CIPHER_get_id(cipher);
+    if (!found) return SSL_TICKET_RETURN_IGNORE_RENEW;
+    return status == SSL_TICKET_SUCCESS ? SSL_TICKET_RETURN_USE : SSL_TICKET_RETURN_USE_RENEW;
+}
+
 bool set_mac_key(EVP_MAC_CTX* mac, unsigned char* key, std::size_t size) {
     char digest[] = "SHA256";
     const OSSL_PARAM params[] = {
@@ -244,6 +260,7 @@ void use_ticket_keys(ssl::context& ctx, std::shared_ptr<ticket_key_store> keys) 
     }
     SSL_CTX_clear_options(native, SSL_OP_NO_TICKET);
     SSL_CTX_set_tlsext_ticket_key_evp_cb(native, ticket_key_callback);
+    SSL_CTX_set_session_ticket_cb(native, nullptr, check_ticket_cipher, nullptr);
 }
 
 std::shared_ptr<ticket_key_store> ticket_keys_of(ssl::context& ctx) {

@@ -88,6 +88,8 @@ private:
 // The store every context from make_server_context uses (made on first use).
 std::shared_ptr<ticket_key_store> shared_ticket_keys();
 // Seals ctx's tickets with `keys` instead (tests); the context keeps its own reference.
+// A ticket whose cipher ctx does not allow (made under another profile's
+// ciphers) gets a full handshake.
 void use_ticket_keys(boost::asio::ssl::context& ctx, std::shared_ptr<ticket_key_store> keys);
 // The store ctx seals tickets with; nullptr when tickets are off.
 std::shared_ptr<ticket_key_store> ticket_keys_of(boost::asio::ssl::context& ctx);

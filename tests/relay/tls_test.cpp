@@ -381,6 +381,23 @@ TEST_F(server_tls, a_ticket_from_one_context_resumes_in_another) {
     EXPECT_TRUE(second.server_reused);
 }
 
+TEST_F(server_tls, a_ticket_resumes_in_another_context_only_with_a_cipher_it_allows) {
+    auto lenient = make_server_context(ecdsa_only(), {.ciphers = "ECDHE-ECDSA-AES128-GCM-SHA256"});
+    auto strict = make_server_context(ecdsa_only(), {.ciphers = "ECDHE-ECDSA-AES256-GCM-SHA384"});
+    auto client = client_context({.max_version = TLS1_2_VERSION});
+    const auto first = handshake(lenient, client.get());
+    ASSERT_TRUE(first.ok) << first.error;
+    EXPECT_EQ(first.cipher, "ECDHE-ECDSA-AES128-GCM-SHA256");
+    const auto second = handshake(strict, client.get(), first.session.get());
+    ASSERT_TRUE(second.ok) << second.error;
+    EXPECT_FALSE(second.server_reused);
+    EXPECT_EQ(second.cipher, "ECDHE-ECDSA-AES256-GCM-SHA384");
+    // The other way round the cipher is allowed, and the ticket is good.
+    const auto back = handshake(lenient, client.get(), first.session.get());
+    ASSERT_TRUE(back.ok) << back.error;
+    EXPECT_TRUE(back.server_reused);
+}
+
 TEST_F(server_tls, the_previous_key_still_opens_tickets_and_older_ones_do_not) {
     auto now = ticket_key_store::clock::time_point{};
     auto keys = std::make_shared<ticket_key_store>(std::chrono::hours(12), [&now] { return now; });
