@@ -446,6 +446,12 @@ class Postfix:
                 "smtpd_tls_security_level": "may",
                 "smtpd_tls_cert_file": cert,
                 "smtpd_tls_key_file": key,
+                # Resumption as subrelay's defaults: a server-side session cache
+                # (Debian's stock main.cf names the same database) and, with the
+                # cache timeout above zero, session tickets whose keys tlsmgr
+                # makes and rotates.
+                "smtpd_tls_session_cache_database": "btree:%s/smtpd_scache" % self.data,
+                "smtpd_tls_session_cache_timeout": "3600s",
                 "smtpd_tls_auth_only": "yes",
                 "smtpd_sasl_auth_enable": "yes",
                 "smtpd_sasl_type": "cyrus",

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <optional>
 
 #include "conf/toml_reader.hpp"
 #include "smtp/address.hpp"
@@ -264,15 +265,72 @@ private:
         return d;
     }
 
+    // A string or an array of strings (resolved against the config's
+    // directory). nullopt when absent or invalid (problems added then).
+    std::optional<std::vector<std::filesystem::path>> read_paths(table_reader& r, std::string_view key) {
+        const auto* node = r.get(key);
+        if (node == nullptr) return std::nullopt;
+        std::vector<std::filesystem::path> out;
+        if (const auto* s = node->as_string()) {
+            if (s->get().empty()) {
+                r.error(key, "must not be empty");
+                return std::nullopt;
+            }
+            out.push_back(resolve(dir_, s->get()));
+            return out;
+        }
+        const auto* arr = node->as_array();
+        if (arr == nullptr) {
+            r.error(key, detail::type_mismatch("a string or an array of strings", *node));
+            return std::nullopt;
+        }
+        if (arr->empty()) {
+            r.error(key, "must name at least one file");
+            return std::nullopt;
+        }
+        bool ok = true;
+        for (std::size_t i = 0; i < arr->size(); ++i) {
+            const auto& element = *arr->get(i);
+            const auto element_key = detail::index_key(r.path(key), i);
+            const auto* s = element.as_string();
+            if (s == nullptr) {
+                add(element_key, detail::type_mismatch("a string", element));
+                ok = false;
+            } else if (s->get().empty()) {
+                add(element_key, "must not be empty");
+                ok = false;
+            } else {
+                out.push_back(resolve(dir_, s->get()));
+            }
+        }
+        if (!ok) return std::nullopt;
+        return out;
+    }
+
     void tls(const toml::table* t, tls_config& c, bool any_listener) {
         table_reader r(or_empty(t), "tls", problems_);
         const std::size_t before = problems_.size();
-        read_path(r, "cert_file", c.cert_file);
-        read_path(r, "key_file", c.key_file);
+        const auto certs = read_paths(r, "cert_file");
+        const auto keys = read_paths(r, "key_file");
+        r.read("session_tickets", c.session_tickets);
+        r.read_number("session_cache_size", c.session_cache_size, 0, 10'000'000);
+        // Ticket keys rotate every 12 hours and the previous one is kept:
+        // a ticket must not outlive the key that sealed it.
+        r.read_number("session_timeout_seconds", c.session_timeout_seconds, 1, 43200);
         r.finish();
+        if (certs && keys) {
+            if (certs->size() != keys->size()) {
+                add("tls.key_file", "names " + std::to_string(keys->size()) + (keys->size() == 1 ? " file" : " files") +
+                                        " but tls.cert_file names " + std::to_string(certs->size()) +
+                                        "; each certificate needs its own key, in the same order");
+            } else {
+                c.certificates.clear();
+                for (std::size_t i = 0; i < certs->size(); ++i) c.certificates.push_back({(*certs)[i], (*keys)[i]});
+            }
+        }
         if (!any_listener) return;
-        if (c.cert_file.empty() && !reported_since(before, "tls.cert_file")) add("tls.cert_file", "is required");
-        if (c.key_file.empty() && !reported_since(before, "tls.key_file")) add("tls.key_file", "is required");
+        if (!r.has("cert_file") && !reported_since(before, "tls.cert_file")) add("tls.cert_file", "is required");
+        if (!r.has("key_file") && !reported_since(before, "tls.key_file")) add("tls.key_file", "is required");
     }
 
     void policy(const toml::table* t, policy_config& c) {

@@ -54,9 +54,20 @@ struct device_network {
     }
 };
 
-struct tls_config {
-    std::filesystem::path cert_file;   // required when any listener exists
+// One certificate chain and its private key.
+struct tls_certificate {
+    std::filesystem::path cert_file;
     std::filesystem::path key_file;
+};
+
+struct tls_config {
+    // Required when any listener exists. cert_file and key_file are a string
+    // or lists of equal length: cert_file[i] goes with key_file[i], so an
+    // ECDSA certificate can sit beside an RSA one (one per key type).
+    std::vector<tls_certificate> certificates;
+    bool session_tickets = true;                    // stateless resumption, keys rotated in memory
+    std::uint32_t session_cache_size = 20480;       // server-side cache of sessions (by id); 0 = no cache
+    std::uint32_t session_timeout_seconds = 7200;   // how long a session can be resumed
 };
 
 struct policy_config {

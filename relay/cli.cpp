@@ -77,9 +77,9 @@ int cmd_check_config(const std::map<std::string, std::string>& opts, std::istrea
         for (const auto& e : pol.errors) problems.push_back(e.to_string());
         if (!cfg.server.submission.empty() || !cfg.server.submissions.empty()) {
             try {
-                server_tls contexts(cfg);  // the certificate, and each device profile's TLS settings
-            } catch (const device_tls_error& e) {
-                problems.push_back(file + ": " + e.key + ": " + e.what());
+                server_tls contexts(cfg);  // the certificates, and each device profile's TLS settings
+            } catch (const tls_setting_error& e) {
+                problems.push_back(file + ": " + e.what());
             } catch (const std::exception& e) {
                 problems.push_back(file + ": tls: " + e.what());
             }

@@ -251,8 +251,8 @@ int serve(const std::filesystem::path& config_file) {
         blocking.join();
         spdlog::info("stopped");
         return 0;
-    } catch (const device_tls_error& e) {
-        spdlog::critical("cannot start: {}: {}: {}", config_file.string(), e.key, e.what());
+    } catch (const tls_setting_error& e) {
+        spdlog::critical("cannot start: {}: {}", config_file.string(), e.what());
         return 1;
     } catch (const std::exception& e) {
         spdlog::critical("cannot start: {}", e.what());

@@ -119,9 +119,11 @@ void dot_stuff_into(std::string& out, std::string_view message) {
     std::size_t i = 0;
     while (i < message.size()) {
         if (at_line_start && message[i] == '.') out += '.';
-        // Copy up to the next line end in one piece.
-        const std::size_t end = message.find_first_of("\r\n", i);
-        if (end == std::string_view::npos) {
+        // Copy up to the next line end in one piece. (A plain loop: find_first_of
+        // calls memchr for each byte, a third of the delivery's time for 1 MiB.)
+        std::size_t end = i;
+        while (end < message.size() && message[end] != '\r' && message[end] != '\n') ++end;
+        if (end == message.size()) {
             out.append(message.substr(i));
             at_line_start = false;
             break;

@@ -88,6 +88,9 @@ TEST(config, defaults) {
     EXPECT_EQ(c.server.tls_handshake_timeout_seconds, 60U);
     EXPECT_TRUE(c.server.auth_default_domain.empty());
     EXPECT_TRUE(c.device_networks.empty());
+    EXPECT_TRUE(c.tls.session_tickets);
+    EXPECT_EQ(c.tls.session_cache_size, 20480U);
+    EXPECT_EQ(c.tls.session_timeout_seconds, 7200U);
     EXPECT_EQ(c.policy.file, std::filesystem::path("policy.toml"));
     EXPECT_EQ(c.spool.dir, std::filesystem::path("spool"));
     EXPECT_EQ(c.upstream.kind, upstream_kind::smtp);
@@ -196,8 +199,9 @@ ca_file = "ca.pem"
 )",
                               "/etc/subrelay/relay.toml");
     ASSERT_TRUE(r.ok()) << ::testing::PrintToString(messages(r));
-    EXPECT_EQ(r.cfg.tls.cert_file, std::filesystem::path("/etc/subrelay/tls/cert.pem"));
-    EXPECT_EQ(r.cfg.tls.key_file, std::filesystem::path("/abs/key.pem"));
+    ASSERT_EQ(r.cfg.tls.certificates.size(), 1U);
+    EXPECT_EQ(r.cfg.tls.certificates[0].cert_file, std::filesystem::path("/etc/subrelay/tls/cert.pem"));
+    EXPECT_EQ(r.cfg.tls.certificates[0].key_file, std::filesystem::path("/abs/key.pem"));
     EXPECT_EQ(r.cfg.policy.file, std::filesystem::path("/etc/subrelay/policy.toml"));
     EXPECT_EQ(r.cfg.spool.dir, std::filesystem::path("/etc/subrelay/spool"));
     EXPECT_TRUE(r.cfg.upstream.ca_file.empty());
@@ -208,11 +212,13 @@ ca_file = "ca.pem"
 TEST(config, paths_beside_a_config_in_the_current_directory_stay_relative) {
     const auto r = parse_text(minimal, "relay.toml");
     ASSERT_TRUE(r.ok());
-    EXPECT_EQ(r.cfg.tls.cert_file, std::filesystem::path("cert.pem"));
+    ASSERT_EQ(r.cfg.tls.certificates.size(), 1U);
+    EXPECT_EQ(r.cfg.tls.certificates[0].cert_file, std::filesystem::path("cert.pem"));
     EXPECT_EQ(r.cfg.oauth.client_secret_file, std::filesystem::path("client-secret"));
     const auto sub = parse_text(minimal, "conf/relay.toml");
     ASSERT_TRUE(sub.ok());
-    EXPECT_EQ(sub.cfg.tls.cert_file, std::filesystem::path("conf/cert.pem"));
+    ASSERT_EQ(sub.cfg.tls.certificates.size(), 1U);
+    EXPECT_EQ(sub.cfg.tls.certificates[0].cert_file, std::filesystem::path("conf/cert.pem"));
     EXPECT_EQ(sub.cfg.spool.dir, std::filesystem::path("conf/spool"));
 }
 
@@ -449,7 +455,8 @@ TEST_F(config_file, reads_and_resolves_beside_the_file) {
     const auto r = parse_file(file);
     ASSERT_TRUE(r.ok()) << ::testing::PrintToString(messages(r));
     EXPECT_EQ(r.cfg.source, file);
-    EXPECT_EQ(r.cfg.tls.cert_file, dir_ / "cert.pem");
+    ASSERT_EQ(r.cfg.tls.certificates.size(), 1U);
+    EXPECT_EQ(r.cfg.tls.certificates[0].cert_file, dir_ / "cert.pem");
     EXPECT_EQ(r.cfg.policy.file, dir_ / "policy.toml");
     EXPECT_EQ(r.cfg.spool.dir, dir_ / "spool");
 }

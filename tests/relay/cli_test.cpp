@@ -127,7 +127,8 @@ TEST_F(check_config, a_device_profile_cipher_list_openssl_refuses) {
     const std::string file = (dir_ / "relay.toml").string();
     auto r = run({"check-config", "--config", file});
     EXPECT_EQ(r.status, 1);
-    EXPECT_EQ(r.err, file + ": device_network[1].tls_ciphers: no cipher matches \"NO-SUCH-CIPHER\"\n");
+    EXPECT_EQ(r.err.rfind(file + ": device_network[1].tls_ciphers: no usable cipher in \"NO-SUCH-CIPHER\"", 0), 0u)
+        << r.err;
 }
 
 TEST_F(check_config, a_missing_certificate_is_a_problem) {
@@ -137,8 +138,10 @@ TEST_F(check_config, a_missing_certificate_is_a_problem) {
     write("policy.toml", "[organization]\nsmtp_client_authentication_disabled = true\n");
     auto r = run({"check-config", "--config", (dir_ / "relay.toml").string()});
     EXPECT_EQ(r.status, 1);
-    EXPECT_NE(r.err.find("tls: "), std::string::npos) << r.err;
-    EXPECT_NE(r.err.find("nope.pem"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find((dir_ / "relay.toml").string() + ": tls.cert_file: " + (dir_ / "nope.pem").string() +
+                         ": cannot load certificate"),
+              std::string::npos)
+        << r.err;
 }
 
 TEST_F(check_config, oauth_credentials_are_read_and_each_profile_named) {
