@@ -233,29 +233,26 @@ class AuthWithoutTlsTest(DeviceCase):
 class PostelTest(DeviceCase):
     """What Postfix's defaults accept from old devices."""
 
-    def authenticate(self, d):
+    def authenticate_and_send(self, d, subject):
+        """AUTH PLAIN, then a message; asserts it arrives unchanged."""
         d.send("AUTH PLAIN " + harness.plain_credentials(SCANNER_ID, SCANNER_PASSWORD))
         d.expect("235 *")
+        message = harness.make_message(SCANNER_ID, RCPT, subject)
+        self.send_message(d, message)
+        d.close()
+        self.assertEqual(self.delivered_body()[0], message)
 
     def test_helo_then_auth(self):
         d = self.implicit_tls_dialogue()
         d.send("HELO printer.contoso.test")
         d.expect("250 *")
-        self.authenticate(d)
-        message = harness.make_message(SCANNER_ID, RCPT, "after HELO")
-        self.send_message(d, message)
-        d.close()
-        self.assertEqual(self.delivered_body()[0], message)
+        self.authenticate_and_send(d, "after HELO")
 
     def test_ehlo_without_name_then_auth(self):
         d = self.implicit_tls_dialogue()
         d.send("EHLO")
         d.expect("501 5.5.4 *")
-        self.authenticate(d)
-        message = harness.make_message(SCANNER_ID, RCPT, "after a bare EHLO")
-        self.send_message(d, message)
-        d.close()
-        self.assertEqual(self.delivered_body()[0], message)
+        self.authenticate_and_send(d, "after a bare EHLO")
 
     def test_auth_right_after_starttls(self):
         d = self.plain_dialogue()
@@ -264,11 +261,7 @@ class PostelTest(DeviceCase):
         d.send("STARTTLS")
         d.expect("220 *")
         d.wrap_tls()
-        self.authenticate(d)  # no second EHLO
-        message = harness.make_message(SCANNER_ID, RCPT, "no second EHLO")
-        self.send_message(d, message)
-        d.close()
-        self.assertEqual(self.delivered_body()[0], message)
+        self.authenticate_and_send(d, "no second EHLO")  # no second EHLO
 
     def test_envelope_without_angle_brackets(self):
         d = self.relay.authenticated_dialogue(SCANNER_ID, SCANNER_PASSWORD)

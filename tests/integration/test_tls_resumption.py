@@ -91,7 +91,7 @@ class ResumptionTest(harness.IntegrationCase):
         harness.wait_for(lambda: self.relay.log().count(b"(resumed)") == before + 1,
                          what="one resumed session in the log")
         self.assertRegex(self.relay.log().decode("utf-8", "replace"),
-                         r"session 127\.0\.0\.1: TLSv1\.3 with cipher \S+ \(resumed\)")
+                         r"session 127\.0\.0\.1 submissions \S+: TLSv1\.3 with cipher \S+ \(resumed\)")
 
     def test_a_restarted_relay_does_not_accept_old_tickets(self):
         # The ticket keys live only in memory: after a restart the old
