@@ -11,9 +11,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <fstream>
 #include <random>
-#include <sstream>
 #include <utility>
 
 #include "relay/durable_file.hpp"
@@ -247,16 +245,28 @@ std::vector<std::string> spool::list() const {
 spool::loaded spool::load(const std::string& id) const {
     if (!valid_queue_id(id)) throw spool_error("invalid queue id");
     const fs::path path = queue_ / id;
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw spool_error("open " + path.string() + ": " + errno_text(errno));
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    std::string content = std::move(ss).str();
+    // One read into a string of the file's size: a 1 MiB message is read
+    // once and moved, not grown through a stream and copied out of it.
+    fd_guard fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    struct stat st {};
+    if (fd.get() < 0 || ::fstat(fd.get(), &st) != 0)
+        throw spool_error("open " + path.string() + ": " + errno_text(errno));
+    std::string content(static_cast<std::size_t>(st.st_size), '\0');
+    std::size_t got = 0;
+    while (got < content.size()) {
+        const ssize_t n = ::read(fd.get(), content.data() + got, content.size() - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw spool_error("read " + path.string() + ": " + errno_text(errno));
+        if (n == 0) break;  // shorter than fstat said (it is never rewritten in place)
+        got += static_cast<std::size_t>(n);
+    }
+    content.resize(got);
     auto parsed = parse_envelope(content);
     if (!parsed) throw spool_error(path.string() + ": damaged spool file");
     loaded out;
     out.envelope = std::move(parsed->first);
-    out.data = content.substr(parsed->second);
+    content.erase(0, parsed->second);
+    out.data = std::move(content);
     return out;
 }
 
