@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "conf/config.hpp"
+#include "messages.hpp"
 
 namespace subrelay::conf {
 namespace {
@@ -27,11 +28,7 @@ client_id = "app"
 client_secret_file = "client-secret"
 )";
 
-std::vector<std::string> messages(const parse_result& r) {
-    std::vector<std::string> out;
-    for (const auto& e : r.errors) out.push_back(e.to_string());
-    return out;
-}
+using test_support::messages;
 
 // Parses `text` as "relay.toml" and expects exactly one error.
 std::string only_error(std::string_view text) {

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "conf/config.hpp"
+#include "messages.hpp"
 
 namespace subrelay::conf {
 namespace {
@@ -19,11 +20,7 @@ directory = "out"
 
 parse_result parse(std::string_view extra) { return parse_text(std::string(minimal) + std::string(extra), "relay.toml"); }
 
-std::vector<std::string> messages(const parse_result& r) {
-    std::vector<std::string> out;
-    for (const auto& e : r.errors) out.push_back(e.to_string());
-    return out;
-}
+using test_support::messages;
 
 TEST(device_network, every_setting_is_read) {
     const auto r = parse(R"(

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "conf/config.hpp"
+#include "messages.hpp"
 
 namespace subrelay::conf {
 namespace {
@@ -24,11 +25,7 @@ parse_result parse(std::string_view oauth_tables) {
     return parse_text(std::string(head) + std::string(oauth_tables), "relay.toml");
 }
 
-std::vector<std::string> messages(const parse_result& r) {
-    std::vector<std::string> out;
-    for (const auto& e : r.errors) out.push_back(e.to_string());
-    return out;
-}
+using test_support::messages;
 
 TEST(oauth_defaults, microsoft_clouds) {
     const auto global = derive_oauth_defaults(oauth_provider::microsoft, oauth_cloud::global, "contoso.onmicrosoft.com",

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "conf/config.hpp"
+#include "messages.hpp"
 
 namespace subrelay::conf {
 namespace {
@@ -19,11 +20,7 @@ std::string with_tls(const std::string& tls_lines) {
            "[upstream]\nkind = \"directory\"\ndirectory = \"out\"\n";
 }
 
-std::vector<std::string> messages(const parse_result& r) {
-    std::vector<std::string> out;
-    for (const auto& e : r.errors) out.push_back(e.to_string());
-    return out;
-}
+using test_support::messages;
 
 TEST(tls_config, one_certificate_as_strings) {
     const auto r = parse_text(with_tls("cert_file = \"rsa.pem\"\nkey_file = \"rsa.key\"\n"), "/etc/subrelay/relay.toml");

@@ -36,6 +36,15 @@ class DeviceCase(harness.IntegrationCase):
         d.expect("220 *")
         return d
 
+    def smtplib_session(self):
+        """smtplib over STARTTLS, logged in as the scanner."""
+        s = smtplib.SMTP("127.0.0.1", self.relay.submission_port, timeout=30)
+        s.ehlo("scanner.contoso.test")
+        s.starttls(context=self.relay.client_tls_context())
+        s.ehlo("scanner.contoso.test")
+        s.login(SCANNER_ID, SCANNER_PASSWORD)
+        return s
+
     def implicit_tls_dialogue(self):
         d = self.relay.dialogue(implicit_tls=True)
         d.expect("220 *")
@@ -79,12 +88,8 @@ class BareLfRefusedTest(DeviceCase):
         """smtplib.sendmail with bytes: LF line ends, dots stuffed after LF.
         Relayed, '.hidden' used to arrive as '..hidden'; now it is refused
         whole after its real end, and the session goes on."""
-        s = smtplib.SMTP("127.0.0.1", self.relay.submission_port, timeout=30)
+        s = self.smtplib_session()
         try:
-            s.ehlo("scanner.contoso.test")
-            s.starttls(context=self.relay.client_tls_context())
-            s.ehlo("scanner.contoso.test")
-            s.login(SCANNER_ID, SCANNER_PASSWORD)
             with self.assertRaises(smtplib.SMTPDataError) as refused:
                 s.sendmail(SCANNER_ID, [RCPT], LF_MESSAGE)
             self.assertEqual(refused.exception.smtp_code, 550)
@@ -118,12 +123,8 @@ class BareLfAcceptedTest(DeviceCase):
     device_networks = [{"networks": ["127.0.0.0/30"], "bare_lf": "accept"}]
 
     def test_lf_message_arrives_as_meant(self):
-        s = smtplib.SMTP("127.0.0.1", self.relay.submission_port, timeout=30)
+        s = self.smtplib_session()
         try:
-            s.ehlo("scanner.contoso.test")
-            s.starttls(context=self.relay.client_tls_context())
-            s.ehlo("scanner.contoso.test")
-            s.login(SCANNER_ID, SCANNER_PASSWORD)
             self.assertEqual(s.sendmail(SCANNER_ID, [RCPT], LF_MESSAGE), {})
         finally:
             s.quit()
