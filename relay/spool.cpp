@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -99,6 +100,7 @@ void spool::open() {
         fs::create_directories(d, ec);
         if (ec) throw spool_error("cannot create " + d.string() + ": " + ec.message());
     }
+    lock_instance();  // before tmp/ is touched: it may be another relay's
     // Files in tmp/ were never acknowledged to a client: remove them.
     for (const auto& entry : fs::directory_iterator(tmp_, ec)) fs::remove(entry.path(), ec);
     if (ec) throw spool_error("cannot read " + tmp_.string() + ": " + ec.message());
@@ -113,6 +115,25 @@ void spool::open() {
     as_spool_error([&] { fsync_dir(tmp_); });
     std::lock_guard lock(recycled_mutex_);
     recycling_ = true;
+}
+
+void spool::lock_instance() {
+    const fs::path path = dir_ / "serve.lock";
+    fd_guard fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (fd.get() < 0) throw spool_error("open " + path.string() + ": " + errno_text(errno));
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+        if (errno != EWOULDBLOCK) throw spool_error("lock " + path.string() + ": " + errno_text(errno));
+        std::array<char, 32> pid{};
+        const ssize_t n = ::pread(fd.get(), pid.data(), pid.size() - 1, 0);
+        std::string holder(pid.data(), n > 0 ? static_cast<std::size_t>(n) : 0);
+        while (!holder.empty() && (holder.back() == '\n' || holder.back() == '\0')) holder.pop_back();
+        throw spool_error("spool " + dir_.string() + " is in use by process " + (holder.empty() ? "?" : holder));
+    }
+    // The holder's PID, for the message above (the lock itself is the flock).
+    const std::string pid = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(fd.get(), 0) != 0) throw spool_error("truncate " + path.string() + ": " + errno_text(errno));
+    as_spool_error([&] { write_all(fd.get(), pid, path); });
+    instance_lock_ = std::move(fd);
 }
 
 std::string spool::take_recycled() {

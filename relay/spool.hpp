@@ -43,10 +43,13 @@ class spool {
 public:
     explicit spool(std::filesystem::path dir);
 
-    // Creates dir/, dir/tmp and dir/queue as needed, removes leftovers in
-    // tmp/ (never acknowledged), and proves the directory writable by
-    // writing, fsyncing and removing a probe file. From then on this object
-    // recycles the files it removes. Throws spool_error.
+    // Takes the spool for this process: creates dir/, dir/tmp and dir/queue
+    // as needed, locks dir/serve.lock for this object's life (a second relay
+    // on the same spool would deliver the same queue twice and empty tmp/
+    // under the first one's feet: "spool DIR is in use by process PID"),
+    // removes leftovers in tmp/ (never acknowledged), and proves the directory
+    // writable by writing, fsyncing and removing a probe file. From then on
+    // this object recycles the files it removes. Throws spool_error.
     void open();
 
     // Stores a message durably. Returns its queue id. make_header, when
@@ -88,6 +91,8 @@ private:
     std::filesystem::path tmp_;
     std::filesystem::path queue_;
     directory_syncer queue_sync_;
+    fd_guard instance_lock_{-1};          // dir/serve.lock, flocked by open()
+    void lock_instance();
     std::mutex recycled_mutex_;
     bool recycling_ = false;              // set by open()
     std::deque<std::string> recycled_;    // names in tmp/, oldest first

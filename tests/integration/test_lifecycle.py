@@ -34,6 +34,29 @@ class RestartTest(harness.IntegrationCase):
         self.assertEqual(relay.stop(), 0)
 
 
+class SingleInstanceTest(harness.IntegrationCase):
+    def test_a_second_relay_on_the_same_spool_refuses_to_start(self):
+        """Two relays on one spool delivered the queue twice, and the second
+        emptied spool/tmp under the first one's in-flight messages."""
+        first = self.full_stack([harness.scanner_account()])
+        in_flight = harness.os.path.join(first.spool_dir, "tmp", "in-flight")
+        with open(in_flight, "w") as f:
+            f.write("a message being received")
+        second = harness.Relay(harness.os.path.join(self.workdir, "second"), self.pki,
+                               [harness.scanner_account()], upstream_port=self.upstream.port,
+                               token_url=self.token.url, extra_sections={"spool": {"dir": first.spool_dir}})
+        self.log_files.append(second.log_path)
+        second.start(wait=False)
+        self.assertEqual(second.process.wait(), 1)
+        self.assertIn(("spool %s is in use by process %d" % (first.spool_dir, first.process.pid)).encode(),
+                      second.log())
+        self.assertTrue(harness.os.path.exists(in_flight), "the first relay's spool/tmp was emptied")
+        # The first relay goes on working.
+        message = harness.make_message(SCANNER_ID, "a@example.org", "still the only one")
+        harness.smtplib_send(first, message, ["a@example.org"])
+        self.assertEqual(len(self.upstream.wait_messages(1)), 1)
+
+
 class ShutdownTest(harness.IntegrationCase):
     def test_sigterm_sends_421_and_exits_zero(self):
         relay = self.full_stack([harness.scanner_account()])

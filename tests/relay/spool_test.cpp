@@ -12,6 +12,8 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
+
 namespace fs = std::filesystem;
 using subrelay::relay::spool;
 using subrelay::relay::spool_envelope;
@@ -133,6 +135,28 @@ TEST_F(spool_test, recycled_file_still_locked_by_its_reader_waits) {
     std::string third = s.store(sample(), "three\r\n");
     EXPECT_EQ(inode_of(dir_ / "queue" / third), inode);
     EXPECT_EQ(s.load(third).data, "three\r\n");
+}
+
+// Two relays on one spool would deliver its queue twice, and the second one
+// would empty tmp/ under the first one's in-flight messages.
+TEST_F(spool_test, a_second_open_of_one_spool_is_refused_and_touches_nothing) {
+    auto first = std::make_unique<spool>(dir_);
+    first->open();
+    std::ofstream(dir_ / "tmp" / "in-flight") << "a message being received";
+    spool second(dir_);
+    try {
+        second.open();
+        FAIL() << "a second open succeeded";
+    } catch (const spool_error& e) {
+        EXPECT_EQ(std::string(e.what()),
+                  "spool " + dir_.string() + " is in use by process " + std::to_string(::getpid()));
+    }
+    EXPECT_TRUE(fs::exists(dir_ / "tmp" / "in-flight")) << "the first relay's tmp/ was emptied";
+    // Once the first is gone, the spool can be taken again.
+    first.reset();
+    spool third(dir_);
+    EXPECT_NO_THROW(third.open());
+    EXPECT_FALSE(fs::exists(dir_ / "tmp" / "in-flight"));
 }
 
 TEST_F(spool_test, only_the_process_that_opened_the_spool_recycles) {
