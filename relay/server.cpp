@@ -114,11 +114,23 @@ struct listening {
     listener_kind kind;
 };
 
+// The delivery's event loop. Its shutdown (which destroys every handler and
+// coroutine frame still queued on it) is run by the delivery_thread as soon
+// as the thread has stopped, while the delivery those frames refer to still
+// exists: left to the loop's destructor, it ran after ~delivery, and a worker
+// stuck on a silent upstream then touched a freed lane.
+class delivery_loop : public asio::io_context {
+public:
+    using asio::io_context::io_context;
+    using asio::execution_context::shutdown;
+};
+
 // Runs the delivery's event loop on a thread of its own until finish() (or
-// the destructor, when start-up fails later on) stops it and joins.
+// the destructor, when start-up fails later on) stops it, joins, and shuts
+// the loop down.
 class delivery_thread {
 public:
-    explicit delivery_thread(asio::io_context& io)
+    explicit delivery_thread(delivery_loop& io)
         : io_(io), work_(asio::make_work_guard(io)), thread_([&io] { io.run(); }) {}
     ~delivery_thread() { finish(); }
     delivery_thread(const delivery_thread&) = delete;
@@ -128,10 +140,11 @@ public:
         work_.reset();
         io_.stop();
         thread_.join();
+        io_.shutdown();
     }
 
 private:
-    asio::io_context& io_;
+    delivery_loop& io_;
     asio::executor_work_guard<asio::io_context::executor_type> work_;
     std::thread thread_;
 };
@@ -201,7 +214,7 @@ int serve(const std::filesystem::path& config_file) {
         // delivery (upstream connections, token requests, retries). They meet
         // only in delivery::enqueue, which posts to the delivery's loop.
         asio::io_context io(1);
-        asio::io_context delivery_io(1);
+        delivery_loop delivery_io(1);
         // fsync and crypt(3) wait more than they compute: more threads than cores.
         asio::thread_pool blocking(8);
 

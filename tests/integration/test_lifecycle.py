@@ -58,6 +58,19 @@ class SingleInstanceTest(harness.IntegrationCase):
 
 
 class ShutdownTest(harness.IntegrationCase):
+    def test_sigterm_while_the_upstream_is_silent_exits_cleanly(self):
+        """A connection stuck waiting for a silent upstream outlives the
+        delivery's grace period; its coroutine used to be destroyed after the
+        delivery and touched freed memory (ASan: heap-use-after-free)."""
+        relay = self.full_stack([harness.scanner_account()], upstream_kwargs={"stall": True})
+        message = harness.make_message(SCANNER_ID, "a@example.org", "into the silence")
+        harness.smtplib_send(relay, message, ["a@example.org"])
+        harness.wait_for(lambda: self.upstream.counters().get("stalled_connections", 0) >= 1,
+                         what="the relay's connection to the silent upstream")
+        self.assertEqual(relay.stop(timeout=120), 0, harness.tail(relay.log_path, 30))
+        self.assertNotIn(b"AddressSanitizer", relay.log())
+        self.assertTrue(relay.queued_ids(), "the message stays queued for the next start")
+
     def test_sigterm_sends_421_and_exits_zero(self):
         relay = self.full_stack([harness.scanner_account()])
         # A fresh session, one inside TLS in the middle of a transaction, one on implicit TLS.
