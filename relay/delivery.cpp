@@ -403,7 +403,7 @@ asio::awaitable<bool> delivery::wait_for_rate(lane& l) {
 // the directory upstream). Everything learnt is saved in the message's
 // state before the next step.
 asio::awaitable<delivery::attempt_result> delivery::attempt(lane& l, upstream_connection* conn,
-                                                            const std::string& id) {
+                                                            const std::string& id, bool reused) {
     attempt_result result_of_attempt;
     std::string& connection_failure = result_of_attempt.connection_failure;
     // A queue command holds the message: look again shortly.
@@ -513,6 +513,17 @@ asio::awaitable<delivery::attempt_result> delivery::attempt(lane& l, upstream_co
                 result = co_await conn->send(out);
             } catch (const std::exception& e) {
                 connection_failure = e.what();
+            }
+            if (!connection_failure.empty() && reused && !conn->content_sent()) {
+                // A pooled connection the upstream closed while it was idle
+                // (Exchange closes idle sessions and restarts servers): none of
+                // the message reached it, so it goes again at once over a new
+                // connection, and this is not counted as an attempt.
+                spdlog::info("delivery id={} upstream={}: the pooled connection was gone ({}); again on a new one",
+                             id, l.mailbox, connection_failure);
+                result_of_attempt.what = outcome::retry;
+                result_of_attempt.retry_at = now;
+                co_return result_of_attempt;
             }
             if (!connection_failure.empty()) {
                 reply_line = connection_failure;
@@ -650,6 +661,7 @@ asio::awaitable<void> delivery::smtp_worker(lane& l) {
     }
 
     auto deadline = std::chrono::steady_clock::now() + idle_keepalive;
+    bool reused = false;
     while (!stopping_) {
         if (l.ready.empty()) {
             if (std::chrono::steady_clock::now() >= deadline) break;
@@ -664,7 +676,8 @@ asio::awaitable<void> delivery::smtp_worker(lane& l) {
         std::string id = l.ready.front();
         l.ready.pop_front();
         messages_[id].state = status::in_flight;
-        const attempt_result r = co_await attempt(l, &*conn, id);
+        const attempt_result r = co_await attempt(l, &*conn, id, reused);
+        reused = true;
         settle(id, r);
         if (!r.connection_failure.empty()) break;  // this connection is gone
         deadline = std::chrono::steady_clock::now() + idle_keepalive;

@@ -84,7 +84,9 @@ private:
 
     boost::asio::awaitable<void> smtp_worker(lane& l);
     boost::asio::awaitable<void> directory_worker(lane& l);
-    boost::asio::awaitable<attempt_result> attempt(lane& l, upstream_connection* conn, const std::string& id);
+    // `reused`: conn carried an earlier message (it may have been closed by the upstream while idle).
+    boost::asio::awaitable<attempt_result> attempt(lane& l, upstream_connection* conn, const std::string& id,
+                                                   bool reused = false);
     // Files the message under its outcome: forgotten, or waiting until retry_at.
     void settle(const std::string& id, const attempt_result& r);
     boost::asio::awaitable<bool> wait_for_rate(lane& l);

@@ -247,6 +247,8 @@ asio::awaitable<void> upstream_connection::open() {
 
 bool upstream_connection::connected() const { return impl_->connected; }
 
+bool upstream_connection::content_sent() const { return impl_->session && impl_->session->content_sent(); }
+
 const upstream_tls_facts& upstream_connection::tls_facts() const { return impl_->tls_facts; }
 
 std::vector<std::string> upstream_connection::extensions() const {

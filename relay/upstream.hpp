@@ -62,6 +62,9 @@ public:
     boost::asio::awaitable<smtp::message_result> send(const smtp::outgoing_message& m);
     // QUIT, then close. Never throws.
     boost::asio::awaitable<void> quit();
+    // Whether the last message's content reached the wire (see
+    // smtp::client_session::content_sent).
+    [[nodiscard]] bool content_sent() const;
 
     [[nodiscard]] const std::string& mailbox() const { return mailbox_; }
     // Of the last connection attempt, for `subrelay test-upstream`:

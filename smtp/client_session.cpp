@@ -194,6 +194,7 @@ void client_session::on_reply(const reply& r) {
         if (pipelined_) return on_pipelined_data(r);
         if (r.code == 354) {
             dot_stuff_into(out_, message_.data);
+            content_sent_ = true;
             state_ = stage::data_end;
             return;
         }
@@ -315,6 +316,7 @@ void client_session::on_pipelined_data(const reply& r) {
     if (r.code == 354) {
         if (!failure) {
             dot_stuff_into(out_, message_.data);
+            content_sent_ = true;
             state_ = stage::data_end;
             return;
         }
@@ -339,6 +341,7 @@ void client_session::send_message(const outgoing_message& m) {
     if (state_ != stage::idle) return fail("protocol", reply{}, "send_message while not idle");
     message_ = m;
     result_ = {};
+    content_sent_ = false;
     rcpt_index_ = 0;
     mail_refusal_.reset();
     pipelined_ = has_extension("PIPELINING");

@@ -94,6 +94,10 @@ public:
     // True if the last AUTH failed with 535/5.7.x (the token was refused): the
     // caller may drop its cached token and retry once.
     [[nodiscard]] bool auth_rejected() const { return auth_rejected_; }
+    // The current message's content went out (after a 354): only from then
+    // on can the server have accepted it, so a transaction that failed before
+    // may be tried again elsewhere without risking a second copy.
+    [[nodiscard]] bool content_sent() const { return content_sent_; }
 
 private:
     enum class stage {
@@ -126,6 +130,7 @@ private:
     outgoing_message message_;
     std::size_t rcpt_index_ = 0;
     bool pipelined_ = false;                     // this message's MAIL/RCPT/DATA went out in one batch
+    bool content_sent_ = false;                  // this message's content went out
     std::optional<reply> mail_refusal_;          // pipelined: MAIL refused, the rest of the batch is moot
     message_result result_;
     client_error error_;

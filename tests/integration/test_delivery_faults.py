@@ -103,6 +103,26 @@ class UpstreamDownTest(FaultCase):
         self.assertEqual(relay.state_files(), [], "delivered messages keep no state file")
 
 
+class PooledConnectionGoneTest(FaultCase):
+    def test_upstream_restart_between_messages_costs_no_retry_delay(self):
+        """Exchange closes idle sessions and restarts servers. The pooled
+        connection it closed used to fail the next message, which then waited
+        retry_initial_seconds (here 300 s); it now goes at once over a new
+        connection, with no attempt counted."""
+        relay = self.stack(upstream_config={"retry_initial_seconds": 300, "retry_max_seconds": 600})
+        first, second = self.new_messages(2, "pooled")
+        self.send(first, ["dest@example.org"])
+        self.wait_delivered([first], what="the first message")
+        self.upstream.stop()                      # the relay's idle connection dies with it
+        self.start_upstream(self.upstream)
+        self.send(second, ["dest@example.org"])
+        # (The restarted upstream numbers its messages anew: count only the second.)
+        report = self.wait_delivered([second], timeout=15, what="the second message, at once")
+        self.assert_each_delivered_once(report)
+        self.assertIn(b"the pooled connection was gone", relay.log())
+        self.assertEqual(relay.state_files(), [], "no attempt was recorded")
+
+
 class UpstreamDropsDuringDataTest(FaultCase):
     def test_connection_closed_mid_data_is_retried(self):
         relay = self.stack(upstream_kwargs={"drop_data": 1})

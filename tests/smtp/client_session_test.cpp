@@ -466,6 +466,29 @@ TEST_F(client, pipelining_writes_mail_rcpt_and_data_in_one_step) {
     EXPECT_EQ(next_, client_action::need_input);
 }
 
+// Only content that went out can have been accepted: before the 354 a
+// failed transaction can be tried again elsewhere without a second copy.
+TEST_F(client, content_sent_only_after_354) {
+    connect(true);
+    outgoing_message m;
+    m.sender = "printer@example.com";
+    m.recipients = {"a@example.org"};
+    m.data = "x\r\n";
+    c().send_message(m);
+    go();
+    EXPECT_FALSE(c().content_sent());
+    server("250 2.1.0 Sender OK\r\n");
+    server("250 2.1.5 Recipient OK\r\n");
+    EXPECT_FALSE(c().content_sent());
+    EXPECT_EQ(server("354 go\r\n"), "x\r\n.\r\n");
+    EXPECT_TRUE(c().content_sent());
+    server("250 2.0.0 OK\r\n");
+    ASSERT_EQ(next_, client_action::message_done);
+    go();
+    c().send_message(m);
+    EXPECT_FALSE(c().content_sent()) << "a new message starts unsent";
+}
+
 TEST_F(client, pipelining_all_recipients_accepted) {
     connect(true);
     const std::string data = "Subject: hi\r\n\r\n.leading dot\r\nbody\r\n";
