@@ -386,6 +386,7 @@ private:
         r.read_number("connect_timeout_seconds", u.connect_timeout_seconds, 1);
         r.read_number("command_timeout_seconds", u.command_timeout_seconds, 1);
         const bool initial_ok = r.read_number("retry_initial_seconds", u.retry_initial_seconds, 1) || !r.has("retry_initial_seconds");
+        r.read_number("max_connection_age_seconds", u.max_connection_age_seconds, 1);
         const bool max_ok = r.read_number("retry_max_seconds", u.retry_max_seconds, 1) || !r.has("retry_max_seconds");
         if (initial_ok && max_ok && u.retry_max_seconds < u.retry_initial_seconds) {
             r.error("retry_max_seconds", "must not be less than upstream.retry_initial_seconds (" +

@@ -101,6 +101,8 @@ struct upstream_config {
     std::uint32_t command_timeout_seconds = 300;
     std::uint32_t retry_initial_seconds = 300;    // first retry after a transient failure (about 5 min, doubling)
     std::uint32_t retry_max_seconds = 3600;       // backoff cap
+    std::uint32_t max_connection_age_seconds = 600;  // a pooled connection is not reused after this
+                                                     // (nor after the expiry of its token)
     upstream_auth auth = upstream_auth::xoauth2;  // "none": a connector relay trusting our IP or certificate
     std::filesystem::path client_cert_file;       // presented in TLS (connector relays); with client_key_file
     std::filesystem::path client_key_file;

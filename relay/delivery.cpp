@@ -673,6 +673,13 @@ asio::awaitable<void> delivery::smtp_worker(lane& l) {
             timers_.erase(&wait);
             continue;
         }
+        if (!conn->reusable(std::chrono::steady_clock::now())) {
+            // Too old, or its token expired: QUIT, and the next message opens
+            // a new connection with the current token (kick() on this worker's end).
+            spdlog::info("upstream connection for {}: token expired or connection too old; opening a new one",
+                         l.mailbox);
+            break;
+        }
         std::string id = l.ready.front();
         l.ready.pop_front();
         messages_[id].state = status::in_flight;

@@ -105,6 +105,8 @@ struct upstream_connection::impl {
     bool connected = false;         // of the last attempt (test-upstream)
     upstream_tls_facts tls_facts;   // of the last attempt (test-upstream)
     std::string last_token;
+    std::optional<std::chrono::steady_clock::time_point> token_expires_at;  // of the token it authenticated with
+    std::chrono::steady_clock::time_point opened_at{};
     std::string where;  // "host:port" for messages
 
     impl(const conf::config& c, upstream_endpoint e, ssl::context& t, auth::token_source* tk)
@@ -176,6 +178,7 @@ struct upstream_connection::impl {
                 if (tokens == nullptr) throw upstream_error("no token source configured", false);
                 auth::access_token t = co_await tokens->get();
                 last_token = t.value;
+                token_expires_at = t.expires_at;
                 session->auth_token(auth::xoauth2_initial_response(mailbox, t.value));
                 break;
             }
@@ -230,6 +233,7 @@ upstream_connection::upstream_connection(const conf::config& cfg, upstream_endpo
 upstream_connection::~upstream_connection() { impl_->close(); }
 
 asio::awaitable<void> upstream_connection::open() {
+    impl_->opened_at = std::chrono::steady_clock::now();
     try {
         co_await impl_->connect_once(mailbox_);
         co_return;
@@ -248,6 +252,11 @@ asio::awaitable<void> upstream_connection::open() {
 bool upstream_connection::connected() const { return impl_->connected; }
 
 bool upstream_connection::content_sent() const { return impl_->session && impl_->session->content_sent(); }
+
+bool upstream_connection::reusable(std::chrono::steady_clock::time_point now) const {
+    if (impl_->token_expires_at && now >= *impl_->token_expires_at) return false;
+    return now - impl_->opened_at < std::chrono::seconds(impl_->cfg.upstream.max_connection_age_seconds);
+}
 
 const upstream_tls_facts& upstream_connection::tls_facts() const { return impl_->tls_facts; }
 

@@ -2,6 +2,7 @@
 // One connection to the upstream SMTP server, driven by the pure
 // smtp::client_session: connect, (STARTTLS | implicit TLS), EHLO,
 // AUTH XOAUTH2 with a token from the token source, then messages.
+#include <chrono>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -65,6 +66,11 @@ public:
     // Whether the last message's content reached the wire (see
     // smtp::client_session::content_sent).
     [[nodiscard]] bool content_sent() const;
+    // Whether the connection may carry another message at `now`: younger
+    // than upstream.max_connection_age_seconds, and the token it
+    // authenticated with not expired (Exchange may end such a session at any
+    // moment, mid-transaction).
+    [[nodiscard]] bool reusable(std::chrono::steady_clock::time_point now) const;
 
     [[nodiscard]] const std::string& mailbox() const { return mailbox_; }
     // Of the last connection attempt, for `subrelay test-upstream`:

@@ -100,6 +100,7 @@ TEST(config, defaults) {
     EXPECT_EQ(c.upstream.command_timeout_seconds, 300U);
     EXPECT_EQ(c.upstream.retry_initial_seconds, 300U);
     EXPECT_EQ(c.upstream.retry_max_seconds, 3600U);
+    EXPECT_EQ(c.upstream.max_connection_age_seconds, 600U);
     EXPECT_EQ(c.oauth.scope, "https://outlook.office365.com/.default");
     EXPECT_TRUE(c.oauth.client_secret_env.empty());
     EXPECT_TRUE(c.oauth.ca_file.empty());

@@ -123,6 +123,31 @@ class PooledConnectionGoneTest(FaultCase):
         self.assertEqual(relay.state_files(), [], "no attempt was recorded")
 
 
+class ConnectionOutlivesTokenTest(FaultCase):
+    def test_a_connection_is_not_reused_after_its_token_expired(self):
+        """A pooled connection kept delivering after the token it had
+        authenticated with expired (Exchange may end such a session at any
+        moment, mid-transaction). It now says QUIT, and the next message goes
+        over a new connection with a current token."""
+        self.start_token(expires_in=4)
+        self.start_upstream()
+        relay = self.make_relay([harness.scanner_account()], extra_sections={"queue": dict(QUEUE_FAST)})
+        self.start_relay(relay)
+        first, second = self.new_messages(2, "token age")
+        self.send(first, ["dest@example.org"])
+        self.wait_delivered([first], what="the first message")
+        self.assertEqual(self.upstream.counters().get("connections"), 1)
+        # The event is the token's expiry (4 s after it was issued); the pooled
+        # connection would wait 10 s for more work.
+        harness.time.sleep(4.5)
+        self.send(second, ["dest@example.org"])
+        report = self.wait_delivered([first, second], what="the second message")
+        self.assert_each_delivered_once(report)
+        self.assertEqual(self.upstream.counters().get("connections"), 2, "the expired connection was reused")
+        self.assertIn(b"token expired or connection too old", relay.log())
+        self.assertGreaterEqual(self.token.counters()["issued"], 2, "a current token for the new connection")
+
+
 class UpstreamDropsDuringDataTest(FaultCase):
     def test_connection_closed_mid_data_is_retried(self):
         relay = self.stack(upstream_kwargs={"drop_data": 1})
