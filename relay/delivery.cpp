@@ -59,10 +59,14 @@ std::string utc_stamp(std::int64_t t) {
     return buf;
 }
 
-void note_attempt(queue_state& st, std::int64_t now, const std::string& reply, const std::string& hint) {
+// `upstream_reply`: the upstream's own reply in this attempt, "" when the
+// failure was ours (it is kept from an earlier attempt then).
+void note_attempt(queue_state& st, std::int64_t now, const std::string& reply, const std::string& upstream_reply,
+                  const std::string& hint) {
     ++st.attempts;
     if (st.first_attempt == 0) st.first_attempt = now;
     st.last_reply = reply;
+    if (!upstream_reply.empty()) st.last_upstream_reply = upstream_reply;
     st.hint = hint;
     st.history.push_back(utc_stamp(now) + " attempt " + std::to_string(st.attempts) + ": " + reply);
     if (st.history.size() > history_lines)
@@ -357,7 +361,8 @@ asio::awaitable<void> delivery::resume_lane_after(lane& l, std::chrono::seconds 
 
 // The connection could not be set up: every message waiting for this lane
 // records the attempt and waits for its next one.
-void delivery::defer_lane(lane& l, const std::string& reason, const classification& c) {
+void delivery::defer_lane(lane& l, const std::string& reason, const std::string& upstream_reply,
+                          const classification& c) {
     std::deque<std::string> waiting;
     waiting.swap(l.ready);
     const std::int64_t now = now_();
@@ -366,7 +371,7 @@ void delivery::defer_lane(lane& l, const std::string& reason, const classificati
         std::int64_t at = now + settings.initial.count();
         try {
             queue_state st = states_.load(id).value_or(queue_state{});
-            note_attempt(st, now, reason, c.hint);
+            note_attempt(st, now, reason, upstream_reply, c.hint);
             st.next_attempt = now + backoff(settings, st.attempts).count();
             at = st.next_attempt;
             states_.save(id, st);
@@ -439,7 +444,8 @@ asio::awaitable<delivery::attempt_result> delivery::attempt(lane& l, upstream_co
         // Too old: what is left fails, and the sender hears why.
         const std::string why = "4.4.7 message expired after " + describe_duration(settings.lifetime) +
                                 " in the queue" +
-                                (w.st.last_reply.empty() ? std::string() : "; last reply: " + w.st.last_reply);
+                                (w.st.last_upstream_reply.empty() ? std::string()
+                                                                  : "; last reply: " + w.st.last_upstream_reply);
         for (const auto& r : to) w.st.failed.push_back({r, why});
         spdlog::warn("delivery id={} status=expired recipients={}", id, smtp::bracketed_list(to));
         to.clear();
@@ -448,7 +454,8 @@ asio::awaitable<delivery::attempt_result> delivery::attempt(lane& l, upstream_co
     if (!to.empty()) {
         if (delay_warning_due(settings, w.st, env.received_at, now) && !smtp::is_automatic(env.sender, w.msg.data)) {
             smtp::dsn_request notice = notice_for(cfg_, id, w.msg, smtp::dsn_request::kind::delay);
-            for (const auto& r : to) notice.recipients.push_back({r, "4.4.7", w.st.last_reply, cfg_.upstream.host});
+            for (const auto& r : to)
+                notice.recipients.push_back({r, "4.4.7", w.st.last_upstream_reply, cfg_.upstream.host});
             notice.retry_until = env.received_at + settings.lifetime.count();
             const spool_envelope nenv = notice_envelope(env, now);
             auto store_notice = [this, &notice, &nenv, &id, &w] {
@@ -498,7 +505,7 @@ asio::awaitable<delivery::attempt_result> delivery::attempt(lane& l, upstream_co
             } catch (const std::exception& e) {
                 reply_line = std::string("451 4.3.0 ") + e.what();
             }
-            note_attempt(w.st, now, reply_line, "");
+            note_attempt(w.st, now, reply_line, "", "");
         } else {
             if (!co_await wait_for_rate(l)) co_return busy;
             smtp::outgoing_message out;
@@ -548,7 +555,7 @@ asio::awaitable<delivery::attempt_result> delivery::attempt(lane& l, upstream_co
                 hint = c.hint;
                 if (c.throttled) pause_lane(l);
             }
-            note_attempt(w.st, now, reply_line, hint);
+            note_attempt(w.st, now, reply_line, connection_failure.empty() ? reply_line : std::string(), hint);
         }
         to = remaining(env, w.st);
         if (!to.empty()) {
@@ -628,6 +635,7 @@ asio::awaitable<void> delivery::smtp_worker(lane& l) {
                                                                        cfg_.upstream.tls};
     std::optional<upstream_connection> conn;
     std::string failure;
+    std::string failure_reply;  // the upstream's reply that failed the connection, if any
     classification failure_class;
     try {
         // A Google service account makes its mailbox's token source now: reading its key may fail.
@@ -642,6 +650,7 @@ asio::awaitable<void> delivery::smtp_worker(lane& l) {
         failure_class.hint = e.hint();
     } catch (const upstream_error& e) {
         failure = e.what();
+        if (e.server_reply().code != 0) failure_reply = e.server_reply().summary();
         failure_class = classify(e.server_reply(), e.stage(), l.mailbox);
     } catch (const std::exception& e) {
         failure = e.what();
@@ -656,7 +665,7 @@ asio::awaitable<void> delivery::smtp_worker(lane& l) {
             // The connections already open keep delivering what waits.
             if (l.active > 1) co_return;
         }
-        defer_lane(l, failure, failure_class);
+        defer_lane(l, failure, failure_reply, failure_class);
         co_return;
     }
 

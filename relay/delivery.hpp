@@ -100,7 +100,8 @@ private:
     void kick(lane& l);
     void make_ready(const std::string& id);
     void schedule(const std::string& id, std::int64_t at);
-    void defer_lane(lane& l, const std::string& reason, const classification& c);
+    // `upstream_reply`: the upstream's reply that failed the connection ("" if none).
+    void defer_lane(lane& l, const std::string& reason, const std::string& upstream_reply, const classification& c);
     void pause_lane(lane& l);
     struct survey_item {
         std::string id;

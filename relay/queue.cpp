@@ -98,6 +98,7 @@ std::string format_state(const queue_state& s) {
     line("held", s.held ? "1" : "0");
     line("delay_warned", s.delay_warned ? "1" : "0");
     if (!s.last_reply.empty()) line("last_reply", escape(s.last_reply));
+    if (!s.last_upstream_reply.empty()) line("last_upstream_reply", escape(s.last_upstream_reply));
     if (!s.hint.empty()) line("hint", escape(s.hint));
     for (const auto& d : s.delivered) line("delivered", escape(d));
     for (const auto& f : s.failed) line("failed", escape(f.address) + "\t" + escape(f.reply));
@@ -130,10 +131,12 @@ std::optional<queue_state> parse_state(std::string_view text) {
         else if (key == "next_attempt") ok = parse_number(raw, s.next_attempt);
         else if (key == "held") ok = parse_flag(raw, s.held);
         else if (key == "delay_warned") ok = parse_flag(raw, s.delay_warned);
-        else if (key == "last_reply" || key == "hint" || key == "delivered" || key == "history") {
+        else if (key == "last_reply" || key == "last_upstream_reply" || key == "hint" || key == "delivered" ||
+                 key == "history") {
             auto v = unescape(raw);
             if (!v) return std::nullopt;
             if (key == "last_reply") s.last_reply = std::move(*v);
+            else if (key == "last_upstream_reply") s.last_upstream_reply = std::move(*v);
             else if (key == "hint") s.hint = std::move(*v);
             else if (key == "delivered") s.delivered.push_back(std::move(*v));
             else s.history.push_back(std::move(*v));

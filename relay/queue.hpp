@@ -27,7 +27,9 @@ struct queue_state {
     unsigned attempts = 0;
     std::int64_t first_attempt = 0;          // unix seconds; 0: not tried yet
     std::int64_t next_attempt = 0;           // unix seconds; 0: as soon as possible
-    std::string last_reply;                  // one line: the last upstream reply or failure
+    std::string last_reply;                  // one line: the last upstream reply or failure (log, `queue show`)
+    std::string last_upstream_reply;         // the upstream's own last reply, the only one a notice
+                                             // quotes (a failure of ours may name paths or endpoints)
     std::string hint;                        // one line naming the fix, or empty
     bool held = false;                       // `queue hold`: not delivered until released
     bool delay_warned = false;               // the delay notice went out

@@ -117,6 +117,7 @@ TEST_F(delivery_clock, an_expired_message_bounces_to_its_sender_and_leaves) {
     const std::string id = submit();
     start();
     EXPECT_EQ(state(id).attempts, 1u);
+    EXPECT_NE(state(id).last_reply.find("blocker"), std::string::npos) << state(id).last_reply;
     jump(3600);
     auto ids = spool_->list();
     ASSERT_EQ(ids.size(), 1u) << "the original leaves, its bounce is queued";
@@ -127,6 +128,10 @@ TEST_F(delivery_clock, an_expired_message_bounces_to_its_sender_and_leaves) {
     EXPECT_NE(bounce.data.find("Action: failed"), std::string::npos);
     EXPECT_NE(bounce.data.find("Status: 4.4.7"), std::string::npos);
     EXPECT_NE(bounce.data.find("alice@example.org"), std::string::npos);
+    // The attempts failed on our side (the output directory cannot be made):
+    // that error names a local path, and no notice quotes it.
+    EXPECT_EQ(bounce.data.find("blocker"), std::string::npos) << bounce.data;
+    EXPECT_EQ(bounce.data.find("451 4.3.0"), std::string::npos) << bounce.data;
     EXPECT_FALSE(state_store(spool_->dir()).load(id).has_value()) << "its state goes with it";
 }
 
@@ -155,6 +160,7 @@ TEST_F(delivery_clock, one_delay_notice_after_the_warning_time) {
     auto notice = spool_->load(notice_id);
     EXPECT_EQ(notice.envelope.sender, "");
     EXPECT_NE(notice.data.find("Action: delayed"), std::string::npos);
+    EXPECT_EQ(notice.data.find("blocker"), std::string::npos) << "an internal error (a local path) is not quoted";
     jump(4 * 3600);
     // The notice itself is queued (its own delivery fails here too) but no second notice.
     std::size_t notices = 0;

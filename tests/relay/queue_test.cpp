@@ -25,6 +25,7 @@ queue_state full_state() {
     s.next_attempt = 1700001000;
     s.last_reply = "451 4.7.500 Server busy. Please try again later from [192.0.2.1]. (S77714)";
     s.hint = "the upstream is throttling relay@contoso.com: delivery slows down by itself";
+    s.last_upstream_reply = "451 4.7.500 Server busy. Please try again later";
     s.held = true;
     s.delay_warned = true;
     s.delivered = {"a@example.com", "\"odd local\"@example.com"};
