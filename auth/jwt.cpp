@@ -1,4 +1,5 @@
 #include "auth/jwt.hpp"
+#include "auth/openssl_ptr.hpp"
 
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
@@ -34,22 +35,6 @@ constexpr std::size_t max_pem_file = 1024 * 1024;
 
 // ---- OpenSSL ownership -----------------------------------------------------
 
-struct bio_deleter {
-    void operator()(BIO* p) const { BIO_free(p); }
-};
-struct pkey_deleter {
-    void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
-struct x509_deleter {
-    void operator()(X509* p) const { X509_free(p); }
-};
-struct md_ctx_deleter {
-    void operator()(EVP_MD_CTX* p) const { EVP_MD_CTX_free(p); }
-};
-using bio_ptr = std::unique_ptr<BIO, bio_deleter>;
-using pkey_ptr = std::unique_ptr<EVP_PKEY, pkey_deleter>;
-using x509_ptr = std::unique_ptr<X509, x509_deleter>;
-using md_ctx_ptr = std::unique_ptr<EVP_MD_CTX, md_ctx_deleter>;
 
 // A copy of key material that is wiped when it goes out of scope.
 class secret_text {

@@ -41,9 +41,7 @@ server_tls::server_tls(const conf::config& cfg) : default_(make_server_context(c
             // A refused option is the profile's (the version is always valid,
             // so it is the cipher list): name its key, not [tls]'s.
             if (e.key() != "tls") throw;
-            std::string what = e.what();
-            what.erase(0, e.key().size() + 2);
-            throw tls_setting_error("device_network[" + std::to_string(i) + "].tls_ciphers", what);
+            throw tls_setting_error("device_network[" + std::to_string(i) + "].tls_ciphers", e.message());
         }
     }
 }

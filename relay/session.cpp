@@ -19,6 +19,7 @@
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
+#include "auth/openssl_ptr.hpp"
 #include "auth/sasl_server.hpp"
 #include "relay/blocking.hpp"
 #include "relay/delivery.hpp"
@@ -100,10 +101,6 @@ std::string device_name(const conf::config& cfg, const conf::device_network* dev
     if (device == nullptr) return {};
     return "device_network[" + std::to_string(device - cfg.device_networks.data()) + "]";
 }
-
-struct ssl_free_deleter {
-    void operator()(SSL* s) const { SSL_free(s); }
-};
 
 // What an OpenSSL call that returned `ret` left, as an error code in the
 // terms Asio's TLS stream uses (a peer that leaves mid-record is
@@ -204,7 +201,7 @@ private:
     // OpenSSL on the socket itself, made at the handshake: a session that
     // never starts TLS does not pay for it, and an idle TLS session holds
     // only the SSL object (its record buffers are released between records).
-    std::unique_ptr<SSL, ssl_free_deleter> ssl_;
+    auth::ssl_ptr ssl_;
     std::string client_ip_;
     const conf::device_network* device_;  // the client's device profile, or nullptr
     policy_adapter adapter_;

@@ -31,12 +31,14 @@ struct server_tls_options {
 // "tls.cert_file[1]: /etc/subrelay/ecdsa.pem: cannot load certificate: ...".
 class tls_setting_error : public std::runtime_error {
 public:
-    tls_setting_error(std::string key, const std::string& message)
-        : std::runtime_error(key + ": " + message), key_(std::move(key)) {}
+    tls_setting_error(std::string key, std::string message)
+        : std::runtime_error(key + ": " + message), key_(std::move(key)), message_(std::move(message)) {}
     [[nodiscard]] const std::string& key() const { return key_; }
+    [[nodiscard]] const std::string& message() const { return message_; }  // what() without the key
 
 private:
     std::string key_;
+    std::string message_;
 };
 
 // The keys that seal session tickets (AES-256-CBC and HMAC-SHA256, as

@@ -20,6 +20,7 @@
 
 #include <boost/json.hpp>
 
+#include "auth/openssl_ptr.hpp"
 #include "test_tls.hpp"
 
 namespace {
@@ -30,22 +31,6 @@ using namespace std::chrono_literals;
 
 // ---- a throwaway PKI, made with OpenSSL at test time ------------------------
 
-struct pkey_deleter {
-    void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
-struct x509_deleter {
-    void operator()(X509* p) const { X509_free(p); }
-};
-struct bio_deleter {
-    void operator()(BIO* p) const { BIO_free(p); }
-};
-struct md_ctx_deleter {
-    void operator()(EVP_MD_CTX* p) const { EVP_MD_CTX_free(p); }
-};
-using pkey_ptr = std::unique_ptr<EVP_PKEY, pkey_deleter>;
-using x509_ptr = std::unique_ptr<X509, x509_deleter>;
-using bio_ptr = std::unique_ptr<BIO, bio_deleter>;
-using md_ctx_ptr = std::unique_ptr<EVP_MD_CTX, md_ctx_deleter>;
 
 void check(bool ok, const char* what) {
     if (!ok) {

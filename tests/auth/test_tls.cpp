@@ -1,4 +1,5 @@
 #include "test_tls.hpp"
+#include "auth/openssl_ptr.hpp"
 
 #include <openssl/bio.h>
 #include <openssl/evp.h>
@@ -28,14 +29,6 @@ namespace http = beast::http;
 namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 
-struct pkey_deleter {
-    void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
-struct x509_deleter {
-    void operator()(X509* p) const { X509_free(p); }
-};
-using pkey_ptr = std::unique_ptr<EVP_PKEY, pkey_deleter>;
-using x509_ptr = std::unique_ptr<X509, x509_deleter>;
 
 void check(bool ok, const char* what) {
     if (!ok) {

@@ -79,6 +79,13 @@ protected:
     }
     void TearDown() override { fs::remove_all(dir_); }
     void write(const std::string& name, const std::string& text) { std::ofstream(dir_ / name) << text; }
+    // A self-signed RSA certificate and its key, in dir_.
+    void make_certificate(const std::string& cn, const std::string& cert, const std::string& key) {
+        const std::string command = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=" + cn +
+                                    " -keyout " + (dir_ / key).string() + " -out " + (dir_ / cert).string() +
+                                    " 2>/dev/null";
+        ASSERT_EQ(std::system(command.c_str()), 0) << command;
+    }
     fs::path dir_;
 };
 
@@ -97,9 +104,7 @@ TEST_F(check_config, reports_each_problem_as_file_key_message) {
 }
 
 TEST_F(check_config, reports_policy_problems_with_the_policy_file) {
-    std::system(("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost -keyout " +
-                 (dir_ / "key.pem").string() + " -out " + (dir_ / "cert.pem").string() + " 2>/dev/null")
-                    .c_str());
+    make_certificate("localhost", "cert.pem", "key.pem");
     write("relay.toml",
           "[server]\nsubmission = [\"127.0.0.1:0\"]\n[tls]\ncert_file = \"cert.pem\"\nkey_file = \"key.pem\"\n"
           "[upstream]\nkind = \"directory\"\ndirectory = \"out\"\n");
@@ -115,9 +120,7 @@ TEST_F(check_config, reports_policy_problems_with_the_policy_file) {
 }
 
 TEST_F(check_config, a_device_profile_cipher_list_openssl_refuses) {
-    std::system(("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost -keyout " +
-                 (dir_ / "key.pem").string() + " -out " + (dir_ / "cert.pem").string() + " 2>/dev/null")
-                    .c_str());
+    make_certificate("localhost", "cert.pem", "key.pem");
     write("relay.toml",
           "[server]\nsubmission = [\"127.0.0.1:0\"]\n[tls]\ncert_file = \"cert.pem\"\nkey_file = \"key.pem\"\n"
           "[upstream]\nkind = \"directory\"\ndirectory = \"out\"\n"
@@ -156,9 +159,7 @@ TEST_F(check_config, oauth_credentials_are_read_and_each_profile_named) {
     EXPECT_NE(r.err.find(file + ": oauth.private_key_file: "), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("app.key"), std::string::npos) << r.err;
 
-    std::system(("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=app -keyout " +
-                 (dir_ / "app.key").string() + " -out " + (dir_ / "app.crt").string() + " 2>/dev/null")
-                    .c_str());
+    make_certificate("app", "app.crt", "app.key");
     write("relay.toml",
           "[server]\nsubmission = []\n[upstream]\nmailbox = \"relay@contoso.com\"\n"
           "[oauth]\ntenant = \"contoso.onmicrosoft.com\"\nclient_id = \"app\"\n"

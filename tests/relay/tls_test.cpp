@@ -25,6 +25,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "auth/openssl_ptr.hpp"
 #include "temp_dir.hpp"
 
 namespace subrelay::relay {
@@ -34,34 +35,17 @@ using ::testing::EndsWith;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-struct pkey_free {
-    void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
-struct x509_free {
-    void operator()(X509* p) const { X509_free(p); }
-};
-struct ssl_ctx_free {
-    void operator()(SSL_CTX* p) const { SSL_CTX_free(p); }
-};
-struct ssl_free {
-    void operator()(SSL* p) const { SSL_free(p); }
-};
-struct session_free {
-    void operator()(SSL_SESSION* p) const { SSL_SESSION_free(p); }
-};
-struct bio_free {
-    void operator()(BIO* p) const { BIO_free(p); }
-};
-using pkey_ptr = std::unique_ptr<EVP_PKEY, pkey_free>;
-using x509_ptr = std::unique_ptr<X509, x509_free>;
-using ctx_ptr = std::unique_ptr<SSL_CTX, ssl_ctx_free>;
-using ssl_ptr = std::unique_ptr<SSL, ssl_free>;
-using session_ptr = std::unique_ptr<SSL_SESSION, session_free>;
+using auth::bio_ptr;
+using auth::pkey_ptr;
+using auth::ssl_ptr;
+using auth::x509_ptr;
+using ctx_ptr = auth::ssl_ctx_ptr;
+using session_ptr = auth::ssl_session_ptr;
 
 enum class key_kind { rsa2048, rsa1024, ecdsa };
 
 std::string pem_of(X509* cert) {
-    std::unique_ptr<BIO, bio_free> bio(BIO_new(BIO_s_mem()));
+    bio_ptr bio(BIO_new(BIO_s_mem()));
     PEM_write_bio_X509(bio.get(), cert);
     char* data = nullptr;
     const long n = BIO_get_mem_data(bio.get(), &data);
@@ -69,7 +53,7 @@ std::string pem_of(X509* cert) {
 }
 
 std::string pem_of(EVP_PKEY* key) {
-    std::unique_ptr<BIO, bio_free> bio(BIO_new(BIO_s_mem()));
+    bio_ptr bio(BIO_new(BIO_s_mem()));
     PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr);
     char* data = nullptr;
     const long n = BIO_get_mem_data(bio.get(), &data);
