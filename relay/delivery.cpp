@@ -8,15 +8,16 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "relay/attempt.hpp"
 #include "relay/blocking.hpp"
 #include "relay/durable_file.hpp"
 #include "relay/oauth_cli.hpp"
+#include "relay/target.hpp"
 #include "relay/tls.hpp"
 #include "relay/upstream.hpp"
 #include "smtp/address.hpp"
@@ -32,62 +33,31 @@ constexpr auto with_error = asio::as_tuple(use_awaitable);
 struct delivery::lane {
     std::string mailbox;
     std::deque<std::string> ready;                          // ids to send now
+    std::set<std::string> parked;                           // ids waiting for the lane to come back
     unsigned active = 0;                                    // connections open (or opening)
     std::set<asio::steady_timer*> idle_waiters;             // workers waiting for more messages
-    std::deque<std::chrono::steady_clock::time_point> sent; // messages sent in the last minute
-    std::chrono::steady_clock::time_point paused_until{};   // throttled: no new connection before
+    std::deque<std::chrono::steady_clock::time_point> sent; // messages taken in the last minute
+    std::int64_t paused_until = 0;                          // throttled: no new connection before (unix seconds)
     unsigned throttles = 0;                                 // consecutive throttling replies
+    bool down = false;                                      // unavailable: probed at its due time
+    std::chrono::seconds probe_wait{0};                     // the probe backoff while down
+    std::string down_reply;                                 // the upstream's reply that keeps it down, if any
 };
 
 namespace {
 
 // How long a connection stays open without work before it says QUIT.
 constexpr std::chrono::seconds idle_keepalive{10};
-constexpr std::size_t history_lines = 20;
+// The first wait before probing an unavailable upstream mailbox again (then doubling).
+constexpr std::chrono::seconds first_probe_wait{10};
 
 std::int64_t system_now() {
     return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
         .count();
 }
 
-std::string utc_stamp(std::int64_t t) {
-    std::time_t tt = static_cast<std::time_t>(t);
-    std::tm tm{};
-    gmtime_r(&tt, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
-
-// `upstream_reply`: the upstream's own reply in this attempt, "" when the
-// failure was ours (it is kept from an earlier attempt then).
-void note_attempt(queue_state& st, std::int64_t now, const std::string& reply, const std::string& upstream_reply,
-                  const std::string& hint) {
-    ++st.attempts;
-    if (st.first_attempt == 0) st.first_attempt = now;
-    st.last_reply = reply;
-    if (!upstream_reply.empty()) st.last_upstream_reply = upstream_reply;
-    st.hint = hint;
-    st.history.push_back(utc_stamp(now) + " attempt " + std::to_string(st.attempts) + ": " + reply);
-    if (st.history.size() > history_lines)
-        st.history.erase(st.history.begin(), st.history.end() - static_cast<std::ptrdiff_t>(history_lines));
-}
-
-bool contains(const std::vector<std::string>& v, const std::string& s) {
-    return std::find(v.begin(), v.end(), s) != v.end();
-}
-
-// Recipients of the envelope that are neither delivered nor failed.
-std::vector<std::string> remaining(const spool_envelope& env, const queue_state& st) {
-    std::vector<std::string> out;
-    for (const auto& r : env.recipients) {
-        if (contains(st.delivered, r)) continue;
-        if (std::any_of(st.failed.begin(), st.failed.end(), [&](const recipient_failure& f) { return f.address == r; }))
-            continue;
-        out.push_back(r);
-    }
-    return out;
-}
+std::string lane_key(const std::string& mailbox) { return "lane:" + mailbox; }
+constexpr std::string_view lane_prefix = "lane:";
 
 std::string status_of(const std::string& reply, const char* fallback) {
     return smtp::enhanced_status_in(reply).value_or(fallback);
@@ -118,14 +88,6 @@ spool_envelope notice_envelope(const spool_envelope& original, std::int64_t now)
     return e;
 }
 
-// "5 days", "3 hours", "42 seconds".
-std::string describe_duration(std::chrono::seconds d) {
-    const auto s = d.count();
-    if (s >= 86400 && s % 86400 == 0) return std::to_string(s / 86400) + (s == 86400 ? " day" : " days");
-    if (s >= 3600 && s % 3600 == 0) return std::to_string(s / 3600) + (s == 3600 ? " hour" : " hours");
-    return std::to_string(s) + (s == 1 ? " second" : " seconds");
-}
-
 }  // namespace
 
 delivery::delivery(asio::io_context& io, asio::thread_pool& blocking, const conf::config& cfg, relay::spool& spool,
@@ -136,7 +98,9 @@ delivery::delivery(asio::io_context& io, asio::thread_pool& blocking, const conf
       spool_(spool),
       states_(spool.dir()),
       credentials_(credentials),
-      now_(now ? std::move(now) : clock_fn(system_now)) {
+      now_(now ? std::move(now) : clock_fn(system_now)),
+      timer_(io),
+      all_done_(io) {
     if (cfg_.upstream.kind == conf::upstream_kind::smtp) {
         tls_ = std::make_unique<asio::ssl::context>(make_client_context(cfg_.upstream.ca_file));
         if (!cfg_.upstream.client_cert_file.empty())
@@ -179,9 +143,223 @@ void delivery::start() {
     // Nothing else runs yet: the first survey may block.
     apply(survey({}, {}));
     if (!messages_.empty()) spdlog::info("spool holds {} message(s) from before", messages_.size());
+    asio::co_spawn(io_, run_timer(), asio::detached);
     asio::co_spawn(io_, watch_wake_file(), asio::detached);
     asio::co_spawn(io_, publish_token_status(), asio::detached);  // `oauth status` lists every profile at once
 }
+
+// ---------------------------------------------------------------------------
+// Time: one due-time queue, one timer for its earliest entry.
+
+void delivery::schedule(const std::string& key, std::int64_t at) {
+    const auto before = due_.earliest();
+    due_.set(key, at);
+    // The timer waits for the old earliest entry: make it look again.
+    if (!before || at < *before) timer_.cancel();
+}
+
+asio::awaitable<void> delivery::run_timer() {
+    while (!stopping_) {
+        if (const auto next = due_.earliest())
+            timer_.expires_after(std::chrono::seconds(std::max<std::int64_t>(0, *next - now_())));
+        else
+            timer_.expires_at(std::chrono::steady_clock::time_point::max());
+        co_await timer_.async_wait(with_error);  // cancelled: an earlier entry, or stop()
+        if (stopping_) break;
+        for (const auto& key : due_.take_due(now_())) fire(key);
+    }
+}
+
+void delivery::fire(const std::string& key) {
+    if (key.starts_with(lane_prefix)) {
+        auto it = lanes_.find(key.substr(lane_prefix.size()));
+        if (it == lanes_.end()) return;
+        lane& l = *it->second;
+        if (l.down) {
+            // Probe: one connection; when it is set up, every parked message goes.
+            if (l.active == 0 && !stopping_) {
+                spdlog::info("upstream mailbox {}: trying again ({} message(s) wait)", l.mailbox, l.parked.size());
+                ++l.active;
+                ++workers_;
+                asio::co_spawn(io_, worker(l), [this, &l](std::exception_ptr e) { worker_ended(l, e); });
+            }
+        } else {
+            kick(l);  // a pause ended
+        }
+        return;
+    }
+    make_ready(key);
+}
+
+// ---------------------------------------------------------------------------
+// Messages and lanes
+
+void delivery::enqueue(const std::string& id, const std::string& upstream_mailbox) {
+    asio::post(io_, [this, id, upstream_mailbox] { enqueue_here(id, upstream_mailbox); });
+}
+
+void delivery::enqueue_here(const std::string& id, const std::string& upstream_mailbox) {
+    if (stopping_) return;
+    auto [it, inserted] = messages_.emplace(id, entry{upstream_mailbox, status::waiting, now_(), false});
+    if (!inserted && it->second.state != status::waiting) return;
+    make_ready(id);
+}
+
+void delivery::make_ready(const std::string& id) {
+    auto it = messages_.find(id);
+    if (it == messages_.end() || it->second.state != status::waiting || stopping_) return;
+    due_.erase(id);
+    lane& l = lane_for(it->second.mailbox);
+    if (l.down) {
+        it->second.state = status::parked;
+        l.parked.insert(id);
+        return;
+    }
+    it->second.state = status::ready;
+    l.ready.push_back(id);
+    kick(l);
+}
+
+void delivery::forget(const std::string& id) {
+    auto it = messages_.find(id);
+    if (it == messages_.end()) return;
+    if (it->second.state == status::parked) lane_for(it->second.mailbox).parked.erase(id);
+    due_.erase(id);
+    messages_.erase(it);
+}
+
+void delivery::kick(lane& l) {
+    if (stopping_ || l.ready.empty() || l.down) return;
+    if (now_() < l.paused_until) return;  // its due entry kicks again
+    // Connections waiting for work take it before another one is opened.
+    const std::size_t idle = l.idle_waiters.size();
+    for (auto* t : l.idle_waiters) t->cancel();
+    if (l.ready.size() <= idle) return;
+    if (l.active >= std::max(1u, cfg_.upstream.max_connections_per_mailbox)) return;
+    ++l.active;
+    ++workers_;
+    asio::co_spawn(io_, worker(l), [this, &l](std::exception_ptr e) { worker_ended(l, e); });
+}
+
+void delivery::worker_ended(lane& l, std::exception_ptr e) {
+    --workers_;
+    if (e) {
+        try {
+            std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+            spdlog::error("delivery worker failed: {}", ex.what());
+        }
+    }
+    if (stopping_) {
+        if (workers_ == 0) all_done_.cancel();
+        return;
+    }
+    // Work that came in while this connection was closing gets a new one.
+    kick(l);
+}
+
+void delivery::pause_lane(lane& l) {
+    // Exchange throttles per mailbox: slow this one down, the others go on.
+    const std::int64_t now = now_();
+    if (now < l.paused_until) return;  // already paused
+    const auto wait = std::min<std::chrono::seconds>(std::chrono::seconds(60L << std::min(l.throttles, 4u)),
+                                                     std::chrono::seconds(900));
+    ++l.throttles;
+    l.paused_until = now + wait.count();
+    spdlog::warn("upstream mailbox {} is throttled: no new connection for {}s", l.mailbox, wait.count());
+    schedule(lane_key(l.mailbox), l.paused_until);
+}
+
+// The connection could not be set up. A failure of the lane, not of its
+// messages: they wait (nothing written, no attempt counted) and the lane is
+// probed again with its own backoff.
+void delivery::lane_failed(lane& l, const lane_failure& f) {
+    spdlog::warn("upstream connection for {} failed: {}{}", l.mailbox, f.reason,
+                 f.what.hint.empty() ? "" : " (" + f.what.hint + ")");
+    if (f.what.throttled) {
+        pause_lane(l);  // what waits goes when the pause ends; open connections go on
+        return;
+    }
+    if (l.active > 1) return;  // other connections of this lane deliver what waits
+    const auto settings = schedule_settings();
+    const std::int64_t now = now_();
+    l.down = true;
+    l.probe_wait = l.probe_wait.count() == 0
+                       ? first_probe_wait
+                       : std::min(l.probe_wait * 2, std::max(first_probe_wait, settings.max));
+    if (!f.upstream_reply.empty()) l.down_reply = f.upstream_reply;
+    for (const auto& id : l.ready) {
+        auto it = messages_.find(id);
+        if (it == messages_.end() || it->second.state != status::ready) continue;
+        it->second.state = status::parked;
+        l.parked.insert(id);
+    }
+    l.ready.clear();
+    schedule(lane_key(l.mailbox), now + l.probe_wait.count());
+    spdlog::warn("upstream mailbox {} is unavailable: {} message(s) wait; next try in {}s", l.mailbox,
+                 l.parked.size(), l.probe_wait.count());
+    // Their lifetimes still run: the expired bounce, the delayed get their notice.
+    const std::vector<std::string> parked(l.parked.begin(), l.parked.end());
+    for (const auto& id : parked) {
+        entry& e = messages_[id];
+        queue_state known;
+        known.delay_warned = e.delay_warned;
+        if (!expired(settings, e.received_at, now) && !delay_warning_due(settings, known, e.received_at, now))
+            continue;
+        l.parked.erase(id);
+        e.state = status::in_flight;
+        asio::co_spawn(io_, look_after_parked(l, id), asio::detached);
+    }
+}
+
+asio::awaitable<void> delivery::look_after_parked(lane& l, std::string id) {
+    const attempt_result r = co_await attempt(l, nullptr, id);
+    settle(id, r);
+}
+
+void delivery::lane_up(lane& l) {
+    l.throttles = 0;
+    if (!l.down) return;
+    l.down = false;
+    l.probe_wait = std::chrono::seconds(0);
+    due_.erase(lane_key(l.mailbox));
+    spdlog::info("upstream mailbox {} is available again: {} message(s) go now", l.mailbox, l.parked.size());
+    for (const auto& id : l.parked) {
+        auto it = messages_.find(id);
+        if (it == messages_.end() || it->second.state != status::parked) continue;
+        it->second.state = status::ready;
+        l.ready.push_back(id);
+    }
+    l.parked.clear();
+    // More connections for the backlog (the prober takes the first message).
+    const unsigned max = std::max(1u, cfg_.upstream.max_connections_per_mailbox);
+    for (std::size_t more = l.ready.size() > 0 ? l.ready.size() - 1 : 0; more > 0 && l.active < max; --more) {
+        ++l.active;
+        ++workers_;
+        asio::co_spawn(io_, worker(l), [this, &l](std::exception_ptr e) { worker_ended(l, e); });
+    }
+}
+
+void delivery::settle(const std::string& id, const attempt_result& r) {
+    auto it = messages_.find(id);
+    if (it == messages_.end()) return;
+    if (r.delay_warned) it->second.delay_warned = true;
+    switch (r.what) {
+    case outcome::done: forget(id); return;
+    case outcome::parked:
+        it->second.state = status::waiting;
+        make_ready(id);  // parked again while the lane is down
+        return;
+    case outcome::retry:
+    case outcome::busy:
+        it->second.state = status::waiting;
+        schedule(id, r.retry_at);
+        return;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The spool as it is on disk (start-up, and `subrelay queue` commands)
 
 // Reads what the spool holds (blocking: runs on the pool, or before the
 // I/O thread starts): every id, and for each one not in flight its state
@@ -197,12 +375,13 @@ delivery::spool_survey delivery::survey(const std::set<std::string>& skip, const
     }
     for (const auto& id : out.ids) {
         if (skip.contains(id)) continue;
-        survey_item item{id, {}, {}, !known.contains(id)};
+        survey_item item{id, {}, {}, 0, !known.contains(id)};
         try {
             item.state = states_.load(id);
             if (item.is_new) {
                 auto m = spool_.load(id);
                 item.mailbox = m.envelope.upstream_mailbox.empty() ? cfg_.upstream.mailbox : m.envelope.upstream_mailbox;
+                item.received_at = m.envelope.received_at;
             }
         } catch (const std::exception& e) {
             spdlog::error("spool: cannot read message {}: {} (left in place)", id, e.what());
@@ -219,22 +398,33 @@ void delivery::apply(const spool_survey& found) {
     if (!found.ok) return;
     const std::int64_t now = now_();
     // Messages deleted behind our back (`subrelay queue delete`) are forgotten.
-    for (auto it = messages_.begin(); it != messages_.end();) {
-        if (it->second.state == status::waiting && !std::binary_search(found.ids.begin(), found.ids.end(), it->first))
-            it = messages_.erase(it);
-        else
-            ++it;
+    std::vector<std::string> gone;
+    for (const auto& [id, e] : messages_) {
+        if ((e.state == status::waiting || e.state == status::parked) &&
+            !std::binary_search(found.ids.begin(), found.ids.end(), id))
+            gone.push_back(id);
     }
+    for (const auto& id : gone) forget(id);
     for (const auto& item : found.items) {
         auto known = messages_.find(item.id);
-        // In flight since the survey began: its worker knows better.
-        if (known != messages_.end() && known->second.state != status::waiting) continue;
+        // In flight or ready since the survey began: its worker knows better.
+        if (known != messages_.end() && known->second.state != status::waiting &&
+            known->second.state != status::parked)
+            continue;
         if (known == messages_.end()) {
             // Known at the survey and forgotten since: delivered meanwhile.
             if (!item.is_new) continue;
-            known = messages_.emplace(item.id, entry{item.mailbox, status::waiting}).first;
+            known = messages_.emplace(item.id, entry{item.mailbox, status::waiting, item.received_at, false}).first;
         }
-        if (item.state && item.state->held) continue;
+        entry& e = known->second;
+        if (item.state) e.delay_warned = item.state->delay_warned;
+        if (item.state && item.state->held) {
+            if (e.state == status::parked) lane_for(e.mailbox).parked.erase(item.id);
+            e.state = status::waiting;
+            due_.erase(item.id);
+            continue;
+        }
+        if (e.state == status::parked) continue;  // goes when its lane comes back
         const std::int64_t at = item.state ? item.state->next_attempt : 0;
         if (at <= now)
             make_ready(item.id);
@@ -243,186 +433,166 @@ void delivery::apply(const spool_survey& found) {
     }
 }
 
-void delivery::snapshot(std::set<std::string>& skip, std::set<std::string>& known) const {
-    for (const auto& [id, e] : messages_) {
-        known.insert(id);
-        if (e.state != status::waiting) skip.insert(id);
-    }
-}
-
 asio::awaitable<void> delivery::rescan() {
     std::set<std::string> skip;
     std::set<std::string> known;
-    snapshot(skip, known);
+    for (const auto& [id, e] : messages_) {
+        known.insert(id);
+        if (e.state != status::waiting && e.state != status::parked) skip.insert(id);
+    }
     auto look = [this, &skip, &known] { return survey(skip, known); };
     spool_survey found = co_await run_blocking(blocking_, look);
+    if (stopping_) co_return;
     apply(found);
+    // Asked to look (`queue retry`, release): unavailable upstream mailboxes are probed now.
+    for (auto& [name, l] : lanes_) {
+        if (l->down && !l->parked.empty()) schedule(lane_key(name), now_());
+    }
 }
 
 asio::awaitable<void> delivery::watch_wake_file() {
     const fs::path wake = states_.dir() / ".wake";
-    struct stat st {};
-    std::int64_t last = ::stat(wake.c_str(), &st) == 0 ? st.st_mtim.tv_sec * 1000000000L + st.st_mtim.tv_nsec : 0;
+    auto stamp = [&wake] {
+        struct stat st {};
+        return ::stat(wake.c_str(), &st) == 0 ? st.st_mtim.tv_sec * 1000000000L + st.st_mtim.tv_nsec : 0;
+    };
+    std::int64_t last = co_await run_blocking(blocking_, stamp);
     asio::steady_timer timer(io_);
-    timers_.insert(&timer);
+    waits_.insert(&timer);
     while (!stopping_) {
         timer.expires_after(std::chrono::seconds(1));
         co_await timer.async_wait(with_error);
         if (stopping_) break;
-        std::int64_t now = ::stat(wake.c_str(), &st) == 0 ? st.st_mtim.tv_sec * 1000000000L + st.st_mtim.tv_nsec : 0;
+        const std::int64_t now = co_await run_blocking(blocking_, stamp);
         if (now != last) {
             last = now;
             co_await rescan();
         }
     }
-    timers_.erase(&timer);
+    waits_.erase(&timer);
 }
 
-void delivery::enqueue(const std::string& id, const std::string& upstream_mailbox) {
-    asio::post(io_, [this, id, upstream_mailbox] { enqueue_here(id, upstream_mailbox); });
-}
+// ---------------------------------------------------------------------------
+// Workers: one per connection
 
-void delivery::enqueue_here(const std::string& id, const std::string& upstream_mailbox) {
-    if (stopping_) return;
-    auto [it, inserted] = messages_.emplace(id, entry{upstream_mailbox, status::waiting});
-    if (!inserted && it->second.state != status::waiting) return;
-    make_ready(id);
-}
-
-void delivery::make_ready(const std::string& id) {
-    auto it = messages_.find(id);
-    if (it == messages_.end() || it->second.state != status::waiting || stopping_) return;
-    it->second.state = status::ready;
-    lane& l = lane_for(it->second.mailbox);
-    l.ready.push_back(id);
-    kick(l);
-}
-
-void delivery::schedule(const std::string& id, std::int64_t at) {
-    auto it = messages_.find(id);
-    if (it == messages_.end()) return;
-    it->second.state = status::waiting;
-    asio::co_spawn(io_, wake_at(id, at), asio::detached);
-}
-
-asio::awaitable<void> delivery::wake_at(std::string id, std::int64_t at) {
-    asio::steady_timer timer(io_, std::chrono::seconds(std::max<std::int64_t>(0, at - now_())));
-    timers_.insert(&timer);
-    co_await timer.async_wait(with_error);
-    timers_.erase(&timer);
-    if (stopping_) co_return;
-    // A rescan may have made it ready already; make_ready ignores that.
-    make_ready(id);
-}
-
-void delivery::kick(lane& l) {
-    if (stopping_ || l.ready.empty()) return;
-    if (std::chrono::steady_clock::now() < l.paused_until) return;  // a timer kicks again later
-    // Connections waiting for work take it before another one is opened.
-    const std::size_t idle = l.idle_waiters.size();
-    for (auto* t : l.idle_waiters) t->cancel();
-    if (l.ready.size() <= idle) return;
-    if (l.active >= std::max(1u, cfg_.upstream.max_connections_per_mailbox)) return;
-    ++l.active;
-    ++workers_;
-    auto worker = cfg_.upstream.kind == conf::upstream_kind::directory ? directory_worker(l) : smtp_worker(l);
-    asio::co_spawn(io_, std::move(worker), [this, &l](std::exception_ptr e) {
-        --workers_;
-        if (e) {
-            try {
-                std::rethrow_exception(e);
-            } catch (const std::exception& ex) {
-                spdlog::error("delivery worker failed: {}", ex.what());
-            }
-        }
-        // Work that came in while this connection was closing gets a new one.
-        kick(l);
-    });
-}
-
-void delivery::pause_lane(lane& l) {
-    // Exchange throttles per mailbox: slow this one down, the others go on.
-    if (std::chrono::steady_clock::now() < l.paused_until) return;  // already paused
-    const auto wait = std::min<std::chrono::seconds>(std::chrono::seconds(60L << std::min(l.throttles, 4u)),
-                                                     std::chrono::seconds(900));
-    ++l.throttles;
-    l.paused_until = std::chrono::steady_clock::now() + wait;
-    spdlog::warn("upstream mailbox {} is throttled: no new connection for {}s", l.mailbox, wait.count());
-    asio::co_spawn(io_, resume_lane_after(l, wait), asio::detached);
-}
-
-asio::awaitable<void> delivery::resume_lane_after(lane& l, std::chrono::seconds wait) {
-    asio::steady_timer timer(io_, wait);
-    timers_.insert(&timer);
-    co_await timer.async_wait(with_error);
-    timers_.erase(&timer);
-    if (!stopping_) kick(l);
-}
-
-// The connection could not be set up: every message waiting for this lane
-// records the attempt and waits for its next one.
-void delivery::defer_lane(lane& l, const std::string& reason, const std::string& upstream_reply,
-                          const classification& c) {
-    std::deque<std::string> waiting;
-    waiting.swap(l.ready);
-    const std::int64_t now = now_();
-    const auto settings = schedule_settings();
-    for (const auto& id : waiting) {
-        std::int64_t at = now + settings.initial.count();
-        try {
-            queue_state st = states_.load(id).value_or(queue_state{});
-            note_attempt(st, now, reason, upstream_reply, c.hint);
-            st.next_attempt = now + backoff(settings, st.attempts).count();
-            at = st.next_attempt;
-            states_.save(id, st);
-        } catch (const std::exception& e) {
-            spdlog::error("queue state of {}: {}", id, e.what());
-        }
-        spdlog::info("delivery id={} upstream={} status=deferred reason=\"{}\"{}", id, l.mailbox, reason,
-                     c.hint.empty() ? "" : " hint=\"" + c.hint + "\"");
-        auto it = messages_.find(id);
-        if (it != messages_.end()) it->second.state = status::waiting;
-        schedule(id, at);
-    }
-}
-
+// Waits for a slot in the lane's messages-per-minute budget before a
+// message is taken, so nothing is locked while it waits. False: stopping.
 asio::awaitable<bool> delivery::wait_for_rate(lane& l) {
     const std::uint32_t max = cfg_.upstream.max_messages_per_minute;
-    if (max == 0) co_return true;
+    if (max == 0 || cfg_.upstream.kind != conf::upstream_kind::smtp) co_return !stopping_;
     for (;;) {
-        if (stopping_) co_return false;  // not sent: it stays queued for the next start
+        if (stopping_) co_return false;
         const auto now = std::chrono::steady_clock::now();
         while (!l.sent.empty() && now - l.sent.front() >= std::chrono::minutes(1)) l.sent.pop_front();
-        if (l.sent.size() < max) break;
-        // The excess waits here rather than being sent to be throttled.
+        if (l.sent.size() < max) co_return true;
+        // The excess waits in the queue rather than being sent to be throttled.
         asio::steady_timer timer(io_, l.sent.front() + std::chrono::minutes(1));
-        timers_.insert(&timer);
+        waits_.insert(&timer);
         co_await timer.async_wait(with_error);
-        timers_.erase(&timer);
+        waits_.erase(&timer);
     }
-    l.sent.push_back(std::chrono::steady_clock::now());
-    co_return true;
 }
 
-// One delivery attempt of one message over an open connection (null for
-// the directory upstream). Everything learnt is saved in the message's
-// state before the next step.
-asio::awaitable<delivery::attempt_result> delivery::attempt(lane& l, upstream_connection* conn,
-                                                            const std::string& id, bool reused) {
-    attempt_result result_of_attempt;
-    std::string& connection_failure = result_of_attempt.connection_failure;
-    // A queue command holds the message: look again shortly.
-    const attempt_result busy{outcome::busy, now_() + 2, {}};
-    const fs::path file = spool_.dir() / "queue" / id;
-    auto lock = message_lock::try_lock(file);
-    if (!lock) co_return fs::exists(file) ? busy : attempt_result{};
+asio::awaitable<void> delivery::worker(lane& l) {
+    struct active_guard {
+        lane& l;
+        ~active_guard() { --l.active; }
+    } guard{l};
 
+    std::unique_ptr<delivery_target> target;
+    std::optional<lane_failure> failed;
+    try {
+        if (cfg_.upstream.kind == conf::upstream_kind::directory) {
+            target = make_directory_target(cfg_, blocking_);
+        } else {
+            upstream_endpoint to = credentials_ != nullptr
+                                       ? credentials_->endpoint_for(l.mailbox)
+                                       : upstream_endpoint{cfg_.upstream.host, cfg_.upstream.port, cfg_.upstream.tls};
+            // A Google service account makes its mailbox's token source now: reading its key may fail.
+            auth::token_source* tokens = credentials_ != nullptr ? credentials_->tokens_for(l.mailbox) : nullptr;
+            target = make_smtp_target(cfg_, std::move(to), *tls_, tokens, l.mailbox);
+        }
+        targets_.insert(target.get());
+        co_await target->open();
+    } catch (const auth::token_error& e) {
+        // The profile is broken or its endpoint unwell: the log says what to do.
+        failed = lane_failure{e.what(), {}, {}};
+        failed->what.hint = e.hint();
+    } catch (const upstream_error& e) {
+        failed = lane_failure{e.what(), e.server_reply().code != 0 ? e.server_reply().summary() : std::string(),
+                              classify(e.server_reply(), e.stage(), l.mailbox)};
+    } catch (const std::exception& e) {
+        failed = lane_failure{e.what(), {}, classify(smtp::reply{}, "connect", l.mailbox)};
+    }
+    struct target_guard {
+        std::set<delivery_target*>& targets;
+        delivery_target* t;
+        ~target_guard() { targets.erase(t); }
+    } registered{targets_, target.get()};
+    co_await publish_token_status();
+    if (failed) {
+        if (!stopping_) lane_failed(l, *failed);
+        co_return;
+    }
+    lane_up(l);
+
+    auto deadline = std::chrono::steady_clock::now() + idle_keepalive;
+    bool reused = false;
+    while (!stopping_) {
+        if (l.ready.empty()) {
+            if (std::chrono::steady_clock::now() >= deadline) break;
+            asio::steady_timer wait(io_, deadline);
+            l.idle_waiters.insert(&wait);
+            waits_.insert(&wait);
+            co_await wait.async_wait(with_error);
+            l.idle_waiters.erase(&wait);
+            waits_.erase(&wait);
+            continue;
+        }
+        if (!target->reusable(std::chrono::steady_clock::now())) {
+            // Too old, or its token expired: QUIT, and the next message opens
+            // a new connection with the current token (kick() on this worker's end).
+            spdlog::info("upstream connection for {}: token expired or connection too old; opening a new one",
+                         l.mailbox);
+            break;
+        }
+        if (!co_await wait_for_rate(l)) break;
+        if (l.ready.empty()) continue;  // taken meanwhile by another connection
+        std::string id = l.ready.front();
+        l.ready.pop_front();
+        l.sent.push_back(std::chrono::steady_clock::now());
+        messages_[id].state = status::in_flight;
+        const attempt_result r = co_await attempt(l, target.get(), id, reused);
+        reused = true;
+        settle(id, r);
+        if (target->broken()) break;  // this connection is gone
+        deadline = std::chrono::steady_clock::now() + idle_keepalive;
+    }
+    co_await target->close();
+}
+
+// One delivery attempt of one message through `target` (null: the lane is
+// unavailable, only the lifetime and the delay notice are looked after).
+// Everything learnt is saved in the message's state before the next step;
+// every file is read and written on the blocking pool.
+asio::awaitable<delivery::attempt_result> delivery::attempt(lane& l, delivery_target* target, const std::string& id,
+                                                            bool reused) {
+    const std::int64_t now = now_();
     struct work {
+        std::optional<message_lock> lock;
+        bool exists = false;
         spool::loaded msg;
         queue_state st;
     };
     auto load = [this, &id] {
         work w;
+        const fs::path file = spool_.dir() / "queue" / id;
+        w.lock = message_lock::try_lock(file);
+        if (!w.lock) {
+            w.exists = fs::exists(file);
+            return w;
+        }
+        w.exists = true;
         w.msg = spool_.load(id);
         w.st = states_.load(id).value_or(queue_state{});
         return w;
@@ -434,28 +604,28 @@ asio::awaitable<delivery::attempt_result> delivery::attempt(lane& l, upstream_co
         spdlog::error("spool: cannot read message {}: {} (left in place)", id, e.what());
         co_return attempt_result{};
     }
+    // A queue command holds the message: look again shortly.
+    if (!w.lock) co_return w.exists ? attempt_result{outcome::busy, now + 2, false} : attempt_result{};
     if (w.st.held) co_return attempt_result{};
     const spool_envelope& env = w.msg.envelope;
     const auto settings = schedule_settings();
-    const std::int64_t now = now_();
     std::vector<std::string> to = remaining(env, w.st);
+    attempt_result result_of_attempt;
 
     if (!to.empty() && expired(settings, env.received_at, now)) {
         // Too old: what is left fails, and the sender hears why.
-        const std::string why = "4.4.7 message expired after " + describe_duration(settings.lifetime) +
-                                " in the queue" +
-                                (w.st.last_upstream_reply.empty() ? std::string()
-                                                                  : "; last reply: " + w.st.last_upstream_reply);
-        for (const auto& r : to) w.st.failed.push_back({r, why});
+        expire(w.st, to, settings, l.down_reply);
         spdlog::warn("delivery id={} status=expired recipients={}", id, smtp::bracketed_list(to));
         to.clear();
     }
 
-    if (!to.empty()) {
-        if (delay_warning_due(settings, w.st, env.received_at, now) && !smtp::is_automatic(env.sender, w.msg.data)) {
+    if (!to.empty() && delay_warning_due(settings, w.st, env.received_at, now)) {
+        const std::string& why = w.st.last_upstream_reply.empty() ? l.down_reply : w.st.last_upstream_reply;
+        if (smtp::is_automatic(env.sender, w.msg.data)) {
+            w.st.delay_warned = true;  // no notice for a notice, and no asking again
+        } else {
             smtp::dsn_request notice = notice_for(cfg_, id, w.msg, smtp::dsn_request::kind::delay);
-            for (const auto& r : to)
-                notice.recipients.push_back({r, "4.4.7", w.st.last_upstream_reply, cfg_.upstream.host});
+            for (const auto& r : to) notice.recipients.push_back({r, "4.4.7", why, cfg_.upstream.host});
             notice.retry_until = env.received_at + settings.lifetime.count();
             const spool_envelope nenv = notice_envelope(env, now);
             auto store_notice = [this, &notice, &nenv, &id, &w] {
@@ -472,91 +642,41 @@ asio::awaitable<delivery::attempt_result> delivery::attempt(lane& l, upstream_co
                 spdlog::error("delivery id={}: cannot queue the delay notice: {}", id, e.what());
             }
         }
+        result_of_attempt.delay_warned = w.st.delay_warned;
+    }
 
+    if (!to.empty() && target == nullptr) {
+        result_of_attempt.what = outcome::parked;  // nothing else to do until the lane is back
+        co_return result_of_attempt;
+    }
+
+    if (!to.empty()) {
         const std::vector<std::string> attempted = to;
-        std::string reply_line;
-        std::string hint;
-        if (conn == nullptr) {
-            // The directory upstream: the message and its envelope as files.
-            auto write_out = [this, &id, &w, &to] {
-                const auto& dir = cfg_.upstream.directory;
-                fs::create_directories(dir);
-                boost::json::object j;
-                j["id"] = id;
-                j["sender"] = w.msg.envelope.sender;
-                boost::json::array rcpts;
-                for (const auto& r : to) rcpts.emplace_back(r);
-                j["recipients"] = std::move(rcpts);
-                j["identity"] = w.msg.envelope.identity;
-                j["upstream_mailbox"] = w.msg.envelope.upstream_mailbox;
-                j["client_address"] = w.msg.envelope.client_address;
-                j["received_at"] = w.msg.envelope.received_at;
-                // The message first, then the envelope: a reader that sees
-                // the .json file finds the whole .eml beside it.
-                const fs::path eml = dir / (id + ".eml");
-                const fs::path json = dir / (id + ".json");
-                write_file_atomically(eml, eml.string() + ".tmp", {w.msg.data}, 0640);
-                write_file_atomically(json, json.string() + ".tmp", {boost::json::serialize(j) + "\n"}, 0640);
-            };
-            try {
-                co_await run_blocking(blocking_, write_out);
-                for (const auto& r : to) w.st.delivered.push_back(r);
-                reply_line = "written to " + cfg_.upstream.directory.string();
-            } catch (const std::exception& e) {
-                reply_line = std::string("451 4.3.0 ") + e.what();
-            }
-            note_attempt(w.st, now, reply_line, "", "");
-        } else {
-            if (!co_await wait_for_rate(l)) co_return busy;
-            smtp::outgoing_message out;
-            out.sender = env.sender;
-            out.recipients = to;
-            out.data = w.msg.data;
-            out.size = w.msg.data.size();
-            out.eight_bit = env.eight_bit;
-            out.smtputf8 = env.smtputf8;
-            smtp::message_result result;
-            try {
-                result = co_await conn->send(out);
-            } catch (const std::exception& e) {
-                connection_failure = e.what();
-            }
-            if (!connection_failure.empty() && reused && !conn->content_sent()) {
-                // A pooled connection the upstream closed while it was idle
-                // (Exchange closes idle sessions and restarts servers): none of
-                // the message reached it, so it goes again at once over a new
-                // connection, and this is not counted as an attempt.
-                spdlog::info("delivery id={} upstream={}: the pooled connection was gone ({}); again on a new one",
-                             id, l.mailbox, connection_failure);
-                result_of_attempt.what = outcome::retry;
-                result_of_attempt.retry_at = now;
-                co_return result_of_attempt;
-            }
-            if (!connection_failure.empty()) {
-                reply_line = connection_failure;
-                classification c = classify(smtp::reply{}, "data", l.mailbox);
-                hint = c.hint;
-            } else {
-                // Sort recipients: delivered, refused for good, or to try again.
-                const std::vector<std::string> delivered = result.delivered();
-                for (const auto& r : delivered) w.st.delivered.push_back(r);
-                for (const auto& r : result.recipients) {
-                    if (contains(delivered, r.address)) continue;
-                    const smtp::reply& why = r.rcpt_reply.positive() ? result.final_reply : r.rcpt_reply;
-                    if (why.permanent()) w.st.failed.push_back({r.address, why.summary()});
-                }
-                if (result.recipients.empty() && result.final_reply.permanent()) {
-                    // MAIL itself was refused for good: every recipient shares its fate.
-                    for (const auto& r : to) w.st.failed.push_back({r, result.final_reply.summary()});
-                }
-                reply_line = result.final_reply.summary();
-                classification c = classify(result.final_reply, result.recipients.empty() ? "mail" : "data",
-                                            l.mailbox);
-                hint = c.hint;
-                if (c.throttled) pause_lane(l);
-            }
-            note_attempt(w.st, now, reply_line, connection_failure.empty() ? reply_line : std::string(), hint);
+        smtp::message_result result;
+        std::string failure;
+        try {
+            result = co_await target->send(id, w.msg, to);
+        } catch (const std::exception& e) {
+            failure = e.what();
         }
+        if (!failure.empty() && reused && !target->content_sent()) {
+            // A pooled connection the upstream closed while it was idle
+            // (Exchange closes idle sessions and restarts servers): none of
+            // the message reached it, so it goes again at once over a new
+            // connection, and this is not counted as an attempt.
+            spdlog::info("delivery id={} upstream={}: the pooled connection was gone ({}); again on a new one", id,
+                         l.mailbox, failure);
+            co_return attempt_result{outcome::retry, now, result_of_attempt.delay_warned};
+        }
+        if (!failure.empty() && stopping_) {
+            // Cut off by the shutdown: not an attempt; it goes at the next start.
+            spdlog::info("delivery id={} upstream={}: cut off by the shutdown ({}); stays queued", id, l.mailbox,
+                         failure);
+            co_return attempt_result{outcome::retry, now, result_of_attempt.delay_warned};
+        }
+        const recorded rec = failure.empty() ? record_result(w.st, to, result, now, l.mailbox)
+                                             : record_failure(w.st, failure, now, l.mailbox);
+        if (rec.throttled) pause_lane(l);
         to = remaining(env, w.st);
         if (!to.empty()) {
             w.st.next_attempt = now + backoff(settings, w.st.attempts).count();
@@ -575,7 +695,7 @@ asio::awaitable<delivery::attempt_result> delivery::attempt(lane& l, upstream_co
         spdlog::info("delivery id={} account={} client={} upstream={} from=<{}> to={} size={} status={} "
                      "reply=\"{}\"{}",
                      id, env.identity, env.client_address, l.mailbox, env.sender, smtp::bracketed_list(attempted),
-                     w.msg.data.size(), verdict, reply_line, hint.empty() ? "" : " hint=\"" + hint + "\"");
+                     w.msg.data.size(), verdict, rec.reply_line, rec.hint.empty() ? "" : " hint=\"" + rec.hint + "\"");
         if (!to.empty()) {
             result_of_attempt.what = outcome::retry;
             result_of_attempt.retry_at = w.st.next_attempt;
@@ -604,101 +724,13 @@ asio::awaitable<delivery::attempt_result> delivery::attempt(lane& l, upstream_co
         co_await run_blocking(blocking_, finish);
     } catch (const std::exception& e) {
         spdlog::error("delivery id={}: cannot finish: {} (kept; tried again later)", id, e.what());
-        co_return attempt_result{outcome::retry, now + settings.initial.count(), {}};
+        co_return attempt_result{outcome::retry, now + settings.initial.count(), result_of_attempt.delay_warned};
     }
     if (!bounce_id.empty()) {
         spdlog::info("delivery id={} bounce to <{}> queued as {}", id, env.sender, bounce_id);
         enqueue_here(bounce_id, env.upstream_mailbox.empty() ? cfg_.upstream.mailbox : env.upstream_mailbox);
     }
     co_return attempt_result{};
-}
-
-void delivery::settle(const std::string& id, const attempt_result& r) {
-    auto it = messages_.find(id);
-    if (it == messages_.end()) return;
-    if (r.what == outcome::done) {
-        messages_.erase(it);
-        return;
-    }
-    it->second.state = status::waiting;
-    schedule(id, r.retry_at);
-}
-
-asio::awaitable<void> delivery::smtp_worker(lane& l) {
-    struct active_guard {
-        lane& l;
-        ~active_guard() { --l.active; }
-    } guard{l};
-
-    upstream_endpoint to = credentials_ != nullptr ? credentials_->endpoint_for(l.mailbox)
-                                                   : upstream_endpoint{cfg_.upstream.host, cfg_.upstream.port,
-                                                                       cfg_.upstream.tls};
-    std::optional<upstream_connection> conn;
-    std::string failure;
-    std::string failure_reply;  // the upstream's reply that failed the connection, if any
-    classification failure_class;
-    try {
-        // A Google service account makes its mailbox's token source now: reading its key may fail.
-        auth::token_source* tokens = credentials_ != nullptr ? credentials_->tokens_for(l.mailbox) : nullptr;
-        conn.emplace(cfg_, std::move(to), *tls_, tokens, l.mailbox);
-        co_await conn->open();
-        l.throttles = 0;
-    } catch (const auth::token_error& e) {
-        // The profile is broken or its endpoint unwell: messages wait (and
-        // bounce only at the end of their lifetime), the log says what to do.
-        failure = e.what();
-        failure_class.hint = e.hint();
-    } catch (const upstream_error& e) {
-        failure = e.what();
-        if (e.server_reply().code != 0) failure_reply = e.server_reply().summary();
-        failure_class = classify(e.server_reply(), e.stage(), l.mailbox);
-    } catch (const std::exception& e) {
-        failure = e.what();
-        failure_class = classify(smtp::reply{}, "connect", l.mailbox);
-    }
-    co_await publish_token_status();
-    if (!failure.empty()) {
-        spdlog::warn("upstream connection for {} failed: {}{}", l.mailbox, failure,
-                     failure_class.hint.empty() ? "" : " (" + failure_class.hint + ")");
-        if (failure_class.throttled) {
-            pause_lane(l);
-            // The connections already open keep delivering what waits.
-            if (l.active > 1) co_return;
-        }
-        defer_lane(l, failure, failure_reply, failure_class);
-        co_return;
-    }
-
-    auto deadline = std::chrono::steady_clock::now() + idle_keepalive;
-    bool reused = false;
-    while (!stopping_) {
-        if (l.ready.empty()) {
-            if (std::chrono::steady_clock::now() >= deadline) break;
-            asio::steady_timer wait(io_, deadline);
-            l.idle_waiters.insert(&wait);
-            timers_.insert(&wait);
-            co_await wait.async_wait(with_error);
-            l.idle_waiters.erase(&wait);
-            timers_.erase(&wait);
-            continue;
-        }
-        if (!conn->reusable(std::chrono::steady_clock::now())) {
-            // Too old, or its token expired: QUIT, and the next message opens
-            // a new connection with the current token (kick() on this worker's end).
-            spdlog::info("upstream connection for {}: token expired or connection too old; opening a new one",
-                         l.mailbox);
-            break;
-        }
-        std::string id = l.ready.front();
-        l.ready.pop_front();
-        messages_[id].state = status::in_flight;
-        const attempt_result r = co_await attempt(l, &*conn, id, reused);
-        reused = true;
-        settle(id, r);
-        if (!r.connection_failure.empty()) break;  // this connection is gone
-        deadline = std::chrono::steady_clock::now() + idle_keepalive;
-    }
-    co_await conn->quit();
 }
 
 // Keeps `subrelay oauth status` current: rewrites the status file when a
@@ -724,31 +756,23 @@ asio::awaitable<void> delivery::publish_token_status() {
     }
 }
 
-asio::awaitable<void> delivery::directory_worker(lane& l) {
-    struct active_guard {
-        lane& l;
-        ~active_guard() { --l.active; }
-    } guard{l};
-    while (!stopping_ && !l.ready.empty()) {
-        std::string id = l.ready.front();
-        l.ready.pop_front();
-        messages_[id].state = status::in_flight;
-        const attempt_result r = co_await attempt(l, nullptr, id);
-        settle(id, r);
-    }
-}
-
-asio::awaitable<void> delivery::stop() {
+asio::awaitable<void> delivery::stop(std::chrono::seconds grace) {
     stopping_ = true;
-    for (auto* t : timers_) t->cancel();
-    // Workers finish the message in hand, then say QUIT.
-    asio::steady_timer poll(io_);
-    for (int i = 0; workers_ > 0 && i < 600; ++i) {
-        for (auto* t : timers_) t->cancel();
-        poll.expires_after(std::chrono::milliseconds(50));
-        co_await poll.async_wait(with_error);
+    timer_.cancel();
+    for (auto* t : waits_) t->cancel();  // idle connections say QUIT now
+    if (workers_ > 0) {
+        // Busy ones finish the message in hand; the last one to end cancels this wait.
+        all_done_.expires_after(grace);
+        co_await all_done_.async_wait(with_error);
     }
-    if (workers_ > 0) spdlog::warn("delivery: {} connection(s) still busy at exit; their messages stay queued", workers_);
+    if (workers_ > 0) {
+        spdlog::warn("delivery: {} connection(s) still busy after {}s; cutting them off (their messages stay queued)",
+                     workers_, grace.count());
+        for (auto* t : targets_) t->cancel();
+        all_done_.expires_after(std::chrono::seconds(5));
+        co_await all_done_.async_wait(with_error);
+    }
+    if (workers_ > 0) spdlog::warn("delivery: {} connection(s) did not end; their messages stay queued", workers_);
 }
 
 }  // namespace subrelay::relay

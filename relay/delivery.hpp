@@ -3,24 +3,37 @@
 //
 // Per upstream mailbox (a "lane"): at most max_connections_per_mailbox
 // connections, each reused for the next message; at most
-// upstream.max_messages_per_minute messages a minute (the excess waits in
-// the queue instead of being throttled upstream); a throttling reply
-// pauses that lane alone.
+// upstream.max_messages_per_minute messages a minute, decided before a
+// message is taken (the excess waits in the queue, unlocked, instead of
+// being throttled upstream); a throttling reply pauses that lane alone.
+// A connection that cannot be set up (connect, TLS, token, a 4xx/5xx at
+// greeting or AUTH) is a failure of the lane, not of its messages: the
+// lane is marked unavailable and probed again with its own backoff (10 s,
+// doubling up to upstream.retry_max_seconds); its messages wait without
+// an attempt counted or a file written, and all go out as soon as a probe
+// connects. Their lifetimes still run: an expired one bounces, a delayed
+// one gets its notice.
 //
 // Per message: the delivery state (relay/queue.hpp) records each recipient
 // the upstream accepted before anything else happens, so a crash causes at
-// most a duplicate, never a loss. Temporary failures are retried with
-// exponential backoff; recipients refused for good, or still undelivered
-// when the message outlives its lifetime, are reported to the sender in a
-// delivery status notification (never for a message that is itself
-// automatic, so bounces cannot loop). A delay notice goes out once after
-// queue.delay_warning_seconds.
+// most a duplicate, never a loss. Temporary failures of a message are
+// retried with exponential backoff; recipients refused for good, or still
+// undelivered when the message outlives its lifetime, are reported to the
+// sender in a delivery status notification (never for a message that is
+// itself automatic, so bounces cannot loop). A delay notice goes out once
+// after queue.delay_warning_seconds.
+//
+// Time is owned by one due-time queue (relay/due_queue.hpp) and one timer
+// for its earliest entry: a message waiting for its retry, a lane waiting
+// for its probe or for the end of a pause. Rescheduling replaces an entry.
 //
 // Everything here runs on the io_context given to the constructor (the relay
-// gives the delivery a thread of its own); only enqueue() is called from
+// gives the delivery a thread of its own); every file it reads or writes is
+// read or written on the blocking pool. Only enqueue() is called from
 // elsewhere, and it posts.
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <map>
 #include <memory>
@@ -38,12 +51,13 @@
 #include "auth/token_provider.hpp"
 #include "conf/config.hpp"
 #include "relay/credentials.hpp"
+#include "relay/due_queue.hpp"
 #include "relay/queue.hpp"
 #include "relay/spool.hpp"
 
 namespace subrelay::relay {
 
-class upstream_connection;
+class delivery_target;
 
 class delivery {
 public:
@@ -62,52 +76,70 @@ public:
     // only thread that touches the delivery's state.
     void enqueue(const std::string& id, const std::string& upstream_mailbox);
     [[nodiscard]] boost::asio::io_context::executor_type executor() { return io_.get_executor(); }
-    // Stops taking new work; resolves when every connection has finished
-    // its current message and said QUIT.
-    boost::asio::awaitable<void> stop();  // run it on executor()
+    // Stops taking new work: idle connections say QUIT at once, busy ones
+    // finish the message in hand (within `grace`, then they are cut off and
+    // the message stays queued as it was). Resolves when every worker ended.
+    boost::asio::awaitable<void> stop(std::chrono::seconds grace = std::chrono::seconds(30));  // run it on executor()
 
     struct lane;  // one per upstream mailbox (defined in delivery.cpp)
 
 private:
-    enum class status { ready, in_flight, waiting };
+    enum class status {
+        waiting,    // for its retry (an entry in due_), or held (none)
+        ready,      // in its lane's ready queue
+        in_flight,  // a worker has it
+        parked,     // its lane is unavailable: goes when a probe connects
+    };
     struct entry {
         std::string mailbox;
-        status state = status::ready;
+        status state = status::waiting;
+        std::int64_t received_at = 0;  // for the lifetime and delay notice while parked
+        bool delay_warned = false;
     };
     // What one attempt at one message came to.
-    enum class outcome { done, retry, busy };
+    enum class outcome { done, retry, busy, parked };
     struct attempt_result {
         outcome what = outcome::done;
-        std::int64_t retry_at = 0;           // for retry and busy: when to look again (unix seconds)
-        std::string connection_failure;      // non-empty: the upstream connection is gone
+        std::int64_t retry_at = 0;       // for retry and busy: when to look again (unix seconds)
+        bool delay_warned = false;       // the message's delay notice has gone out
+    };
+    struct lane_failure {
+        std::string reason;          // for the log
+        std::string upstream_reply;  // the upstream's reply that failed the connection ("" if none)
+        classification what;
     };
 
-    boost::asio::awaitable<void> smtp_worker(lane& l);
-    boost::asio::awaitable<void> directory_worker(lane& l);
-    // `reused`: conn carried an earlier message (it may have been closed by the upstream while idle).
-    boost::asio::awaitable<attempt_result> attempt(lane& l, upstream_connection* conn, const std::string& id,
+    boost::asio::awaitable<void> worker(lane& l);
+    // `target` null: the lane is unavailable; only the lifetime and the
+    // delay notice are looked after. `reused`: target carried an earlier
+    // message (it may have been closed by the upstream while idle).
+    boost::asio::awaitable<attempt_result> attempt(lane& l, delivery_target* target, const std::string& id,
                                                    bool reused = false);
-    // Files the message under its outcome: forgotten, or waiting until retry_at.
+    // Files the message under its outcome: forgotten, waiting until retry_at, or parked.
     void settle(const std::string& id, const attempt_result& r);
     boost::asio::awaitable<bool> wait_for_rate(lane& l);
     boost::asio::awaitable<void> publish_token_status();
     boost::asio::awaitable<void> watch_wake_file();
-    boost::asio::awaitable<void> wake_at(std::string id, std::int64_t at);
-    boost::asio::awaitable<void> resume_lane_after(lane& l, std::chrono::seconds wait);
+    boost::asio::awaitable<void> run_timer();
+    boost::asio::awaitable<void> look_after_parked(lane& l, std::string id);
 
     void enqueue_here(const std::string& id, const std::string& upstream_mailbox);
     lane& lane_for(const std::string& mailbox);
     void kick(lane& l);
+    void worker_ended(lane& l, std::exception_ptr e);
     void make_ready(const std::string& id);
-    void schedule(const std::string& id, std::int64_t at);
-    // `upstream_reply`: the upstream's reply that failed the connection ("" if none).
-    void defer_lane(lane& l, const std::string& reason, const std::string& upstream_reply, const classification& c);
+    // Due at `at` (unix seconds): replaces any earlier time.
+    void schedule(const std::string& key, std::int64_t at);
+    void fire(const std::string& key);
+    void lane_failed(lane& l, const lane_failure& f);
+    void lane_up(lane& l);
     void pause_lane(lane& l);
     struct survey_item {
         std::string id;
         std::optional<queue_state> state;
-        std::string mailbox;  // read from the envelope of a new message
-        bool is_new = false;  // unknown to the delivery when the survey began
+        std::string mailbox;       // read from the envelope of a new message
+        std::int64_t received_at = 0;
+        bool is_new = false;       // unknown to the delivery when the survey began
     };
     struct spool_survey {
         bool ok = true;
@@ -116,7 +148,7 @@ private:
     };
     [[nodiscard]] spool_survey survey(const std::set<std::string>& skip, const std::set<std::string>& known) const;
     void apply(const spool_survey& found);
-    void snapshot(std::set<std::string>& skip, std::set<std::string>& known) const;
+    void forget(const std::string& id);
     boost::asio::awaitable<void> rescan();
     [[nodiscard]] retry_schedule schedule_settings() const;
 
@@ -130,7 +162,11 @@ private:
     std::unique_ptr<boost::asio::ssl::context> tls_;
     std::map<std::string, std::unique_ptr<lane>> lanes_;
     std::map<std::string, entry> messages_;
-    std::set<boost::asio::steady_timer*> timers_;     // cancelled on stop
+    due_queue due_;                                    // message ids and "lane:" + mailbox
+    boost::asio::steady_timer timer_;                  // for due_.earliest()
+    std::set<boost::asio::steady_timer*> waits_;       // idle and rate waits, cancelled on stop
+    std::set<delivery_target*> targets_;               // open ones, cut off when the grace ends
+    boost::asio::steady_timer all_done_;               // cancelled by the last worker while stopping
     std::string published_status_;  // what the status file last said (see publish_token_status)
     bool stopping_ = false;
     unsigned workers_ = 0;

@@ -6,6 +6,7 @@
 #include <csignal>
 #include <iostream>
 #include <list>
+#include <optional>
 #include <thread>
 
 #include <boost/asio/as_tuple.hpp>
@@ -114,23 +115,22 @@ struct listening {
     listener_kind kind;
 };
 
-// The delivery's event loop. Its shutdown (which destroys every handler and
-// coroutine frame still queued on it) is run by the delivery_thread as soon
-// as the thread has stopped, while the delivery those frames refer to still
-// exists: left to the loop's destructor, it ran after ~delivery, and a worker
-// stuck on a silent upstream then touched a freed lane.
-class delivery_loop : public asio::io_context {
+// An event loop whose shutdown (which destroys every handler and coroutine
+// frame still queued on it) is run at a chosen point of the shutdown order,
+// while everything those frames refer to still exists: left to the loop's
+// destructor, it ran after ~delivery, and a worker stuck on a silent
+// upstream then touched a freed lane.
+class event_loop : public asio::io_context {
 public:
     using asio::io_context::io_context;
     using asio::execution_context::shutdown;
 };
 
-// Runs the delivery's event loop on a thread of its own until finish() (or
-// the destructor, when start-up fails later on) stops it, joins, and shuts
-// the loop down.
+// Runs the delivery's event loop on a thread of its own until finish()
+// stops it and joins.
 class delivery_thread {
 public:
-    explicit delivery_thread(delivery_loop& io)
+    explicit delivery_thread(event_loop& io)
         : io_(io), work_(asio::make_work_guard(io)), thread_([&io] { io.run(); }) {}
     ~delivery_thread() { finish(); }
     delivery_thread(const delivery_thread&) = delete;
@@ -140,13 +140,41 @@ public:
         work_.reset();
         io_.stop();
         thread_.join();
-        io_.shutdown();
     }
 
 private:
-    delivery_loop& io_;
+    event_loop& io_;
     asio::executor_work_guard<asio::io_context::executor_type> work_;
     std::thread thread_;
+};
+
+// The end of the shutdown order, also when start-up fails half-way: stop
+// and join the delivery thread, let the blocking pool finish what it runs
+// (its completions are posted to the stopped loops), then shut both loops
+// down, destroying what is left on them while the objects it refers to
+// exist. The objects themselves go afterwards, in reverse order of creation.
+class shutdown_order {
+public:
+    shutdown_order(event_loop& io, event_loop& delivery_io, asio::thread_pool& blocking)
+        : io_(io), delivery_io_(delivery_io), blocking_(blocking) {}
+    // Runs the delivery's loop on its own thread from now on.
+    void start_delivery() { delivering_.emplace(delivery_io_); }
+    ~shutdown_order() {
+        io_.stop();
+        if (delivering_) delivering_->finish();
+        delivery_io_.stop();
+        blocking_.join();
+        delivery_io_.shutdown();
+        io_.shutdown();
+    }
+    shutdown_order(const shutdown_order&) = delete;
+    shutdown_order& operator=(const shutdown_order&) = delete;
+
+private:
+    event_loop& io_;
+    event_loop& delivery_io_;
+    asio::thread_pool& blocking_;
+    std::optional<delivery_thread> delivering_;
 };
 
 // Shutdown: stop accepting, let sessions say 421, let delivery finish the
@@ -170,8 +198,12 @@ asio::awaitable<void> shut_down(relay_context& ctx, std::list<listening>& listen
     ctx.io.stop();
 }
 
+// The first SIGTERM (or SIGINT) shuts down in order; a second one during
+// that stops at once: accepted mail is on disk, and a message cut off on
+// its way upstream stays queued.
 asio::awaitable<void> handle_signals(relay_context& ctx, asio::signal_set& signals, std::list<listening>& listeners,
                                      asio::steady_timer& watcher) {
+    bool shutting_down = false;
     for (;;) {
         auto [ec, sig] = co_await signals.async_wait(with_error);
         if (ec) co_return;
@@ -179,9 +211,14 @@ asio::awaitable<void> handle_signals(relay_context& ctx, asio::signal_set& signa
             reload_policy(ctx, "SIGHUP");
             continue;
         }
+        if (shutting_down) {
+            spdlog::warn("signal {} during shutdown: stopping now", sig);
+            ctx.io.stop();
+            co_return;
+        }
+        shutting_down = true;
         spdlog::info("signal {}: shutting down", sig);
-        co_await shut_down(ctx, listeners, watcher);
-        co_return;
+        asio::co_spawn(ctx.io, shut_down(ctx, listeners, watcher), asio::detached);
     }
 }
 
@@ -213,8 +250,8 @@ int serve(const std::filesystem::path& config_file) {
         // Two event loops: one for the submission sessions, one for the
         // delivery (upstream connections, token requests, retries). They meet
         // only in delivery::enqueue, which posts to the delivery's loop.
-        asio::io_context io(1);
-        delivery_loop delivery_io(1);
+        event_loop io(1);
+        event_loop delivery_io(1);
         // fsync and crypt(3) wait more than they compute: more threads than cores.
         asio::thread_pool blocking(8);
 
@@ -256,12 +293,11 @@ int serve(const std::filesystem::path& config_file) {
         asio::co_spawn(io, watch_policy(ctx, watcher), asio::detached);
         asio::co_spawn(io, handle_signals(ctx, signals, listeners, watcher), asio::detached);
 
+        shutdown_order order(io, delivery_io, blocking);
         delivery.start();
-        delivery_thread delivering(delivery_io);
+        order.start_delivery();
         spdlog::info("subrelay {} ready as {}", SUBRELAY_VERSION, cfg.server.hostname);
         io.run();
-        delivering.finish();
-        blocking.join();
         spdlog::info("stopped");
         return 0;
     } catch (const tls_setting_error& e) {

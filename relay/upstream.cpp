@@ -249,6 +249,8 @@ asio::awaitable<void> upstream_connection::open() {
     co_await impl_->connect_once(mailbox_);
 }
 
+void upstream_connection::cancel() { impl_->close(); }
+
 bool upstream_connection::connected() const { return impl_->connected; }
 
 bool upstream_connection::content_sent() const { return impl_->session && impl_->session->content_sent(); }

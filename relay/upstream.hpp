@@ -63,6 +63,8 @@ public:
     boost::asio::awaitable<smtp::message_result> send(const smtp::outgoing_message& m);
     // QUIT, then close. Never throws.
     boost::asio::awaitable<void> quit();
+    // Closes the socket at once: whatever is pending fails (shutdown).
+    void cancel();
     // Whether the last message's content reached the wire (see
     // smtp::client_session::content_sent).
     [[nodiscard]] bool content_sent() const;

@@ -71,6 +71,24 @@ class ShutdownTest(harness.IntegrationCase):
         self.assertNotIn(b"AddressSanitizer", relay.log())
         self.assertTrue(relay.queued_ids(), "the message stays queued for the next start")
 
+    def test_a_second_sigterm_during_shutdown_stops_at_once(self):
+        """The first SIGTERM gives a connection in the middle of its work
+        time to finish; a second one ends the wait (the message is on disk
+        and stays queued). It used to be ignored."""
+        relay = self.full_stack([harness.scanner_account()], upstream_kwargs={"stall": True})
+        message = harness.make_message(SCANNER_ID, "a@example.org", "stop now")
+        harness.smtplib_send(relay, message, ["a@example.org"])
+        harness.wait_for(lambda: self.upstream.counters().get("stalled_connections", 0) >= 1,
+                         what="the relay's connection to the silent upstream")
+        relay.process.signal(signal.SIGTERM)
+        harness.wait_for(lambda: b"shutting down" in relay.log(), what="the shutdown to begin")
+        relay.process.signal(signal.SIGTERM)
+        # The first shutdown alone waits 30 s for the silent upstream.
+        self.assertEqual(relay.process.wait(timeout=15), 0, harness.tail(relay.log_path, 30))
+        self.assertIn(b"stopping now", relay.log())
+        self.assertNotIn(b"AddressSanitizer", relay.log())
+        self.assertTrue(relay.queued_ids(), "the message stays queued for the next start")
+
     def test_sigterm_sends_421_and_exits_zero(self):
         relay = self.full_stack([harness.scanner_account()])
         # A fresh session, one inside TLS in the middle of a transaction, one on implicit TLS.
