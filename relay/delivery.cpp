@@ -1,7 +1,5 @@
 #include "relay/delivery.hpp"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <deque>
 #include <optional>
@@ -11,12 +9,12 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "relay/attempt.hpp"
 #include "relay/blocking.hpp"
 #include "relay/durable_file.hpp"
-#include "relay/oauth_cli.hpp"
 #include "relay/target.hpp"
 #include "relay/tls.hpp"
 #include "relay/upstream.hpp"
@@ -35,6 +33,8 @@ struct delivery::lane {
     std::deque<std::string> ready;                          // ids to send now
     std::set<std::string> parked;                           // ids waiting for the lane to come back
     unsigned active = 0;                                    // connections open (or opening)
+    unsigned open = 0;                                      // connections set up (past AUTH)
+    bool probing = false;                                   // the probe of an unavailable lane is under way
     std::set<asio::steady_timer*> idle_waiters;             // workers waiting for more messages
     std::deque<std::chrono::steady_clock::time_point> sent; // messages taken in the last minute
     std::int64_t paused_until = 0;                          // throttled: no new connection before (unix seconds)
@@ -42,6 +42,8 @@ struct delivery::lane {
     bool down = false;                                      // unavailable: probed at its due time
     std::chrono::seconds probe_wait{0};                     // the probe backoff while down
     std::string down_reply;                                 // the upstream's reply that keeps it down, if any
+    std::string down_reason;                                // why it is down (`queue list`)
+    std::string down_hint;                                  // the fix, if known
 };
 
 namespace {
@@ -140,12 +142,10 @@ void delivery::start() {
     } catch (const std::exception& e) {
         spdlog::warn("queue state clean-up: {}", e.what());
     }
-    // Nothing else runs yet: the first survey may block.
-    apply(survey({}, {}));
+    // Nothing else runs yet: the survey may block.
+    apply(survey());
     if (!messages_.empty()) spdlog::info("spool holds {} message(s) from before", messages_.size());
     asio::co_spawn(io_, run_timer(), asio::detached);
-    asio::co_spawn(io_, watch_wake_file(), asio::detached);
-    asio::co_spawn(io_, publish_token_status(), asio::detached);  // `oauth status` lists every profile at once
 }
 
 // ---------------------------------------------------------------------------
@@ -179,6 +179,7 @@ void delivery::fire(const std::string& key) {
             // Probe: one connection; when it is set up, every parked message goes.
             if (l.active == 0 && !stopping_) {
                 spdlog::info("upstream mailbox {}: trying again ({} message(s) wait)", l.mailbox, l.parked.size());
+                l.probing = true;
                 ++l.active;
                 ++workers_;
                 asio::co_spawn(io_, worker(l), [this, &l](std::exception_ptr e) { worker_ended(l, e); });
@@ -220,12 +221,19 @@ void delivery::make_ready(const std::string& id) {
     kick(l);
 }
 
-void delivery::forget(const std::string& id) {
+void delivery::unschedule(const std::string& id) {
     auto it = messages_.find(id);
     if (it == messages_.end()) return;
-    if (it->second.state == status::parked) lane_for(it->second.mailbox).parked.erase(id);
+    lane& l = lane_for(it->second.mailbox);
+    if (it->second.state == status::parked) l.parked.erase(id);
+    if (it->second.state == status::ready) std::erase(l.ready, id);
     due_.erase(id);
-    messages_.erase(it);
+    it->second.state = status::waiting;
+}
+
+void delivery::forget(const std::string& id) {
+    unschedule(id);
+    messages_.erase(id);
 }
 
 void delivery::kick(lane& l) {
@@ -280,7 +288,9 @@ void delivery::lane_failed(lane& l, const lane_failure& f) {
         pause_lane(l);  // what waits goes when the pause ends; open connections go on
         return;
     }
-    if (l.active > 1) return;  // other connections of this lane deliver what waits
+    if (l.open > 0) return;  // connections of this lane that are set up deliver what waits
+    if (l.down && !l.probing) return;  // another connection's failure in the same outage
+    l.probing = false;
     const auto settings = schedule_settings();
     const std::int64_t now = now_();
     l.down = true;
@@ -288,6 +298,8 @@ void delivery::lane_failed(lane& l, const lane_failure& f) {
                        ? first_probe_wait
                        : std::min(l.probe_wait * 2, std::max(first_probe_wait, settings.max));
     if (!f.upstream_reply.empty()) l.down_reply = f.upstream_reply;
+    l.down_reason = f.reason;
+    l.down_hint = f.what.hint;
     for (const auto& id : l.ready) {
         auto it = messages_.find(id);
         if (it == messages_.end() || it->second.state != status::ready) continue;
@@ -319,6 +331,7 @@ asio::awaitable<void> delivery::look_after_parked(lane& l, std::string id) {
 
 void delivery::lane_up(lane& l) {
     l.throttles = 0;
+    l.probing = false;
     if (!l.down) return;
     l.down = false;
     l.probe_wait = std::chrono::seconds(0);
@@ -344,6 +357,16 @@ void delivery::settle(const std::string& id, const attempt_result& r) {
     auto it = messages_.find(id);
     if (it == messages_.end()) return;
     if (r.delay_warned) it->second.delay_warned = true;
+    if (auto asked = after_attempt_.find(id); asked != after_attempt_.end()) {
+        // `queue hold` or `queue delete` came while it was in flight.
+        std::string verb = asked->second;
+        after_attempt_.erase(asked);
+        if (r.what != outcome::done) {
+            it->second.state = status::waiting;
+            asio::co_spawn(io_, change_after_attempt(std::move(verb), id), asio::detached);
+            return;
+        }
+    }
     switch (r.what) {
     case outcome::done: forget(id); return;
     case outcome::parked:
@@ -359,30 +382,27 @@ void delivery::settle(const std::string& id, const attempt_result& r) {
 }
 
 // ---------------------------------------------------------------------------
-// The spool as it is on disk (start-up, and `subrelay queue` commands)
+// The spool as it is on disk at start-up
 
-// Reads what the spool holds (blocking: runs on the pool, or before the
-// I/O thread starts): every id, and for each one not in flight its state
-// and, when not yet known, the upstream mailbox from its envelope.
-delivery::spool_survey delivery::survey(const std::set<std::string>& skip, const std::set<std::string>& known) const {
+// Reads what the spool holds (blocking: before the delivery's thread starts):
+// every message, its state and its upstream mailbox.
+delivery::spool_survey delivery::survey() const {
     spool_survey out;
+    std::vector<std::string> ids;
     try {
-        out.ids = spool_.list();
+        ids = spool_.list();
     } catch (const std::exception& e) {
         spdlog::error("spool: {}", e.what());
         out.ok = false;
         return out;
     }
-    for (const auto& id : out.ids) {
-        if (skip.contains(id)) continue;
-        survey_item item{id, {}, {}, 0, !known.contains(id)};
+    for (const auto& id : ids) {
+        survey_item item{id, {}, {}, 0};
         try {
             item.state = states_.load(id);
-            if (item.is_new) {
-                auto m = spool_.load(id);
-                item.mailbox = m.envelope.upstream_mailbox.empty() ? cfg_.upstream.mailbox : m.envelope.upstream_mailbox;
-                item.received_at = m.envelope.received_at;
-            }
+            auto m = spool_.load(id);
+            item.mailbox = m.envelope.upstream_mailbox.empty() ? cfg_.upstream.mailbox : m.envelope.upstream_mailbox;
+            item.received_at = m.envelope.received_at;
         } catch (const std::exception& e) {
             spdlog::error("spool: cannot read message {}: {} (left in place)", id, e.what());
             continue;
@@ -392,39 +412,17 @@ delivery::spool_survey delivery::survey(const std::set<std::string>& skip, const
     return out;
 }
 
-// Files what a survey found: new messages are queued, held ones left,
-// retry requests (`subrelay queue retry`) and due retries made ready.
+// Files what the survey found: held messages stay, due ones are made ready,
+// the others wait for their time.
 void delivery::apply(const spool_survey& found) {
     if (!found.ok) return;
     const std::int64_t now = now_();
-    // Messages deleted behind our back (`subrelay queue delete`) are forgotten.
-    std::vector<std::string> gone;
-    for (const auto& [id, e] : messages_) {
-        if ((e.state == status::waiting || e.state == status::parked) &&
-            !std::binary_search(found.ids.begin(), found.ids.end(), id))
-            gone.push_back(id);
-    }
-    for (const auto& id : gone) forget(id);
     for (const auto& item : found.items) {
-        auto known = messages_.find(item.id);
-        // In flight or ready since the survey began: its worker knows better.
-        if (known != messages_.end() && known->second.state != status::waiting &&
-            known->second.state != status::parked)
-            continue;
-        if (known == messages_.end()) {
-            // Known at the survey and forgotten since: delivered meanwhile.
-            if (!item.is_new) continue;
-            known = messages_.emplace(item.id, entry{item.mailbox, status::waiting, item.received_at, false}).first;
-        }
-        entry& e = known->second;
-        if (item.state) e.delay_warned = item.state->delay_warned;
-        if (item.state && item.state->held) {
-            if (e.state == status::parked) lane_for(e.mailbox).parked.erase(item.id);
-            e.state = status::waiting;
-            due_.erase(item.id);
-            continue;
-        }
-        if (e.state == status::parked) continue;  // goes when its lane comes back
+        auto [it, inserted] =
+            messages_.emplace(item.id, entry{item.mailbox, status::waiting, item.received_at, false});
+        if (!inserted) continue;
+        if (item.state) it->second.delay_warned = item.state->delay_warned;
+        if (item.state && item.state->held) continue;
         const std::int64_t at = item.state ? item.state->next_attempt : 0;
         if (at <= now)
             make_ready(item.id);
@@ -433,43 +431,8 @@ void delivery::apply(const spool_survey& found) {
     }
 }
 
-asio::awaitable<void> delivery::rescan() {
-    std::set<std::string> skip;
-    std::set<std::string> known;
-    for (const auto& [id, e] : messages_) {
-        known.insert(id);
-        if (e.state != status::waiting && e.state != status::parked) skip.insert(id);
-    }
-    auto look = [this, &skip, &known] { return survey(skip, known); };
-    spool_survey found = co_await run_blocking(blocking_, look);
-    if (stopping_) co_return;
-    apply(found);
-    // Asked to look (`queue retry`, release): unavailable upstream mailboxes are probed now.
-    for (auto& [name, l] : lanes_) {
-        if (l->down && !l->parked.empty()) schedule(lane_key(name), now_());
-    }
-}
-
-asio::awaitable<void> delivery::watch_wake_file() {
-    const fs::path wake = states_.dir() / ".wake";
-    auto stamp = [&wake] {
-        struct stat st {};
-        return ::stat(wake.c_str(), &st) == 0 ? st.st_mtim.tv_sec * 1000000000L + st.st_mtim.tv_nsec : 0;
-    };
-    std::int64_t last = co_await run_blocking(blocking_, stamp);
-    asio::steady_timer timer(io_);
-    waits_.insert(&timer);
-    while (!stopping_) {
-        timer.expires_after(std::chrono::seconds(1));
-        co_await timer.async_wait(with_error);
-        if (stopping_) break;
-        const std::int64_t now = co_await run_blocking(blocking_, stamp);
-        if (now != last) {
-            last = now;
-            co_await rescan();
-        }
-    }
-    waits_.erase(&timer);
+void delivery::clock_changed() {
+    asio::post(io_, [this] { timer_.cancel(); });
 }
 
 // ---------------------------------------------------------------------------
@@ -529,12 +492,16 @@ asio::awaitable<void> delivery::worker(lane& l) {
         delivery_target* t;
         ~target_guard() { targets.erase(t); }
     } registered{targets_, target.get()};
-    co_await publish_token_status();
     if (failed) {
         if (!stopping_) lane_failed(l, *failed);
         co_return;
     }
     lane_up(l);
+    ++l.open;
+    struct open_guard {
+        lane& l;
+        ~open_guard() { --l.open; }
+    } counted{l};
 
     auto deadline = std::chrono::steady_clock::now() + idle_keepalive;
     bool reused = false;
@@ -733,27 +700,182 @@ asio::awaitable<delivery::attempt_result> delivery::attempt(lane& l, delivery_ta
     co_return attempt_result{};
 }
 
-// Keeps `subrelay oauth status` current: rewrites the status file when a
-// token was fetched or a request failed since the last time.
-asio::awaitable<void> delivery::publish_token_status() {
-    if (credentials_ == nullptr) co_return;
-    std::string signature;
-    for (const auto& st : credentials_->status())
-        signature += st.profile + '\n' + st.mailbox + '\n' + std::to_string(st.token.fetches) + '\n' +
-                     st.token.last_error + '\n';
-    if (signature == published_status_) co_return;
-    published_status_ = signature;
-    const std::string doc = credentials_->status_json() + "\n";
-    const fs::path file = oauth_status_path(spool_.dir());
-    auto write = [&doc, &file] {
-        fs::create_directories(file.parent_path());
-        write_file_atomically(file, file.string() + ".tmp", {doc}, 0640);
-    };
-    try {
-        co_await run_blocking(blocking_, write);
-    } catch (const std::exception& e) {
-        spdlog::warn("oauth status file {}: {}", file.string(), e.what());
+// ---------------------------------------------------------------------------
+// The control socket's requests
+
+namespace {
+
+std::string string_in(const boost::json::object& o, std::string_view key) {
+    if (auto it = o.find(key); it != o.end() && it->value().is_string()) return std::string(it->value().get_string());
+    return {};
+}
+
+boost::json::object result(const std::string& id, bool ok, const std::string& text) {
+    return boost::json::object{{"id", id}, {"ok", ok}, {"text", text}};
+}
+
+const char* status_name(int s) {
+    static constexpr const char* names[] = {"waiting", "ready", "in_flight", "parked"};
+    return names[s];
+}
+
+}  // namespace
+
+asio::awaitable<boost::json::object> delivery::control(boost::json::object request) {
+    const std::string verb = string_in(request, "verb");
+    if (verb == "status") co_return status_reply();
+    if (verb == "oauth-status") {
+        boost::json::object reply{{"ok", true}};
+        reply["status"] = credentials_ != nullptr ? boost::json::parse(credentials_->status_json())
+                                                  : boost::json::value(boost::json::object{{"sources", boost::json::array{}}});
+        co_return reply;
     }
+    if (verb != "retry" && verb != "hold" && verb != "release" && verb != "delete")
+        co_return boost::json::object{{"ok", false}, {"error", "unknown verb '" + verb + "'"}};
+    const auto ids = request.find("ids");
+    if (ids == request.end() || !ids->value().is_array())
+        co_return boost::json::object{{"ok", false}, {"error", "`ids` must be an array of queue ids"}};
+    boost::json::array results;
+    for (const auto& v : ids->value().get_array()) {
+        if (!v.is_string()) continue;
+        std::string id(v.get_string());
+        if (!valid_queue_id(id)) {
+            results.emplace_back(result(id, false, "no message " + id + " in the queue"));
+            continue;
+        }
+        results.emplace_back(co_await change(verb, std::move(id)));
+    }
+    co_return boost::json::object{{"ok", true}, {"results", std::move(results)}};
+}
+
+// One message's retry, hold, release or delete.
+asio::awaitable<boost::json::object> delivery::change(std::string verb, std::string id) {
+    auto known = messages_.find(id);
+    if (known != messages_.end() && known->second.state == status::in_flight) {
+        if (verb == "retry") co_return result(id, true, id + " is being delivered right now");
+        if (verb == "release") co_return result(id, true, id + ": not held");
+        after_attempt_[id] = verb;
+        co_return result(id, true,
+                         id + ": " + (verb == "hold" ? "held" : "deleted") + " as soon as its current attempt ends");
+    }
+    struct outcome_of_change {
+        bool found = true;
+        bool busy = false;
+        bool held = false;           // afterwards
+        std::string mailbox;         // from the envelope, for a message the delivery does not know
+        std::int64_t received_at = 0;
+        bool delay_warned = false;
+        std::string text;
+    };
+    auto act = [this, &verb, &id] {
+        outcome_of_change o;
+        const fs::path file = spool_.dir() / "queue" / id;
+        auto lock = message_lock::try_lock(file);
+        if (!lock) {
+            o.found = fs::exists(file);
+            o.busy = o.found;
+            return o;
+        }
+        if (verb == "delete") {
+            // The message first: a state file without its message is inert,
+            // a message without its state would be delivered again in full.
+            spool_.remove(id);
+            states_.remove(id);
+            o.text = id + ": deleted";
+            return o;
+        }
+        const auto loaded = states_.load(id);
+        queue_state st = loaded.value_or(queue_state{});
+        const auto msg = spool_.load(id);
+        o.mailbox = msg.envelope.upstream_mailbox.empty() ? cfg_.upstream.mailbox : msg.envelope.upstream_mailbox;
+        o.received_at = msg.envelope.received_at;
+        o.delay_warned = st.delay_warned;
+        if (verb == "hold") {
+            o.text = id + (st.held ? ": already held" : ": held");
+            if (!st.held) {
+                st.held = true;
+                states_.save(id, st);
+            }
+        } else if (verb == "release") {
+            o.text = id + (st.held ? ": released" : ": not held");
+            if (st.held) {
+                st.held = false;
+                st.next_attempt = 0;
+                states_.save(id, st);
+            }
+        } else {  // retry
+            if (loaded && st.next_attempt != 0) {
+                st.next_attempt = 0;
+                states_.save(id, st);
+            }
+            o.text = id + ": retry requested";
+            if (st.held) o.text += " (held: `subrelay queue release " + id + "` delivers it)";
+        }
+        o.held = st.held;
+        return o;
+    };
+    outcome_of_change o;
+    try {
+        o = co_await run_blocking(blocking_, act);
+    } catch (const std::exception& e) {
+        co_return result(id, false, id + ": " + e.what());
+    }
+    if (!o.found) {
+        forget(id);
+        co_return result(id, false, "no message " + id + " in the queue");
+    }
+    if (o.busy) co_return result(id, false, id + " is being delivered right now; try again in a moment");
+    spdlog::info("queue {} {}: {}", verb, id, o.text);
+    if (verb == "delete") {
+        forget(id);
+        co_return result(id, true, o.text);
+    }
+    auto it = messages_.find(id);
+    if (it == messages_.end())
+        it = messages_.emplace(id, entry{o.mailbox, status::waiting, o.received_at, o.delay_warned}).first;
+    // Taken by a worker meanwhile: its attempt reads the state just written.
+    if (it->second.state == status::in_flight) co_return result(id, true, o.text);
+    if (o.held) {
+        unschedule(id);  // waits for `release`
+    } else if (it->second.state == status::waiting) {
+        make_ready(id);
+    }
+    // Asked to try now: an unavailable upstream mailbox is probed now too.
+    if (!o.held && (verb == "retry" || verb == "release")) {
+        lane& l = lane_for(it->second.mailbox);
+        if (l.down) schedule(lane_key(l.mailbox), now_());
+    }
+    co_return result(id, true, o.text);
+}
+
+asio::awaitable<void> delivery::change_after_attempt(std::string verb, std::string id) {
+    const boost::json::object r = co_await change(verb, id);
+    if (!r.at("ok").as_bool()) spdlog::warn("queue {} {} after its attempt: {}", verb, id, string_in(r, "text"));
+}
+
+boost::json::object delivery::status_reply() const {
+    boost::json::object messages;
+    for (const auto& [id, e] : messages_) {
+        boost::json::object m{{"status", status_name(static_cast<int>(e.state))}, {"upstream_mailbox", e.mailbox}};
+        if (const auto at = due_.due_of(id)) m["due"] = *at;
+        messages[id] = std::move(m);
+    }
+    boost::json::array lanes;
+    for (const auto& [name, l] : lanes_) {
+        boost::json::object o{{"upstream_mailbox", name},
+                              {"available", !l->down},
+                              {"connections", l->active},
+                              {"ready", l->ready.size()},
+                              {"waiting_for_it", l->parked.size()}};
+        if (l->down) {
+            o["reason"] = l->down_reason;
+            o["hint"] = l->down_hint;
+            if (const auto at = due_.due_of(lane_key(name))) o["next_probe"] = *at;
+        }
+        if (l->paused_until > now_()) o["paused_until"] = l->paused_until;
+        lanes.emplace_back(std::move(o));
+    }
+    return boost::json::object{{"ok", true}, {"now", now_()}, {"messages", std::move(messages)}, {"lanes", std::move(lanes)}};
 }
 
 asio::awaitable<void> delivery::stop(std::chrono::seconds grace) {

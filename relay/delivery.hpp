@@ -47,6 +47,7 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <boost/json/object.hpp>
 
 #include "auth/token_provider.hpp"
 #include "conf/config.hpp"
@@ -80,6 +81,15 @@ public:
     // finish the message in hand (within `grace`, then they are cut off and
     // the message stays queued as it was). Resolves when every worker ended.
     boost::asio::awaitable<void> stop(std::chrono::seconds grace = std::chrono::seconds(30));  // run it on executor()
+    // A request from the control socket (relay/control.hpp): "status",
+    // "oauth-status", "retry", "hold", "release", "delete". Run it on executor().
+    // The daemon is the only writer of queue state while it runs: these
+    // change a message's files under its lock, on the blocking pool, and
+    // its place in the schedule at once; a message in flight is held or
+    // deleted as soon as its attempt ends.
+    boost::asio::awaitable<boost::json::object> control(boost::json::object request);
+    // The clock given to the constructor jumped (tests): look at the due times again.
+    void clock_changed();
 
     struct lane;  // one per upstream mailbox (defined in delivery.cpp)
 
@@ -118,9 +128,10 @@ private:
     // Files the message under its outcome: forgotten, waiting until retry_at, or parked.
     void settle(const std::string& id, const attempt_result& r);
     boost::asio::awaitable<bool> wait_for_rate(lane& l);
-    boost::asio::awaitable<void> publish_token_status();
-    boost::asio::awaitable<void> watch_wake_file();
     boost::asio::awaitable<void> run_timer();
+    boost::asio::awaitable<boost::json::object> change(std::string verb, std::string id);
+    boost::asio::awaitable<void> change_after_attempt(std::string verb, std::string id);
+    [[nodiscard]] boost::json::object status_reply() const;
     boost::asio::awaitable<void> look_after_parked(lane& l, std::string id);
 
     void enqueue_here(const std::string& id, const std::string& upstream_mailbox);
@@ -139,17 +150,15 @@ private:
         std::optional<queue_state> state;
         std::string mailbox;       // read from the envelope of a new message
         std::int64_t received_at = 0;
-        bool is_new = false;       // unknown to the delivery when the survey began
     };
     struct spool_survey {
         bool ok = true;
-        std::vector<std::string> ids;  // everything in the spool, sorted
         std::vector<survey_item> items;
     };
-    [[nodiscard]] spool_survey survey(const std::set<std::string>& skip, const std::set<std::string>& known) const;
+    [[nodiscard]] spool_survey survey() const;
     void apply(const spool_survey& found);
     void forget(const std::string& id);
-    boost::asio::awaitable<void> rescan();
+    void unschedule(const std::string& id);  // out of the ready queue, the due queue and the parked set
     [[nodiscard]] retry_schedule schedule_settings() const;
 
     boost::asio::io_context& io_;
@@ -167,7 +176,7 @@ private:
     std::set<boost::asio::steady_timer*> waits_;       // idle and rate waits, cancelled on stop
     std::set<delivery_target*> targets_;               // open ones, cut off when the grace ends
     boost::asio::steady_timer all_done_;               // cancelled by the last worker while stopping
-    std::string published_status_;  // what the status file last said (see publish_token_status)
+    std::map<std::string, std::string> after_attempt_;  // id -> "hold" or "delete", asked while in flight
     bool stopping_ = false;
     unsigned workers_ = 0;
 };

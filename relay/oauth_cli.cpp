@@ -25,6 +25,7 @@
 #include "auth/token_provider.hpp"
 #include "conf/config.hpp"
 #include "relay/cli.hpp"
+#include "relay/control.hpp"
 #include "relay/refresh_token_file.hpp"
 
 namespace subrelay::relay {
@@ -295,31 +296,28 @@ std::int64_t number_of(const json::object& o, std::string_view key) {
     return 0;
 }
 
-status_file read_status(const fs::path& path) {
+// What the running relay says of its token sources (`oauth-status` on its
+// control socket); not present when no relay answers.
+status_file status_from_relay(const fs::path& spool_dir) {
     status_file s;
-    s.path = path;
-    std::error_code ec;
-    if (!fs::exists(path, ec)) {
-        if (ec && ec != std::errc::no_such_file_or_directory) s.problem = ec.message();
+    s.path = control_socket_path(spool_dir);
+    std::optional<json::object> reply;
+    try {
+        reply = ask_relay(spool_dir, json::object{{"verb", "oauth-status"}});
+    } catch (const std::exception& e) {
+        s.problem = e.what();
         return s;
     }
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        s.problem = std::strerror(errno);
+    if (!reply) return s;
+    const auto it = reply->find("status");
+    if (it == reply->end() || !it->value().is_object()) {
+        s.problem = "the relay's answer holds no status";
         return s;
     }
-    std::ostringstream text;
-    text << in.rdbuf();
-    boost::system::error_code jec;
-    json::value doc = json::parse(text.str(), jec);
-    if (jec || !doc.is_object()) {
-        s.problem = "not a JSON object";
-        return s;
-    }
-    const json::object& o = doc.get_object();
+    const json::object& o = it->value().get_object();
     s.written_at = number_of(o, "written_at");
-    if (auto it = o.find("sources"); it != o.end() && it->value().is_array()) {
-        for (const json::value& v : it->value().get_array()) {
+    if (auto src = o.find("sources"); src != o.end() && src->value().is_array()) {
+        for (const json::value& v : src->value().get_array()) {
             if (!v.is_object()) continue;
             const json::object& e = v.get_object();
             source_status st;
@@ -362,7 +360,7 @@ token_file_facts token_file_of(const fs::path& file) {
 class status_command {
 public:
     status_command(const options& o, const conf::config& cfg, std::ostream& out)
-        : o_(o), cfg_(cfg), out_(out), now_(now_seconds()), status_(read_status(oauth_status_path(cfg.spool.dir))) {}
+        : o_(o), cfg_(cfg), out_(out), now_(now_seconds()), status_(status_from_relay(cfg.spool.dir)) {}
 
     int run() {
         if (o_.json) print_json();
@@ -411,18 +409,21 @@ private:
         return text;
     }
 
+    [[nodiscard]] std::string not_running_text() const {
+        return "no status from the relay: it does not answer on " + status_.path.string() + " (is it running?)";
+    }
+
     void line(std::string_view label, const std::string& value) {
         out_ << "  " << std::left << std::setw(15) << (std::string(label) + ":") << value << '\n';
     }
 
     void print_text() {
-        out_ << "status file: " << status_.path.string() << '\n';
         if (status_.present) {
-            out_ << "relay status written " << span(now_ - status_.written_at) << " ago ("
-                 << utc_time(status_.written_at) << ")\n";
+            out_ << "relay status as of " << span(now_ - status_.written_at) << " ago ("
+                 << utc_time(status_.written_at) << "), from " << status_.path.string() << '\n';
         } else {
-            out_ << "the relay has not written a status yet (is it running?)\n";
-            if (!status_.problem.empty()) out_ << "  (cannot read " << status_.path.string() << ": " << status_.problem << ")\n";
+            out_ << not_running_text() << '\n';
+            if (!status_.problem.empty()) out_ << "  (" << status_.problem << ")\n";
         }
         if (!oauth_used()) out_ << "note: the relay does not use OAuth now (" << why_unused() << ")\n";
         for (const auto* p : all_profiles(cfg_)) {
@@ -530,12 +531,12 @@ private:
         json::object doc;
         doc["config"] = o_.config;
         doc["oauth_used"] = oauth_used();
-        doc["status_file"] = status_.path.string();
+        doc["control_socket"] = status_.path.string();
         doc["status_present"] = status_.present;
         doc["status_written_at"] = status_.present ? json::value(status_.written_at) : json::value(nullptr);
         if (!status_.present) {
-            std::string note = "the relay has not written a status yet (is it running?)";
-            if (!status_.problem.empty()) note += "; cannot read " + status_.path.string() + ": " + status_.problem;
+            std::string note = not_running_text();
+            if (!status_.problem.empty()) note += "; " + status_.problem;
             doc["status_note"] = note;
         }
         doc["profiles"] = std::move(profiles);
@@ -558,10 +559,6 @@ int run_oauth_cli(const std::vector<std::string>& args, std::istream&, std::ostr
         err << "subrelay oauth " << o.action << ": " << e.what() << '\n';
         return 1;
     }
-}
-
-std::filesystem::path oauth_status_path(const std::filesystem::path& spool_dir) {
-    return spool_dir / "oauth-status.json";
 }
 
 }  // namespace subrelay::relay

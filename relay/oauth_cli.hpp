@@ -4,8 +4,8 @@
 //                                headless server (device code), storing the
 //                                refresh token in the profile's refresh_token_file
 //   oauth status [--json]        per profile: the grant, the current token's age
-//                                and expiry, the last error (from the running
-//                                relay's status file, oauth_status_path())
+//                                and expiry, the last error (asked of the
+//                                running relay over its control socket)
 #include <filesystem>
 #include <iosfwd>
 #include <string>
@@ -16,9 +16,5 @@ namespace subrelay::relay {
 // args[0] is "oauth", args[1] the action. Returns the exit status: 0 done,
 // 1 failed, 2 usage error.
 int run_oauth_cli(const std::vector<std::string>& args, std::istream& in, std::ostream& out, std::ostream& err);
-
-// Where the running relay keeps what `oauth status` shows: SPOOL/oauth-status.json (beside queue/ and state/,
-// which hold only messages and their states).
-std::filesystem::path oauth_status_path(const std::filesystem::path& spool_dir);
 
 }  // namespace subrelay::relay

@@ -415,7 +415,7 @@ classification classify(const smtp::reply& r, std::string_view stage, std::strin
 }
 
 // ---------------------------------------------------------------------------
-// message_lock, wake file
+// message_lock
 
 std::optional<message_lock> message_lock::acquire(const fs::path& file, bool wait) {
     // Lock, then check that the name still refers to the locked file: the
@@ -466,19 +466,6 @@ message_lock& message_lock::operator=(message_lock&& other) noexcept {
 
 message_lock::~message_lock() {
     if (fd_ >= 0) ::close(fd_);
-}
-
-fs::path wake_path(const fs::path& spool_dir) { return spool_dir / "state" / ".wake"; }
-
-void wake_relay(const fs::path& spool_dir) {
-    const fs::path path = wake_path(spool_dir);
-    std::error_code ec;
-    fs::create_directories(path.parent_path(), ec);
-    if (ec) throw std::runtime_error("cannot create " + path.parent_path().string() + ": " + ec.message());
-    fd_guard fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
-    if (fd.get() < 0) throw std::runtime_error("cannot create " + path.string() + ": " + errno_text(errno));
-    if (::futimens(fd.get(), nullptr) != 0)
-        throw std::runtime_error("cannot touch " + path.string() + ": " + errno_text(errno));
 }
 
 }  // namespace subrelay::relay

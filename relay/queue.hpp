@@ -84,10 +84,11 @@ struct classification {
 classification classify(const smtp::reply& r, std::string_view stage, std::string_view mailbox);
 
 // An exclusive flock(2) on a message's spool file (spool/queue/ID), held
-// for its lifetime. The delivery worker holds it while it delivers the
-// message; `subrelay queue` holds it for each read-modify-write of the
-// message or its state (hold, release, retry, delete). Whoever holds it
-// may change spool/queue/ID and spool/state/ID; nobody else may. A worker
+// for its lifetime. The delivery holds it while it delivers the message
+// and for each read-modify-write of the message or its state that the
+// control socket asks for (hold, release, retry, delete); `subrelay queue`
+// takes it itself only when no relay runs. Whoever holds it may change
+// spool/queue/ID and spool/state/ID; nobody else may. A worker
 // that planned a delivery earlier re-reads the state after taking the lock:
 // the message may have been held or deleted meanwhile.
 //
@@ -122,14 +123,5 @@ private:
     int fd_ = -1;
     std::filesystem::path path_;
 };
-
-// The file whose modification time asks a running relay to look at the
-// queue now: spool_dir/state/.wake. The relay polls its mtime every second
-// and, when it changed, rescans the queue (messages whose next_attempt is
-// 0 or past, and not held, are delivered).
-std::filesystem::path wake_path(const std::filesystem::path& spool_dir);
-// Touches wake_path(spool_dir): creates it (and the state directory) or
-// updates its mtime to now. Throws std::runtime_error.
-void wake_relay(const std::filesystem::path& spool_dir);
 
 }  // namespace subrelay::relay

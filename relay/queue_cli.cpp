@@ -8,6 +8,7 @@
 #include <ctime>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -17,6 +18,7 @@
 
 #include "conf/config.hpp"
 #include "relay/cli.hpp"
+#include "relay/control.hpp"
 #include "relay/queue.hpp"
 #include "relay/spool.hpp"
 
@@ -37,20 +39,22 @@ constexpr const char* usage_text = R"(usage: subrelay queue list [--json]
        subrelay queue delete ID...|--all [--yes]
        (each with [--config FILE])
 
-Looks at and changes the relay's queue; safe while the relay runs.
+Looks at and changes the relay's queue. While the relay runs, changes are
+made by it (over its control socket, SPOOL/control.sock); otherwise on the
+files, under each message's lock.
   list     one line per message: id, age, size, attempts, next attempt, sender
            and the recipients still to deliver; then the last upstream reply
            and a hint naming the fix. --json: a JSON array of objects.
   show     the envelope, the message headers, delivered and failed recipients
            and the delivery history of one message.
-  retry    try the messages now (a held message stays held) and tell a
-           running relay to look at the queue.
+  retry    try the messages now (a held message stays held); an unavailable
+           upstream mailbox is tried again at once.
   hold     keep messages queued without delivering them, until `release`.
   release  deliver held messages again.
   delete   remove messages and their state. Asks for confirmation at a
            terminal; elsewhere --yes is required.
-A message that is being delivered right now cannot be held, released or
-deleted: try again in a moment.
+A message that is being delivered right now is held or deleted as soon as
+its attempt ends.
 )";
 
 struct options {
@@ -149,7 +153,21 @@ struct row {
     std::uint64_t size = 0;
     queue_state state;
     std::vector<std::string> left;  // recipients still to deliver
+    std::string status;             // from the running relay: ready, in_flight, waiting, parked ("" without one)
+    std::string waiting_for;        // parked: why its upstream mailbox is unavailable
+    std::string lane_hint;          // parked: the fix for that
 };
+
+// What the running relay says about its messages and upstream mailboxes.
+struct live_status {
+    json::object messages;  // id -> {"status", "upstream_mailbox", "due"}
+    std::map<std::string, json::object> lanes;
+};
+
+std::string text_in(const json::object& o, std::string_view key) {
+    if (auto it = o.find(key); it != o.end() && it->value().is_string()) return std::string(it->value().get_string());
+    return {};
+}
 
 std::vector<std::string> recipients_left(const spool_envelope& env, const queue_state& st) {
     std::vector<std::string> left;
@@ -162,8 +180,10 @@ std::vector<std::string> recipients_left(const spool_envelope& env, const queue_
     return left;
 }
 
-std::string next_text(const queue_state& st, std::int64_t now) {
+std::string next_text(const queue_state& st, std::int64_t now, const std::string& status = {}) {
     if (st.held) return "held";
+    if (status == "in_flight") return "sending";
+    if (status == "parked") return "upstream";  // when its upstream mailbox is available again
     if (st.next_attempt <= now) return "now";
     return "in " + short_duration(st.next_attempt - now);
 }
@@ -180,6 +200,7 @@ public:
         : o_(std::move(o)), dir_(cfg.spool.dir), spool_(dir_), states_(dir_), in_(in), out_(out), err_(err) {}
 
     int run() {
+        live_ = ask_status();
         const std::string& a = o_.action;
         if (a == "list") return list();
         if (a == "show") return show(o_.ids.front());
@@ -195,6 +216,34 @@ private:
     std::ostream& out_;
     std::ostream& err_;
     int status_ = 0;
+    std::optional<live_status> live_;  // set when a relay runs on this spool
+
+    std::optional<live_status> ask_status() {
+        std::optional<json::object> reply = ask_relay(dir_, json::object{{"verb", "status"}});
+        if (!reply) return std::nullopt;
+        live_status s;
+        if (auto it = reply->find("messages"); it != reply->end() && it->value().is_object())
+            s.messages = it->value().get_object();
+        if (auto it = reply->find("lanes"); it != reply->end() && it->value().is_array())
+            for (const auto& l : it->value().get_array())
+                if (l.is_object()) s.lanes[text_in(l.get_object(), "upstream_mailbox")] = l.get_object();
+        return s;
+    }
+
+    // Adds what the running relay knows: whether the message is being sent,
+    // or waits for its upstream mailbox (and why that is unavailable).
+    void add_live(row& r) const {
+        if (!live_) return;
+        auto m = live_->messages.find(r.env.id);
+        if (m == live_->messages.end() || !m->value().is_object()) return;
+        const json::object& o = m->value().get_object();
+        r.status = text_in(o, "status");
+        if (r.status != "parked") return;
+        auto l = live_->lanes.find(text_in(o, "upstream_mailbox"));
+        if (l == live_->lanes.end()) return;
+        r.waiting_for = "upstream mailbox " + l->first + " unavailable: " + text_in(l->second, "reason");
+        r.lane_hint = text_in(l->second, "hint");
+    }
 
     void fail(const std::string& what) {
         err_ << "subrelay queue " << o_.action << ": " << what << '\n';
@@ -244,6 +293,7 @@ private:
         }
         r.state = state_of(id);
         r.left = recipients_left(r.env, r.state);
+        add_live(r);
         return r;
     }
 
@@ -272,10 +322,12 @@ private:
                     {"failed", std::move(failed)},
                     {"attempts", r.state.attempts},
                     {"next_attempt", r.state.next_attempt},
-                    {"next", next_text(r.state, now)},
+                    {"next", next_text(r.state, now, r.status)},
                     {"held", r.state.held},
+                    {"status", r.status.empty() ? json::value(nullptr) : json::value(r.status)},
+                    {"waiting_for", r.waiting_for},
                     {"last_reply", r.state.last_reply},
-                    {"hint", r.state.hint},
+                    {"hint", r.lane_hint.empty() ? r.state.hint : r.lane_hint},
                     {"identity", r.env.identity},
                     {"upstream_mailbox", r.env.upstream_mailbox},
                 });
@@ -297,10 +349,12 @@ private:
         for (const auto& r : rows) {
             total += r.size;
             cols(r.env.id, short_duration(now - r.env.received_at), short_size(r.size), std::to_string(r.state.attempts),
-                 next_text(r.state, now), sender_text(r.env.sender) + " -> " + join(r.left, ", "));
+                 next_text(r.state, now, r.status), sender_text(r.env.sender) + " -> " + join(r.left, ", "));
             const std::string indent(18, ' ');
+            if (!r.waiting_for.empty()) out_ << indent << "waiting: " << r.waiting_for << '\n';
             if (!r.state.last_reply.empty()) out_ << indent << "last: " << r.state.last_reply << '\n';
-            if (!r.state.hint.empty()) out_ << indent << "hint: " << r.state.hint << '\n';
+            if (!r.lane_hint.empty()) out_ << indent << "hint: " << r.lane_hint << '\n';
+            else if (!r.state.hint.empty()) out_ << indent << "hint: " << r.state.hint << '\n';
         }
         out_ << "-- " << rows.size() << (rows.size() == 1 ? " message, " : " messages, ") << short_size(total)
              << " bytes\n";
@@ -342,10 +396,15 @@ private:
         for (const auto& f : st.failed) out_ << "  " << f.address << ": " << f.reply << '\n';
         out_ << "attempts: " << st.attempts;
         if (st.first_attempt != 0) out_ << " (first " << utc_time(st.first_attempt) << ')';
-        out_ << '\n' << "next attempt: " << next_text(st, now) << '\n';
+        row live;
+        live.env = env;
+        add_live(live);
+        out_ << '\n' << "next attempt: " << next_text(st, now, live.status) << '\n';
         if (st.delay_warned) out_ << "delay notice: sent\n";
+        if (!live.waiting_for.empty()) out_ << "waiting: " << live.waiting_for << '\n';
         if (!st.last_reply.empty()) out_ << "last reply: " << st.last_reply << '\n';
-        if (!st.hint.empty()) out_ << "hint: " << st.hint << '\n';
+        if (!live.lane_hint.empty()) out_ << "hint: " << live.lane_hint << '\n';
+        else if (!st.hint.empty()) out_ << "hint: " << st.hint << '\n';
         list_of("history", st.history);
         out_ << "headers:\n";
         std::string_view data = msg.data;
@@ -398,7 +457,8 @@ private:
             if (ids.empty()) return status_;
         }
         if (act == "delete" && !confirm_delete(ids)) return status_;
-        bool wake = false;
+        if (live_) return ask_relay_to_change(ids);
+        // No relay runs on this spool: change the files, each under its lock.
         for (const auto& id : ids) {
             std::optional<message_lock> lock;
             try {
@@ -408,37 +468,53 @@ private:
                 continue;
             }
             if (!lock && !in_queue(id)) {
-                // Delivered (or deleted) meanwhile.
+                // Removed meanwhile.
                 if (!o_.all) no_such_message(id);
                 continue;
             }
             if (!lock) {
-                if (act == "retry") {
-                    // Being tried this very moment: that is what was asked.
-                    out_ << id << " is being delivered right now\n";
-                } else {
-                    fail(id + " is being delivered right now; try again in a moment");
-                }
+                fail(id + " is locked by another command; try again in a moment");
                 continue;
             }
             try {
-                wake = apply(id) || wake;
+                apply(id);
             } catch (const std::exception& e) {
                 fail(id + ": " + e.what());
-            }
-        }
-        if (wake) {
-            try {
-                wake_relay(dir_);
-            } catch (const std::exception& e) {
-                fail(e.what());
             }
         }
         return status_;
     }
 
-    // Changes one locked message. Returns whether the relay should look now.
-    bool apply(const std::string& id) {
+    // The running relay changes them: it alone writes queue state while it runs.
+    int ask_relay_to_change(const std::vector<std::string>& ids) {
+        json::array list;
+        for (const auto& id : ids) list.emplace_back(id);
+        std::optional<json::object> reply = ask_relay(dir_, json::object{{"verb", o_.action}, {"ids", std::move(list)}});
+        if (!reply) {
+            fail("the relay stopped while asked; run the command again");
+            return status_;
+        }
+        if (auto ok = reply->find("ok"); ok == reply->end() || !ok->value().is_bool() || !ok->value().get_bool()) {
+            fail("the relay refused: " + text_in(*reply, "error"));
+            return status_;
+        }
+        const auto results = reply->find("results");
+        if (results == reply->end() || !results->value().is_array()) return status_;
+        for (const auto& v : results->value().get_array()) {
+            if (!v.is_object()) continue;
+            const json::object& r = v.get_object();
+            const bool ok = r.contains("ok") && r.at("ok").is_bool() && r.at("ok").get_bool();
+            const std::string text = text_in(r, "text");
+            // Delivered meanwhile: not an error when everything was asked for.
+            if (!ok && o_.all && text.rfind("no message ", 0) == 0) continue;
+            if (ok) out_ << text << '\n';
+            else fail(text);
+        }
+        return status_;
+    }
+
+    // Changes one locked message (no relay runs).
+    void apply(const std::string& id) {
         const std::string& act = o_.action;
         if (act == "delete") {
             // The message first: a state file without its message is inert,
@@ -446,29 +522,30 @@ private:
             spool_.remove(id);
             states_.remove(id);
             out_ << id << ": deleted\n";
-            return false;
+            return;
         }
         std::optional<queue_state> loaded = states_.load(id);
         queue_state st = loaded.value_or(queue_state{});
         if (act == "hold") {
             if (st.held) {
                 out_ << id << ": already held\n";
-                return false;
+                return;
             }
             st.held = true;
             save(id, st);
             out_ << id << ": held\n";
-            return false;
+            return;
         }
         if (act == "release") {
             if (!st.held) {
                 out_ << id << ": not held\n";
-                return false;
+                return;
             }
             st.held = false;
+            st.next_attempt = 0;
             save(id, st);
             out_ << id << ": released\n";
-            return true;
+            return;
         }
         // retry
         if (loaded && st.next_attempt != 0) {
@@ -478,7 +555,6 @@ private:
         out_ << id << ": retry requested";
         if (st.held) out_ << " (held: `subrelay queue release " << id << "` delivers it)";
         out_ << '\n';
-        return !st.held;
     }
 
     void save(const std::string& id, const queue_state& st) {

@@ -21,6 +21,7 @@
 #include "auth/sasl_server.hpp"
 #include "auth/token_provider.hpp"
 #include "relay/context.hpp"
+#include "relay/control.hpp"
 #include "relay/credentials.hpp"
 #include "relay/delivery.hpp"
 #include "relay/device_tls.hpp"
@@ -179,7 +180,13 @@ private:
 
 // Shutdown: stop accepting, let sessions say 421, let delivery finish the
 // message in hand, then stop the loop.
-asio::awaitable<void> shut_down(relay_context& ctx, std::list<listening>& listeners, asio::steady_timer& watcher) {
+asio::awaitable<void> stop_delivery(relay_context& ctx, control_server& control) {
+    control.stop();
+    co_await ctx.delivery.stop();
+}
+
+asio::awaitable<void> shut_down(relay_context& ctx, std::list<listening>& listeners, asio::steady_timer& watcher,
+                                control_server& control) {
     watcher.cancel();
     for (auto& l : listeners) {
         boost::system::error_code ec;
@@ -194,7 +201,7 @@ asio::awaitable<void> shut_down(relay_context& ctx, std::list<listening>& listen
         co_await poll.async_wait(with_error);
     }
     // The delivery runs on its own thread: stop it there.
-    co_await asio::co_spawn(ctx.delivery.executor(), ctx.delivery.stop(), use_awaitable);
+    co_await asio::co_spawn(ctx.delivery.executor(), stop_delivery(ctx, control), use_awaitable);
     ctx.io.stop();
 }
 
@@ -202,7 +209,7 @@ asio::awaitable<void> shut_down(relay_context& ctx, std::list<listening>& listen
 // that stops at once: accepted mail is on disk, and a message cut off on
 // its way upstream stays queued.
 asio::awaitable<void> handle_signals(relay_context& ctx, asio::signal_set& signals, std::list<listening>& listeners,
-                                     asio::steady_timer& watcher) {
+                                     asio::steady_timer& watcher, control_server& control) {
     bool shutting_down = false;
     for (;;) {
         auto [ec, sig] = co_await signals.async_wait(with_error);
@@ -218,7 +225,7 @@ asio::awaitable<void> handle_signals(relay_context& ctx, asio::signal_set& signa
         }
         shutting_down = true;
         spdlog::info("signal {}: shutting down", sig);
-        asio::co_spawn(ctx.io, shut_down(ctx, listeners, watcher), asio::detached);
+        asio::co_spawn(ctx.io, shut_down(ctx, listeners, watcher, control), asio::detached);
     }
 }
 
@@ -291,7 +298,12 @@ int serve(const std::filesystem::path& config_file) {
             spdlog::info("device_network[{}]: {}", i, describe(cfg.device_networks[i]));
 
         asio::co_spawn(io, watch_policy(ctx, watcher), asio::detached);
-        asio::co_spawn(io, handle_signals(ctx, signals, listeners, watcher), asio::detached);
+        // `subrelay queue` and `subrelay oauth status` talk to the delivery here.
+        control_server control(delivery_io, cfg.spool.dir, [&delivery](boost::json::object request) {
+            return delivery.control(std::move(request));
+        });
+        control.start();
+        asio::co_spawn(io, handle_signals(ctx, signals, listeners, watcher, control), asio::detached);
 
         shutdown_order order(io, delivery_io, blocking);
         delivery.start();

@@ -2,7 +2,11 @@
 upstream mailbox is probed and recovered from, and that waiting for a rate
 slot locks nothing. Each test accounts for every message it sent."""
 import datetime
+import json
+import os
 import re
+import socket
+import stat
 import time
 
 import harness
@@ -109,13 +113,15 @@ class LaneRecoveryTest(SchedulerCase):
         the queue (its bounce waits for the same upstream)."""
         relay = self.stack(start_upstream=False, queue={"max_lifetime_seconds": 3})
         self.send("expiring")
-        harness.wait_for(lambda: b"status=expired" in relay.log(), timeout=60,
-                         what="the message to expire during the outage")
-        harness.wait_for(lambda: len(relay.queued_ids()) == 1, what="only the bounce left")
+        harness.wait_for(lambda: len(relay.queued_ids()) == 1, what="the message queued")
+        [original] = relay.queued_ids()
+        harness.wait_for(lambda: b"bounce to <%s>" % SCANNER_ID.encode() in relay.log(), timeout=60,
+                         what="the message to expire and bounce during the outage")
+        self.assertIn(b"status=expired", relay.log())
         [bounce] = relay.queued_ids()
+        self.assertNotEqual(bounce, original, "the original left the queue")
         head, _ = relay.queued_message(bounce)
         self.assertIn(SCANNER_ID, head, "the bounce goes to the sender")
-        self.assertIn(b"bounce to <%s>" % SCANNER_ID.encode(), relay.log())
 
 
 class RateWaitTest(SchedulerCase):
@@ -133,3 +139,51 @@ class RateWaitTest(SchedulerCase):
         self.assertNotIn("being delivered", out + err)
         self.assertEqual(relay.queued_ids(), [])
         self.assertEqual(len(self.upstream.messages()), 2)
+
+
+class ControlSocketTest(SchedulerCase):
+    def test_queue_commands_go_through_the_running_relay(self):
+        """While the relay runs it alone writes queue state: `subrelay queue`
+        asks it over SPOOL/control.sock (owner only, one JSON object per line),
+        and it changes the files under the message's lock."""
+        relay = self.stack(upstream_kwargs={"tempfail_rcpt": ["later@example.org"]},
+                           upstream={"retry_initial_seconds": 300, "retry_max_seconds": 600})
+        self.send("held by the relay", rcpt="later@example.org")
+        harness.wait_for(lambda: relay.state_files(), what="the first attempt recorded")
+        [qid] = relay.queued_ids()
+        sock = os.path.join(relay.spool_dir, "control.sock")
+        self.assertTrue(stat.S_ISSOCK(os.stat(sock).st_mode))
+        self.assertEqual(stat.S_IMODE(os.stat(sock).st_mode), 0o600)
+
+        code, out, err = self.queue_cli("hold", qid)
+        self.assertEqual((code, out), (0, qid + ": held\n"), err)
+        self.assertIn(("queue hold %s: %s: held" % (qid, qid)).encode(), relay.log(), "the relay made the change")
+        code, out, _ = self.queue_cli("list", "--json")
+        [row] = json.loads(out)
+        self.assertEqual((row["held"], row["next"]), (True, "held"))
+
+        # The protocol itself: a line in, a line out.
+        # (The test's spool path is longer than a socket address may be: reach
+        # the socket through a descriptor of its directory, as the CLI does.)
+        dir_fd = os.open(relay.spool_dir, os.O_PATH | os.O_DIRECTORY)
+        self.addCleanup(os.close, dir_fd)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(15)
+            s.connect("/proc/self/fd/%d/control.sock" % dir_fd)
+            f = s.makefile("rwb")
+            f.write(b'{"verb": "status"}\n{"verb": "no-such-verb"}\nnot json\n')
+            f.flush()
+            status = json.loads(f.readline())
+            self.assertTrue(status["ok"])
+            self.assertEqual(status["messages"][qid]["status"], "waiting")
+            self.assertEqual(json.loads(f.readline()), {"ok": False, "error": "unknown verb 'no-such-verb'"})
+            self.assertFalse(json.loads(f.readline())["ok"])
+
+        code, out, err = self.queue_cli("release", qid)
+        self.assertEqual((code, out), (0, qid + ": released\n"), err)
+        harness.wait_for(lambda: self.upstream.counters()["rcpt_tempfailed"] >= 2, what="released means tried now")
+        self.assertEqual(relay.stop(), 0)
+        self.assertFalse(os.path.exists(sock), "the socket goes with the relay")
+        # No relay: the command works on the files, under the lock.
+        code, out, err = self.queue_cli("hold", qid)
+        self.assertEqual((code, out), (0, qid + ": held\n"), err)

@@ -12,6 +12,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <boost/json.hpp>
 #include <gtest/gtest.h>
 
 #include "relay/queue.hpp"
@@ -63,15 +64,15 @@ protected:
         delivery_->start();
         run();
     }
-    // Lets the relay notice a jump of the clock, as `subrelay queue retry` does.
+    // Moves the clock on; the delivery looks at its due times again.
     void jump(std::int64_t seconds) {
         now_ += seconds;
-        wake_relay(spool_->dir());
+        delivery_->clock_changed();
         run();
     }
     void run() {
         io_.restart();
-        io_.run_for(std::chrono::milliseconds(1500));  // the wake file is polled every second
+        io_.run_for(std::chrono::milliseconds(1000));
     }
     queue_state state(const std::string& id) {
         auto s = state_store(spool_->dir()).load(id);
@@ -167,6 +168,54 @@ TEST_F(delivery_clock, one_delay_notice_after_the_warning_time) {
     for (const auto& other : spool_->list())
         if (other != id && spool_->load(other).envelope.sender.empty()) ++notices;
     EXPECT_EQ(notices, 1u);
+}
+
+// The control socket's verbs, as the daemon runs them.
+class delivery_control : public delivery_clock {
+protected:
+    boost::json::object ask(boost::json::object request) {
+        std::optional<boost::json::object> reply;
+        asio::co_spawn(io_, delivery_->control(std::move(request)),
+                       [&reply](std::exception_ptr, boost::json::object r) { reply = std::move(r); });
+        run();
+        EXPECT_TRUE(reply) << "no answer";
+        return reply.value_or(boost::json::object{});
+    }
+    std::string text_of(const boost::json::object& reply) {
+        return std::string(reply.at("results").as_array().at(0).at("text").as_string());
+    }
+};
+
+TEST_F(delivery_control, hold_stops_the_retries_and_release_sends_at_once) {
+    const std::string id = submit();
+    start();
+    ASSERT_EQ(state(id).attempts, 1u);
+    EXPECT_EQ(text_of(ask({{"verb", "hold"}, {"ids", boost::json::array{boost::json::string(id)}}})), id + ": held");
+    EXPECT_TRUE(state(id).held);
+    jump(3600);
+    EXPECT_EQ(state(id).attempts, 1u) << "a held message is not tried";
+    EXPECT_EQ(text_of(ask({{"verb", "release"}, {"ids", boost::json::array{boost::json::string(id)}}})),
+              id + ": released");
+    EXPECT_FALSE(state(id).held);
+    EXPECT_EQ(state(id).attempts, 2u) << "released means tried now";
+    const auto status = ask({{"verb", "status"}});
+    EXPECT_EQ(status.at("messages").at(id).at("status").as_string(), "waiting");
+}
+
+TEST_F(delivery_control, retry_tries_at_once_and_delete_forgets) {
+    const std::string id = submit();
+    start();
+    ASSERT_EQ(state(id).attempts, 1u);
+    EXPECT_EQ(text_of(ask({{"verb", "retry"}, {"ids", boost::json::array{boost::json::string(id)}}})),
+              id + ": retry requested");
+    EXPECT_EQ(state(id).attempts, 2u);
+    EXPECT_EQ(text_of(ask({{"verb", "delete"}, {"ids", boost::json::array{boost::json::string(id)}}})),
+              id + ": deleted");
+    EXPECT_TRUE(spool_->list().empty());
+    EXPECT_FALSE(ask({{"verb", "status"}}).at("messages").as_object().contains(id));
+    const auto unknown = ask({{"verb", "delete"}, {"ids", boost::json::array{boost::json::string(id)}}});
+    EXPECT_FALSE(unknown.at("results").as_array().at(0).at("ok").as_bool());
+    EXPECT_FALSE(ask({{"verb", "frobnicate"}}).at("ok").as_bool());
 }
 
 }  // namespace

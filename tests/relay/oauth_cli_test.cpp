@@ -3,12 +3,15 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
+#include "fake_relay.hpp"
 #include "relay/cli.hpp"
+#include "relay/control.hpp"
 #include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
@@ -56,7 +59,7 @@ provider = "google"
 service_account_file = "service-account.json"
 mailboxes = ["alice@example.com", "bob@example.com"]
 )";
-        status_file_ = subrelay::relay::oauth_status_path(dir_ / "var" / "spool");
+        spool_dir_ = dir_ / "var" / "spool";
     }
     void TearDown() override {
         std::error_code ec;
@@ -75,14 +78,17 @@ mailboxes = ["alice@example.com", "bob@example.com"]
         return {status, out.str(), err.str()};
     }
 
-    void write_status(const json::object& doc) {
-        fs::create_directories(status_file_.parent_path());
-        std::ofstream(status_file_) << json::serialize(doc) << '\n';
+    // A running relay that reports `status` for its token sources.
+    void relay_reports(json::value status) {
+        relay_.emplace(spool_dir_, [status](const json::object&) {
+            return json::object{{"ok", true}, {"status", status}};
+        });
     }
 
     fs::path dir_;
     std::string config_;
-    fs::path status_file_;
+    fs::path spool_dir_;
+    std::optional<subrelay::test_support::fake_relay> relay_;
 };
 
 TEST_F(oauth_cli, usage_errors) {
@@ -152,10 +158,10 @@ TEST_F(oauth_cli, login_checks_the_token_directory_before_signing_in) {
     EXPECT_EQ(r.out, "") << "no sign-in may start when the token cannot be stored";
 }
 
-TEST_F(oauth_cli, status_without_status_file_lists_the_profiles) {
+TEST_F(oauth_cli, status_without_a_running_relay_lists_the_profiles) {
     const auto r = run({"status"});
     ASSERT_EQ(r.status, 0) << r.err;
-    EXPECT_TRUE(contains(r.out, "the relay has not written a status yet (is it running?)")) << r.out;
+    EXPECT_TRUE(contains(r.out, "no status from the relay: it does not answer on")) << r.out;
     const auto def = r.out.find("profile default\n");
     const auto del = r.out.find("profile delegated\n");
     const auto gm = r.out.find("profile gmail\n");
@@ -174,7 +180,7 @@ TEST_F(oauth_cli, status_without_status_file_lists_the_profiles) {
     const json::object doc = json::parse(j.out).as_object();
     EXPECT_FALSE(doc.at("status_present").as_bool());
     EXPECT_TRUE(doc.at("status_written_at").is_null());
-    EXPECT_TRUE(contains(std::string(doc.at("status_note").as_string()), "has not written a status yet"));
+    EXPECT_TRUE(contains(std::string(doc.at("status_note").as_string()), "(is it running?)"));
     const json::array& profiles = doc.at("profiles").as_array();
     ASSERT_EQ(profiles.size(), 3u);
     EXPECT_EQ(profiles[0].at("profile").as_string(), "default");
@@ -242,13 +248,13 @@ TEST_F(oauth_cli, status_reads_the_relay_status_file) {
                                       {"fetches", 2},
                                       {"last_error", "HTTP 401: unauthorized_client"},
                                       {"hint", "allow domain-wide delegation"}});
-    write_status(json::object{{"written_at", now - 5}, {"sources", std::move(sources)}});
+    relay_reports(json::object{{"written_at", now - 5}, {"sources", std::move(sources)}});
 
     const auto r = run({"status"});
     ASSERT_EQ(r.status, 0) << r.err;
     const std::string& out = r.out;
-    EXPECT_FALSE(contains(out, "has not written a status yet")) << out;
-    EXPECT_TRUE(contains(out, "relay status written 5 s ago")) << out;
+    EXPECT_FALSE(contains(out, "no status from the relay")) << out;
+    EXPECT_TRUE(contains(out, "relay status as of 5 s ago")) << out;
     EXPECT_TRUE(contains(out, "obtained 12 min ago")) << out;
     EXPECT_TRUE(contains(out, "(in 48 min)")) << out;
     EXPECT_TRUE(contains(out, "requests:      3\n")) << out;
@@ -273,7 +279,7 @@ TEST_F(oauth_cli, status_reads_the_relay_status_file) {
     const json::object doc = json::parse(j.out).as_object();
     EXPECT_TRUE(doc.at("status_present").as_bool());
     EXPECT_EQ(doc.at("status_written_at").as_int64(), now - 5);
-    EXPECT_EQ(doc.at("status_file").as_string(), status_file_.string());
+    EXPECT_EQ(doc.at("control_socket").as_string(), subrelay::relay::control_socket_path(spool_dir_).string());
     const json::array& profiles = doc.at("profiles").as_array();
     ASSERT_EQ(profiles.size(), 3u);
 
@@ -308,13 +314,12 @@ TEST_F(oauth_cli, status_reads_the_relay_status_file) {
     EXPECT_TRUE(gmail_sources[1].at("age_seconds").is_null());
 }
 
-TEST_F(oauth_cli, status_survives_a_damaged_status_file) {
-    fs::create_directories(status_file_.parent_path());
-    std::ofstream(status_file_) << "{\"written_at\": 12, \"sources\": [";
+TEST_F(oauth_cli, status_survives_a_relay_answer_without_a_status) {
+    relay_reports(json::string("{\"written_at\": 12, \"sources\": ["));
     const auto r = run({"status"});
     ASSERT_EQ(r.status, 0) << r.err;
-    EXPECT_TRUE(contains(r.out, "the relay has not written a status yet (is it running?)")) << r.out;
-    EXPECT_TRUE(contains(r.out, "not a JSON object")) << r.out;
+    EXPECT_TRUE(contains(r.out, "no status from the relay")) << r.out;
+    EXPECT_TRUE(contains(r.out, "the relay's answer holds no status")) << r.out;
     EXPECT_TRUE(contains(r.out, "profile default\n")) << r.out;
     const auto j = run({"status", "--json"});
     ASSERT_EQ(j.status, 0) << j.err;

@@ -5,11 +5,13 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
+#include "fake_relay.hpp"
 #include "relay/cli.hpp"
 #include "relay/queue.hpp"
 #include "relay/spool.hpp"
@@ -253,10 +255,10 @@ TEST_F(queue_cli, hold_and_release_change_the_state) {
     auto r = run({"release", id});
     ASSERT_EQ(r.status, 0) << r.err;
     EXPECT_EQ(r.out, id + ": released\n");
+    // Released means delivered now.
     s.held = false;
+    s.next_attempt = 0;
     EXPECT_EQ(*state(id), s);
-    // Releasing tells the relay to look.
-    EXPECT_TRUE(fs::exists(subrelay::relay::wake_path(spool_dir_)));
     EXPECT_EQ(run({"release", id}).out, id + ": not held\n");
 }
 
@@ -271,7 +273,6 @@ TEST_F(queue_cli, retry_clears_the_wait_but_not_the_hold) {
     ASSERT_EQ(r.status, 0) << r.err;
     EXPECT_EQ(state(a)->next_attempt, 0);
     EXPECT_EQ(state(a)->attempts, 2u);
-    EXPECT_TRUE(fs::exists(subrelay::relay::wake_path(spool_dir_)));
 
     auto all = run({"retry", "--all"});
     ASSERT_EQ(all.status, 0) << all.err;
@@ -280,16 +281,65 @@ TEST_F(queue_cli, retry_clears_the_wait_but_not_the_hold) {
     EXPECT_NE(all.out.find("queue release " + b), std::string::npos) << all.out;
 }
 
-TEST_F(queue_cli, retry_touches_the_wake_file) {
+TEST_F(queue_cli, retry_of_a_message_without_state_writes_none) {
     const std::string id = store({"a@example.com"});
-    subrelay::relay::wake_relay(spool_dir_);
-    const fs::path wake = subrelay::relay::wake_path(spool_dir_);
-    const auto old_time = fs::last_write_time(wake) - std::chrono::hours(1);
-    fs::last_write_time(wake, old_time);
     ASSERT_EQ(run({"retry", id}).status, 0);
-    EXPECT_GT(fs::last_write_time(wake), old_time);
-    // A message without state needs none to be retried.
     EXPECT_FALSE(state(id));
+}
+
+TEST_F(queue_cli, with_a_running_relay_changes_are_asked_of_it) {
+    // While the relay runs it alone writes queue state: the command asks it
+    // over the control socket and prints its answers; the files stay as they were.
+    const std::string a = store({"a@example.com"});
+    const queue_state before = throttled_state();
+    save(a, before);
+    std::vector<json::object> asked;
+    std::mutex m;
+    subrelay::test_support::fake_relay relay(spool_dir_, [&](const json::object& request) {
+        std::lock_guard lock(m);
+        asked.push_back(request);
+        if (request.at("verb").as_string() == "status") return json::object{{"ok", true}, {"messages", json::object{}}};
+        json::array results;
+        results.emplace_back(json::object{{"id", a}, {"ok", true}, {"text", a + ": held as soon as its current attempt ends"}});
+        return json::object{{"ok", true}, {"results", std::move(results)}};
+    });
+    auto r = run({"hold", a});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, a + ": held as soon as its current attempt ends\n");
+    EXPECT_EQ(*state(a), before);
+    std::lock_guard lock(m);
+    ASSERT_EQ(asked.size(), 2u);
+    EXPECT_EQ(asked[0].at("verb").as_string(), "status");
+    EXPECT_EQ(asked[1].at("verb").as_string(), "hold");
+    EXPECT_EQ(asked[1].at("ids").as_array(), (json::array{json::string(a)}));
+}
+
+TEST_F(queue_cli, list_shows_why_a_message_waits_for_its_upstream_mailbox) {
+    const std::string a = store({"a@example.com"});
+    subrelay::test_support::fake_relay relay(spool_dir_, [&](const json::object&) {
+        json::array lanes;
+        lanes.emplace_back(json::object{{"upstream_mailbox", "relay@contoso.com"},
+                                        {"available", false},
+                                        {"reason", "token request failed: AADSTS7000215 invalid_client"},
+                                        {"hint", "check oauth.client_secret_file"}});
+        return json::object{
+            {"ok", true},
+            {"messages", json::object{{a, json::object{{"status", "parked"}, {"upstream_mailbox", "relay@contoso.com"}}}}},
+            {"lanes", std::move(lanes)}};
+    });
+    auto r = run({"list"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("waiting: upstream mailbox relay@contoso.com unavailable: token request failed: AADSTS7000215"),
+              std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("hint: check oauth.client_secret_file"), std::string::npos) << r.out;
+    auto j = run({"list", "--json"});
+    ASSERT_EQ(j.status, 0) << j.err;
+    const json::value doc = json::parse(j.out);
+    const json::object& row = doc.as_array().at(0).as_object();
+    EXPECT_EQ(row.at("status").as_string(), "parked");
+    EXPECT_EQ(row.at("next").as_string(), "upstream");
+    EXPECT_EQ(row.at("hint").as_string(), "check oauth.client_secret_file");
 }
 
 TEST_F(queue_cli, delete_with_yes_removes_message_and_state) {
@@ -321,27 +371,23 @@ TEST_F(queue_cli, delete_without_a_terminal_needs_yes) {
     EXPECT_TRUE(fs::exists(message_file(id)));
 }
 
-TEST_F(queue_cli, a_message_being_delivered_is_not_changed) {
+TEST_F(queue_cli, a_locked_message_is_not_changed) {
     const std::string id = store({"a@example.com"});
     const queue_state before = throttled_state();
     save(id, before);
     auto lock = message_lock::try_lock(message_file(id));
     ASSERT_TRUE(lock);
-    for (const char* action : {"hold", "release"}) {
+    // No relay runs: another command holds it.
+    for (const char* action : {"hold", "release", "retry"}) {
         auto r = run({action, id});
         EXPECT_EQ(r.status, 1) << action;
-        EXPECT_NE(r.err.find(id + " is being delivered right now; try again in a moment"), std::string::npos)
+        EXPECT_NE(r.err.find(id + " is locked by another command; try again in a moment"), std::string::npos)
             << action << r.err;
     }
     auto d = run({"delete", id, "--yes"});
     EXPECT_EQ(d.status, 1);
-    EXPECT_NE(d.err.find("is being delivered right now"), std::string::npos) << d.err;
+    EXPECT_NE(d.err.find("is locked by another command"), std::string::npos) << d.err;
     EXPECT_TRUE(fs::exists(message_file(id)));
-    EXPECT_EQ(*state(id), before);
-    // Retrying a message that is being tried right now is already done.
-    auto r = run({"retry", id});
-    EXPECT_EQ(r.status, 0) << r.err;
-    EXPECT_NE(r.out.find("being delivered right now"), std::string::npos);
     EXPECT_EQ(*state(id), before);
 
     lock.reset();

@@ -331,17 +331,4 @@ TEST_F(message_lock_test, a_replaced_file_is_locked_by_its_new_inode) {
     EXPECT_TRUE(new_lock);
 }
 
-TEST_F(message_lock_test, wake_creates_then_touches_the_wake_file) {
-    const fs::path wake = subrelay::relay::wake_path(dir_);
-    EXPECT_EQ(wake, dir_ / "state" / ".wake");
-    EXPECT_FALSE(fs::exists(wake));
-    subrelay::relay::wake_relay(dir_);
-    ASSERT_TRUE(fs::exists(wake));
-    // Set the time far back, then wake again: the mtime moves forward.
-    const auto old_time = fs::last_write_time(wake) - std::chrono::hours(24);
-    fs::last_write_time(wake, old_time);
-    subrelay::relay::wake_relay(dir_);
-    EXPECT_GT(fs::last_write_time(wake), old_time);
-}
-
 }  // namespace
