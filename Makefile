@@ -3,8 +3,9 @@
 JOBS ?= $(shell nproc)
 RELEASE_DIR ?= build/release
 TEST_DIR ?= build/test
+TSAN_DIR ?= build/tsan
 
-.PHONY: all deps build demo test test-build clean
+.PHONY: all deps build demo test test-build test-tsan tsan-build clean
 
 all: build
 
@@ -28,6 +29,16 @@ test-build: deps
 
 test: test-build
 	cd $(TEST_DIR) && ctest --output-on-failure --timeout 900
+
+# The same tests built with ThreadSanitizer: a data race stops the process
+# that has it (a unit test binary, or the relay, whose log the integration
+# tests check).
+tsan-build: deps
+	cmake -S . -B $(TSAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DSUBRELAY_TSAN=ON -DSUBRELAY_WARNINGS_AS_ERRORS=ON
+	cmake --build $(TSAN_DIR) -j$(JOBS)
+
+test-tsan: tsan-build
+	cd $(TSAN_DIR) && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ctest --output-on-failure --timeout 900
 
 clean:
 	rm -rf build

@@ -16,6 +16,9 @@ add_library(subrelay::sanitizers ALIAS subrelay_sanitizers)
 if(SUBRELAY_SANITIZERS)
   target_compile_options(subrelay_sanitizers INTERFACE -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
   target_link_options(subrelay_sanitizers INTERFACE -fsanitize=address,undefined)
+elseif(SUBRELAY_TSAN)
+  target_compile_options(subrelay_sanitizers INTERFACE -fsanitize=thread -fno-omit-frame-pointer)
+  target_link_options(subrelay_sanitizers INTERFACE -fsanitize=thread)
 endif()
 
 # Common settings for one of the project's static libraries.

@@ -898,6 +898,16 @@ class IntegrationCase(unittest.TestCase):
         # its assertions passed; one still running must stop cleanly.
         problems = []
         for p in self._relay_processes:
+            # A sanitizer's report (a race under ThreadSanitizer, a memory
+            # error under AddressSanitizer) fails the test wherever it came.
+            try:
+                with open(p.log_path, "rb") as f:
+                    logged = f.read()
+            except OSError:
+                logged = b""
+            for sanitizer in (b"ThreadSanitizer", b"AddressSanitizer", b"runtime error:"):
+                if sanitizer in logged:
+                    problems.append("subrelay (pid %d) logged a %s report" % (p.pid, sanitizer.decode()))
             if p.exit_expected:
                 continue
             if not p.running():
