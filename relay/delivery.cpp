@@ -15,7 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "relay/blocking.hpp"
-#include "relay/durable_file.hpp"
+#include "relay/spool/durable_file.hpp"
 #include "relay/oauth_cli.hpp"
 #include "relay/tls.hpp"
 #include "relay/upstream.hpp"
