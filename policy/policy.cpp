@@ -3,15 +3,15 @@
 #include <algorithm>
 #include <array>
 
-#include "conf/toml_reader.hpp"
+#include "conf/toml_reader/toml_reader.hpp"
 #include "smtp/address.hpp"
 
 namespace subrelay::policy {
 
 namespace {
 
-using conf::detail::problem;
-using conf::detail::table_reader;
+using toml_reader::problem;
+using toml_reader::table_reader;
 
 // crypt(3) method prefixes accepted for password_hash: yescrypt, bcrypt,
 // SHA-512, SHA-256, scrypt, gost-yescrypt.
@@ -82,10 +82,10 @@ void read_strings(table_reader& r, std::string_view key, std::vector<std::string
     if (arr == nullptr) return;
     for (std::size_t i = 0; i < arr->size(); ++i) {
         const auto& element = *arr->get(i);
-        const auto k = conf::detail::index_key(r.path(key), i);
+        const auto k = toml_reader::index_key(r.path(key), i);
         const auto* s = element.as_string();
         if (s == nullptr) {
-            problems.push_back({k, conf::detail::type_mismatch("a string", element)});
+            problems.push_back({k, toml_reader::type_mismatch("a string", element)});
         } else if (auto wrong = problem_of(std::string_view(s->get())); !wrong.empty()) {
             problems.push_back({k, quote(s->get()) + " " + wrong});
         } else {
@@ -173,15 +173,15 @@ void read_tables(table_reader& r, std::string_view key, std::vector<T>& out, std
     if (node == nullptr) return;
     const auto* arr = node->as_array();
     if (arr == nullptr) {
-        r.error(key, conf::detail::type_mismatch("an array of tables ([[" + std::string(key) + "]])", *node));
+        r.error(key, toml_reader::type_mismatch("an array of tables ([[" + std::string(key) + "]])", *node));
         return;
     }
     for (std::size_t i = 0; i < arr->size(); ++i) {
         const auto& element = *arr->get(i);
-        const auto prefix = conf::detail::index_key(key, i);
+        const auto prefix = toml_reader::index_key(key, i);
         const auto* t = element.as_table();
         if (t == nullptr) {
-            problems.push_back({prefix, conf::detail::type_mismatch("a table", element)});
+            problems.push_back({prefix, toml_reader::type_mismatch("a table", element)});
             continue;
         }
         T value;
@@ -214,7 +214,7 @@ std::string load_error::to_string() const {
 load_result load_text(std::string_view text, const std::filesystem::path& file) {
     load_result result;
     std::string syntax_error;
-    const auto root = conf::detail::parse_document(text, file, syntax_error);
+    const auto root = toml_reader::parse_document(text, file, syntax_error);
     if (!root) {
         result.errors.push_back({file, "", std::move(syntax_error)});
         return result;
@@ -249,9 +249,9 @@ load_result load_text(std::string_view text, const std::filesystem::path& file) 
         if (policies[i].name.empty()) continue;
         for (std::size_t j = 0; j < i; ++j) {
             if (smtp::iequals(policies[j].name, policies[i].name)) {
-                problems.push_back({conf::detail::index_key("authentication_policy", policy_at[i]) + ".name",
+                problems.push_back({toml_reader::index_key("authentication_policy", policy_at[i]) + ".name",
                                     quote(policies[i].name) + " is already used by " +
-                                        conf::detail::index_key("authentication_policy", policy_at[j])});
+                                        toml_reader::index_key("authentication_policy", policy_at[j])});
                 break;
             }
         }
@@ -266,13 +266,13 @@ load_result load_text(std::string_view text, const std::filesystem::path& file) 
     }
     const auto& mailboxes = policy.mailboxes;
     for (std::size_t i = 0; i < mailboxes.size(); ++i) {
-        const auto prefix = conf::detail::index_key("mailbox", mailbox_at[i]);
+        const auto prefix = toml_reader::index_key("mailbox", mailbox_at[i]);
         const auto& m = mailboxes[i];
         if (!m.identity.empty()) {
             for (std::size_t j = 0; j < i; ++j) {
                 if (smtp::iequals(mailboxes[j].identity, m.identity)) {
                     problems.push_back({prefix + ".identity", quote(m.identity) + " is already used by " +
-                                                                  conf::detail::index_key("mailbox", mailbox_at[j])});
+                                                                  toml_reader::index_key("mailbox", mailbox_at[j])});
                     break;
                 }
             }
@@ -283,7 +283,7 @@ load_result load_text(std::string_view text, const std::filesystem::path& file) 
     }
     const auto& bindings = policy.bindings;
     for (std::size_t i = 0; i < bindings.size(); ++i) {
-        const auto prefix = conf::detail::index_key("binding", binding_at[i]);
+        const auto prefix = toml_reader::index_key("binding", binding_at[i]);
         const auto& b = bindings[i];
         if (!b.network_text.empty()) {
             std::string why;
@@ -293,7 +293,7 @@ load_result load_text(std::string_view text, const std::filesystem::path& file) 
                     network other;
                     if (network::parse(bindings[j].network_text, other, why) && other == n) {
                         problems.push_back({prefix + ".network", quote(b.network_text) + " is already used by " +
-                                                                     conf::detail::index_key("binding", binding_at[j])});
+                                                                     toml_reader::index_key("binding", binding_at[j])});
                         break;
                     }
                 }
@@ -313,7 +313,7 @@ load_result load_text(std::string_view text, const std::filesystem::path& file) 
 
 load_result load_file(const std::filesystem::path& file) {
     std::string read_error;
-    const auto text = conf::detail::read_file(file, read_error);
+    const auto text = toml_reader::read_file(file, read_error);
     if (!text) {
         load_result result;
         result.errors.push_back({file, "", std::move(read_error)});
