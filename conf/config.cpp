@@ -10,6 +10,7 @@
 
 #include "conf/toml_reader/toml_reader.hpp"
 #include "smtp/address.hpp"
+#include "smtp/text/ascii.hpp"
 
 namespace subrelay::conf {
 
@@ -448,7 +449,7 @@ private:
         for (const auto& p : cfg.oauth_profiles) {
             for (const auto& m : p.mailboxes) {
                 const auto other = std::find_if(seen.begin(), seen.end(),
-                                                [&](const auto& s) { return smtp::iequals(s.first, m); });
+                                                [&](const auto& s) { return text::iequals(s.first, m); });
                 if (other != seen.end()) {
                     add(toml_reader::join_key(toml_reader::join_key("oauth.profiles", p.name), "mailboxes"),
                         "\"" + m + "\" is already served by profile \"" + other->second + "\"");
@@ -480,7 +481,7 @@ private:
     void https_url(table_reader& r, std::string_view key, std::string& out) {
         if (!r.read(key, out) || out.empty()) return;
         const std::string_view url = out;
-        const bool https = url.size() > 8 && smtp::iequals(url.substr(0, 8), "https://") &&
+        const bool https = url.size() > 8 && text::iequals(url.substr(0, 8), "https://") &&
                            url.find_first_of(" \t\r\n") == std::string_view::npos;
         if (!https) r.error(key, "must be an https:// URL");
     }

@@ -5,6 +5,7 @@
 
 #include "conf/toml_reader/toml_reader.hpp"
 #include "smtp/address.hpp"
+#include "smtp/text/ascii.hpp"
 
 namespace subrelay::policy {
 
@@ -193,7 +194,7 @@ void read_tables(table_reader& r, std::string_view key, std::vector<T>& out, std
 
 const authentication_policy* find_policy(const std::vector<authentication_policy>& policies, std::string_view name) {
     for (const auto& p : policies) {
-        if (smtp::iequals(p.name, name)) return &p;
+        if (text::iequals(p.name, name)) return &p;
     }
     return nullptr;
 }
@@ -248,7 +249,7 @@ load_result load_text(std::string_view text, const std::filesystem::path& file) 
     for (std::size_t i = 0; i < policies.size(); ++i) {
         if (policies[i].name.empty()) continue;
         for (std::size_t j = 0; j < i; ++j) {
-            if (smtp::iequals(policies[j].name, policies[i].name)) {
+            if (text::iequals(policies[j].name, policies[i].name)) {
                 problems.push_back({toml_reader::index_key("authentication_policy", policy_at[i]) + ".name",
                                     quote(policies[i].name) + " is already used by " +
                                         toml_reader::index_key("authentication_policy", policy_at[j])});
@@ -270,7 +271,7 @@ load_result load_text(std::string_view text, const std::filesystem::path& file) 
         const auto& m = mailboxes[i];
         if (!m.identity.empty()) {
             for (std::size_t j = 0; j < i; ++j) {
-                if (smtp::iequals(mailboxes[j].identity, m.identity)) {
+                if (text::iequals(mailboxes[j].identity, m.identity)) {
                     problems.push_back({prefix + ".identity", quote(m.identity) + " is already used by " +
                                                                   toml_reader::index_key("mailbox", mailbox_at[j])});
                     break;
@@ -301,7 +302,7 @@ load_result load_text(std::string_view text, const std::filesystem::path& file) 
         }
         if (!b.identity.empty()) {
             const bool known = std::any_of(mailboxes.begin(), mailboxes.end(),
-                                           [&](const mailbox& m) { return smtp::iequals(m.identity, b.identity); });
+                                           [&](const mailbox& m) { return text::iequals(m.identity, b.identity); });
             if (!known) {
                 problems.push_back({prefix + ".identity", quote(b.identity) + " is not the identity of any [[mailbox]]"});
             }
@@ -324,12 +325,12 @@ load_result load_file(const std::filesystem::path& file) {
 
 engine::engine(policy_file p) : policy_(std::move(p)) {
     for (std::size_t i = 0; i < policy_.mailboxes.size(); ++i) {
-        index_.try_emplace(smtp::ascii_lower(policy_.mailboxes[i].identity), i);  // first one wins
+        index_.try_emplace(text::ascii_lower(policy_.mailboxes[i].identity), i);  // first one wins
     }
 }
 
 const mailbox* engine::find(std::string_view identity) const {
-    const auto it = index_.find(smtp::ascii_lower(identity));
+    const auto it = index_.find(text::ascii_lower(identity));
     return it == index_.end() ? nullptr : &policy_.mailboxes[it->second];
 }
 
@@ -445,9 +446,9 @@ namespace {
 bool sender_matches(std::string_view pattern, std::string_view address) {
     if (pattern.size() > 2 && pattern.substr(0, 2) == "*@") {
         const auto at = address.rfind('@');
-        return at != std::string_view::npos && at > 0 && smtp::iequals(address.substr(at + 1), pattern.substr(2));
+        return at != std::string_view::npos && at > 0 && text::iequals(address.substr(at + 1), pattern.substr(2));
     }
-    return smtp::iequals(address, pattern);
+    return text::iequals(address, pattern);
 }
 
 }  // namespace
@@ -459,7 +460,7 @@ std::optional<smtp::reply> engine::check_sender(std::string_view identity, std::
         return m->null_sender == null_sender_mode::rewrite ? std::nullopt
                                                            : std::optional(smtp::replies::send_as_denied());
     if (m->allowed_senders.empty()) {
-        if (smtp::iequals(address, m->identity)) return std::nullopt;
+        if (text::iequals(address, m->identity)) return std::nullopt;
         return smtp::replies::send_as_denied();
     }
     for (const auto& sender : m->allowed_senders) {
@@ -475,7 +476,7 @@ std::optional<smtp::reply> engine::check_recipient(std::string_view identity, st
     if (m->allowed_recipient_domains.empty()) return std::nullopt;
     if (!domain.empty()) {
         for (const auto& allowed : m->allowed_recipient_domains) {
-            if (smtp::iequals(domain, allowed)) return std::nullopt;
+            if (text::iequals(domain, allowed)) return std::nullopt;
         }
     }
     return replies::recipient_domain_not_allowed(domain);

@@ -1,12 +1,12 @@
 #include "smtp/dsn.hpp"
 
-#include "smtp/received.hpp"
-
-#include <array>
-#include <cstdio>
 #include <ctime>
 #include <random>
 #include <utility>
+
+#include "smtp/received.hpp"
+#include "smtp/text/ascii.hpp"
+#include "smtp/text/time.hpp"
 
 namespace subrelay::smtp {
 
@@ -20,19 +20,8 @@ constexpr std::size_t max_returned_headers = 128 * 1024; // the original's heade
 
 bool is_ctl(unsigned char c) { return c < 32 || c == 127; }
 
-char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (auto& c : out) c = ascii_lower(c);
-    return out;
-}
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
+using text::ascii_lower;
+using text::trim;
 
 // A value that goes into a header or a report field: one line of US-ASCII.
 // Runs of CR, LF and TAB become one space (so nothing can start a new
@@ -116,7 +105,7 @@ std::string fold(std::string_view prefix, std::string_view text, std::string_vie
     return out;
 }
 
-std::string utc_date(std::int64_t when) { return rfc5322_date(static_cast<std::time_t>(when), 0); }
+std::string utc_date(std::int64_t when) { return text::rfc5322_date(when, 0); }
 
 std::string random_hex(std::size_t digits) {
     static constexpr char hex[] = "0123456789ABCDEF";
@@ -296,13 +285,7 @@ std::string delivery_status(const dsn_request& r, const std::string& host) {
 }
 
 std::string generated_message_id(const dsn_request& r, const std::string& host) {
-    const std::time_t now = std::time(nullptr);
-    std::tm tm{};
-    gmtime_r(&now, &tm);
-    char stamp[32];
-    std::snprintf(stamp, sizeof stamp, "%04d%02d%02d%02d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                  tm.tm_hour, tm.tm_min, tm.tm_sec);
-    std::string left = stamp;
+    std::string left = text::utc_digits(std::time(nullptr));
     const std::string id = clean_token(r.original_id, "-_", 64);
     if (!id.empty()) left += "." + id;
     left += r.type == dsn_request::kind::delay ? ".delay." : ".bounce.";
@@ -390,7 +373,7 @@ std::vector<header_field> header_fields(std::string_view msg) {
         }
         const auto colon = line.find(':');
         if (colon == std::string_view::npos) break;
-        fields.push_back({lower(trim(line.substr(0, colon))), std::string(line.substr(colon + 1))});
+        fields.push_back({ascii_lower(trim(line.substr(0, colon))), std::string(line.substr(colon + 1))});
     }
     return fields;
 }
@@ -453,17 +436,18 @@ bool auto_submitted(std::string_view value) {
     std::string_view token = trim(v);
     const auto end = token.find_first_of("; \t");
     if (end != std::string_view::npos) token = token.substr(0, end);
-    return lower(token) != "no";
+    return ascii_lower(token) != "no";
 }
 
 bool delivery_status_report(std::string_view value) {
     const auto parts = split_params(strip_comments(value));
-    if (lower(trim(parts[0])) != "multipart/report") return false;
+    if (ascii_lower(trim(parts[0])) != "multipart/report") return false;
     for (std::size_t i = 1; i < parts.size(); ++i) {
         const std::string_view p = parts[i];
         const auto eq = p.find('=');
         if (eq == std::string_view::npos) continue;
-        if (lower(trim(p.substr(0, eq))) == "report-type" && lower(trim(p.substr(eq + 1))) == "delivery-status")
+        if (ascii_lower(trim(p.substr(0, eq))) == "report-type" &&
+            ascii_lower(trim(p.substr(eq + 1))) == "delivery-status")
             return true;
     }
     return false;

@@ -22,8 +22,4 @@ std::string received_header(const received_info& info);
 // RFC 5322 date-time for "now" in local time, e.g. "Sat, 28 Nov 2026 12:00:00 +0000".
 std::string rfc5322_date_now();
 
-// RFC 5322 date-time of `when` shown at `utc_offset_seconds` east of UTC,
-// e.g. rfc5322_date(0, 3600) == "Thu, 01 Jan 1970 01:00:00 +0100".
-std::string rfc5322_date(std::time_t when, long utc_offset_seconds);
-
 }  // namespace subrelay::smtp

@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include "smtp/text/ascii.hpp"
+
 namespace subrelay::smtp {
 namespace {
 
@@ -15,16 +17,8 @@ namespace {
 
 using fields = std::vector<std::pair<std::string, std::string>>;  // lower-case name, unfolded trimmed value
 
-std::string lower(std::string s) {
-    for (auto& c : s) c = static_cast<char>((c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c);
-    return s;
-}
-
-std::string trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return std::string(s);
-}
+std::string lower(std::string_view s) { return text::ascii_lower(s); }
+std::string trim(std::string_view s) { return std::string(text::trim(s)); }
 
 // Parses CRLF header lines (folded allowed) into fields; returns the rest
 // after the empty line in `body`.

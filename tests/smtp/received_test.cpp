@@ -46,13 +46,6 @@ TEST(received, control_characters_cannot_inject_headers) {
     EXPECT_EQ(h.find('\n'), h.find("\r\n") + 1);
 }
 
-TEST(received, rfc5322_date) {
-    EXPECT_EQ(rfc5322_date(0, 0), "Thu, 01 Jan 1970 00:00:00 +0000");
-    EXPECT_EQ(rfc5322_date(0, 3600), "Thu, 01 Jan 1970 01:00:00 +0100");
-    EXPECT_EQ(rfc5322_date(0, -(5 * 3600 + 30 * 60)), "Wed, 31 Dec 1969 18:30:00 -0530");
-    EXPECT_EQ(rfc5322_date(1795867200, 0), "Sat, 28 Nov 2026 12:00:00 +0000");
-}
-
 TEST(received, rfc5322_date_now_shape) {
     const std::regex shape(R"([A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} [+-]\d{4})");
     EXPECT_TRUE(std::regex_match(rfc5322_date_now(), shape)) << rfc5322_date_now();
