@@ -17,6 +17,7 @@
 #include "relay/blocking.hpp"
 #include "relay/spool/durable_file.hpp"
 #include "relay/oauth_cli.hpp"
+#include "relay/system_clock.hpp"
 #include "relay/tls.hpp"
 #include "relay/upstream.hpp"
 #include "smtp/address.hpp"
@@ -459,7 +460,7 @@ asio::awaitable<delivery::attempt_result> delivery::attempt(lane& l, upstream_co
             notice.retry_until = env.received_at + settings.lifetime.count();
             const spool_envelope nenv = notice_envelope(env, now);
             auto store_notice = [this, &notice, &nenv, &id, &w] {
-                std::string nid = spool_.store(nenv, smtp::build_dsn(notice));
+                std::string nid = spool_.store(nenv, smtp::build_dsn(notice, system_wall_clock(), system_random()));
                 w.st.delay_warned = true;
                 states_.save(id, w.st);
                 return nid;
@@ -594,7 +595,7 @@ asio::awaitable<delivery::attempt_result> delivery::attempt(lane& l, upstream_co
                 smtp::dsn_request notice = notice_for(cfg_, id, w.msg, smtp::dsn_request::kind::failure);
                 for (const auto& f : w.st.failed)
                     notice.recipients.push_back({f.address, status_of(f.reply, "5.0.0"), f.reply, cfg_.upstream.host});
-                bounce_id = spool_.store(notice_envelope(e, now), smtp::build_dsn(notice));
+                bounce_id = spool_.store(notice_envelope(e, now), smtp::build_dsn(notice, system_wall_clock(), system_random()));
             }
         }
         spool_.remove(id);

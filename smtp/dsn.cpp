@@ -1,10 +1,7 @@
 #include "smtp/dsn.hpp"
 
-#include <ctime>
-#include <random>
 #include <utility>
 
-#include "smtp/received.hpp"
 #include "smtp/text/ascii.hpp"
 #include "smtp/text/time.hpp"
 
@@ -107,13 +104,11 @@ std::string fold(std::string_view prefix, std::string_view text, std::string_vie
 
 std::string utc_date(std::int64_t when) { return text::rfc5322_date(when, 0); }
 
-std::string random_hex(std::size_t digits) {
+std::string random_hex(std::size_t digits, random_source& random) {
     static constexpr char hex[] = "0123456789ABCDEF";
-    std::random_device rd;
-    std::mt19937_64 gen((static_cast<std::uint64_t>(rd()) << 32) ^ rd());
     std::string out;
     while (out.size() < digits) {
-        auto v = gen();
+        auto v = random.next();
         for (int i = 0; i < 16 && out.size() < digits; ++i, v >>= 4) out += hex[v & 0xF];
     }
     return out;
@@ -284,12 +279,13 @@ std::string delivery_status(const dsn_request& r, const std::string& host) {
     return d;
 }
 
-std::string generated_message_id(const dsn_request& r, const std::string& host) {
-    std::string left = text::utc_digits(std::time(nullptr));
+std::string generated_message_id(const dsn_request& r, const std::string& host, const wall_time& now,
+                                 random_source& random) {
+    std::string left = text::utc_digits(now.unix_seconds);
     const std::string id = clean_token(r.original_id, "-_", 64);
     if (!id.empty()) left += "." + id;
     left += r.type == dsn_request::kind::delay ? ".delay." : ".bounce.";
-    left += random_hex(8);
+    left += random_hex(8, random);
     std::string right = clean_token(host, ".-");
     if (right.empty()) right = "localhost";
     return "<" + left + "@" + right + ">";
@@ -297,7 +293,8 @@ std::string generated_message_id(const dsn_request& r, const std::string& host) 
 
 }  // namespace
 
-std::string build_dsn(const dsn_request& r) {
+std::string build_dsn(const dsn_request& r, const clock& wall_clock, random_source& random) {
+    const wall_time now = wall_clock.now();
     const bool delay = r.type == dsn_request::kind::delay;
     std::string host = clean_host(r.reporting_mta);
     if (host.empty()) host = "localhost";
@@ -314,15 +311,15 @@ std::string build_dsn(const dsn_request& r) {
         return r.original_message.find(b) != std::string::npos || part1.find(b) != std::string::npos ||
                part2.find(b) != std::string::npos || part3.find(b) != std::string::npos;
     };
-    while (collides(boundary)) boundary = "----=_subrelay_dsn_" + random_hex(32);
+    while (collides(boundary)) boundary = "----=_subrelay_dsn_" + random_hex(32, random);
 
     std::string postmaster = clean_address(r.postmaster);
     if (postmaster.empty()) postmaster = "MAILER-DAEMON@" + host;
     std::string date = clean(r.date, 200);
-    if (date.empty()) date = rfc5322_date_now();
+    if (date.empty()) date = text::rfc5322_date(now.unix_seconds, now.utc_offset_seconds);
     std::string message_id = clean(r.message_id, max_value);
     std::erase(message_id, ' ');
-    if (message_id.empty()) message_id = generated_message_id(r, host);
+    if (message_id.empty()) message_id = generated_message_id(r, host, now, random);
 
     std::string m;
     m += fold("From: ", "\"Mail Delivery System\" <" + postmaster + ">");

@@ -1,7 +1,5 @@
 #include "smtp/received.hpp"
 
-#include <ctime>
-
 #include "smtp/text/time.hpp"
 
 namespace subrelay::smtp {
@@ -38,11 +36,9 @@ std::string received_header(const received_info& info) {
     return out;
 }
 
-std::string rfc5322_date_now() {
-    const std::time_t now = std::time(nullptr);
-    std::tm local{};
-    localtime_r(&now, &local);
-    return text::rfc5322_date(now, local.tm_gmtoff);
+std::string rfc5322_date_now(const clock& wall_clock) {
+    const wall_time now = wall_clock.now();
+    return text::rfc5322_date(now.unix_seconds, now.utc_offset_seconds);
 }
 
 }  // namespace subrelay::smtp
