@@ -12,7 +12,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -20,6 +19,9 @@
 #include <vector>
 
 #include <boost/json.hpp>
+
+#include "smtp/text/ascii.hpp"
+#include "smtp/text/base64.hpp"
 
 namespace subrelay::auth {
 namespace {
@@ -148,7 +150,7 @@ std::int64_t epoch_seconds(std::chrono::system_clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
 }
 
-std::string encode_json(const json::object& o) { return base64url(json::serialize(o)); }
+std::string encode_json(const json::object& o) { return text::base64url_encode(json::serialize(o)); }
 
 std::string_view alg_name(jwt_alg alg) { return alg == jwt_alg::ps256 ? "PS256" : "RS256"; }
 
@@ -181,48 +183,13 @@ std::string json_string(const json::object& o, std::string_view key, std::string
 
 }  // namespace
 
-// ---- base64url and alg -----------------------------------------------------
-
-std::string base64url(std::string_view bytes) {
-    static constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    std::string out;
-    out.reserve((bytes.size() * 4 + 2) / 3);
-    std::size_t i = 0;
-    for (; i + 3 <= bytes.size(); i += 3) {
-        const auto n = (static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i])) << 16) |
-                       (static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i + 1])) << 8) |
-                       static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i + 2]));
-        out.push_back(alphabet[(n >> 18) & 0x3f]);
-        out.push_back(alphabet[(n >> 12) & 0x3f]);
-        out.push_back(alphabet[(n >> 6) & 0x3f]);
-        out.push_back(alphabet[n & 0x3f]);
-    }
-    const std::size_t rest = bytes.size() - i;
-    if (rest > 0) {
-        auto n = static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i])) << 16;
-        if (rest == 2) {
-            n |= static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i + 1])) << 8;
-        }
-        out.push_back(alphabet[(n >> 18) & 0x3f]);
-        out.push_back(alphabet[(n >> 12) & 0x3f]);
-        if (rest == 2) {
-            out.push_back(alphabet[(n >> 6) & 0x3f]);
-        }
-    }
-    return out;
-}
+// ---- alg -------------------------------------------------------------------
 
 jwt_alg parse_jwt_alg(std::string_view name) {
-    const auto equals = [name](std::string_view expected) {
-        return name.size() == expected.size() &&
-               std::equal(name.begin(), name.end(), expected.begin(), [](char a, char b) {
-                   return std::toupper(static_cast<unsigned char>(a)) == static_cast<unsigned char>(b);
-               });
-    };
-    if (equals("PS256")) {
+    if (text::iequals(name, "PS256")) {
         return jwt_alg::ps256;
     }
-    if (equals("RS256")) {
+    if (text::iequals(name, "RS256")) {
         return jwt_alg::rs256;
     }
     throw jwt_error("unsupported JWT algorithm '" + std::string(name) + "' (expected PS256 or RS256)");
@@ -291,8 +258,8 @@ void signing_key::set_certificate_pem(std::string_view cert_pem, std::string_vie
         fail(what, "certificate does not match the private key");
     }
     const auto der = certificate_der(cert.get(), what);
-    impl_->x5t_s256 = base64url(digest(EVP_sha256(), der.data(), der.size()));
-    impl_->x5t = base64url(digest(EVP_sha1(), der.data(), der.size()));
+    impl_->x5t_s256 = text::base64url_encode(digest(EVP_sha256(), der.data(), der.size()));
+    impl_->x5t = text::base64url_encode(digest(EVP_sha1(), der.data(), der.size()));
 }
 
 const std::string& signing_key::x5t_s256() const { return impl_->x5t_s256; }
@@ -336,7 +303,7 @@ std::string signing_key::sign(std::string_view header_b64, std::string_view payl
     }
 
     token.push_back('.');
-    token += base64url({reinterpret_cast<const char*>(signature.data()), length});
+    token += text::base64url_encode({reinterpret_cast<const char*>(signature.data()), length});
     return token;
 }
 

@@ -30,9 +30,6 @@ enum class jwt_alg { ps256, rs256 };
 // naming the accepted values.
 jwt_alg parse_jwt_alg(std::string_view name);
 
-// base64url without padding (RFC 7515 section 2).
-std::string base64url(std::string_view bytes);
-
 // A private key and, for Microsoft, the certificate whose thumbprint the
 // header names. Loaded once; signing is thread-safe (a fresh context each time).
 class signing_key {

@@ -27,6 +27,7 @@
 #include "auth/grant.hpp"
 #include "auth/https_client.hpp"
 #include "auth/oauth_error.hpp"
+#include "smtp/text/ascii.hpp"
 
 namespace subrelay::auth {
 namespace {
@@ -145,12 +146,6 @@ std::optional<std::int64_t> parse_expires_in(const json::value& v) {
     return std::nullopt;
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-           });
-}
-
 // One client-credentials request. Updates nothing; throws token_error.
 asio::awaitable<std::pair<access_token, clock_type::time_point>> request_token(std::shared_ptr<provider_state> s) {
     const auto started = s->now();
@@ -191,7 +186,7 @@ asio::awaitable<std::pair<access_token, clock_type::time_point>> request_token(s
         fail(*s, "HTTP 200 without access_token", oauth_failure::retryable);
     }
     if (auto it = o->find("token_type"); it != o->end()) {
-        if (!it->value().is_string() || !iequals(it->value().get_string(), "Bearer")) {
+        if (!it->value().is_string() || !text::iequals(it->value().get_string(), "Bearer")) {
             fail(*s, "unsupported token_type (expected Bearer)", oauth_failure::configuration);
         }
     }

@@ -8,15 +8,16 @@
 #include <charconv>
 #include <optional>
 
-#include "conf/toml_reader.hpp"
+#include "conf/toml_reader/toml_reader.hpp"
 #include "smtp/address.hpp"
+#include "smtp/text/ascii.hpp"
 
 namespace subrelay::conf {
 
 namespace {
 
-using detail::problem;
-using detail::table_reader;
+using toml_reader::problem;
+using toml_reader::table_reader;
 
 std::string machine_hostname() {
     std::array<char, 256> buf{};
@@ -123,10 +124,10 @@ private:
         std::vector<listen_address> values;
         for (std::size_t i = 0; i < arr->size(); ++i) {
             const auto& element = *arr->get(i);
-            const auto element_key = detail::index_key(r.path(key), i);
+            const auto element_key = toml_reader::index_key(r.path(key), i);
             const auto* s = element.as_string();
             if (s == nullptr) {
-                add(element_key, detail::type_mismatch("a string", element));
+                add(element_key, toml_reader::type_mismatch("a string", element));
                 continue;
             }
             listen_address a;
@@ -178,7 +179,7 @@ private:
                 if (list[i].port == 0) continue;
                 auto text = list[i].to_string();
                 if (std::find(seen.begin(), seen.end(), text) != seen.end()) {
-                    add(detail::index_key(detail::join_key("server", key), i), "\"" + text + "\" is listed more than once");
+                    add(toml_reader::index_key(toml_reader::join_key("server", key), i), "\"" + text + "\" is listed more than once");
                 } else {
                     seen.push_back(std::move(text));
                 }
@@ -192,10 +193,10 @@ private:
         const auto* arr = root.array("device_network");
         if (arr == nullptr) return;
         for (std::size_t i = 0; i < arr->size(); ++i) {
-            const auto key = detail::index_key("device_network", i);
+            const auto key = toml_reader::index_key("device_network", i);
             const auto* t = arr->get(i)->as_table();
             if (t == nullptr) {
-                add(key, detail::type_mismatch("a table", *arr->get(i)));
+                add(key, toml_reader::type_mismatch("a table", *arr->get(i)));
                 continue;
             }
             out.push_back(device_network_entry(*t, key));
@@ -209,9 +210,9 @@ private:
                     if (out[i].listeners != out[j].listeners ||
                         std::find(earlier.begin(), earlier.end(), out[i].networks[n]) == earlier.end())
                         continue;
-                    add(detail::index_key(detail::index_key("device_network", i) + ".networks", n),
+                    add(toml_reader::index_key(toml_reader::index_key("device_network", i) + ".networks", n),
                         "\"" + out[i].networks[n].to_string() + "\" is already in " +
-                            detail::index_key("device_network", j));
+                            toml_reader::index_key("device_network", j));
                 }
             }
         }
@@ -229,7 +230,7 @@ private:
                 if (network::parse(texts[n], net, why)) {
                     d.networks.push_back(net);
                 } else {
-                    add(detail::index_key(r.path("networks"), n), "\"" + texts[n] + "\" " + why);
+                    add(toml_reader::index_key(r.path("networks"), n), "\"" + texts[n] + "\" " + why);
                 }
             }
         } else if (!r.has("networks")) {
@@ -238,7 +239,7 @@ private:
         if (r.read("listeners", d.listeners)) {
             for (std::size_t n = 0; n < d.listeners.size(); ++n) {
                 if (valid_listener_name(d.listeners[n])) continue;
-                add(detail::index_key(r.path("listeners"), n),
+                add(toml_reader::index_key(r.path("listeners"), n),
                     "\"" + d.listeners[n] +
                         "\" is not a listener (\"submission\", \"submissions\" or a listen address \"host:port\")");
             }
@@ -281,7 +282,7 @@ private:
         }
         const auto* arr = node->as_array();
         if (arr == nullptr) {
-            r.error(key, detail::type_mismatch("a string or an array of strings", *node));
+            r.error(key, toml_reader::type_mismatch("a string or an array of strings", *node));
             return std::nullopt;
         }
         if (arr->empty()) {
@@ -291,10 +292,10 @@ private:
         bool ok = true;
         for (std::size_t i = 0; i < arr->size(); ++i) {
             const auto& element = *arr->get(i);
-            const auto element_key = detail::index_key(r.path(key), i);
+            const auto element_key = toml_reader::index_key(r.path(key), i);
             const auto* s = element.as_string();
             if (s == nullptr) {
-                add(element_key, detail::type_mismatch("a string", element));
+                add(element_key, toml_reader::type_mismatch("a string", element));
                 ok = false;
             } else if (s->get().empty()) {
                 add(element_key, "must not be empty");
@@ -424,10 +425,10 @@ private:
         if (const auto* profiles = r.table("profiles")) {
             for (const auto& [key, node] : *profiles) {
                 const std::string name(key.str());
-                const std::string prefix = detail::join_key("oauth.profiles", name);
+                const std::string prefix = toml_reader::join_key("oauth.profiles", name);
                 const auto* table = node.as_table();
                 if (table == nullptr) {
-                    add(prefix, detail::type_mismatch("a table", node));
+                    add(prefix, toml_reader::type_mismatch("a table", node));
                     continue;
                 }
                 if (name == "default") {
@@ -448,9 +449,9 @@ private:
         for (const auto& p : cfg.oauth_profiles) {
             for (const auto& m : p.mailboxes) {
                 const auto other = std::find_if(seen.begin(), seen.end(),
-                                                [&](const auto& s) { return smtp::iequals(s.first, m); });
+                                                [&](const auto& s) { return text::iequals(s.first, m); });
                 if (other != seen.end()) {
-                    add(detail::join_key(detail::join_key("oauth.profiles", p.name), "mailboxes"),
+                    add(toml_reader::join_key(toml_reader::join_key("oauth.profiles", p.name), "mailboxes"),
                         "\"" + m + "\" is already served by profile \"" + other->second + "\"");
                 } else {
                     seen.emplace_back(m, p.name);
@@ -480,7 +481,7 @@ private:
     void https_url(table_reader& r, std::string_view key, std::string& out) {
         if (!r.read(key, out) || out.empty()) return;
         const std::string_view url = out;
-        const bool https = url.size() > 8 && smtp::iequals(url.substr(0, 8), "https://") &&
+        const bool https = url.size() > 8 && text::iequals(url.substr(0, 8), "https://") &&
                            url.find_first_of(" \t\r\n") == std::string_view::npos;
         if (!https) r.error(key, "must be an https:// URL");
     }
@@ -686,7 +687,7 @@ parse_result parse_text(std::string_view text, const std::filesystem::path& file
     parse_result result;
     result.cfg.source = file;
     std::string syntax_error;
-    const auto root = detail::parse_document(text, file, syntax_error);
+    const auto root = toml_reader::parse_document(text, file, syntax_error);
     if (!root) {
         result.errors.push_back({file, "", std::move(syntax_error)});
         return result;
@@ -700,7 +701,7 @@ parse_result parse_text(std::string_view text, const std::filesystem::path& file
 
 parse_result parse_file(const std::filesystem::path& file) {
     std::string read_error;
-    const auto text = detail::read_file(file, read_error);
+    const auto text = toml_reader::read_file(file, read_error);
     if (!text) {
         parse_result result;
         result.cfg.source = file;

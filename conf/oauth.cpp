@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "conf/config.hpp"
-#include "smtp/address.hpp"
+#include "smtp/text/ascii.hpp"
 
 namespace subrelay::conf {
 
@@ -65,7 +65,7 @@ oauth_defaults derive_oauth_defaults(oauth_provider provider, oauth_cloud cloud,
 const oauth_config& config::profile_for_mailbox(std::string_view mailbox) const {
     for (const auto& p : oauth_profiles) {
         const bool listed = std::any_of(p.mailboxes.begin(), p.mailboxes.end(),
-                                        [&](const std::string& m) { return smtp::iequals(m, mailbox); });
+                                        [&](const std::string& m) { return text::iequals(m, mailbox); });
         if (listed) return p;
     }
     return oauth;

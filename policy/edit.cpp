@@ -7,46 +7,16 @@
 
 #include <cerrno>
 #include <cstring>
+#include <stdexcept>
+
+#include "relay/spool/durable_file.hpp"
 
 namespace subrelay::policy {
 
 namespace {
 
-// A file descriptor closed on scope exit.
-class descriptor {
-public:
-    explicit descriptor(int fd) : fd_(fd) {}
-    descriptor(const descriptor&) = delete;
-    descriptor& operator=(const descriptor&) = delete;
-    ~descriptor() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    [[nodiscard]] int get() const { return fd_; }
-    // Closes now, reporting the error (close after write can fail).
-    bool close() {
-        const int fd = fd_;
-        fd_ = -1;
-        return ::close(fd) == 0;
-    }
-
-private:
-    int fd_;
-};
-
 std::string system_error(const std::filesystem::path& file, std::string_view what, int err) {
     return file.string() + ": " + std::string(what) + ": " + std::strerror(err);
-}
-
-bool write_all(int fd, std::string_view data) {
-    while (!data.empty()) {
-        const auto n = ::write(fd, data.data(), data.size());
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return false;
-        }
-        data.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return true;
 }
 
 // Writes `text` to a temporary file next to `file`, syncs it, renames it
@@ -54,25 +24,13 @@ bool write_all(int fd, std::string_view data) {
 std::string replace_file(const std::filesystem::path& file, const std::string& text, mode_t mode) {
     const auto dir = file.has_parent_path() ? file.parent_path() : std::filesystem::path(".");
     const auto tmp = dir / (file.filename().string() + ".tmp." + std::to_string(::getpid()));
-    descriptor out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode));
-    if (out.get() < 0) return system_error(tmp, "cannot create", errno);
-    const auto fail = [&](std::string_view what) {
-        const int err = errno;
-        ::unlink(tmp.c_str());
-        return system_error(tmp, what, err);
-    };
-    // The umask must not narrow (or widen) the mode of the policy file.
-    if (::fchmod(out.get(), mode) != 0) return fail("cannot set mode");
-    if (!write_all(out.get(), text)) return fail("cannot write");
-    if (::fsync(out.get()) != 0) return fail("cannot sync");
-    if (!out.close()) return fail("cannot close");
-    if (::rename(tmp.c_str(), file.c_str()) != 0) {
-        const int err = errno;
-        ::unlink(tmp.c_str());
-        return system_error(file, "cannot replace", err);
+    try {
+        // The umask must not narrow (or widen) the mode of the policy file.
+        relay::write_file_atomically(file, tmp, {text}, mode, relay::existing_tmp::replace,
+                                     relay::file_mode::exact);
+    } catch (const std::runtime_error& e) {
+        return e.what();
     }
-    descriptor d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (d.get() < 0 || ::fsync(d.get()) != 0) return system_error(dir, "cannot sync directory", errno);
     return {};
 }
 
@@ -88,7 +46,7 @@ edit_result edit_file(const std::filesystem::path& file, const policy_change& ch
     // The sidecar lock file outlives every edit: deleting it would let two
     // editors lock two different files.
     const auto lock_path = std::filesystem::path(file.string() + ".lock");
-    descriptor lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+    const relay::fd_guard lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
     if (lock.get() < 0) {
         result.errors.push_back(system_error(lock_path, "cannot open lock file", errno));
         return result;

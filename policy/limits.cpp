@@ -1,6 +1,6 @@
 #include "policy/limits.hpp"
 
-#include "smtp/address.hpp"
+#include "smtp/text/ascii.hpp"
 
 namespace subrelay::policy {
 
@@ -13,7 +13,7 @@ constexpr auto recipient_window = std::chrono::hours(24);
 
 limiter::limiter(clock_fn now) : now_(std::move(now)) {}
 
-limiter::counters& limiter::get(std::string_view identity) { return by_identity_[smtp::ascii_lower(identity)]; }
+limiter::counters& limiter::get(std::string_view identity) { return by_identity_[text::ascii_lower(identity)]; }
 
 void limiter::expire(counters& c, std::chrono::steady_clock::time_point now) {
     // An event leaves the window when it is a full window old.
@@ -28,7 +28,7 @@ std::optional<smtp::reply> limiter::check_message(std::string_view identity, con
     if (l.max_messages_per_minute == 0) return std::nullopt;
     const auto now = now_();
     std::lock_guard lock(mutex_);
-    const auto it = by_identity_.find(smtp::ascii_lower(identity));
+    const auto it = by_identity_.find(text::ascii_lower(identity));
     if (it == by_identity_.end()) return std::nullopt;
     expire(it->second, now);
     if (it->second.messages.size() >= l.max_messages_per_minute) return replies::message_rate_exceeded();
@@ -44,7 +44,7 @@ std::optional<smtp::reply> limiter::check_recipient(std::string_view identity, c
     const auto now = now_();
     std::lock_guard lock(mutex_);
     std::size_t recorded = 0;
-    if (const auto it = by_identity_.find(smtp::ascii_lower(identity)); it != by_identity_.end()) {
+    if (const auto it = by_identity_.find(text::ascii_lower(identity)); it != by_identity_.end()) {
         expire(it->second, now);
         recorded = it->second.recipients_total;
     }

@@ -3,15 +3,16 @@
 #include <algorithm>
 #include <array>
 
-#include "conf/toml_reader.hpp"
+#include "conf/toml_reader/toml_reader.hpp"
 #include "smtp/address.hpp"
+#include "smtp/text/ascii.hpp"
 
 namespace subrelay::policy {
 
 namespace {
 
-using conf::detail::problem;
-using conf::detail::table_reader;
+using toml_reader::problem;
+using toml_reader::table_reader;
 
 // crypt(3) method prefixes accepted for password_hash: yescrypt, bcrypt,
 // SHA-512, SHA-256, scrypt, gost-yescrypt.
@@ -82,10 +83,10 @@ void read_strings(table_reader& r, std::string_view key, std::vector<std::string
     if (arr == nullptr) return;
     for (std::size_t i = 0; i < arr->size(); ++i) {
         const auto& element = *arr->get(i);
-        const auto k = conf::detail::index_key(r.path(key), i);
+        const auto k = toml_reader::index_key(r.path(key), i);
         const auto* s = element.as_string();
         if (s == nullptr) {
-            problems.push_back({k, conf::detail::type_mismatch("a string", element)});
+            problems.push_back({k, toml_reader::type_mismatch("a string", element)});
         } else if (auto wrong = problem_of(std::string_view(s->get())); !wrong.empty()) {
             problems.push_back({k, quote(s->get()) + " " + wrong});
         } else {
@@ -173,15 +174,15 @@ void read_tables(table_reader& r, std::string_view key, std::vector<T>& out, std
     if (node == nullptr) return;
     const auto* arr = node->as_array();
     if (arr == nullptr) {
-        r.error(key, conf::detail::type_mismatch("an array of tables ([[" + std::string(key) + "]])", *node));
+        r.error(key, toml_reader::type_mismatch("an array of tables ([[" + std::string(key) + "]])", *node));
         return;
     }
     for (std::size_t i = 0; i < arr->size(); ++i) {
         const auto& element = *arr->get(i);
-        const auto prefix = conf::detail::index_key(key, i);
+        const auto prefix = toml_reader::index_key(key, i);
         const auto* t = element.as_table();
         if (t == nullptr) {
-            problems.push_back({prefix, conf::detail::type_mismatch("a table", element)});
+            problems.push_back({prefix, toml_reader::type_mismatch("a table", element)});
             continue;
         }
         T value;
@@ -193,7 +194,7 @@ void read_tables(table_reader& r, std::string_view key, std::vector<T>& out, std
 
 const authentication_policy* find_policy(const std::vector<authentication_policy>& policies, std::string_view name) {
     for (const auto& p : policies) {
-        if (smtp::iequals(p.name, name)) return &p;
+        if (text::iequals(p.name, name)) return &p;
     }
     return nullptr;
 }
@@ -214,7 +215,7 @@ std::string load_error::to_string() const {
 load_result load_text(std::string_view text, const std::filesystem::path& file) {
     load_result result;
     std::string syntax_error;
-    const auto root = conf::detail::parse_document(text, file, syntax_error);
+    const auto root = toml_reader::parse_document(text, file, syntax_error);
     if (!root) {
         result.errors.push_back({file, "", std::move(syntax_error)});
         return result;
@@ -248,10 +249,10 @@ load_result load_text(std::string_view text, const std::filesystem::path& file) 
     for (std::size_t i = 0; i < policies.size(); ++i) {
         if (policies[i].name.empty()) continue;
         for (std::size_t j = 0; j < i; ++j) {
-            if (smtp::iequals(policies[j].name, policies[i].name)) {
-                problems.push_back({conf::detail::index_key("authentication_policy", policy_at[i]) + ".name",
+            if (text::iequals(policies[j].name, policies[i].name)) {
+                problems.push_back({toml_reader::index_key("authentication_policy", policy_at[i]) + ".name",
                                     quote(policies[i].name) + " is already used by " +
-                                        conf::detail::index_key("authentication_policy", policy_at[j])});
+                                        toml_reader::index_key("authentication_policy", policy_at[j])});
                 break;
             }
         }
@@ -266,13 +267,13 @@ load_result load_text(std::string_view text, const std::filesystem::path& file) 
     }
     const auto& mailboxes = policy.mailboxes;
     for (std::size_t i = 0; i < mailboxes.size(); ++i) {
-        const auto prefix = conf::detail::index_key("mailbox", mailbox_at[i]);
+        const auto prefix = toml_reader::index_key("mailbox", mailbox_at[i]);
         const auto& m = mailboxes[i];
         if (!m.identity.empty()) {
             for (std::size_t j = 0; j < i; ++j) {
-                if (smtp::iequals(mailboxes[j].identity, m.identity)) {
+                if (text::iequals(mailboxes[j].identity, m.identity)) {
                     problems.push_back({prefix + ".identity", quote(m.identity) + " is already used by " +
-                                                                  conf::detail::index_key("mailbox", mailbox_at[j])});
+                                                                  toml_reader::index_key("mailbox", mailbox_at[j])});
                     break;
                 }
             }
@@ -283,7 +284,7 @@ load_result load_text(std::string_view text, const std::filesystem::path& file) 
     }
     const auto& bindings = policy.bindings;
     for (std::size_t i = 0; i < bindings.size(); ++i) {
-        const auto prefix = conf::detail::index_key("binding", binding_at[i]);
+        const auto prefix = toml_reader::index_key("binding", binding_at[i]);
         const auto& b = bindings[i];
         if (!b.network_text.empty()) {
             std::string why;
@@ -293,7 +294,7 @@ load_result load_text(std::string_view text, const std::filesystem::path& file) 
                     network other;
                     if (network::parse(bindings[j].network_text, other, why) && other == n) {
                         problems.push_back({prefix + ".network", quote(b.network_text) + " is already used by " +
-                                                                     conf::detail::index_key("binding", binding_at[j])});
+                                                                     toml_reader::index_key("binding", binding_at[j])});
                         break;
                     }
                 }
@@ -301,7 +302,7 @@ load_result load_text(std::string_view text, const std::filesystem::path& file) 
         }
         if (!b.identity.empty()) {
             const bool known = std::any_of(mailboxes.begin(), mailboxes.end(),
-                                           [&](const mailbox& m) { return smtp::iequals(m.identity, b.identity); });
+                                           [&](const mailbox& m) { return text::iequals(m.identity, b.identity); });
             if (!known) {
                 problems.push_back({prefix + ".identity", quote(b.identity) + " is not the identity of any [[mailbox]]"});
             }
@@ -313,7 +314,7 @@ load_result load_text(std::string_view text, const std::filesystem::path& file) 
 
 load_result load_file(const std::filesystem::path& file) {
     std::string read_error;
-    const auto text = conf::detail::read_file(file, read_error);
+    const auto text = toml_reader::read_file(file, read_error);
     if (!text) {
         load_result result;
         result.errors.push_back({file, "", std::move(read_error)});
@@ -324,12 +325,12 @@ load_result load_file(const std::filesystem::path& file) {
 
 engine::engine(policy_file p) : policy_(std::move(p)) {
     for (std::size_t i = 0; i < policy_.mailboxes.size(); ++i) {
-        index_.try_emplace(smtp::ascii_lower(policy_.mailboxes[i].identity), i);  // first one wins
+        index_.try_emplace(text::ascii_lower(policy_.mailboxes[i].identity), i);  // first one wins
     }
 }
 
 const mailbox* engine::find(std::string_view identity) const {
-    const auto it = index_.find(smtp::ascii_lower(identity));
+    const auto it = index_.find(text::ascii_lower(identity));
     return it == index_.end() ? nullptr : &policy_.mailboxes[it->second];
 }
 
@@ -445,9 +446,9 @@ namespace {
 bool sender_matches(std::string_view pattern, std::string_view address) {
     if (pattern.size() > 2 && pattern.substr(0, 2) == "*@") {
         const auto at = address.rfind('@');
-        return at != std::string_view::npos && at > 0 && smtp::iequals(address.substr(at + 1), pattern.substr(2));
+        return at != std::string_view::npos && at > 0 && text::iequals(address.substr(at + 1), pattern.substr(2));
     }
-    return smtp::iequals(address, pattern);
+    return text::iequals(address, pattern);
 }
 
 }  // namespace
@@ -459,7 +460,7 @@ std::optional<smtp::reply> engine::check_sender(std::string_view identity, std::
         return m->null_sender == null_sender_mode::rewrite ? std::nullopt
                                                            : std::optional(smtp::replies::send_as_denied());
     if (m->allowed_senders.empty()) {
-        if (smtp::iequals(address, m->identity)) return std::nullopt;
+        if (text::iequals(address, m->identity)) return std::nullopt;
         return smtp::replies::send_as_denied();
     }
     for (const auto& sender : m->allowed_senders) {
@@ -475,7 +476,7 @@ std::optional<smtp::reply> engine::check_recipient(std::string_view identity, st
     if (m->allowed_recipient_domains.empty()) return std::nullopt;
     if (!domain.empty()) {
         for (const auto& allowed : m->allowed_recipient_domains) {
-            if (smtp::iequals(domain, allowed)) return std::nullopt;
+            if (text::iequals(domain, allowed)) return std::nullopt;
         }
     }
     return replies::recipient_domain_not_allowed(domain);

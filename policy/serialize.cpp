@@ -4,14 +4,14 @@
 // the lines it is about.
 #include <string>
 
-#include "conf/toml_reader.hpp"
+#include "conf/toml_reader/toml_reader.hpp"
 #include "policy/policy.hpp"
 
 namespace subrelay::policy {
 
 namespace {
 
-using conf::detail::toml_string;
+using toml_reader::toml_string;
 
 std::string toml_array(const std::vector<std::string>& values) {
     std::string out = "[";

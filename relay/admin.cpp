@@ -14,6 +14,7 @@
 #include "policy/edit.hpp"
 #include "policy/policy.hpp"
 #include "smtp/address.hpp"
+#include "smtp/text/ascii.hpp"
 
 namespace subrelay::relay::admin {
 
@@ -129,7 +130,7 @@ void print_json(context& c, const json::value& v) { c.out << json::serialize(v) 
 
 template <class T>
 T* find_by(std::vector<T>& items, std::string_view key, std::string T::*field) {
-    auto it = std::find_if(items.begin(), items.end(), [&](const T& x) { return smtp::iequals(x.*field, key); });
+    auto it = std::find_if(items.begin(), items.end(), [&](const T& x) { return text::iequals(x.*field, key); });
     return it == items.end() ? nullptr : &*it;
 }
 
@@ -281,7 +282,7 @@ bool read_result_size(context& c, std::size_t& size) {
     size = default_result_size;
     if (!c.has(o_result_size)) return true;
     const auto text = c.text(o_result_size);
-    if (smtp::iequals(text, "unlimited")) {
+    if (text::iequals(text, "unlimited")) {
         size = 0;
         return true;
     }
@@ -358,10 +359,9 @@ bool read_identities(context& c, const std::string& file, std::vector<std::strin
         source = &stream;
     }
     for (std::string line; std::getline(*source, line);) {
-        auto first = line.find_first_not_of(" \t\r");
-        if (first == std::string::npos || line[first] == '#') continue;
-        auto last = line.find_last_not_of(" \t\r");
-        out.push_back(line.substr(first, last - first + 1));
+        const auto identity = text::trim(line, " \t\r");
+        if (identity.empty() || identity.front() == '#') continue;
+        out.emplace_back(identity);
     }
     if (source->bad()) {
         c.fail() << "cannot read '" << file << "'\n";
@@ -490,9 +490,9 @@ std::string apply_account_settings(const context& c, policy::policy_file& p, pol
         m.max_recipients_per_message = c.nullable_count(o_max_recipients_per_message);
     if (c.has(o_null_sender)) {
         const auto mode = c.text(o_null_sender);
-        if (smtp::iequals(mode, "rewrite")) {
+        if (text::iequals(mode, "rewrite")) {
             m.null_sender = policy::null_sender_mode::rewrite;
-        } else if (smtp::iequals(mode, "refuse")) {
+        } else if (text::iequals(mode, "refuse")) {
             m.null_sender = policy::null_sender_mode::refuse;
         } else {
             return "NullSender must be rewrite or refuse, not '" + mode + "'.";
@@ -585,10 +585,10 @@ int remove_relayaccount(context& c) {
         c,
         [&](policy::policy_file& p) -> std::string {
             auto it = std::find_if(p.mailboxes.begin(), p.mailboxes.end(),
-                                   [&](const policy::mailbox& m) { return smtp::iequals(m.identity, identity); });
+                                   [&](const policy::mailbox& m) { return text::iequals(m.identity, identity); });
             if (it == p.mailboxes.end()) return not_found(identity);
             for (const auto& b : p.bindings) {
-                if (smtp::iequals(b.identity, identity)) {
+                if (text::iequals(b.identity, identity)) {
                     return "'" + it->identity + "' is used by the relay binding for " + b.network_text +
                            "; remove it first (subrelay remove-relaybinding -Network " + b.network_text + ")";
                 }
@@ -700,16 +700,16 @@ int remove_authenticationpolicy(context& c) {
         [&](policy::policy_file& p) -> std::string {
             auto it =
                 std::find_if(p.authentication_policies.begin(), p.authentication_policies.end(),
-                             [&](const policy::authentication_policy& ap) { return smtp::iequals(ap.name, name); });
+                             [&](const policy::authentication_policy& ap) { return text::iequals(ap.name, name); });
             if (it == p.authentication_policies.end()) return not_found(name);
-            if (smtp::iequals(p.org.default_authentication_policy, it->name)) {
+            if (text::iequals(p.org.default_authentication_policy, it->name)) {
                 return "The authentication policy '" + it->name +
                        "' is the organization's default; clear it first "
                        "(subrelay set-organizationconfig -DefaultAuthenticationPolicy '$null')";
             }
             std::vector<std::string> users;
             for (const auto& m : p.mailboxes) {
-                if (smtp::iequals(m.authentication_policy, it->name)) users.push_back(m.identity);
+                if (text::iequals(m.authentication_policy, it->name)) users.push_back(m.identity);
             }
             if (!users.empty()) {
                 std::string list;
@@ -733,7 +733,7 @@ int get_authenticationpolicy(context& c) {
         for (const auto* ap : selected) {
             a.push_back(json::object{{"Name", ap->name},
                                      {"AllowBasicAuthSmtp", ap->allow_basic_auth_smtp},
-                                     {"IsDefault", smtp::iequals(ap->name, p->org.default_authentication_policy)}});
+                                     {"IsDefault", text::iequals(ap->name, p->org.default_authentication_policy)}});
         }
         print_json(c, a);
         return 0;
@@ -743,7 +743,7 @@ int get_authenticationpolicy(context& c) {
         format_list(
             c.out, {{"Name", selected[i]->name},
                     {"AllowBasicAuthSmtp", true_false(selected[i]->allow_basic_auth_smtp)},
-                    {"IsDefault", true_false(smtp::iequals(selected[i]->name, p->org.default_authentication_policy))}});
+                    {"IsDefault", true_false(text::iequals(selected[i]->name, p->org.default_authentication_policy))}});
     }
     return 0;
 }

@@ -7,7 +7,7 @@
 #include <stdexcept>
 
 #include "relay/admin.hpp"
-#include "smtp/address.hpp"
+#include "smtp/text/ascii.hpp"
 
 namespace subrelay::relay::admin {
 
@@ -23,13 +23,8 @@ bool is_option_token(std::string_view a) {
     return a[1] == '-' && a.size() > 2 && is_alpha(a[2]);
 }
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n'))
-        s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
-        s.remove_suffix(1);
-    return s;
-}
+// Values may come from files and from shells: CR and LF are blanks too.
+std::string_view trim(std::string_view s) { return text::trim(s, " \t\r\n"); }
 
 const char* missing_boolean_hint(bool nullable) {
     return nullable ? " needs a value: $true, $false or $null (quote it: '$false', or write false)"
@@ -75,12 +70,8 @@ std::string check_value(const std::string& spelled, value_kind kind, const std::
 
 std::string normalise_option(std::string_view name) {
     while (!name.empty() && name.front() == '-') name.remove_prefix(1);
-    std::string out;
-    out.reserve(name.size());
-    for (char c : name) {
-        if (c == '-' || c == '_') continue;
-        out.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
-    }
+    std::string out = text::ascii_lower(name);
+    std::erase_if(out, [](char c) { return c == '-' || c == '_'; });
     return out;
 }
 
@@ -138,7 +129,7 @@ std::string parse_options(const std::vector<std::string>& args, const std::vecto
 }
 
 std::optional<std::optional<bool>> parse_boolean(std::string_view text) {
-    std::string t = smtp::ascii_lower(trim(text));
+    std::string t = text::ascii_lower(trim(text));
     if (!t.empty() && t.front() == '$') t.erase(0, 1);
     std::optional<std::optional<bool>> out;
     if (t == "true") {
@@ -153,7 +144,7 @@ std::optional<std::optional<bool>> parse_boolean(std::string_view text) {
 
 std::optional<std::uint32_t> parse_count(std::string_view text) {
     text = trim(text);
-    if (smtp::iequals(text, "unlimited")) return 0u;
+    if (text::iequals(text, "unlimited")) return 0u;
     std::uint32_t n = 0;
     const char* end = text.data() + text.size();
     auto [p, ec] = std::from_chars(text.data(), end, n);
@@ -200,7 +191,7 @@ bool parse_filter(std::string_view text, cas_filter& out, std::string& why) {
         why = "the filter is empty; " + expected;
         return false;
     }
-    if (!smtp::iequals(words[0], "SmtpClientAuthenticationDisabled")) {
+    if (!text::iequals(words[0], "SmtpClientAuthenticationDisabled")) {
         why = "cannot filter on '" + std::string(words[0]) + "'; " + expected;
         return false;
     }
@@ -208,9 +199,9 @@ bool parse_filter(std::string_view text, cas_filter& out, std::string& why) {
         why = expected;
         return false;
     }
-    if (smtp::iequals(words[1], "-eq")) {
+    if (text::iequals(words[1], "-eq")) {
         out.equal = true;
-    } else if (smtp::iequals(words[1], "-ne")) {
+    } else if (text::iequals(words[1], "-ne")) {
         out.equal = false;
     } else {
         why = "unsupported operator '" + std::string(words[1]) + "'; " + expected;

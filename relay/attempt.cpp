@@ -1,22 +1,14 @@
 #include "relay/attempt.hpp"
 
 #include <algorithm>
-#include <ctime>
+
+#include "smtp/text/time.hpp"
 
 namespace subrelay::relay {
 
 namespace {
 
 constexpr std::size_t history_lines = 20;
-
-std::string utc_stamp(std::int64_t t) {
-    std::time_t tt = static_cast<std::time_t>(t);
-    std::tm tm{};
-    gmtime_r(&tt, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
 
 bool contains(const std::vector<std::string>& v, const std::string& s) {
     return std::find(v.begin(), v.end(), s) != v.end();
@@ -42,7 +34,7 @@ void note_attempt(queue_state& st, std::int64_t now, const std::string& reply, c
     st.last_reply = reply;
     if (!upstream_reply.empty()) st.last_upstream_reply = upstream_reply;
     st.hint = hint;
-    st.history.push_back(utc_stamp(now) + " attempt " + std::to_string(st.attempts) + ": " + reply);
+    st.history.push_back(text::iso8601_utc(now) + " attempt " + std::to_string(st.attempts) + ": " + reply);
     if (st.history.size() > history_lines)
         st.history.erase(st.history.begin(), st.history.end() - static_cast<std::ptrdiff_t>(history_lines));
 }

@@ -35,7 +35,11 @@ auto run_blocking(boost::asio::thread_pool& pool, const F& f) -> boost::asio::aw
                     } catch (...) {
                         error = std::current_exception();
                     }
-                    asio::post(ex, [handler = std::move(handler), error]() mutable { std::move(handler)(error); });
+                    // Moved, not copied: the exception is then released on the
+                    // caller's thread alone (the pool keeps no reference to it).
+                    asio::post(ex, [handler = std::move(handler), error = std::move(error)]() mutable {
+                        std::move(handler)(error);
+                    });
                 });
             },
             asio::use_awaitable, f);
@@ -50,7 +54,7 @@ auto run_blocking(boost::asio::thread_pool& pool, const F& f) -> boost::asio::aw
                     } catch (...) {
                         error = std::current_exception();
                     }
-                    asio::post(ex, [handler = std::move(handler), error, value = std::move(value)]() mutable {
+                    asio::post(ex, [handler = std::move(handler), error = std::move(error), value = std::move(value)]() mutable {
                         std::move(handler)(error, value ? std::move(*value) : result_t{});
                     });
                 });

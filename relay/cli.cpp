@@ -24,7 +24,7 @@
 #include "relay/server.hpp"
 #include "relay/test_upstream.hpp"
 #include "relay/tls.hpp"
-#include "smtp/address.hpp"
+#include "smtp/text/ascii.hpp"
 
 namespace subrelay::relay {
 
@@ -264,7 +264,7 @@ int run_cli(const std::vector<std::string>& args, std::istream& in, std::ostream
     if (args[0] == "test-upstream") return run_test_upstream(args, in, out, err);
     // Admin verbs are PowerShell cmdlet names: accept them in any case
     // (Set-CASMailbox, set-casmailbox).
-    if (const std::string verb = smtp::ascii_lower(args[0]); admin::is_verb(verb)) {
+    if (const std::string verb = text::ascii_lower(args[0]); admin::is_verb(verb)) {
         std::vector<std::string> admin_args = args;
         admin_args[0] = verb;
         return admin::run(admin_args, in, out, err);

@@ -20,7 +20,7 @@
 #include <boost/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include "relay/durable_file.hpp"
+#include "relay/spool/durable_file.hpp"
 
 namespace subrelay::relay {
 

@@ -14,7 +14,8 @@
 
 #include "relay/attempt.hpp"
 #include "relay/blocking.hpp"
-#include "relay/durable_file.hpp"
+#include "relay/spool/durable_file.hpp"
+#include "relay/system_clock.hpp"
 #include "relay/target.hpp"
 #include "relay/tls.hpp"
 #include "relay/upstream.hpp"
@@ -596,7 +597,7 @@ asio::awaitable<delivery::attempt_result> delivery::attempt(lane& l, delivery_ta
             notice.retry_until = env.received_at + settings.lifetime.count();
             const spool_envelope nenv = notice_envelope(env, now);
             auto store_notice = [this, &notice, &nenv, &id, &w] {
-                std::string nid = spool_.store(nenv, smtp::build_dsn(notice));
+                std::string nid = spool_.store(nenv, smtp::build_dsn(notice, system_wall_clock(), system_random()));
                 w.st.delay_warned = true;
                 states_.save(id, w.st);
                 return nid;
@@ -681,7 +682,8 @@ asio::awaitable<delivery::attempt_result> delivery::attempt(lane& l, delivery_ta
                 smtp::dsn_request notice = notice_for(cfg_, id, w.msg, smtp::dsn_request::kind::failure);
                 for (const auto& f : w.st.failed)
                     notice.recipients.push_back({f.address, status_of(f.reply, "5.0.0"), f.reply, cfg_.upstream.host});
-                bounce_id = spool_.store(notice_envelope(e, now), smtp::build_dsn(notice));
+                bounce_id = spool_.store(notice_envelope(e, now),
+                                         smtp::build_dsn(notice, system_wall_clock(), system_random()));
             }
         }
         spool_.remove(id);

@@ -7,7 +7,6 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <ctime>
 #include <exception>
 #include <fstream>
 #include <iomanip>
@@ -27,6 +26,7 @@
 #include "relay/cli.hpp"
 #include "relay/control.hpp"
 #include "relay/refresh_token_file.hpp"
+#include "smtp/text/time.hpp"
 
 namespace subrelay::relay {
 
@@ -120,15 +120,6 @@ std::string span(std::int64_t seconds) {
     }
     const std::int64_t days = seconds / 86400;
     return std::to_string(days) + (days == 1 ? " day" : " days");
-}
-
-std::string utc_time(std::int64_t t) {
-    std::time_t tt = static_cast<std::time_t>(t);
-    std::tm tm{};
-    ::gmtime_r(&tt, &tm);
-    std::ostringstream s;
-    s << std::put_time(&tm, "%Y-%m-%dT%H:%M:%SZ");
-    return s.str();
 }
 
 std::vector<const conf::oauth_config*> all_profiles(const conf::config& cfg) {
@@ -420,7 +411,7 @@ private:
     void print_text() {
         if (status_.present) {
             out_ << "relay status as of " << span(now_ - status_.written_at) << " ago ("
-                 << utc_time(status_.written_at) << "), from " << status_.path.string() << '\n';
+                 << text::iso8601_utc(status_.written_at) << "), from " << status_.path.string() << '\n';
         } else {
             out_ << not_running_text() << '\n';
             if (!status_.problem.empty()) out_ << "  (" << status_.problem << ")\n";
@@ -451,11 +442,11 @@ private:
             line("token", "none yet");
             line("requests", std::to_string(s->fetches));
         } else {
-            line("token", "obtained " + span(now_ - s->obtained_at) + " ago (" + utc_time(s->obtained_at) + ")");
+            line("token", "obtained " + span(now_ - s->obtained_at) + " ago (" + text::iso8601_utc(s->obtained_at) + ")");
             if (s->expires_at != 0) {
                 const std::string when = s->expires_at > now_ ? "in " + span(s->expires_at - now_)
                                                                : "expired " + span(now_ - s->expires_at) + " ago";
-                line("expires", utc_time(s->expires_at) + " (" + when + ")");
+                line("expires", text::iso8601_utc(s->expires_at) + " (" + when + ")");
             }
             line("requests", std::to_string(s->fetches));
         }
@@ -475,7 +466,7 @@ private:
         if (!f.problem.empty()) return "cannot look at " + file + ": " + f.problem;
         if (!f.exists) return "not signed in: " + login + " (" + file + " does not exist)";
         if (f.empty) return "not signed in: " + login + " (" + file + " is empty)";
-        return "stored in " + file + ", written " + utc_time(f.modified_at) + " (" + span(now_ - f.modified_at) +
+        return "stored in " + file + ", written " + text::iso8601_utc(f.modified_at) + " (" + span(now_ - f.modified_at) +
                " ago)";
     }
 

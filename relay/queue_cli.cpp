@@ -3,15 +3,12 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <chrono>
-#include <ctime>
 #include <iomanip>
 #include <iostream>
 #include <map>
 #include <optional>
 #include <set>
-#include <sstream>
 #include <system_error>
 
 #include <boost/json.hpp>
@@ -21,6 +18,8 @@
 #include "relay/control.hpp"
 #include "relay/queue.hpp"
 #include "relay/spool.hpp"
+#include "smtp/text/ascii.hpp"
+#include "smtp/text/time.hpp"
 
 namespace subrelay::relay {
 
@@ -100,9 +99,7 @@ std::optional<int> parse_args(const std::vector<std::string>& args, options& o, 
             o.action = a;
         } else {
             // Queue ids are upper case; accept them in any case.
-            std::transform(a.begin(), a.end(), a.begin(),
-                           [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-            o.ids.push_back(a);
+            o.ids.push_back(text::ascii_upper(a));
         }
     }
     if (o.action.empty()) return usage_error("which action? list, show, retry, hold, release or delete");
@@ -134,15 +131,6 @@ std::string short_size(std::uint64_t bytes) {
     if (bytes < 10000) return std::to_string(bytes);
     if (bytes < 10ull * 1024 * 1024) return std::to_string((bytes + 512) / 1024) + "K";
     return std::to_string((bytes + 512 * 1024) / (1024 * 1024)) + "M";
-}
-
-std::string utc_time(std::int64_t t) {
-    std::time_t tt = static_cast<std::time_t>(t);
-    std::tm tm{};
-    ::gmtime_r(&tt, &tm);
-    std::ostringstream s;
-    s << std::put_time(&tm, "%Y-%m-%dT%H:%M:%SZ");
-    return s.str();
 }
 
 std::string sender_text(const std::string& sender) { return sender.empty() ? "<>" : sender; }
@@ -378,7 +366,7 @@ private:
         const spool_envelope& env = msg.envelope;
         const queue_state st = state_of(id);
         out_ << "id: " << env.id << '\n'
-             << "received: " << utc_time(env.received_at) << " (" << short_duration(now - env.received_at)
+             << "received: " << text::iso8601_utc(env.received_at) << " (" << short_duration(now - env.received_at)
              << " ago)\n"
              << "sender: " << sender_text(env.sender) << '\n'
              << "identity: " << env.identity << '\n'
@@ -395,7 +383,7 @@ private:
         out_ << "failed:" << (st.failed.empty() ? " none" : "") << '\n';
         for (const auto& f : st.failed) out_ << "  " << f.address << ": " << f.reply << '\n';
         out_ << "attempts: " << st.attempts;
-        if (st.first_attempt != 0) out_ << " (first " << utc_time(st.first_attempt) << ')';
+        if (st.first_attempt != 0) out_ << " (first " << text::iso8601_utc(st.first_attempt) << ')';
         row live;
         live.env = env;
         add_live(live);
@@ -432,8 +420,7 @@ private:
         err_ << " and the delivery state? [y/N] " << std::flush;
         std::string answer;
         std::getline(in_, answer);
-        std::transform(answer.begin(), answer.end(), answer.begin(),
-                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        answer = text::ascii_lower(answer);
         if (answer == "y" || answer == "yes") return true;
         fail("nothing deleted");
         return false;

@@ -6,7 +6,7 @@
 #include <utility>
 
 #include "auth/token_provider.hpp"
-#include "relay/durable_file.hpp"
+#include "relay/spool/durable_file.hpp"
 
 namespace subrelay::relay {
 

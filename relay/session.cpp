@@ -25,6 +25,7 @@
 #include "relay/delivery.hpp"
 #include "relay/device_tls.hpp"
 #include "relay/spool.hpp"
+#include "relay/system_clock.hpp"
 #include "relay/tls.hpp"
 #include "smtp/address.hpp"
 #include "smtp/received.hpp"
@@ -477,7 +478,7 @@ asio::awaitable<void> session::store() {
                                 (smtp_.authenticated() ? "A" : "");
                 info.tls = tls_description_;
                 if (env.recipients.size() == 1) info.single_recipient = env.recipients.front();
-                info.date = smtp::rfc5322_date_now();
+                info.date = smtp::rfc5322_date_now(system_wall_clock());
                 return ctx_.spool.store(record, message, [&info](const std::string& queue_id) {
                     smtp::received_info i = info;
                     i.id = queue_id;

@@ -15,7 +15,7 @@
 #include <random>
 #include <utility>
 
-#include "relay/durable_file.hpp"
+#include "relay/spool/durable_file.hpp"
 
 namespace subrelay::relay {
 

@@ -18,7 +18,7 @@
 #include <string_view>
 #include <vector>
 
-#include "relay/durable_file.hpp"
+#include "relay/spool/durable_file.hpp"
 
 namespace subrelay::relay {
 

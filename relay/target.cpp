@@ -3,7 +3,7 @@
 #include <boost/json.hpp>
 
 #include "relay/blocking.hpp"
-#include "relay/durable_file.hpp"
+#include "relay/spool/durable_file.hpp"
 #include "relay/upstream.hpp"
 
 namespace subrelay::relay {

@@ -21,6 +21,7 @@
 #include "relay/tls.hpp"
 #include "relay/upstream.hpp"
 #include "smtp/address.hpp"
+#include "smtp/text/ascii.hpp"
 
 namespace subrelay::relay {
 
@@ -126,7 +127,7 @@ std::string days_text(long days) {
 
 bool lists(const conf::oauth_config& p, std::string_view mailbox) {
     for (const auto& m : p.mailboxes)
-        if (smtp::iequals(m, mailbox)) return true;
+        if (text::iequals(m, mailbox)) return true;
     return false;
 }
 
@@ -134,7 +135,7 @@ bool lists(const conf::oauth_config& p, std::string_view mailbox) {
 // mailbox leaves every other profile's list and joins NAME's.
 conf::config with_profile_for(conf::config cfg, const std::string& profile, const std::string& mailbox) {
     for (auto& p : cfg.oauth_profiles) {
-        std::erase_if(p.mailboxes, [&](const std::string& m) { return smtp::iequals(m, mailbox); });
+        std::erase_if(p.mailboxes, [&](const std::string& m) { return text::iequals(m, mailbox); });
         if (p.name == profile) p.mailboxes.push_back(mailbox);
     }
     return cfg;

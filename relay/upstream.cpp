@@ -19,6 +19,7 @@
 
 #include "auth/xoauth2.hpp"
 #include "relay/tls.hpp"
+#include "smtp/text/time.hpp"
 
 namespace subrelay::relay {
 
@@ -82,8 +83,7 @@ void note_certificate(const X509* cert, upstream_tls_facts& facts) {
     const ASN1_TIME* until = X509_get0_notAfter(cert);
     std::tm tm{};
     if (until != nullptr && ASN1_TIME_to_tm(until, &tm) == 1) {
-        char text[32];
-        if (std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S UTC", &tm) > 0) facts.not_after = text;
+        facts.not_after = text::utc_date_time(::timegm(&tm));
         int days = 0;
         int seconds = 0;
         // days and seconds have the same sign: a few hours past is expired too.

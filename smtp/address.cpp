@@ -146,7 +146,7 @@ bool valid_ipv6(std::string_view s) {
 bool valid_address_literal(std::string_view s) {
     if (s.size() < 3 || s.front() != '[' || s.back() != ']') return false;
     const auto inner = s.substr(1, s.size() - 2);
-    if (inner.size() >= 5 && iequals(inner.substr(0, 5), "IPv6:")) return valid_ipv6(inner.substr(5));
+    if (inner.size() >= 5 && text::iequals(inner.substr(0, 5), "IPv6:")) return valid_ipv6(inner.substr(5));
     const auto colon = inner.find(':');
     if (colon == std::string_view::npos) return valid_ipv4(inner);
     // General-address-literal: Standardized-tag ":" 1*dcontent
@@ -214,25 +214,6 @@ bool valid_mailbox(std::string_view address, bool utf8) {
     }
     if (at > max_local_part) return false;
     return valid_domain(address.substr(at + 1), utf8);
-}
-
-std::string ascii_lower(std::string_view s) {
-    std::string out(s);
-    for (auto& c : out)
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    return out;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        char x = a[i];
-        char y = b[i];
-        if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-        if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-        if (x != y) return false;
-    }
-    return true;
 }
 
 std::string_view domain_of(std::string_view address) {

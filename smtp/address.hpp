@@ -5,17 +5,17 @@
 #include <string_view>
 #include <vector>
 
+#include "smtp/text/ascii.hpp"
+
 namespace subrelay::smtp {
+
+// For server_session.cpp, which still calls it unqualified; new code
+// calls text::iequals.
+using text::iequals;
 
 // True for "local@domain" with a valid dot-string or quoted-string local
 // part and a domain or address literal. UTF-8 is accepted when utf8 is true.
 bool valid_mailbox(std::string_view address, bool utf8 = true);
-
-// Lower-cases ASCII letters (identities and domains compare case-insensitively).
-std::string ascii_lower(std::string_view s);
-
-// Case-insensitive ASCII equality.
-bool iequals(std::string_view a, std::string_view b);
 
 // The domain part of "local@domain" (empty if none).
 std::string_view domain_of(std::string_view address);

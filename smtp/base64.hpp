@@ -1,12 +1,12 @@
 #pragma once
-#include <optional>
-#include <string>
-#include <string_view>
+// Base64 lives in subrelay::text (smtp/text/base64.hpp). These names remain
+// for server_session.cpp, which still calls them unqualified; new code
+// includes smtp/text/base64.hpp.
+#include "smtp/text/base64.hpp"
 
 namespace subrelay::smtp {
 
-std::string base64_encode(std::string_view data);
-// nullopt on invalid input (bad characters, bad padding). Whitespace is not allowed.
-std::optional<std::string> base64_decode(std::string_view text);
+using text::base64_decode;
+using text::base64_encode;
 
 }  // namespace subrelay::smtp

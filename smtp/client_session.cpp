@@ -4,17 +4,14 @@
 
 #include "smtp/address.hpp"
 #include "smtp/data.hpp"
+#include "smtp/text/ascii.hpp"
 
 namespace subrelay::smtp {
 
 namespace {
 
-std::string ascii_upper(std::string_view s) {
-    std::string out(s);
-    for (auto& c : out)
-        if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-    return out;
-}
+using text::ascii_upper;
+using text::iequals;
 
 std::vector<std::string_view> words(std::string_view s) {
     std::vector<std::string_view> out;

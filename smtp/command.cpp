@@ -5,10 +5,15 @@
 #include <utility>
 
 #include "smtp/address.hpp"
+#include "smtp/text/ascii.hpp"
 
 namespace subrelay::smtp {
 
 namespace {
+
+using text::ascii_upper;
+using text::iequals;
+using text::trim;
 
 struct verb_name {
     std::string_view name;
@@ -21,19 +26,6 @@ constexpr std::array<verb_name, 14> verbs{{
     {"VRFY", verb::vrfy}, {"HELP", verb::help}, {"STARTTLS", verb::starttls}, {"AUTH", verb::auth},
     {"BDAT", verb::bdat}, {"EXPN", verb::expn},
 }};
-
-std::string ascii_upper(std::string_view s) {
-    std::string out(s);
-    for (auto& c : out)
-        if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-    return out;
-}
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
 
 bool is_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
 

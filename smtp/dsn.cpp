@@ -1,12 +1,9 @@
 #include "smtp/dsn.hpp"
 
-#include "smtp/received.hpp"
-
-#include <array>
-#include <cstdio>
-#include <ctime>
-#include <random>
 #include <utility>
+
+#include "smtp/text/ascii.hpp"
+#include "smtp/text/time.hpp"
 
 namespace subrelay::smtp {
 
@@ -20,19 +17,8 @@ constexpr std::size_t max_returned_headers = 128 * 1024; // the original's heade
 
 bool is_ctl(unsigned char c) { return c < 32 || c == 127; }
 
-char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (auto& c : out) c = ascii_lower(c);
-    return out;
-}
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
+using text::ascii_lower;
+using text::trim;
 
 // A value that goes into a header or a report field: one line of US-ASCII.
 // Runs of CR, LF and TAB become one space (so nothing can start a new
@@ -116,15 +102,13 @@ std::string fold(std::string_view prefix, std::string_view text, std::string_vie
     return out;
 }
 
-std::string utc_date(std::int64_t when) { return rfc5322_date(static_cast<std::time_t>(when), 0); }
+std::string utc_date(std::int64_t when) { return text::rfc5322_date(when, 0); }
 
-std::string random_hex(std::size_t digits) {
+std::string random_hex(std::size_t digits, random_source& random) {
     static constexpr char hex[] = "0123456789ABCDEF";
-    std::random_device rd;
-    std::mt19937_64 gen((static_cast<std::uint64_t>(rd()) << 32) ^ rd());
     std::string out;
     while (out.size() < digits) {
-        auto v = gen();
+        auto v = random.next();
         for (int i = 0; i < 16 && out.size() < digits; ++i, v >>= 4) out += hex[v & 0xF];
     }
     return out;
@@ -295,18 +279,13 @@ std::string delivery_status(const dsn_request& r, const std::string& host) {
     return d;
 }
 
-std::string generated_message_id(const dsn_request& r, const std::string& host) {
-    const std::time_t now = std::time(nullptr);
-    std::tm tm{};
-    gmtime_r(&now, &tm);
-    char stamp[32];
-    std::snprintf(stamp, sizeof stamp, "%04d%02d%02d%02d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                  tm.tm_hour, tm.tm_min, tm.tm_sec);
-    std::string left = stamp;
+std::string generated_message_id(const dsn_request& r, const std::string& host, const wall_time& now,
+                                 random_source& random) {
+    std::string left = text::utc_digits(now.unix_seconds);
     const std::string id = clean_token(r.original_id, "-_", 64);
     if (!id.empty()) left += "." + id;
     left += r.type == dsn_request::kind::delay ? ".delay." : ".bounce.";
-    left += random_hex(8);
+    left += random_hex(8, random);
     std::string right = clean_token(host, ".-");
     if (right.empty()) right = "localhost";
     return "<" + left + "@" + right + ">";
@@ -314,7 +293,8 @@ std::string generated_message_id(const dsn_request& r, const std::string& host) 
 
 }  // namespace
 
-std::string build_dsn(const dsn_request& r) {
+std::string build_dsn(const dsn_request& r, const clock& wall_clock, random_source& random) {
+    const wall_time now = wall_clock.now();
     const bool delay = r.type == dsn_request::kind::delay;
     std::string host = clean_host(r.reporting_mta);
     if (host.empty()) host = "localhost";
@@ -331,15 +311,15 @@ std::string build_dsn(const dsn_request& r) {
         return r.original_message.find(b) != std::string::npos || part1.find(b) != std::string::npos ||
                part2.find(b) != std::string::npos || part3.find(b) != std::string::npos;
     };
-    while (collides(boundary)) boundary = "----=_subrelay_dsn_" + random_hex(32);
+    while (collides(boundary)) boundary = "----=_subrelay_dsn_" + random_hex(32, random);
 
     std::string postmaster = clean_address(r.postmaster);
     if (postmaster.empty()) postmaster = "MAILER-DAEMON@" + host;
     std::string date = clean(r.date, 200);
-    if (date.empty()) date = rfc5322_date_now();
+    if (date.empty()) date = text::rfc5322_date(now.unix_seconds, now.utc_offset_seconds);
     std::string message_id = clean(r.message_id, max_value);
     std::erase(message_id, ' ');
-    if (message_id.empty()) message_id = generated_message_id(r, host);
+    if (message_id.empty()) message_id = generated_message_id(r, host, now, random);
 
     std::string m;
     m += fold("From: ", "\"Mail Delivery System\" <" + postmaster + ">");
@@ -390,7 +370,7 @@ std::vector<header_field> header_fields(std::string_view msg) {
         }
         const auto colon = line.find(':');
         if (colon == std::string_view::npos) break;
-        fields.push_back({lower(trim(line.substr(0, colon))), std::string(line.substr(colon + 1))});
+        fields.push_back({ascii_lower(trim(line.substr(0, colon))), std::string(line.substr(colon + 1))});
     }
     return fields;
 }
@@ -453,17 +433,18 @@ bool auto_submitted(std::string_view value) {
     std::string_view token = trim(v);
     const auto end = token.find_first_of("; \t");
     if (end != std::string_view::npos) token = token.substr(0, end);
-    return lower(token) != "no";
+    return ascii_lower(token) != "no";
 }
 
 bool delivery_status_report(std::string_view value) {
     const auto parts = split_params(strip_comments(value));
-    if (lower(trim(parts[0])) != "multipart/report") return false;
+    if (ascii_lower(trim(parts[0])) != "multipart/report") return false;
     for (std::size_t i = 1; i < parts.size(); ++i) {
         const std::string_view p = parts[i];
         const auto eq = p.find('=');
         if (eq == std::string_view::npos) continue;
-        if (lower(trim(p.substr(0, eq))) == "report-type" && lower(trim(p.substr(eq + 1))) == "delivery-status")
+        if (ascii_lower(trim(p.substr(0, eq))) == "report-type" &&
+            ascii_lower(trim(p.substr(eq + 1))) == "delivery-status")
             return true;
     }
     return false;

@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "smtp/clock.hpp"
+
 namespace subrelay::smtp {
 
 struct dsn_recipient {
@@ -25,15 +27,20 @@ struct dsn_request {
     std::int64_t arrival_date = 0;// unix seconds, for Arrival-Date
     std::vector<dsn_recipient> recipients;
     std::string original_message; // the original (only its header section is returned)
-    std::string date;             // RFC 5322 date for Date: ("" => now)
-    std::string message_id;       // "<...>" ("" => generated from original_id and reporting_mta)
+    std::string date;             // RFC 5322 date for Date: ("" => the clock's now)
+    std::string message_id;       // "<...>" ("" => generated from the clock, original_id, random
+                                  // digits and reporting_mta)
     std::int64_t retry_until = 0; // unix seconds the delay notice promises retries until (Will-Retry-Until,
                                   // "until the message is N days old"); 0 => not stated
 };
 
 // The whole notice as a message (headers + body, CRLF line ends), to be
 // sent with the null envelope sender <>, so that it can never bounce back.
-std::string build_dsn(const dsn_request& r);
+// The clock dates it and names its Message-ID unless the request does;
+// random digits go into a generated Message-ID and into the MIME boundary
+// when the predictable one occurs in the original. The same request, time
+// and random numbers build the same bytes.
+std::string build_dsn(const dsn_request& r, const clock& wall_clock, random_source& random);
 
 // True if a message is itself a bounce or an automatic reply that must not
 // be answered with a notice (null sender, or Auto-Submitted other than "no",

@@ -1,8 +1,6 @@
 #include "smtp/received.hpp"
 
-#include <array>
-#include <cstdio>
-#include <cstdlib>
+#include "smtp/text/time.hpp"
 
 namespace subrelay::smtp {
 
@@ -38,26 +36,9 @@ std::string received_header(const received_info& info) {
     return out;
 }
 
-std::string rfc5322_date(std::time_t when, long utc_offset_seconds) {
-    static constexpr std::array<const char*, 7> days{"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-    static constexpr std::array<const char*, 12> months{"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    const std::time_t shifted = when + static_cast<std::time_t>(utc_offset_seconds);
-    std::tm tm{};
-    gmtime_r(&shifted, &tm);
-    const long offset_minutes = std::labs(utc_offset_seconds) / 60;
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d %c%02ld%02ld", days[static_cast<std::size_t>(tm.tm_wday % 7)],
-                  tm.tm_mday, months[static_cast<std::size_t>(tm.tm_mon % 12)], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-                  tm.tm_sec, utc_offset_seconds < 0 ? '-' : '+', offset_minutes / 60, offset_minutes % 60);
-    return buf;
-}
-
-std::string rfc5322_date_now() {
-    const std::time_t now = std::time(nullptr);
-    std::tm local{};
-    localtime_r(&now, &local);
-    return rfc5322_date(now, local.tm_gmtoff);
+std::string rfc5322_date_now(const clock& wall_clock) {
+    const wall_time now = wall_clock.now();
+    return text::rfc5322_date(now.unix_seconds, now.utc_offset_seconds);
 }
 
 }  // namespace subrelay::smtp

@@ -1,7 +1,8 @@
 #pragma once
 // The Received: trace header that the relay prepends to each message.
-#include <ctime>
 #include <string>
+
+#include "smtp/clock.hpp"
 
 namespace subrelay::smtp {
 
@@ -19,11 +20,8 @@ struct received_info {
 };
 std::string received_header(const received_info& info);
 
-// RFC 5322 date-time for "now" in local time, e.g. "Sat, 28 Nov 2026 12:00:00 +0000".
-std::string rfc5322_date_now();
-
-// RFC 5322 date-time of `when` shown at `utc_offset_seconds` east of UTC,
-// e.g. rfc5322_date(0, 3600) == "Thu, 01 Jan 1970 01:00:00 +0100".
-std::string rfc5322_date(std::time_t when, long utc_offset_seconds);
+// RFC 5322 date-time of the clock's now in its local time, e.g.
+// "Sat, 28 Nov 2026 13:00:00 +0100", for received_info::date.
+std::string rfc5322_date_now(const clock& wall_clock);
 
 }  // namespace subrelay::smtp

@@ -12,6 +12,7 @@
 
 #include <boost/json.hpp>
 
+#include "smtp/text/base64.hpp"
 #include "test_tls.hpp"
 
 namespace {
@@ -29,31 +30,16 @@ std::map<std::string, std::string> as_map(const form_fields& f) {
     return m;
 }
 
-std::string base64url_decode(std::string_view in) {
-    static const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    std::string out;
-    unsigned buffer = 0;
-    int bits = 0;
-    for (char c : in) {
-        const auto v = alphabet.find(c);
-        if (v == std::string::npos) throw std::invalid_argument("not base64url");
-        buffer = (buffer << 6) | static_cast<unsigned>(v);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out += static_cast<char>((buffer >> bits) & 0xff);
-        }
-    }
-    return out;
-}
+// The bytes a base64url text stands for; throws when it is not base64url.
+std::string from_base64url(std::string_view text) { return subrelay::text::base64url_decode(text).value(); }
 
 // The header and claims of a compact JWT.
 std::pair<boost::json::object, boost::json::object> decode_jwt(const std::string& jwt) {
     const auto a = jwt.find('.');
     const auto b = jwt.find('.', a + 1);
     EXPECT_NE(b, std::string::npos) << jwt;
-    return {boost::json::parse(base64url_decode(jwt.substr(0, a))).as_object(),
-            boost::json::parse(base64url_decode(jwt.substr(a + 1, b - a - 1))).as_object()};
+    return {boost::json::parse(from_base64url(jwt.substr(0, a))).as_object(),
+            boost::json::parse(from_base64url(jwt.substr(a + 1, b - a - 1))).as_object()};
 }
 
 class memory_store final : public refresh_token_store {

@@ -21,12 +21,14 @@
 #include <boost/json.hpp>
 
 #include "auth/openssl_ptr.hpp"
+#include "smtp/text/base64.hpp"
 #include "test_tls.hpp"
 
 namespace {
 
 namespace json = boost::json;
 using namespace subrelay::auth;
+using subrelay::text::base64url_encode;
 using namespace std::chrono_literals;
 
 // ---- a throwaway PKI, made with OpenSSL at test time ------------------------
@@ -146,25 +148,8 @@ signing_key loaded_key() {
 
 // ---- independent decoding and verification ----------------------------------
 
-std::string base64url_decode(std::string_view text) {
-    static constexpr std::string_view alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    std::string out;
-    std::uint32_t bits = 0;
-    int count = 0;
-    for (char c : text) {
-        const auto pos = alphabet.find(c);
-        if (pos == std::string_view::npos) {
-            throw std::runtime_error("not base64url: " + std::string(text));
-        }
-        bits = (bits << 6) | static_cast<std::uint32_t>(pos);
-        count += 6;
-        if (count >= 8) {
-            count -= 8;
-            out.push_back(static_cast<char>((bits >> count) & 0xff));
-        }
-    }
-    return out;
-}
+// The bytes a base64url text stands for; throws when it is not base64url.
+std::string from_base64url(std::string_view text) { return subrelay::text::base64url_decode(text).value(); }
 
 std::vector<std::string> split_jwt(const std::string& token) {
     std::vector<std::string> parts;
@@ -177,7 +162,7 @@ std::vector<std::string> split_jwt(const std::string& token) {
     return parts;
 }
 
-json::object decode_part(const std::string& part) { return json::parse(base64url_decode(part)).as_object(); }
+json::object decode_part(const std::string& part) { return json::parse(from_base64url(part)).as_object(); }
 
 // A JSON string's text; throws if it is not a string.
 std::string text(const json::value& v) { return std::string(v.as_string()); }
@@ -219,7 +204,7 @@ bool verifies(const std::string& signing_input, const std::string& signature, EV
 bool token_verifies(const std::string& token, jwt_alg alg) {
     const auto parts = split_jwt(token);
     const auto key = certificate_public_key(pki().cert_pem);
-    return verifies(parts[0] + "." + parts[1], base64url_decode(parts[2]), key.get(), alg);
+    return verifies(parts[0] + "." + parts[1], from_base64url(parts[2]), key.get(), alg);
 }
 
 std::string error_of(const std::function<void()>& f) {
@@ -246,46 +231,6 @@ client_assertion_request client_request(jwt_alg alg) {
     r.alg = alg;
     r.now = fixed_now;
     return r;
-}
-
-// ---- base64url ---------------------------------------------------------------
-
-TEST(base64url, rfc4648_test_vectors_without_padding) {
-    EXPECT_EQ(base64url(""), "");
-    EXPECT_EQ(base64url("f"), "Zg");
-    EXPECT_EQ(base64url("fo"), "Zm8");
-    EXPECT_EQ(base64url("foo"), "Zm9v");
-    EXPECT_EQ(base64url("foob"), "Zm9vYg");
-    EXPECT_EQ(base64url("fooba"), "Zm9vYmE");
-    EXPECT_EQ(base64url("foobar"), "Zm9vYmFy");
-}
-
-TEST(base64url, rfc7515_examples) {
-    // Appendix A.1: the JOSE header and the claims, CRLFs included.
-    EXPECT_EQ(base64url("{\"typ\":\"JWT\",\r\n \"alg\":\"HS256\"}"), "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9");
-    EXPECT_EQ(base64url("{\"iss\":\"joe\",\r\n \"exp\":1300819380,\r\n \"http://example.com/is_root\":true}"),
-              "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ");
-    // Appendix C: the URL-safe characters.
-    EXPECT_EQ(base64url(std::string("\x03\xec\xff\xe0\xc1")), "A-z_4ME");
-}
-
-TEST(base64url, uses_the_url_alphabet) {
-    EXPECT_EQ(base64url("\xfb\xff"), "-_8");  // standard base64: "+/8="
-    EXPECT_EQ(base64url("\xff\xff\xff"), "____");
-    EXPECT_EQ(base64url("\xfb\xef\xbe"), "----");
-}
-
-TEST(base64url, round_trips_every_byte_value) {
-    std::string bytes;
-    for (int i = 0; i < 256; ++i) {
-        bytes.push_back(static_cast<char>(i));
-    }
-    for (std::size_t n = 0; n <= 5; ++n) {
-        const auto input = bytes.substr(n);
-        const auto encoded = base64url(input);
-        EXPECT_EQ(encoded.find_first_of("+/="), std::string::npos);
-        EXPECT_EQ(base64url_decode(encoded), input);
-    }
 }
 
 // ---- parse_jwt_alg -------------------------------------------------------------
@@ -317,8 +262,8 @@ TEST(signing_key, loads_pkcs8_and_traditional_rsa_pem) {
 
 TEST(signing_key, thumbprints_are_digests_of_the_certificate_der) {
     const auto key = loaded_key();
-    EXPECT_EQ(base64url_decode(key.x5t_s256()), digest(EVP_sha256(), pki().cert_der));
-    EXPECT_EQ(base64url_decode(key.x5t()), digest(EVP_sha1(), pki().cert_der));
+    EXPECT_EQ(from_base64url(key.x5t_s256()), digest(EVP_sha256(), pki().cert_der));
+    EXPECT_EQ(from_base64url(key.x5t()), digest(EVP_sha1(), pki().cert_der));
     EXPECT_EQ(key.x5t_s256().size(), 43U);
     EXPECT_EQ(key.x5t().size(), 27U);
 }
@@ -382,7 +327,7 @@ TEST(signing_key, from_files_reads_key_and_certificate) {
     write_file(dir.path() / "cert.pem", pki().cert_pem);
     write_file(dir.path() / "key.pem", pki().key_pem);
     const auto key = signing_key::from_files((dir.path() / "cert.pem").string(), (dir.path() / "key.pem").string());
-    EXPECT_EQ(base64url_decode(key.x5t_s256()), digest(EVP_sha256(), pki().cert_der));
+    EXPECT_EQ(from_base64url(key.x5t_s256()), digest(EVP_sha256(), pki().cert_der));
 }
 
 TEST(signing_key, from_files_names_the_unreadable_file) {
@@ -419,7 +364,7 @@ TEST(jwt_client_assertion, ps256_header_and_claims) {
     EXPECT_EQ(header.size(), 3U) << json::serialize(header);
     EXPECT_EQ(text(header.at("alg")), "PS256");
     EXPECT_EQ(text(header.at("typ")), "JWT");
-    EXPECT_EQ(text(header.at("x5t#S256")), base64url(digest(EVP_sha256(), pki().cert_der)));
+    EXPECT_EQ(text(header.at("x5t#S256")), base64url_encode(digest(EVP_sha256(), pki().cert_der)));
 
     const auto claims = decode_part(parts[1]);
     EXPECT_EQ(claims.size(), 7U) << json::serialize(claims);
@@ -437,14 +382,14 @@ TEST(jwt_client_assertion, ps256_signature_verifies_with_the_certificate) {
     const auto token = make_client_assertion(loaded_key(), client_request(jwt_alg::ps256));
     const auto parts = split_jwt(token);
     ASSERT_EQ(parts.size(), 3U);
-    EXPECT_EQ(base64url_decode(parts[2]).size(), 256U);
+    EXPECT_EQ(from_base64url(parts[2]).size(), 256U);
     EXPECT_TRUE(token_verifies(token, jwt_alg::ps256));
     // PSS is randomised, and PKCS#1 v1.5 verification must not accept it.
     EXPECT_FALSE(token_verifies(token, jwt_alg::rs256));
 
-    auto payload = base64url_decode(parts[1]);
+    auto payload = from_base64url(parts[1]);
     payload[payload.size() / 2] = static_cast<char>(payload[payload.size() / 2] ^ 0x01);
-    EXPECT_FALSE(token_verifies(parts[0] + "." + base64url(payload) + "." + parts[2], jwt_alg::ps256));
+    EXPECT_FALSE(token_verifies(parts[0] + "." + base64url_encode(payload) + "." + parts[2], jwt_alg::ps256));
 }
 
 TEST(jwt_client_assertion, rs256_uses_the_sha1_thumbprint_and_verifies) {
@@ -457,7 +402,7 @@ TEST(jwt_client_assertion, rs256_uses_the_sha1_thumbprint_and_verifies) {
     EXPECT_EQ(header.size(), 3U) << json::serialize(header);
     EXPECT_EQ(text(header.at("alg")), "RS256");
     EXPECT_EQ(text(header.at("typ")), "JWT");
-    EXPECT_EQ(text(header.at("x5t")), base64url(digest(EVP_sha1(), pki().cert_der)));
+    EXPECT_EQ(text(header.at("x5t")), base64url_encode(digest(EVP_sha1(), pki().cert_der)));
     EXPECT_TRUE(token_verifies(token, jwt_alg::rs256));
     EXPECT_FALSE(token_verifies(token, jwt_alg::ps256));
     // PKCS#1 v1.5 is deterministic (given the same jti).
@@ -494,7 +439,7 @@ TEST(jwt_client_assertion, openssl_command_line_agrees) {
     const auto parts = split_jwt(make_client_assertion(loaded_key(), client_request(jwt_alg::ps256)));
     test::temp_dir dir;
     write_file(dir.path() / "input", parts[0] + "." + parts[1]);
-    write_file(dir.path() / "signature", base64url_decode(parts[2]));
+    write_file(dir.path() / "signature", from_base64url(parts[2]));
     write_file(dir.path() / "public.pem", public_pem(pki().key.get()));
     const std::string command = "cd '" + dir.path().string() +
                                 "' && openssl dgst -sha256 -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:32 "

@@ -9,7 +9,7 @@
 #include <thread>
 
 #include "policy/edit.hpp"
-#include "smtp/address.hpp"
+#include "smtp/text/ascii.hpp"
 
 namespace subrelay::policy {
 namespace {
@@ -34,7 +34,7 @@ mode_t mode_of(const std::filesystem::path& p) {
 policy_change add_mailbox(std::string identity) {
     return [identity = std::move(identity)](policy_file& p) -> std::string {
         for (const auto& m : p.mailboxes) {
-            if (smtp::iequals(m.identity, identity)) return "mailbox " + identity + " already exists";
+            if (text::iequals(m.identity, identity)) return "mailbox " + identity + " already exists";
         }
         mailbox m;
         m.identity = identity;

@@ -8,23 +8,52 @@
 #include <utility>
 #include <vector>
 
+#include "smtp/text/ascii.hpp"
+
 namespace subrelay::smtp {
 namespace {
+
+// ---- the clock and the random numbers a notice is built with -------------
+
+class fixed_clock final : public clock {
+public:
+    explicit fixed_clock(wall_time t) : t_(t) {}
+    [[nodiscard]] wall_time now() const override { return t_; }
+
+private:
+    wall_time t_;
+};
+
+// Returns `values` in turn, then starts again.
+class fixed_random final : public random_source {
+public:
+    explicit fixed_random(std::vector<std::uint64_t> values) : values_(std::move(values)) {}
+    std::uint64_t next() override { return values_[next_++ % values_.size()]; }
+
+private:
+    std::vector<std::uint64_t> values_;
+    std::size_t next_ = 0;
+};
+
+// Successive values that differ in every hex digit, so that two notices get
+// different generated parts.
+class counting_random final : public random_source {
+public:
+    std::uint64_t next() override { return value_ += 0x1111111111111111; }
+
+private:
+    std::uint64_t value_ = 0;
+};
+
+const fixed_clock test_clock({1795953600, 0});  // Sun, 29 Nov 2026 12:00:00 +0000
+counting_random test_random;
 
 // ---- a small parser for what build_dsn produces -------------------------
 
 using fields = std::vector<std::pair<std::string, std::string>>;  // lower-case name, unfolded trimmed value
 
-std::string lower(std::string s) {
-    for (auto& c : s) c = static_cast<char>((c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c);
-    return s;
-}
-
-std::string trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return std::string(s);
-}
+std::string lower(std::string_view s) { return text::ascii_lower(s); }
+std::string trim(std::string_view s) { return std::string(text::trim(s)); }
 
 // Parses CRLF header lines (folded allowed) into fields; returns the rest
 // after the empty line in `body`.
@@ -184,7 +213,7 @@ dsn_request sample(dsn_request::kind k = dsn_request::kind::failure) {
 // ---- structure -----------------------------------------------------------
 
 TEST(dsn, failure_notice_structure) {
-    const auto msg = build_dsn(sample());
+    const auto msg = build_dsn(sample(), test_clock, test_random);
     expect_wire_clean(msg);
     const auto p = parse(msg);
 
@@ -245,7 +274,7 @@ TEST(dsn, delay_notice_wording_and_fields) {
     r.recipients = {{"bob@example.org", "4.4.1", "451 4.4.1 Try again later", "smtp.office365.com"},
                     {"carol@example.net", "", "", ""}};
     r.retry_until = r.arrival_date + 5 * 86400;
-    const auto msg = build_dsn(r);
+    const auto msg = build_dsn(r, test_clock, test_random);
     expect_wire_clean(msg);
     const auto p = parse(msg);
     EXPECT_EQ(one(p.headers, "subject"), "Delayed Mail (still being retried)");
@@ -270,7 +299,7 @@ TEST(dsn, delay_notice_wording_and_fields) {
 TEST(dsn, delay_without_retry_limit_states_none) {
     auto r = sample(dsn_request::kind::delay);
     r.retry_until = 0;
-    const auto msg = build_dsn(r);
+    const auto msg = build_dsn(r, test_clock, test_random);
     const auto p = parse(msg);
     ASSERT_EQ(p.parts.size(), 3u);
     EXPECT_EQ(p.parts[0].body.find("days old"), std::string::npos);
@@ -281,7 +310,7 @@ TEST(dsn, delay_without_retry_limit_states_none) {
 TEST(dsn, failure_has_no_delay_wording) {
     auto r = sample();
     r.retry_until = r.arrival_date + 86400;  // ignored for a failure
-    const auto msg = build_dsn(r);
+    const auto msg = build_dsn(r, test_clock, test_random);
     EXPECT_EQ(msg.find("WARNING"), std::string::npos);
     EXPECT_EQ(msg.find("Will-Retry-Until"), std::string::npos);
     EXPECT_EQ(msg.find("Action: delayed"), std::string::npos);
@@ -293,10 +322,9 @@ TEST(dsn, defaults_for_date_message_id_and_postmaster) {
     r.date.clear();
     r.message_id.clear();
     r.postmaster.clear();
-    const auto a = parse(build_dsn(r));
-    const auto b = parse(build_dsn(r));
-    const std::regex date(R"([A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} [+-]\d{4})");
-    EXPECT_TRUE(std::regex_match(one(a.headers, "date"), date)) << one(a.headers, "date");
+    const auto a = parse(build_dsn(r, test_clock, test_random));
+    const auto b = parse(build_dsn(r, test_clock, test_random));
+    EXPECT_EQ(one(a.headers, "date"), "Sun, 29 Nov 2026 12:00:00 +0000");  // the clock's
     const auto id = one(a.headers, "message-id");
     EXPECT_TRUE(std::regex_match(id, std::regex(R"(<[A-Za-z0-9._-]+@relay\.example\.com>)"))) << id;
     EXPECT_NE(id.find("Q123"), std::string::npos);
@@ -307,18 +335,18 @@ TEST(dsn, defaults_for_date_message_id_and_postmaster) {
 TEST(dsn, headers_only_even_from_lf_originals_without_body) {
     auto r = sample();
     r.original_message = "Subject: a\nX-Long: b\n c\n\nbody\n";
-    auto p = parse(build_dsn(r));
+    auto p = parse(build_dsn(r, test_clock, test_random));
     ASSERT_EQ(p.parts.size(), 3u);
     EXPECT_EQ(p.parts[2].body, "Subject: a\r\nX-Long: b\r\n c\r\n");
 
     r.original_message = "Subject: only headers\r\n";
-    p = parse(build_dsn(r));
+    p = parse(build_dsn(r, test_clock, test_random));
     ASSERT_EQ(p.parts.size(), 3u);
     EXPECT_EQ(p.parts[2].body, "Subject: only headers\r\n");
 
     // A line that is not a header field ends the section (malformed message).
     r.original_message = "Subject: x\r\nthis is body text\r\nSubject: y\r\n";
-    p = parse(build_dsn(r));
+    p = parse(build_dsn(r, test_clock, test_random));
     ASSERT_EQ(p.parts.size(), 3u);
     EXPECT_EQ(p.parts[2].body, "Subject: x\r\n");
 }
@@ -330,7 +358,7 @@ TEST(dsn, long_diagnostics_are_folded_and_unfold_to_the_original) {
     while (words.size() < 1500) words += " word" + std::to_string(words.size());
     auto r = sample();
     r.recipients = {{"bob@example.org", "5.1.1", words, "smtp.office365.com"}};
-    const auto msg = build_dsn(r);
+    const auto msg = build_dsn(r, test_clock, test_random);
     expect_wire_clean(msg);
     for (const auto& l : lines_of(msg)) EXPECT_LE(l.size(), 78u) << l;  // breakable text folds to 78
     const auto p = parse(msg);
@@ -347,7 +375,7 @@ TEST(dsn, unbreakable_and_8bit_content_stays_within_limits) {
                     {"m\xC3\xBCller@example.org", "5.1.1", "550 5.1.1 Benutzer m\xC3\xBCller unbekannt", ""}};
     r.original_message = "Subject: gr\xC3\xBC\xC3\x9F\x65\r\nX-Big: " + std::string(4000, 'y') +
                          "\r\nX-Ctl: a\x01\x62\rc\r\n\r\nbody\r\n";
-    const auto msg = build_dsn(r);
+    const auto msg = build_dsn(r, test_clock, test_random);
     expect_wire_clean(msg);
     const auto p = parse(msg);
     ASSERT_EQ(p.parts.size(), 3u);
@@ -362,7 +390,7 @@ TEST(dsn, unbreakable_and_8bit_content_stays_within_limits) {
 TEST(dsn, non_smtp_diagnostic_is_not_labelled_smtp) {
     auto r = sample();
     r.recipients = {{"bob@example.org", "4.4.1", "connect to smtp.office365.com: Connection timed out", ""}};
-    const auto p = parse(build_dsn(r));
+    const auto p = parse(build_dsn(r, test_clock, test_random));
     ASSERT_EQ(p.parts.size(), 3u);
     const auto groups = status_groups(p.parts[1].body);
     ASSERT_EQ(groups.size(), 2u);
@@ -374,25 +402,179 @@ TEST(dsn, non_smtp_diagnostic_is_not_labelled_smtp) {
 
 TEST(dsn, boundary_never_occurs_in_the_original) {
     auto r = sample();
-    const auto first = parse(build_dsn(r)).boundary;
+    const auto first = parse(build_dsn(r, test_clock, test_random)).boundary;
     ASSERT_FALSE(first.empty());
-    EXPECT_EQ(parse(build_dsn(r)).boundary, first);  // the first candidate is predictable...
+    EXPECT_EQ(parse(build_dsn(r, test_clock, test_random)).boundary, first);  // the first candidate is predictable...
 
     // ...so an original can contain it, in the body or in the headers.
     r.original_message = original_headers + "\r\n--" + first + "\r\nContent-Type: text/plain\r\n\r\nfake part\r\n";
-    auto msg = build_dsn(r);
+    auto msg = build_dsn(r, test_clock, test_random);
     auto p = parse(msg);
     EXPECT_NE(p.boundary, first);
     EXPECT_EQ(r.original_message.find(p.boundary), std::string::npos);
     EXPECT_EQ(p.parts.size(), 3u);
 
     r.original_message = "X-Trap: " + first + "\r\n" + original;
-    msg = build_dsn(r);
+    msg = build_dsn(r, test_clock, test_random);
     p = parse(msg);
     EXPECT_NE(p.boundary, first);
     EXPECT_EQ(r.original_message.find(p.boundary), std::string::npos);
     ASSERT_EQ(p.parts.size(), 3u);
     EXPECT_EQ(p.parts[2].body, "X-Trap: " + first + "\r\n" + original_headers);
+}
+
+// ---- byte for byte --------------------------------------------------------
+
+// The same request, time and random numbers give the same bytes: here
+// the Date and the Message-ID come from the clock and the random source.
+TEST(dsn, failure_notice_byte_for_byte) {
+    auto r = sample();
+    r.date.clear();
+    r.message_id.clear();
+    fixed_random random({0x0123456789ABCDEF});
+    const auto msg = build_dsn(r, fixed_clock({1795953600 + 3723, 3600}), random);
+    EXPECT_EQ(msg,
+              "From: \"Mail Delivery System\" <MAILER-DAEMON@relay.example.com>\r\n"
+              "To: <scanner@example.com>\r\n"
+              "Subject: Undelivered Mail Returned to Sender\r\n"
+              "Date: Sun, 29 Nov 2026 14:02:03 +0100\r\n"
+              "Message-ID: <20261129130203.Q123.bounce.FEDCBA98@relay.example.com>\r\n"
+              "MIME-Version: 1.0\r\n"
+              "Auto-Submitted: auto-replied\r\n"
+              "Content-Type: multipart/report; report-type=delivery-status;\r\n"
+              "\tboundary=\"----=_subrelay_dsn_Q123\"\r\n"
+              "\r\n"
+              "This is a MIME-encapsulated message.\r\n"
+              "\r\n"
+              "------=_subrelay_dsn_Q123\r\n"
+              "Content-Type: text/plain; charset=us-ascii\r\n"
+              "Content-Description: Notification\r\n"
+              "\r\n"
+              "This is the mail system at host relay.example.com.\r\n"
+              "\r\n"
+              "I'm sorry to have to inform you that your message could not\r\n"
+              "be delivered to one or more recipients. The headers of your\r\n"
+              "message are attached below.\r\n"
+              "\r\n"
+              "For further assistance, please send mail to postmaster.\r\n"
+              "\r\n"
+              "If you do so, please include this problem report.\r\n"
+              "\r\n"
+              "                   The mail system\r\n"
+              "\r\n"
+              "<bob@example.org>: host smtp.office365.com said: 550 5.1.1 User unknown\r\n"
+              "\r\n"
+              "<carol@example.net>: delivery failed\r\n"
+              "\r\n"
+              "------=_subrelay_dsn_Q123\r\n"
+              "Content-Type: message/delivery-status\r\n"
+              "Content-Description: Delivery report\r\n"
+              "\r\n"
+              "Reporting-MTA: dns; relay.example.com\r\n"
+              "X-Queue-ID: Q123\r\n"
+              "Arrival-Date: Sat, 28 Nov 2026 12:00:00 +0000\r\n"
+              "\r\n"
+              "Final-Recipient: rfc822; bob@example.org\r\n"
+              "Original-Recipient: rfc822; bob@example.org\r\n"
+              "Action: failed\r\n"
+              "Status: 5.1.1\r\n"
+              "Remote-MTA: dns; smtp.office365.com\r\n"
+              "Diagnostic-Code: smtp; 550 5.1.1 User unknown\r\n"
+              "\r\n"
+              "Final-Recipient: rfc822; carol@example.net\r\n"
+              "Original-Recipient: rfc822; carol@example.net\r\n"
+              "Action: failed\r\n"
+              "Status: 5.0.0\r\n"
+              "\r\n"
+              "------=_subrelay_dsn_Q123\r\n"
+              "Content-Type: text/rfc822-headers\r\n"
+              "Content-Description: Undelivered Message Headers\r\n"
+              "\r\n"
+              "Received: from printer.lan ([192.0.2.7])\r\n"
+              "\tby relay.example.com with ESMTPSA id Q123; Sat, 28 Nov 2026 11:59:00 +0000\r\n"
+              "From: Scanner <scanner@example.com>\r\n"
+              "To: bob@example.org, carol@example.net\r\n"
+              "Subject: Scan 42\r\n"
+              "Message-ID: <scan42@printer.lan>\r\n"
+              "\r\n"
+              "------=_subrelay_dsn_Q123--\r\n");
+}
+
+// A delay notice whose original holds the predictable boundary: the
+// boundary is then made of random digits too.
+TEST(dsn, delay_notice_with_a_random_boundary_byte_for_byte) {
+    auto r = sample(dsn_request::kind::delay);
+    r.recipients = {{"bob@example.org", "4.4.1", "451 4.4.1 Try again later", "smtp.office365.com"}};
+    r.retry_until = r.arrival_date + 5 * 86400;
+    r.original_message = original_headers + "\r\n------=_subrelay_dsn_Q123\r\n";
+    r.date.clear();
+    r.message_id.clear();
+    fixed_random random({0xFEDCBA9876543210, 0x0F1E2D3C4B5A6978, 0x00000000DEADBEEF});
+    const auto msg = build_dsn(r, fixed_clock({1795953600, -18000}), random);
+    EXPECT_EQ(msg,
+              "From: \"Mail Delivery System\" <MAILER-DAEMON@relay.example.com>\r\n"
+              "To: <scanner@example.com>\r\n"
+              "Subject: Delayed Mail (still being retried)\r\n"
+              "Date: Sun, 29 Nov 2026 07:00:00 -0500\r\n"
+              "Message-ID: <20261129120000.Q123.delay.FEEBDAED@relay.example.com>\r\n"
+              "MIME-Version: 1.0\r\n"
+              "Auto-Submitted: auto-replied\r\n"
+              "Content-Type: multipart/report; report-type=delivery-status;\r\n"
+              "\tboundary=\"----=_subrelay_dsn_0123456789ABCDEF8796A5B4C3D2E1F0\"\r\n"
+              "\r\n"
+              "This is a MIME-encapsulated message.\r\n"
+              "\r\n"
+              "------=_subrelay_dsn_0123456789ABCDEF8796A5B4C3D2E1F0\r\n"
+              "Content-Type: text/plain; charset=us-ascii\r\n"
+              "Content-Description: Notification\r\n"
+              "\r\n"
+              "This is the mail system at host relay.example.com.\r\n"
+              "\r\n"
+              "####################################################################\r\n"
+              "# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #\r\n"
+              "####################################################################\r\n"
+              "\r\n"
+              "Your message has not yet been delivered to one or more recipients.\r\n"
+              "The mail system will keep trying until the message is 5 days old.\r\n"
+              "\r\n"
+              "The headers of your message are attached below.\r\n"
+              "\r\n"
+              "For further assistance, please send mail to postmaster.\r\n"
+              "\r\n"
+              "If you do so, please include this problem report.\r\n"
+              "\r\n"
+              "                   The mail system\r\n"
+              "\r\n"
+              "<bob@example.org>: host smtp.office365.com said: 451 4.4.1 Try again later\r\n"
+              "\r\n"
+              "------=_subrelay_dsn_0123456789ABCDEF8796A5B4C3D2E1F0\r\n"
+              "Content-Type: message/delivery-status\r\n"
+              "Content-Description: Delivery report\r\n"
+              "\r\n"
+              "Reporting-MTA: dns; relay.example.com\r\n"
+              "X-Queue-ID: Q123\r\n"
+              "Arrival-Date: Sat, 28 Nov 2026 12:00:00 +0000\r\n"
+              "\r\n"
+              "Final-Recipient: rfc822; bob@example.org\r\n"
+              "Original-Recipient: rfc822; bob@example.org\r\n"
+              "Action: delayed\r\n"
+              "Status: 4.4.1\r\n"
+              "Remote-MTA: dns; smtp.office365.com\r\n"
+              "Diagnostic-Code: smtp; 451 4.4.1 Try again later\r\n"
+              "Will-Retry-Until: Thu, 03 Dec 2026 12:00:00 +0000\r\n"
+              "\r\n"
+              "------=_subrelay_dsn_0123456789ABCDEF8796A5B4C3D2E1F0\r\n"
+              "Content-Type: text/rfc822-headers\r\n"
+              "Content-Description: Delayed Message Headers\r\n"
+              "\r\n"
+              "Received: from printer.lan ([192.0.2.7])\r\n"
+              "\tby relay.example.com with ESMTPSA id Q123; Sat, 28 Nov 2026 11:59:00 +0000\r\n"
+              "From: Scanner <scanner@example.com>\r\n"
+              "To: bob@example.org, carol@example.net\r\n"
+              "Subject: Scan 42\r\n"
+              "Message-ID: <scan42@printer.lan>\r\n"
+              "\r\n"
+              "------=_subrelay_dsn_0123456789ABCDEF8796A5B4C3D2E1F0--\r\n");
 }
 
 // ---- header injection ----------------------------------------------------
@@ -409,7 +591,7 @@ TEST(dsn, values_cannot_inject_headers_fields_or_parts) {
                      "550 oops\r\nBcc: victim@example.com\r\n\r\nFinal-Recipient: rfc822; evil@example.com",
                      "mx\r\nRemote-MTA: dns; evil"},
                     {"carol@example.net\nBcc: x", "5.1.1", "550 a\rBcc: y", ""}};
-    const auto msg = build_dsn(r);
+    const auto msg = build_dsn(r, test_clock, test_random);
     expect_wire_clean(msg);
     for (const auto& l : lines_of(msg)) {
         EXPECT_FALSE(lower(l).starts_with("bcc")) << l;
@@ -471,7 +653,7 @@ TEST(dsn_is_automatic, delivery_status_report) {
 }
 
 TEST(dsn_is_automatic, our_own_notice_is_automatic) {
-    const auto msg = build_dsn(sample());
+    const auto msg = build_dsn(sample(), test_clock, test_random);
     EXPECT_TRUE(is_automatic("someone@example.com", msg));
     EXPECT_TRUE(is_automatic("", msg));
 }

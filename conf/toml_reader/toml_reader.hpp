@@ -1,9 +1,9 @@
 #pragma once
-// Internal helpers shared by the config and policy parsers: reading typed
-// values from a toml++ table while collecting every problem with its full
-// key path ("server.submission[1]", "mailbox[2].identity").
-// Not part of the public interface of subrelay::conf: include it only from
-// code that links toml++ itself.
+// What the config and policy parsers share (subrelay::toml_reader): reading
+// typed values from a toml++ table while collecting every problem with its
+// full key path ("server.submission[1]", "mailbox[2].identity"), and
+// writing TOML strings and keys. Its interface is toml++'s types, so a
+// library that uses it links toml++ too.
 #include <cstdint>
 #include <filesystem>
 #include <limits>
@@ -14,7 +14,7 @@
 
 #include <toml++/toml.h>
 
-namespace subrelay::conf::detail {
+namespace subrelay::toml_reader {
 
 struct problem {
     std::string key;       // full key path; empty for file-level problems
@@ -94,4 +94,4 @@ private:
     std::vector<std::string> known_;
 };
 
-}  // namespace subrelay::conf::detail
+}  // namespace subrelay::toml_reader

@@ -1,6 +1,7 @@
-#include "relay/durable_file.hpp"
+#include "relay/spool/durable_file.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -87,11 +88,14 @@ void directory_syncer::sync() {
 }
 
 void write_file_atomically(const fs::path& final_path, const fs::path& tmp_path,
-                           std::initializer_list<std::string_view> parts, mode_t mode, existing_tmp if_exists) {
-    const int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (if_exists == existing_tmp::fail ? O_EXCL : O_TRUNC);
+                           std::initializer_list<std::string_view> parts, mode_t mode, existing_tmp if_exists,
+                           file_mode how) {
+    const int flags =
+        O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (if_exists == existing_tmp::fail ? O_EXCL : O_TRUNC);
     fd_guard fd(::open(tmp_path.c_str(), flags, mode));
     if (fd.get() < 0) throw_errno("create", tmp_path);
     try {
+        if (how == file_mode::exact && ::fchmod(fd.get(), mode) != 0) throw_errno("chmod", tmp_path);
         for (std::string_view part : parts) write_all(fd.get(), part, tmp_path);
         if (::fsync(fd.get()) != 0) throw_errno("fsync", tmp_path);
         if (::close(fd.release()) != 0) throw_errno("close", tmp_path);

@@ -1,8 +1,9 @@
 #pragma once
-// Low-level file helpers shared by the spool, the queue state store and the
-// delivery code: an owned file descriptor, complete writes, directory fsync,
-// and the atomic replace (temporary file, fsync, rename, fsync the
-// directory) that everything durable in the spool relies on.
+// Low-level file helpers shared by the spool, the queue state store, the
+// delivery code and the policy editor: an owned file descriptor, complete
+// writes, directory fsync, and the atomic replace (temporary file, fsync,
+// rename, fsync the directory) that everything durable relies on: the one
+// implementation of it in the project.
 #include <sys/types.h>
 
 #include <condition_variable>
@@ -69,16 +70,23 @@ enum class existing_tmp {
     fail,     // throw: someone else is writing under that name
 };
 
+// Whether the process umask applies to the mode of the new file.
+enum class file_mode {
+    umask_applies,  // mode & ~umask, as open(2) creates files
+    exact,          // exactly mode: a replaced file keeps the mode it had
+};
+
 // Atomically replaces final_path with the concatenation of parts: writes
-// tmp_path (created with mode), fsyncs it, renames it to final_path, and
-// fsyncs final_path's directory. tmp_path must be on the same file system
-// as final_path. Throws std::runtime_error; no temporary file is left
-// behind when any step fails. When only the final directory fsync fails,
-// the rename has happened: final_path holds the new content, but may not
-// survive a crash.
+// tmp_path (created with mode; never through a symbolic link), fsyncs it,
+// renames it to final_path, and fsyncs final_path's directory. tmp_path
+// must be on the same file system as final_path. Throws std::runtime_error;
+// no temporary file is left behind when any step fails. When only the final
+// directory fsync fails, the rename has happened: final_path holds the new
+// content, but may not survive a crash.
 void write_file_atomically(const std::filesystem::path& final_path, const std::filesystem::path& tmp_path,
                            std::initializer_list<std::string_view> parts, mode_t mode = 0600,
-                           existing_tmp if_exists = existing_tmp::replace);
+                           existing_tmp if_exists = existing_tmp::replace,
+                           file_mode how = file_mode::umask_applies);
 
 // Queue ids as the spool makes them: 1 to 64 digits and capital letters
 // (and so nothing that could name another file).

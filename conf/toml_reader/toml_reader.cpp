@@ -1,4 +1,4 @@
-#include "conf/toml_reader.hpp"
+#include "conf/toml_reader/toml_reader.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -7,7 +7,7 @@
 #include <sstream>
 #include <utility>
 
-namespace subrelay::conf::detail {
+namespace subrelay::toml_reader {
 
 namespace {
 
@@ -222,4 +222,4 @@ void table_reader::finish() {
     }
 }
 
-}  // namespace subrelay::conf::detail
+}  // namespace subrelay::toml_reader

@@ -1,5 +1,5 @@
-#include "relay/durable_file.hpp"
-#include "temp_dir.hpp"
+#include "relay/spool/durable_file.hpp"
+#include "tests/relay/temp_dir.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -20,6 +20,7 @@ namespace fs = std::filesystem;
 using subrelay::relay::directory_syncer;
 using subrelay::relay::existing_tmp;
 using subrelay::relay::fd_guard;
+using subrelay::relay::file_mode;
 using subrelay::relay::valid_queue_id;
 using subrelay::relay::write_file_atomically;
 
@@ -70,6 +71,35 @@ TEST_F(durable_file_test, creates_with_the_given_mode) {
     struct stat st {};
     ASSERT_EQ(::stat((dir_ / "file").c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0640u);
+}
+
+TEST_F(durable_file_test, the_umask_narrows_the_mode_unless_it_is_exact) {
+    const mode_t old_mask = ::umask(077);
+    write_file_atomically(dir_ / "narrowed", dir_ / ".narrowed.tmp", {"x"}, 0640);
+    write_file_atomically(dir_ / "exact", dir_ / ".exact.tmp", {"x"}, 0640, existing_tmp::replace, file_mode::exact);
+    ::umask(old_mask);
+    struct stat st {};
+    ASSERT_EQ(::stat((dir_ / "narrowed").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0600u);
+    ASSERT_EQ(::stat((dir_ / "exact").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0640u);
+}
+
+TEST_F(durable_file_test, exact_mode_also_widens_a_leftover_tmp) {
+    std::ofstream(dir_ / ".file.tmp") << "leftover";
+    ASSERT_EQ(::chmod((dir_ / ".file.tmp").c_str(), 0600), 0);
+    write_file_atomically(dir_ / "file", dir_ / ".file.tmp", {"x"}, 0644, existing_tmp::replace, file_mode::exact);
+    struct stat st {};
+    ASSERT_EQ(::stat((dir_ / "file").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0644u);
+}
+
+TEST_F(durable_file_test, a_symbolic_link_at_the_tmp_path_is_not_followed) {
+    std::ofstream(dir_ / "elsewhere") << "untouched";
+    fs::create_symlink(dir_ / "elsewhere", dir_ / ".file.tmp");
+    EXPECT_THROW(write_file_atomically(dir_ / "file", dir_ / ".file.tmp", {"data"}), std::runtime_error);
+    EXPECT_EQ(read(dir_ / "elsewhere"), "untouched");
+    EXPECT_FALSE(fs::exists(dir_ / "file"));
 }
 
 TEST_F(durable_file_test, missing_target_directory_throws_and_leaves_no_tmp) {
