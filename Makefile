@@ -5,7 +5,7 @@ RELEASE_DIR ?= build/release
 TEST_DIR ?= build/test
 TSAN_DIR ?= build/tsan
 
-.PHONY: all deps build demo test test-build test-tsan tsan-build clean
+.PHONY: all deps build demo test test-asan test-build test-tsan tsan-build clean
 
 all: build
 
@@ -22,12 +22,16 @@ demo: build
 	./scripts/demo $(RELEASE_DIR)/relay/subrelay
 
 # Every test: unit tests per folder and the integration tests with the real
-# binary, built with AddressSanitizer and UndefinedBehaviorSanitizer.
+# binary, built once with AddressSanitizer and UndefinedBehaviorSanitizer and
+# once with ThreadSanitizer. `ctest -L LABEL` in either build directory runs
+# one group (integration, or a slow suite's own label).
+test: test-asan test-tsan
+
 test-build: deps
 	cmake -S . -B $(TEST_DIR) -DCMAKE_BUILD_TYPE=Debug -DSUBRELAY_SANITIZERS=ON -DSUBRELAY_WARNINGS_AS_ERRORS=ON
 	cmake --build $(TEST_DIR) -j$(JOBS)
 
-test: test-build
+test-asan: test-build
 	cd $(TEST_DIR) && ctest --output-on-failure --timeout 900
 
 # The same tests built with ThreadSanitizer: a data race stops the process

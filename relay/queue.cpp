@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "relay/spool/durable_file.hpp"
+#include "smtp/text/ascii.hpp"
 
 namespace subrelay::relay {
 
@@ -288,8 +289,7 @@ reply_facts facts_of(const smtp::reply& r, std::string_view stage) {
         if (!f.text.empty()) f.text += ' ';
         f.text += l;
     }
-    std::transform(f.text.begin(), f.text.end(), f.text.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    f.text = text::ascii_lower(f.text);
     std::optional<enhanced_code> e;
     if (!r.enhanced.empty()) e = parse_enhanced(r.enhanced);
     else if (!r.lines.empty()) e = parse_enhanced(std::string_view(r.lines.front()).substr(0, r.lines.front().find(' ')));
