@@ -178,11 +178,16 @@ private:
     attempt try_read(std::string& out, boost::system::error_code& ec);
 
     asio::awaitable<io_result> read_some(std::string& out);
-    asio::awaitable<bool> write(std::string_view data);
+    // Writes everything, or gives up when `limit` has passed.
+    asio::awaitable<bool> write(std::string_view data, std::chrono::steady_clock::duration limit);
+    asio::awaitable<void> say_goodbye(const std::string& bye);
     asio::awaitable<bool> handshake();
     asio::awaitable<void> authenticate();
     asio::awaitable<void> store();
     asio::awaitable<void> close();
+    [[nodiscard]] std::chrono::seconds idle_timeout() const {
+        return std::chrono::seconds(ctx_.cfg.server.idle_timeout_seconds);
+    }
     [[nodiscard]] std::chrono::steady_clock::duration deadline(std::chrono::seconds limit) const;
     void note_bare_lf();
 
@@ -307,7 +312,7 @@ session::attempt session::try_read(std::string& out, boost::system::error_code& 
 
 asio::awaitable<session::io_result> session::read_some(std::string& out) {
     if (stop_requested_) co_return io_result::stopped;
-    expires_after(deadline(std::chrono::seconds(ctx_.cfg.server.idle_timeout_seconds)));
+    expires_after(deadline(idle_timeout()));
     boost::system::error_code ec;
     for (;;) {
         const attempt a = try_read(out, ec);
@@ -323,9 +328,9 @@ asio::awaitable<session::io_result> session::read_some(std::string& out) {
     co_return io_result::ok;
 }
 
-asio::awaitable<bool> session::write(std::string_view data) {
+asio::awaitable<bool> session::write(std::string_view data, std::chrono::steady_clock::duration limit) {
     if (data.empty()) co_return true;
-    expires_after(std::chrono::seconds(ctx_.cfg.server.idle_timeout_seconds));
+    expires_after(limit);
     if (tls_) {
         auto ec = co_await tls_call([this, data] {
             std::size_t written = 0;
@@ -336,6 +341,12 @@ asio::awaitable<bool> session::write(std::string_view data) {
     auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(data), with_error);
     (void)n;
     co_return !ec;
+}
+
+// The 421 before the session closes (idle timeout, shutdown): a client that
+// no longer reads gets goodbye_timeout for it, not another idle timeout.
+asio::awaitable<void> session::say_goodbye(const std::string& bye) {
+    co_await write(bye, std::min<std::chrono::steady_clock::duration>(goodbye_timeout, idle_timeout()));
 }
 
 asio::awaitable<bool> session::handshake() {
@@ -506,13 +517,13 @@ asio::awaitable<void> session::run() {
         }
     }
     const std::string greeting = smtp_.greeting();
-    if (!co_await write(greeting)) co_return;
+    if (!co_await write(greeting, idle_timeout())) co_return;
 
     std::string input;
     for (;;) {
         smtp::step s = smtp_.advance();
         if (smtp_.refused_bare_lf()) note_bare_lf();
-        if (!co_await write(s.send)) break;
+        if (!co_await write(s.send, idle_timeout())) break;
         switch (s.next) {
         case smtp::action::need_input: {
             io_result r = co_await read_some(input);
@@ -522,12 +533,11 @@ asio::awaitable<void> session::run() {
             }
             if (r == io_result::stopped) {
                 const std::string bye = smtp_.on_shutdown();
-                co_await write(bye);
+                co_await say_goodbye(bye);
             } else if (r == io_result::timeout) {
                 spdlog::info("session {}: timeout", client_ip_);
-                expires_after(std::chrono::seconds(5));
                 const std::string bye = smtp_.on_timeout();
-                co_await write(bye);
+                co_await say_goodbye(bye);
             }
             co_await close();
             co_return;
