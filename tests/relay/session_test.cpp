@@ -272,6 +272,88 @@ protected:
     std::future<void> ended_;
 };
 
+TEST_F(session_test, a_message_is_written_to_the_spool_as_it_arrives) {
+    start();
+    auto c = connect();
+    begin_data(*c);
+    const auto [message, wire] = message_of(2 << 20);
+    c->send(wire);
+    // Before the end of the message, most of it is on disk already.
+    EXPECT_TRUE(tmp_file_reaches(1 << 20)) << "the message should be in spool/tmp before its end";
+    EXPECT_TRUE(files_in("queue").empty());
+    c->send(".\r\n");
+    const std::string reply = c->reply();
+    ASSERT_EQ(reply.substr(0, 24), "250 2.0.0 Ok: queued as ") << reply;
+    const std::string id = reply.substr(24);
+    const auto loaded = spool_->load(id);
+    const std::string received_start = "Received: from scanner.test";
+    ASSERT_EQ(loaded.data.substr(0, received_start.size()), received_start);
+    EXPECT_NE(loaded.data.find(" id " + id), std::string::npos) << "the Received: header names the queue id";
+    EXPECT_EQ(loaded.data.substr(loaded.data.size() - message.size()), message);
+    EXPECT_EQ(loaded.envelope.recipients, std::vector<std::string>{"alice@example.org"});
+    EXPECT_EQ(loaded.envelope.sender, "scanner@contoso.com");
+    EXPECT_TRUE(files_in("tmp").empty());
+    c->send("QUIT\r\n");
+    EXPECT_EQ(c->reply().substr(0, 4), "221 ");
+    EXPECT_TRUE(session_ended());
+}
+
+TEST_F(session_test, a_session_that_ends_in_the_middle_of_data_leaves_nothing) {
+    start();
+    auto c = connect();
+    begin_data(*c);
+    c->send(message_of(1 << 20).second);
+    ASSERT_TRUE(tmp_file_reaches(512 << 10));
+    c->close();
+    ASSERT_TRUE(session_ended());
+    EXPECT_TRUE(files_in("tmp").empty());
+    EXPECT_TRUE(files_in("queue").empty());
+}
+
+TEST_F(session_test, a_message_over_the_limit_leaves_nothing_and_the_session_goes_on) {
+    cfg_.server.max_message_size = 512 << 10;
+    start();
+    auto c = connect();
+    begin_data(*c);
+    c->send(message_of(2 << 20).second);
+    c->send(".\r\n");
+    EXPECT_EQ(c->reply(), "552 5.3.4 Message size exceeds fixed maximum message size");
+    EXPECT_TRUE(files_in("tmp").empty());
+    EXPECT_TRUE(files_in("queue").empty());
+    c->send("MAIL FROM:<scanner@contoso.com>\r\n");
+    EXPECT_EQ(c->reply().substr(0, 4), "250 ");
+}
+
+// A write that fails half-way through the message (the file size limit
+// here, as a full disk would) gives a 4xx, never a 250, and leaves nothing.
+TEST_F(session_test, a_failed_write_gives_a_4xx_and_leaves_nothing) {
+    start();
+    auto c = connect();
+    begin_data(*c);
+    struct rlimit old_limit {};
+    ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old_limit), 0);
+    const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+    struct rlimit small = old_limit;
+    small.rlim_cur = 256 << 10;
+    ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+    c->send(message_of(1 << 20).second);
+    c->send(".\r\n");
+    const std::string reply = c->reply();
+    ::setrlimit(RLIMIT_FSIZE, &old_limit);
+    std::signal(SIGXFSZ, old_handler);
+    EXPECT_EQ(reply, "451 4.3.0 Temporary failure, message not queued, try again later");
+    EXPECT_TRUE(files_in("tmp").empty());
+    EXPECT_TRUE(files_in("queue").empty());
+    // The session goes on, and the next message is queued.
+    c->send("MAIL FROM:<scanner@contoso.com>\r\nRCPT TO:<alice@example.org>\r\nDATA\r\n");
+    EXPECT_EQ(c->reply().substr(0, 4), "250 ");
+    EXPECT_EQ(c->reply().substr(0, 4), "250 ");
+    EXPECT_EQ(c->reply().substr(0, 4), "354 ");
+    c->send("Subject: small\r\n\r\nbody\r\n.\r\n");
+    EXPECT_EQ(c->reply().substr(0, 24), "250 2.0.0 Ok: queued as ");
+    EXPECT_EQ(files_in("queue").size(), 1u);
+}
+
 // Fills the send buffer of a socket (through its own descriptor) and keeps
 // it full until stopped, so that nothing the session writes gets through:
 // what the client's kernel still takes in is topped up at once.
