@@ -159,6 +159,9 @@ public:
     }
 
     asio::awaitable<void> run();
+    // Drops the message being received, if any (a session that ended in
+    // the middle of DATA), off the I/O thread.
+    asio::awaitable<void> drop_message();
 
     void request_stop() {
         stop_requested_ = true;
@@ -179,11 +182,22 @@ private:
     attempt try_read(std::string& out, boost::system::error_code& ec);
 
     asio::awaitable<io_result> read_some(std::string& out);
-    asio::awaitable<bool> write(std::string_view data);
+    // Writes everything, or gives up when `limit` has passed.
+    asio::awaitable<bool> write(std::string_view data, std::chrono::steady_clock::duration limit);
+    asio::awaitable<void> say_goodbye(const std::string& bye);
     asio::awaitable<bool> handshake();
     asio::awaitable<void> authenticate();
+    // DATA, as the state machine hands it out: each piece appended to the
+    // message's spool file as it comes, the file made durable at the end.
+    asio::awaitable<void> receive_data();
     asio::awaitable<void> store();
+    void prepare_message();
+    void write_chunk();
+    smtp::reply spool_failure(const std::exception& e) const;  // logs, and says which 4xx
     asio::awaitable<void> close();
+    [[nodiscard]] std::chrono::seconds idle_timeout() const {
+        return std::chrono::seconds(ctx_.cfg.server.idle_timeout_seconds);
+    }
     [[nodiscard]] std::chrono::steady_clock::duration deadline(std::chrono::seconds limit) const;
     void note_bare_lf();
 
@@ -215,6 +229,13 @@ private:
     bool tls_ = false;
     bool reading_ = false;
     bool stop_requested_ = false;
+    // The message being received: its envelope and Received: header (both
+    // fixed when its first piece is written), its file in the spool, and the
+    // piece on its way there. Nothing here grows with the message.
+    spool_envelope record_;
+    smtp::received_info received_;
+    spool::incoming incoming_;
+    std::string chunk_;
 };
 
 void session::note_bare_lf() {
@@ -308,7 +329,7 @@ session::attempt session::try_read(std::string& out, boost::system::error_code& 
 
 asio::awaitable<session::io_result> session::read_some(std::string& out) {
     if (stop_requested_) co_return io_result::stopped;
-    expires_after(deadline(std::chrono::seconds(ctx_.cfg.server.idle_timeout_seconds)));
+    expires_after(deadline(idle_timeout()));
     boost::system::error_code ec;
     for (;;) {
         const attempt a = try_read(out, ec);
@@ -324,9 +345,9 @@ asio::awaitable<session::io_result> session::read_some(std::string& out) {
     co_return io_result::ok;
 }
 
-asio::awaitable<bool> session::write(std::string_view data) {
+asio::awaitable<bool> session::write(std::string_view data, std::chrono::steady_clock::duration limit) {
     if (data.empty()) co_return true;
-    expires_after(std::chrono::seconds(ctx_.cfg.server.idle_timeout_seconds));
+    expires_after(limit);
     if (tls_) {
         auto ec = co_await tls_call([this, data] {
             std::size_t written = 0;
@@ -337,6 +358,12 @@ asio::awaitable<bool> session::write(std::string_view data) {
     auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(data), with_error);
     (void)n;
     co_return !ec;
+}
+
+// The 421 before the session closes (idle timeout, shutdown): a client that
+// no longer reads gets goodbye_timeout for it, not another idle timeout.
+asio::awaitable<void> session::say_goodbye(const std::string& bye) {
+    co_await write(bye, std::min<std::chrono::steady_clock::duration>(goodbye_timeout, idle_timeout()));
 }
 
 asio::awaitable<bool> session::handshake() {
@@ -448,54 +475,104 @@ asio::awaitable<void> session::authenticate() {
     smtp_.auth_failure(smtp::replies::auth_credentials_incorrect());
 }
 
-asio::awaitable<void> session::store() {
+// The envelope and the Received: header of the message being received, as
+// they are once DATA has begun (the queue id comes from the spool).
+void session::prepare_message() {
     const smtp::envelope& env = smtp_.current_envelope();
-    std::string message = smtp_.take_message();
+    record_ = {};
+    record_.recipients = env.recipients;
+    record_.identity = env.identity.empty() ? smtp_.identity() : env.identity;
+    record_.sender = ctx_.policy()->envelope_sender(record_.identity, env.sender);
+    record_.upstream_mailbox = ctx_.policy()->upstream_mailbox_for(record_.identity);
+    if (record_.upstream_mailbox.empty()) record_.upstream_mailbox = ctx_.cfg.upstream.mailbox;
+    record_.client_address = client_ip_;
+    record_.received_at = std::chrono::duration_cast<std::chrono::seconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
+    record_.smtputf8 = env.smtputf8;
+    record_.eight_bit = env.body_type == "8BITMIME";
 
-    spool_envelope record;
-    record.recipients = env.recipients;
-    record.identity = env.identity.empty() ? smtp_.identity() : env.identity;
-    record.sender = ctx_.policy()->envelope_sender(record.identity, env.sender);
-    record.upstream_mailbox = ctx_.policy()->upstream_mailbox_for(record.identity);
-    if (record.upstream_mailbox.empty()) record.upstream_mailbox = ctx_.cfg.upstream.mailbox;
-    record.client_address = client_ip_;
-    record.received_at = std::chrono::duration_cast<std::chrono::seconds>(
-                             std::chrono::system_clock::now().time_since_epoch())
-                             .count();
-    record.smtputf8 = env.smtputf8;
-    record.eight_bit = env.body_type == "8BITMIME";
+    received_ = {};
+    received_.helo = env.helo;
+    received_.client_ip = client_ip_;
+    received_.by = ctx_.cfg.server.hostname;
+    received_.protocol = std::string(smtp_.esmtp() ? "ESMTP" : "SMTP") + (tls_ ? "S" : "") +
+                         (smtp_.authenticated() ? "A" : "");
+    received_.tls = tls_description_;
+    if (env.recipients.size() == 1) received_.single_recipient = env.recipients.front();
+    received_.date = smtp::rfc5322_date_now(system_wall_clock());
+}
 
-    const std::size_t size = message.size();
-    try {
-        auto write_spool = [this, &record, &message, &env] {
-                // The id is chosen by the spool; the Received header names it,
-                // so build the header inside the same step.
-                smtp::received_info info;
-                info.helo = env.helo;
-                info.client_ip = client_ip_;
-                info.by = ctx_.cfg.server.hostname;
-                info.protocol = std::string(smtp_.esmtp() ? "ESMTP" : "SMTP") + (tls_ ? "S" : "") +
-                                (smtp_.authenticated() ? "A" : "");
-                info.tls = tls_description_;
-                if (env.recipients.size() == 1) info.single_recipient = env.recipients.front();
-                info.date = smtp::rfc5322_date_now(system_wall_clock());
-                return ctx_.spool.store(record, message, [&info](const std::string& queue_id) {
-                    smtp::received_info i = info;
-                    i.id = queue_id;
-                    return smtp::received_header(i);
-                });
-        };
-        std::string id = co_await run_blocking(ctx_.blocking, write_spool);
-        spdlog::info("accepted id={} account={} client={} from=<{}> to={} size={}", id, record.identity, client_ip_,
-                     record.sender, smtp::bracketed_list(record.recipients), size);
-        ctx_.limits.record(record.identity, record.recipients.size());
-        smtp_.stored(smtp::reply(250, "2.0.0", "Ok: queued as " + id));
-        ctx_.delivery.enqueue(id, record.upstream_mailbox);
-    } catch (const std::exception& e) {
-        spdlog::error("spool write failed: account={} client={} from=<{}> size={}: {}", record.identity, client_ip_,
-                      record.sender, size, e.what());
-        smtp_.stored(smtp::reply(451, "4.3.0", "Temporary failure, message not queued, try again later"));
+// On the blocking pool: the message's file is made with its first piece.
+void session::write_chunk() {
+    if (!incoming_.active()) {
+        incoming_ = ctx_.spool.begin(record_, [this](const std::string& queue_id) {
+            smtp::received_info info = received_;
+            info.id = queue_id;
+            return smtp::received_header(info);
+        });
     }
+    if (!chunk_.empty()) incoming_.append(chunk_);
+}
+
+smtp::reply session::spool_failure(const std::exception& e) const {
+    spdlog::error("spool write failed: account={} client={} from=<{}> size={}: {}", record_.identity, client_ip_,
+                  record_.sender, incoming_.size(), e.what());
+    const auto* error = dynamic_cast<const spool_error*>(&e);
+    if (error != nullptr && error->out_of_space()) return {452, "4.3.1", "Insufficient system storage"};
+    return {451, "4.3.0", "Temporary failure, message not queued, try again later"};
+}
+
+asio::awaitable<void> session::receive_data() {
+    smtp_.take_data(chunk_);
+    if (!incoming_.active()) prepare_message();
+    std::optional<smtp::reply> failure;
+    try {
+        auto write_piece = [this] { write_chunk(); };
+        co_await run_blocking(ctx_.blocking, write_piece);
+    } catch (const std::exception& e) {
+        failure = spool_failure(e);
+    }
+    if (failure) {
+        // The rest of the message is read and dropped; its end gets the 4xx.
+        co_await drop_message();
+        smtp_.data_failed(*failure);
+    }
+}
+
+asio::awaitable<void> session::drop_message() {
+    if (incoming_.active()) {
+        auto drop = [this] { incoming_.abort(); };
+        co_await run_blocking(ctx_.blocking, drop);
+    }
+    std::string().swap(chunk_);  // an idle session holds no DATA buffer
+}
+
+asio::awaitable<void> session::store() {
+    smtp_.take_data(chunk_);
+    if (!incoming_.active()) prepare_message();
+    std::string id;
+    std::optional<smtp::reply> failure;
+    try {
+        auto finish = [this] {
+            write_chunk();
+            return incoming_.commit();
+        };
+        id = co_await run_blocking(ctx_.blocking, finish);
+    } catch (const std::exception& e) {
+        failure = spool_failure(e);
+    }
+    const std::uint64_t size = incoming_.size();
+    co_await drop_message();
+    if (failure) {
+        smtp_.stored(*failure);
+        co_return;
+    }
+    spdlog::info("accepted id={} account={} client={} from=<{}> to={} size={}", id, record_.identity, client_ip_,
+                 record_.sender, smtp::bracketed_list(record_.recipients), size);
+    ctx_.limits.record(record_.identity, record_.recipients.size());
+    smtp_.stored(smtp::reply(250, "2.0.0", "Ok: queued as " + id));
+    ctx_.delivery.enqueue(id, record_.upstream_mailbox);
 }
 
 asio::awaitable<void> session::run() {
@@ -507,13 +584,13 @@ asio::awaitable<void> session::run() {
         }
     }
     const std::string greeting = smtp_.greeting();
-    if (!co_await write(greeting)) co_return;
+    if (!co_await write(greeting, idle_timeout())) co_return;
 
     std::string input;
     for (;;) {
         smtp::step s = smtp_.advance();
         if (smtp_.refused_bare_lf()) note_bare_lf();
-        if (!co_await write(s.send)) break;
+        if (!co_await write(s.send, idle_timeout())) break;
         switch (s.next) {
         case smtp::action::need_input: {
             io_result r = co_await read_some(input);
@@ -523,12 +600,11 @@ asio::awaitable<void> session::run() {
             }
             if (r == io_result::stopped) {
                 const std::string bye = smtp_.on_shutdown();
-                co_await write(bye);
+                co_await say_goodbye(bye);
             } else if (r == io_result::timeout) {
                 spdlog::info("session {}: timeout", client_ip_);
-                expires_after(std::chrono::seconds(5));
                 const std::string bye = smtp_.on_timeout();
-                co_await write(bye);
+                co_await say_goodbye(bye);
             }
             co_await close();
             co_return;
@@ -542,6 +618,12 @@ asio::awaitable<void> session::run() {
             continue;
         case smtp::action::authenticate:
             co_await authenticate();
+            continue;
+        case smtp::action::data_chunk:
+            co_await receive_data();
+            continue;
+        case smtp::action::discard:
+            co_await drop_message();
             continue;
         case smtp::action::store:
             co_await store();
@@ -563,7 +645,13 @@ asio::awaitable<void> run_session(relay_context& ctx, asio::ip::tcp::socket sock
     } catch (const std::exception& e) {
         spdlog::error("session ended by an error: {}", e.what());
     }
-    if (s) ctx.sessions.remove(s);
+    if (!s) co_return;
+    try {
+        co_await s->drop_message();  // a session that ended in the middle of DATA
+    } catch (const std::exception& e) {
+        spdlog::error("dropping the unfinished message of a session: {}", e.what());
+    }
+    ctx.sessions.remove(s);
 }
 
 }  // namespace subrelay::relay

@@ -2,6 +2,7 @@
 // One client connection: a coroutine that moves bytes between the socket
 // (plain, STARTTLS or implicit TLS) and smtp::server_session, and carries
 // out what the state machine asks for (TLS handshake, SASL, spooling).
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <set>
@@ -29,6 +30,10 @@ public:
 private:
     std::set<std::shared_ptr<session>> sessions_;
 };
+
+// How long a session that ends (idle timeout, shutdown) tries to write its
+// 421 before it closes anyway (at most the idle timeout).
+inline constexpr std::chrono::seconds goodbye_timeout{5};
 
 struct listener_kind {
     bool implicit_tls = false;

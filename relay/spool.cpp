@@ -187,68 +187,144 @@ std::string spool::new_id() {
     return id;
 }
 
-void spool::write_durably(const fs::path& final_path, const std::string& id, std::string_view head,
-                          std::string_view body) {
-    // A recycled file is overwritten and cut to size: its old content is
-    // never in queue/, and a crash before the rename leaves it in tmp/,
-    // which start-up empties. A new file is created with O_EXCL: two
+bool spool_error::out_of_space() const { return errno_ == ENOSPC || errno_ == EDQUOT; }
+
+spool::incoming::incoming(incoming&& other) noexcept
+    : owner_(std::exchange(other.owner_, nullptr)),
+      fd_(std::move(other.fd_)),
+      id_(std::move(other.id_)),
+      name_(std::move(other.name_)),
+      tmp_path_(std::move(other.tmp_path_)),
+      reused_(other.reused_),
+      written_(other.written_),
+      size_(other.size_) {}
+
+spool::incoming& spool::incoming::operator=(incoming&& other) noexcept {
+    if (this != &other) {
+        abort();
+        owner_ = std::exchange(other.owner_, nullptr);
+        fd_ = std::move(other.fd_);
+        id_ = std::move(other.id_);
+        name_ = std::move(other.name_);
+        tmp_path_ = std::move(other.tmp_path_);
+        reused_ = other.reused_;
+        written_ = other.written_;
+        size_ = other.size_;
+    }
+    return *this;
+}
+
+spool::incoming spool::begin(spool_envelope env, const header_builder& make_header) {
+    env.id = new_id();
+    std::string head = format_envelope(env);
+    if (make_header) head += make_header(env.id);
+    // A recycled file is overwritten and cut to size at commit(): its old
+    // content is never in queue/, and a crash before the rename leaves it in
+    // tmp/, which start-up empties. A new file is created with O_EXCL: two
     // writers of one name must not mix their bytes.
     // A recycled file whose last reader still holds its lock (message_lock:
     // flock on the file) waits for a later message: the next reader of
     // this one must not find it locked.
-    fd_guard fd(-1);
+    incoming in;
+    in.id_ = env.id;
     std::string name = take_recycled();
     if (!name.empty()) {
         fd_guard reused(::open((tmp_ / name).c_str(), O_WRONLY | O_CLOEXEC));
         if (reused.get() >= 0 && ::flock(reused.get(), LOCK_EX | LOCK_NB) == 0) {
-            fd = fd_guard(reused.release());
+            in.fd_ = std::move(reused);
+            in.reused_ = true;
         } else {
             if (reused.get() >= 0) return_recycled(std::move(name));
             name.clear();
         }
     }
-    const bool reused = fd.get() >= 0;
-    if (!reused) name = id;
-    const fs::path tmp_path = tmp_ / name;
-    auto fail = [&tmp_path](std::string_view what) {
-        const int err = errno;  // before anything below can allocate
-        throw spool_error(std::string(what) + " " + tmp_path.string() + ": " + errno_text(err));
-    };
-    if (!reused) fd = fd_guard(::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-    if (fd.get() < 0) fail("create");
-    try {
-        as_spool_error([&] {
-            write_all(fd.get(), head, tmp_path);
-            write_all(fd.get(), body, tmp_path);
-        });
-        if (reused && ::ftruncate(fd.get(), static_cast<off_t>(head.size() + body.size())) != 0) fail("truncate");
-        if (::fdatasync(fd.get()) != 0) fail("fsync");
-        if (::close(fd.release()) != 0) fail("close");
-        if (::rename(tmp_path.c_str(), final_path.c_str()) != 0) {
-            const int err = errno;
-            throw spool_error("rename " + tmp_path.string() + " to " + final_path.string() + ": " + errno_text(err));
+    if (!in.reused_) {
+        name = env.id;
+        const fs::path path = tmp_ / name;
+        in.fd_ = fd_guard(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+        if (in.fd_.get() < 0) {
+            const int err = errno;  // before anything below can allocate
+            throw spool_error("create " + path.string() + ": " + errno_text(err), err);
         }
-    } catch (...) {
-        ::unlink(tmp_path.c_str());
-        throw;
     }
-    as_spool_error([&] { queue_sync_.sync(); });
+    in.name_ = std::move(name);
+    in.tmp_path_ = tmp_ / in.name_;
+    in.owner_ = this;
+    in.write(head);
+    return in;
 }
 
-std::string spool::store(spool_envelope env, std::string_view body, const header_builder& make_header) {
-    env.id = new_id();
-    const fs::path final_path = queue_ / env.id;
-    std::string head = format_envelope(env);
-    if (make_header) head += make_header(env.id);
+void spool::incoming::write(std::string_view bytes) {
+    while (!bytes.empty()) {
+        const ssize_t n = ::write(fd_.get(), bytes.data(), bytes.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) fail("write", n < 0 ? errno : EIO);
+        bytes.remove_prefix(static_cast<std::size_t>(n));
+        written_ += static_cast<std::uint64_t>(n);
+    }
+}
+
+void spool::incoming::fail(std::string_view what, int err) {
+    std::string text = std::string(what) + " " + tmp_path_.string() + ": " + errno_text(err);
+    abort();
+    throw spool_error(text, err);
+}
+
+void spool::incoming::append(std::string_view bytes) {
+    if (!active()) throw spool_error("no message is being written");
+    write(bytes);
+    size_ += bytes.size();
+}
+
+std::string spool::incoming::commit() {
+    if (!active()) throw spool_error("no message is being written");
+    if (reused_ && ::ftruncate(fd_.get(), static_cast<off_t>(written_)) != 0) fail("truncate", errno);
+    if (::fdatasync(fd_.get()) != 0) fail("fsync", errno);
+    spool& s = *owner_;
+    const fs::path final_path = s.queue_ / id_;
+    // From here on the file is never kept for another message.
+    owner_ = nullptr;
+    if (::close(fd_.release()) != 0) {
+        const int err = errno;
+        ::unlink(tmp_path_.c_str());
+        throw spool_error("close " + tmp_path_.string() + ": " + errno_text(err), err);
+    }
+    if (::rename(tmp_path_.c_str(), final_path.c_str()) != 0) {
+        const int err = errno;
+        ::unlink(tmp_path_.c_str());
+        throw spool_error("rename " + tmp_path_.string() + " to " + final_path.string() + ": " + errno_text(err), err);
+    }
     try {
-        write_durably(final_path, env.id, head, body);
+        as_spool_error([&] { s.queue_sync_.sync(); });
     } catch (const spool_error&) {
-        // The rename may have happened before the directory fsync failed:
-        // the client gets a 4xx, so the message must not be delivered too.
+        // The rename has happened but may not last: the client gets a 4xx,
+        // so the message must not be delivered too.
         ::unlink(final_path.c_str());
         throw;
     }
-    return env.id;
+    return id_;
+}
+
+void spool::incoming::abort() noexcept {
+    if (owner_ == nullptr) return;
+    spool* s = std::exchange(owner_, nullptr);
+    bool kept = false;
+    if (reused_ && ::ftruncate(fd_.get(), 0) == 0) {
+        fd_ = fd_guard(-1);  // closed first: the lock goes with it
+        try {
+            s->return_recycled(std::move(name_));
+            kept = true;
+        } catch (...) {  // no memory for the name: the file goes
+        }
+    }
+    fd_ = fd_guard(-1);
+    if (!kept) ::unlink(tmp_path_.c_str());
+}
+
+std::string spool::store(spool_envelope env, std::string_view body, const header_builder& make_header) {
+    incoming in = begin(std::move(env), make_header);
+    in.append(body);
+    return in.commit();
 }
 
 std::vector<std::string> spool::list() const {

@@ -2,6 +2,8 @@
 // The durable queue. A message is one file: an envelope header, a blank
 // line, then the message bytes. It is written to tmp/, fsynced, renamed
 // into queue/ and the directory fsynced before anyone is told "250".
+// A message from a client is written as it arrives (spool::incoming), so
+// the relay never holds a whole message in memory to store it.
 //
 // The process that opens the spool (the relay) owns tmp/: it recycles the
 // files of delivered messages there and writes new messages into them, so
@@ -37,6 +39,14 @@ struct spool_envelope {
 class spool_error : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
+    spool_error(const std::string& what, int error_number) : std::runtime_error(what), errno_(error_number) {}
+    // The errno of the failed call, when one failed (else 0).
+    [[nodiscard]] int error_number() const { return errno_; }
+    // The file system is full (or the quota is used up): a 452 4.3.1, not a 451.
+    [[nodiscard]] bool out_of_space() const;
+
+private:
+    int errno_ = 0;
 };
 
 class spool {
@@ -52,10 +62,60 @@ public:
     // this object recycles the files it removes. Throws spool_error.
     void open();
 
-    // Stores a message durably. Returns its queue id. make_header, when
-    // given, builds the lines to prepend (a Received: header) from the id.
-    // Throws spool_error and leaves no file behind when any step fails.
     using header_builder = std::function<std::string(const std::string& id)>;
+
+    // A message being written as it arrives. Every step may block (writes,
+    // fsync): run them off the I/O thread. Each throws spool_error, and a
+    // message whose step failed is gone: nothing of it stays in tmp/ or
+    // queue/. Not thread-safe: one writer at a time.
+    class incoming {
+    public:
+        incoming() = default;
+        incoming(incoming&& other) noexcept;
+        incoming& operator=(incoming&& other) noexcept;  // aborts what this one held
+        incoming(const incoming&) = delete;
+        incoming& operator=(const incoming&) = delete;
+        ~incoming() { abort(); }
+
+        // Between begin() and commit() or abort().
+        [[nodiscard]] bool active() const { return owner_ != nullptr; }
+        [[nodiscard]] const std::string& id() const { return id_; }
+        // Message bytes appended (the envelope and the header not counted).
+        [[nodiscard]] std::uint64_t size() const { return size_; }
+
+        // Adds message bytes (one write; callers batch them).
+        void append(std::string_view bytes);
+        // Makes the message durable and queues it: truncates a recycled file
+        // to size, fdatasync, rename into queue/, fsync of queue/ (shared with
+        // concurrent writers). Returns the queue id. Afterwards !active().
+        std::string commit();
+        // Drops the message: a file made for it is removed, a recycled one
+        // emptied and kept for the next message. Afterwards !active().
+        void abort() noexcept;
+
+    private:
+        friend class spool;
+        spool* owner_ = nullptr;
+        fd_guard fd_{-1};
+        std::string id_;
+        std::string name_;                // its name in tmp/
+        std::filesystem::path tmp_path_;
+        bool reused_ = false;             // a recycled file: cut to size at commit()
+        std::uint64_t written_ = 0;       // bytes in the file: envelope, header, message
+        std::uint64_t size_ = 0;
+        void write(std::string_view bytes);
+        [[noreturn]] void fail(std::string_view what, int err);
+    };
+
+    // Starts a message: chooses its id, takes a file in tmp/ (a recycled
+    // one when there is one) and writes the envelope and make_header(id)
+    // (the lines to prepend: a Received: header), then the caller appends
+    // the message and commits. Throws spool_error, leaving no file behind.
+    incoming begin(spool_envelope env, const header_builder& make_header = {});
+
+    // Stores a whole message durably (begin, append, commit): notices,
+    // bounces, tools. Returns its queue id. Throws spool_error and leaves no
+    // file behind when any step fails.
     std::string store(spool_envelope env, std::string_view body, const header_builder& make_header = {});
 
     // Queue ids of all stored messages, oldest first.
@@ -100,8 +160,6 @@ private:
     std::string take_recycled();
     void return_recycled(std::string name);
     bool recycle(const std::filesystem::path& file);
-    void write_durably(const std::filesystem::path& final_path, const std::string& id, std::string_view head,
-                       std::string_view body);
 };
 
 // Serialisation of the envelope header (exposed for tests).

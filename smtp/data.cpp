@@ -18,14 +18,22 @@ enum : int {
 
 void data_reader::append(std::string_view s) {
     size_ += s.size();
-    if (too_big_) return;
-    if (size_ > max_size_) {
+    if (!too_big_ && size_ > max_size_) {
         too_big_ = true;
-        message_.clear();
-        message_.shrink_to_fit();
-        return;
+        drop_content();
     }
-    message_.append(s);
+    if (!dropping_) message_.append(s);
+}
+
+void data_reader::take_message_into(std::string& out) {
+    out.clear();
+    out.swap(message_);
+}
+
+void data_reader::drop_content() {
+    dropping_ = true;
+    message_.clear();
+    message_.shrink_to_fit();
 }
 
 void data_reader::line_end_at_lf() {

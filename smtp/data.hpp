@@ -21,6 +21,10 @@ enum class bare_lf {
 // Server side: consumes bytes after "354" until the <CRLF>.<CRLF> terminator.
 // The terminator's first CRLF belongs to the message (the message always
 // ends with CRLF unless it is empty). A bare CR is content.
+//
+// The unstuffed message is produced as the bytes arrive and kept only until
+// it is taken (take_message_into), so a caller that takes it as it goes
+// holds a bounded part of the message, never all of it.
 class data_reader {
 public:
     explicit data_reader(std::size_t max_size, bare_lf mode = bare_lf::reject) : max_size_(max_size), mode_(mode) {}
@@ -33,9 +37,18 @@ public:
     [[nodiscard]] bool done() const { return done_; }
     // True if the message exceeded max_size (its content is then dropped).
     [[nodiscard]] bool too_big() const { return too_big_; }
-    // Unstuffed message (valid when done() && !too_big()).
+    // The unstuffed message produced and not yet taken: all of it when
+    // nothing was taken (valid when !too_big() and nothing was dropped).
     [[nodiscard]] const std::string& message() const { return message_; }
     std::string take_message() { return std::move(message_); }
+    // Moves message() into `out` (whose content is replaced) and leaves
+    // message() empty. The two strings swap their buffers, so a caller that
+    // passes the same string each time makes no allocation per call.
+    void take_message_into(std::string& out);
+    // The rest of the message is read to its end but not kept, and what is
+    // kept now is dropped: the message will be refused anyway.
+    void drop_content();
+    // Bytes of the unstuffed message so far (taken, kept or dropped).
     [[nodiscard]] std::size_t size() const { return size_; }
     // bare_lf::reject: a bare LF was part of the message (which then must
     // not be accepted: whatever we sent on would differ from what was meant).
@@ -50,6 +63,7 @@ private:
     int state_ = 1;  // position in the CRLF . CRLF automaton; starts "after CRLF"
     bool done_ = false;
     bool too_big_ = false;
+    bool dropping_ = false;  // too big, or drop_content(): count, keep nothing
     void append(std::string_view s);
     // A bare LF at the current position: a line end (accept) or content (reject).
     void line_end_at_lf();

@@ -189,6 +189,10 @@ struct server_session::commands {
     }
     static void data(server_session& s, const command&) {
         s.data_.emplace(s.options_.max_message_size, s.options_.bare_lf_mode);
+        s.data_dropped_ = false;
+        s.data_failure_.reset();
+        // The envelope is fixed from here on: the driver writes it before the message.
+        s.envelope_.identity = s.sender_identity();
         s.set_state(state::data);
         // RFC 2034 status codes have class 2, 4 or 5: an intermediate 354 has none.
         s.reply_with({354, "", "End data with <CR><LF>.<CR><LF>"});
@@ -293,6 +297,8 @@ void server_session::feed(std::string_view bytes) {
 }
 
 step server_session::advance() {
+    // A piece of DATA handed out, or a discard, is done with once the driver asks for more.
+    if (pending_ == action::data_chunk || pending_ == action::discard) pending_ = action::need_input;
     while (pending_ == action::need_input && state_ != state::closed) {
         const bool progressed = (state_ == state::data && data_) ? handle_data_bytes() : next_line();
         if (!progressed) break;
@@ -403,29 +409,69 @@ void server_session::handle_auth_response(const std::string& line) {
 }
 
 bool server_session::handle_data_bytes() {
-    const auto used = data_->consume(std::string_view(in_).substr(pos_));
-    pos_ += used;
-    if (!data_->done()) return false;
-    if (data_->too_big() || data_->saw_bare_lf()) {
-        const bool bare_lf_seen = data_->saw_bare_lf() && !data_->too_big();
-        data_.reset();
-        reset_transaction();
-        set_state(state::ready);
-        if (bare_lf_seen) {
-            // Sent on, the message would differ from what the client meant
-            // (its line ends and dot-stuffing disagree with ours): refuse it whole.
-            refused_bare_lf_ = true;
-            reply_with({550, "5.6.0", "Bare LF received, use CRLF"});
-        } else {
-            reply_with(message_too_big());
-        }
+    // A slice at a time: what waits for the driver stays near one chunk
+    // however much input was fed at once.
+    const std::size_t kept = data_->message().size();
+    const std::size_t slice = kept < options_.data_chunk_size ? options_.data_chunk_size - kept : 1;
+    pos_ += data_->consume(std::string_view(in_).substr(pos_, slice));
+    if (!data_dropped_ && (data_->too_big() || data_->saw_bare_lf())) {
+        // Refused whatever follows: keep nothing more, and let the driver
+        // drop what it wrote. The reply waits for the end of the message.
+        data_->drop_content();
+        data_dropped_ = true;
+        pending_ = action::discard;
         return true;
     }
-    message_ = data_->take_message();
-    data_.reset();
-    envelope_.identity = sender_identity();
-    pending_ = action::store;
-    return true;
+    if (data_->done()) {
+        end_of_data();
+        return true;
+    }
+    if (data_->message().size() >= options_.data_chunk_size) {
+        pending_ = action::data_chunk;
+        return true;
+    }
+    return pos_ < in_.size();
+}
+
+void server_session::end_of_data() {
+    const bool too_big = data_->too_big();
+    const bool bare_lf_seen = data_->saw_bare_lf();
+    if (!too_big && !bare_lf_seen && !data_failure_) {
+        pending_ = action::store;  // data_ keeps the rest of the message for take_data()
+        return;
+    }
+    const std::optional<reply> failure = data_failure_;
+    reset_transaction();
+    set_state(state::ready);
+    if (too_big) {
+        reply_with(message_too_big());
+    } else if (bare_lf_seen) {
+        // Sent on, the message would differ from what the client meant
+        // (its line ends and dot-stuffing disagree with ours): refuse it whole.
+        refused_bare_lf_ = true;
+        reply_with({550, "5.6.0", "Bare LF received, use CRLF"});
+    } else {
+        reply_with(*failure);
+    }
+}
+
+const std::string& server_session::data() const {
+    static const std::string none;
+    return data_ ? data_->message() : none;
+}
+
+void server_session::take_data(std::string& out) {
+    if (data_)
+        data_->take_message_into(out);
+    else
+        out.clear();
+}
+
+void server_session::data_failed(const reply& r) {
+    if (state_ != state::data || !data_ || pending_ == action::store) return;
+    data_failure_ = r;
+    data_->drop_content();
+    data_dropped_ = true;
 }
 
 void server_session::tls_started() {
@@ -438,8 +484,7 @@ void server_session::tls_started() {
     envelope_ = {};
     esmtp_ = false;
     greeted_ = false;
-    message_.clear();
-    data_.reset();
+    reset_transaction();
     auth_ = {};
     set_state(state::initial);
     pending_ = action::need_input;
@@ -517,9 +562,10 @@ void server_session::reset_transaction() {
     envelope_.identity.clear();
     envelope_.smtputf8 = false;
     envelope_.body_type.clear();
-    message_.clear();
     declared_size_ = 0;
     data_.reset();
+    data_dropped_ = false;
+    data_failure_.reset();
 }
 
 reply server_session::ehlo_reply() const {

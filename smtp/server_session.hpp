@@ -7,9 +7,14 @@
 //     loop: feed(bytes read);
 //           for (;;) { step s = session.advance(); write(s.send);
 //                      switch (s.next) { need_input: read more; start_tls: handshake,
-//                      tls_started(); authenticate: run SASL, auth_*(); store: spool,
-//                      stored(); close: done } }
-// Replies to pipelined commands are batched in one step's `send`.
+//                      tls_started(); authenticate: run SASL, auth_*();
+//                      data_chunk: append take_data() to the message being written
+//                      (data_failed() if that fails); discard: drop that message;
+//                      store: append take_data(), make it durable, stored();
+//                      close: done } }
+// Replies to pipelined commands are batched in one step's `send`. DATA is
+// handed out as it arrives, unstuffed, in pieces of about data_chunk_size
+// bytes: the session never holds a whole message.
 #include <cstddef>
 #include <functional>
 #include <optional>
@@ -38,6 +43,9 @@ struct server_options {
     // a message with one is refused after its <CRLF>.<CRLF> (550 5.6.0).
     // accept: a bare LF ends a command or a DATA line (old devices).
     bare_lf bare_lf_mode = bare_lf::reject;
+    // DATA is handed to the driver in pieces of at least this many bytes
+    // (the last one may be smaller), and at most about twice that is held.
+    std::size_t data_chunk_size = 128 * 1024;
 };
 
 // What the policy says about a sender or recipient. Called synchronously:
@@ -55,7 +63,11 @@ enum class action {
     need_input,    // read more bytes, then feed() and advance() again
     start_tls,     // write `send`, then TLS handshake, then tls_started() (or close on failure)
     authenticate,  // run the authenticator with auth_request(), then auth_challenge/success/failure
-    store,         // spool envelope()+message(), then stored(reply)
+    data_chunk,    // append take_data() to the message being received (for current_envelope()),
+                   // then advance() again; data_failed(reply) instead if that failed
+    discard,       // the message being received is refused: drop what was appended, then advance() again
+    store,         // append take_data() (the rest, maybe empty), make the message durable,
+                   // then stored(reply)
     close,         // write `send`, then close the connection
 };
 
@@ -108,10 +120,19 @@ public:
     void auth_success(std::string identity);           // 235 2.7.0 Authentication successful
     void auth_failure(const reply& r);                 // e.g. 535 5.7.139 ...; counts failures
 
-    // After action::store: the message and its envelope.
+    // The envelope of the transaction; fixed once DATA is answered 354.
     [[nodiscard]] const envelope& current_envelope() const { return envelope_; }
-    [[nodiscard]] const std::string& message() const { return message_; }
-    std::string take_message() { return std::move(message_); }
+    // After action::data_chunk and action::store: the unstuffed message
+    // bytes not yet taken (a small message comes whole with its store).
+    [[nodiscard]] const std::string& data() const;
+    // Moves data() into `out` (its content replaced). The buffers are
+    // swapped: a driver that passes the same string each time allocates
+    // nothing per piece.
+    void take_data(std::string& out);
+    // After action::data_chunk: the driver could not write the message
+    // (4xx, e.g. 452 4.3.1 when the disk is full). The rest of it is read and
+    // dropped, and `r` answers its end.
+    void data_failed(const reply& r);
     // The spool's answer: 250 2.0.0 Ok: queued as ID, or 4xx. Resets the transaction.
     void stored(const reply& r);
 
@@ -152,6 +173,7 @@ private:
     void handle_line(const std::string& line);
     void handle_auth_response(const std::string& line);
     bool handle_data_bytes();         // false: more input needed
+    void end_of_data();               // the terminator was read
     void refuse_line(const reply& r); // a line refused before it was read as a command
     void end_auth_exchange();         // back to where AUTH began
     void reply_with(const reply& r);  // every reply goes through here
@@ -178,12 +200,13 @@ private:
     std::string identity_;
     std::string bound_identity_;
     envelope envelope_;
-    std::string message_;
     auth_request auth_;
     std::size_t auth_failures_ = 0;
     std::size_t unknown_commands_ = 0;
     std::size_t declared_size_ = 0;
     std::optional<data_reader> data_;   // while in state::data
+    bool data_dropped_ = false;         // the driver was told to discard, or failed itself
+    std::optional<reply> data_failure_; // data_failed(): the reply to the end of DATA
 };
 
 }  // namespace subrelay::smtp

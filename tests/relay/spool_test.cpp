@@ -3,9 +3,12 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -196,6 +199,131 @@ TEST_F(spool_test, failed_rename_throws_and_leaves_nothing) {
     std::ofstream(dir_ / "queue") << "not a directory";
     EXPECT_THROW(s.store(sample(), "body\r\n"), spool_error);
     EXPECT_EQ(count_files(dir_ / "tmp"), 0u);
+}
+
+// ---- a message written as it arrives
+
+TEST_F(spool_test, incoming_message_is_queued_only_at_commit) {
+    spool s(dir_);
+    s.open();
+    auto in = s.begin(sample(), [](const std::string& qid) { return "Received: by test id " + qid + "\r\n"; });
+    ASSERT_TRUE(in.active());
+    std::string body;
+    for (int i = 0; i < 3; ++i) {
+        const std::string piece(200 * 1024, static_cast<char>('a' + i));
+        in.append(piece);
+        body += piece;
+        EXPECT_TRUE(s.list().empty()) << "nothing is queued before the commit";
+        EXPECT_EQ(count_files(dir_ / "tmp"), 1u);
+    }
+    in.append("");
+    EXPECT_EQ(in.size(), body.size());
+    const std::string id = in.commit();
+    EXPECT_FALSE(in.active());
+    EXPECT_EQ(id, in.id());
+    EXPECT_EQ(s.list(), std::vector<std::string>{id});
+    EXPECT_EQ(count_files(dir_ / "tmp"), 0u);
+    const auto loaded = s.load(id);
+    EXPECT_EQ(loaded.data, "Received: by test id " + id + "\r\n" + body);
+    EXPECT_EQ(loaded.envelope.recipients, sample().recipients);
+    EXPECT_EQ(loaded.envelope.id, id);
+}
+
+TEST_F(spool_test, aborted_incoming_message_leaves_nothing) {
+    spool s(dir_);
+    s.open();
+    auto in = s.begin(sample());
+    in.append(std::string(300 * 1024, 'x'));
+    in.abort();
+    EXPECT_FALSE(in.active());
+    EXPECT_EQ(count_files(dir_ / "tmp"), 0u);
+    EXPECT_TRUE(s.list().empty());
+    in.abort();  // twice is harmless
+    EXPECT_THROW(in.commit(), spool_error);
+    EXPECT_THROW(in.append("more"), spool_error);
+}
+
+TEST_F(spool_test, an_incoming_message_dropped_unfinished_leaves_nothing) {
+    spool s(dir_);
+    s.open();
+    {
+        auto in = s.begin(sample());
+        in.append("the client went away\r\n");
+        auto moved = std::move(in);
+        EXPECT_FALSE(in.active());  // NOLINT(bugprone-use-after-move): moved-from is inactive
+        EXPECT_TRUE(moved.active());
+        EXPECT_EQ(count_files(dir_ / "tmp"), 1u);
+    }
+    EXPECT_EQ(count_files(dir_ / "tmp"), 0u);
+    EXPECT_TRUE(s.list().empty());
+}
+
+TEST_F(spool_test, an_aborted_message_gives_its_recycled_file_back_empty) {
+    spool s(dir_);
+    s.open();
+    const std::string first = s.store(sample(), "one\r\n");
+    const ino_t inode = inode_of(dir_ / "queue" / first);
+    s.remove(first);
+    ASSERT_EQ(count_files(dir_ / "tmp"), 1u);
+    auto in = s.begin(sample());
+    in.append(std::string(1 << 20, 'x'));  // larger than a file that is recycled
+    in.abort();
+    // tmp/ holds what it held before: the recycled file, emptied.
+    ASSERT_EQ(count_files(dir_ / "tmp"), 1u);
+    const fs::path kept = fs::directory_iterator(dir_ / "tmp")->path();
+    EXPECT_EQ(inode_of(kept), inode);
+    EXPECT_EQ(fs::file_size(kept), 0u);
+    const std::string second = s.store(sample(), "two\r\n");
+    EXPECT_EQ(inode_of(dir_ / "queue" / second), inode);
+    EXPECT_EQ(s.load(second).data, "two\r\n");
+}
+
+TEST_F(spool_test, a_recycled_file_is_cut_to_the_streamed_size) {
+    spool s(dir_);
+    s.open();
+    const std::string first = s.store(sample(), std::string(60000, 'l'));
+    s.remove(first);
+    auto in = s.begin(sample());
+    in.append("short\r\n");
+    in.append("message\r\n");
+    const std::string id = in.commit();
+    EXPECT_EQ(s.load(id).data, "short\r\nmessage\r\n");
+}
+
+// A write that fails half-way (here: the file size limit, as a full disk
+// would) loses the message and says why; nothing is left behind.
+TEST_F(spool_test, a_failed_append_throws_and_leaves_nothing) {
+    spool s(dir_);
+    s.open();
+    auto in = s.begin(sample());
+    struct rlimit old_limit {};
+    ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old_limit), 0);
+    const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+    struct rlimit small = old_limit;
+    small.rlim_cur = 64 * 1024;
+    ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+    int error = 0;
+    try {
+        in.append(std::string(256 * 1024, 'x'));
+    } catch (const spool_error& e) {
+        error = e.error_number();
+    }
+    ::setrlimit(RLIMIT_FSIZE, &old_limit);
+    std::signal(SIGXFSZ, old_handler);
+    EXPECT_EQ(error, EFBIG);
+    EXPECT_FALSE(in.active());
+    EXPECT_EQ(count_files(dir_ / "tmp"), 0u);
+    EXPECT_TRUE(s.list().empty());
+    // The spool goes on.
+    const std::string id = s.store(sample(), "after\r\n");
+    EXPECT_EQ(s.load(id).data, "after\r\n");
+}
+
+TEST(spool_errors, out_of_space_means_a_full_disk_or_quota) {
+    EXPECT_TRUE(spool_error("write", ENOSPC).out_of_space());
+    EXPECT_TRUE(spool_error("write", EDQUOT).out_of_space());
+    EXPECT_FALSE(spool_error("write", EIO).out_of_space());
+    EXPECT_FALSE(spool_error("damaged").out_of_space());
 }
 
 TEST_F(spool_test, open_fails_when_the_directory_cannot_be_created) {

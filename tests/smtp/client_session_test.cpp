@@ -774,7 +774,7 @@ TEST(client_server, round_trip_through_both_state_machines) {
             cli.feed(ss.send);
             if (ss.next == action::store) {
                 env = srv.current_envelope();
-                stored = srv.take_message();
+                srv.take_data(stored);
                 srv.stored(reply(250, "2.0.0", "Ok: queued as Q1"));
                 continue;
             }

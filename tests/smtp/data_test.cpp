@@ -182,6 +182,56 @@ TEST(data_reader, exactly_at_limit_is_fine) {
     EXPECT_EQ(r.take_message(), "abc\r\n");
 }
 
+// Taken as it goes, the message is never held whole: what is kept is only
+// what came since the last take, and the pieces add up to the message.
+TEST(data_reader, taken_as_it_goes) {
+    const std::string in = "a\r\n..b\r\nccc\r\n.\r\n";
+    data_reader r(1 << 20);
+    std::string piece = "stale";
+    std::string all;
+    for (const char c : in) {
+        r.consume(std::string_view(&c, 1));
+        EXPECT_LE(r.message().size(), 2u);
+        r.take_message_into(piece);
+        all += piece;
+    }
+    ASSERT_TRUE(r.done());
+    EXPECT_EQ(all, "a\r\n.b\r\nccc\r\n");
+    EXPECT_EQ(r.size(), all.size());
+}
+
+TEST(data_reader, take_swaps_buffers) {
+    data_reader r(1 << 20);
+    std::string piece;
+    piece.reserve(4096);
+    const char* const buffer = piece.data();
+    r.consume("first\r\n");
+    r.take_message_into(piece);
+    EXPECT_EQ(piece, "first\r\n");
+    r.consume(std::string(100, 'x'));
+    EXPECT_EQ(r.message().data(), buffer) << "the reader reuses the buffer it was given";
+}
+
+TEST(data_reader, dropped_content_is_counted_not_kept) {
+    data_reader r(1 << 20);
+    r.consume("kept\r\n");
+    r.drop_content();
+    EXPECT_TRUE(r.message().empty());
+    r.consume("dropped\r\n.\r\n");
+    EXPECT_TRUE(r.done());
+    EXPECT_TRUE(r.message().empty());
+    EXPECT_FALSE(r.too_big());
+    EXPECT_EQ(r.size(), 15u);
+}
+
+TEST(data_reader, too_big_is_noticed_after_a_drop) {
+    data_reader r(10);
+    r.consume("a\nb");  // a bare LF: the session drops the content
+    r.drop_content();
+    r.consume(std::string(20, 'x'));
+    EXPECT_TRUE(r.too_big());
+}
+
 TEST(dot_stuff, basics) {
     EXPECT_EQ(dot_stuff(""), ".\r\n");
     EXPECT_EQ(dot_stuff("a\r\n"), "a\r\n.\r\n");

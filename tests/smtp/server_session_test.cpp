@@ -330,8 +330,11 @@ TEST_F(server, full_transaction_and_store) {
     EXPECT_EQ(env.identity, "alice@example.com");
     EXPECT_EQ(env.body_type, "8BITMIME");
     EXPECT_FALSE(env.smtputf8);
-    EXPECT_EQ(s().message(), "Subject: test\r\n\r\n.dot\r\n");
-    EXPECT_EQ(s().take_message(), "Subject: test\r\n\r\n.dot\r\n");
+    EXPECT_EQ(s().data(), "Subject: test\r\n\r\n.dot\r\n");
+    std::string taken = "old content";
+    s().take_data(taken);
+    EXPECT_EQ(taken, "Subject: test\r\n\r\n.dot\r\n");
+    EXPECT_EQ(s().data(), "");
 
     s().stored(reply(250, "2.0.0", "Ok: queued as ABC123"));
     EXPECT_EQ(go(), "250 2.0.0 Ok: queued as ABC123\r\n");
@@ -352,6 +355,191 @@ TEST_F(server, stored_with_temporary_failure_resets_transaction) {
     s().stored(replies::temporary_failure());
     EXPECT_EQ(go(), "451 4.3.0 Temporary failure, try again later\r\n");
     EXPECT_TRUE(say("DATA\r\n").starts_with("503 5.5.1 "));
+}
+
+// ---------------------------------------------------------------- DATA streamed in pieces
+
+// A driver's view of one DATA phase: the pieces handed out, in order, and
+// whether it was told to discard what it had written.
+struct streamed {
+    std::vector<std::string> pieces;  // data_chunk pieces, then the rest at store (if any)
+    std::size_t most_held = 0;        // the largest data() seen
+    bool discarded = false;
+    bool stored = false;
+    std::string replies;
+    [[nodiscard]] std::string joined() const {
+        std::string all;
+        for (const auto& p : pieces) all += p;
+        return all;
+    }
+};
+
+class streaming_server : public server {
+protected:
+    static constexpr std::size_t chunk = 1024;
+    void start_streaming(std::size_t max_size = 1 << 20, bare_lf mode = bare_lf::reject) {
+        auto o = plain_options();
+        o.data_chunk_size = chunk;
+        o.max_message_size = max_size;
+        o.bare_lf_mode = mode;
+        start(o);
+        s().set_identity("alice@example.com");
+        ASSERT_TRUE(say("EHLO client.test\r\nMAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n")
+                        .ends_with("250 2.1.0 Sender ok\r\n250 2.1.5 Recipient ok\r\n"
+                                   "354 End data with <CR><LF>.<CR><LF>\r\n"));
+    }
+    // Feeds bytes and plays the driver until the session needs input, has
+    // stored (answered with 250) or closes.
+    void drive(std::string_view bytes, streamed& out) {
+        s().feed(bytes);
+        for (int guard = 0; guard < 100000; ++guard) {
+            auto st = s().advance();
+            out.replies += st.send;
+            out.most_held = std::max(out.most_held, s().data().size());
+            switch (st.next) {
+            case action::data_chunk: {
+                std::string piece;
+                s().take_data(piece);
+                out.pieces.push_back(std::move(piece));
+                continue;
+            }
+            case action::discard:
+                out.discarded = true;
+                continue;
+            case action::store: {
+                std::string rest;
+                s().take_data(rest);
+                if (!rest.empty()) out.pieces.push_back(std::move(rest));
+                out.stored = true;
+                s().stored(reply(250, "2.0.0", "Ok: queued as 1"));
+                continue;
+            }
+            default:
+                next_ = st.next;
+                return;
+            }
+        }
+        FAIL() << "the session never asked for input";
+    }
+};
+
+TEST_F(streaming_server, a_large_message_is_handed_out_in_pieces_never_whole) {
+    start_streaming();
+    std::string message;
+    for (int i = 0; message.size() < 100 * 1024; ++i) message += "line " + std::to_string(i) + " of the message\r\n";
+    // Fed at once: the session still holds at most about two pieces.
+    streamed out;
+    drive(message + ".\r\nNOOP\r\n", out);
+    EXPECT_TRUE(out.stored);
+    EXPECT_EQ(out.joined(), message);
+    ASSERT_GT(out.pieces.size(), 50u);
+    for (std::size_t i = 0; i + 1 < out.pieces.size(); ++i) EXPECT_GE(out.pieces[i].size(), chunk) << i;
+    EXPECT_LE(out.most_held, 2 * chunk);
+    EXPECT_EQ(out.replies, "250 2.0.0 Ok: queued as 1\r\n250 2.0.0 Ok\r\n");
+    EXPECT_EQ(s().current_state(), state::ready);
+}
+
+TEST_F(streaming_server, pieces_are_unstuffed_and_byte_by_byte_equals_whole) {
+    start_streaming();
+    std::string wire;
+    std::string expected;
+    for (int i = 0; i < 400; ++i) {
+        const std::string line = (i % 3 == 0 ? "." : "") + std::string("text ") + std::to_string(i);
+        wire += (line.starts_with(".") ? "." : "") + line + "\r\n";
+        expected += line + "\r\n";
+    }
+    streamed out;
+    for (const char c : wire + ".\r\n") drive(std::string_view(&c, 1), out);
+    EXPECT_TRUE(out.stored);
+    EXPECT_EQ(out.joined(), expected);
+    EXPECT_GT(out.pieces.size(), 2u);
+    EXPECT_LE(out.most_held, chunk + 1);
+}
+
+TEST_F(streaming_server, the_envelope_is_fixed_when_the_first_piece_comes) {
+    start_streaming();
+    s().feed(std::string(3 * chunk, 'x'));
+    ASSERT_EQ(go(), "");
+    ASSERT_EQ(next_, action::data_chunk);
+    EXPECT_EQ(s().current_envelope().recipients, std::vector<std::string>{"bob@example.org"});
+    EXPECT_EQ(s().current_envelope().identity, "alice@example.com");
+    EXPECT_EQ(s().current_state(), state::data);
+}
+
+TEST_F(streaming_server, a_message_over_the_limit_is_discarded_at_once_and_refused_at_its_end) {
+    start_streaming(4 * chunk);
+    streamed out;
+    drive(std::string(3 * chunk, 'a'), out);
+    EXPECT_FALSE(out.discarded);
+    EXPECT_EQ(out.pieces.size(), 3u);
+    drive(std::string(2 * chunk, 'b'), out);
+    EXPECT_TRUE(out.discarded) << "the driver should drop the file before the end of the message";
+    const auto pieces = out.pieces.size();
+    drive(std::string(10 * chunk, 'c'), out);
+    EXPECT_EQ(out.pieces.size(), pieces) << "nothing more is handed out";
+    EXPECT_EQ(out.most_held, chunk);
+    EXPECT_EQ(out.replies, "");
+    drive("\r\n.\r\nNOOP\r\n", out);
+    EXPECT_FALSE(out.stored);
+    EXPECT_EQ(out.replies, "552 5.3.4 Message size exceeds fixed maximum message size\r\n250 2.0.0 Ok\r\n");
+    EXPECT_EQ(s().current_state(), state::ready);
+    EXPECT_TRUE(s().current_envelope().recipients.empty());
+}
+
+TEST_F(streaming_server, a_bare_lf_discards_at_once_and_refuses_at_the_end) {
+    start_streaming();
+    streamed out;
+    drive(std::string(2 * chunk, 'a') + "\r\n", out);
+    EXPECT_EQ(out.pieces.size(), 2u);
+    EXPECT_FALSE(out.discarded);
+    drive("bare\nline\r\n" + std::string(4 * chunk, 'b'), out);
+    EXPECT_TRUE(out.discarded);
+    EXPECT_EQ(out.pieces.size(), 2u);
+    drive("\r\n.\r\n", out);
+    EXPECT_FALSE(out.stored);
+    EXPECT_EQ(out.replies, "550 5.6.0 Bare LF received, use CRLF\r\n");
+    EXPECT_TRUE(s().refused_bare_lf());
+}
+
+TEST_F(streaming_server, accepted_bare_lf_is_streamed_as_crlf) {
+    start_streaming(1 << 20, bare_lf::accept);
+    std::string wire;
+    std::string expected;
+    for (int i = 0; i < 300; ++i) {
+        wire += "..dot line " + std::to_string(i) + "\n";
+        expected += ".dot line " + std::to_string(i) + "\r\n";
+    }
+    streamed out;
+    drive(wire + ".\n", out);
+    EXPECT_TRUE(out.stored);
+    EXPECT_FALSE(out.discarded);
+    EXPECT_EQ(out.joined(), expected);
+}
+
+TEST_F(streaming_server, a_failed_write_reads_to_the_end_and_answers_the_failure) {
+    start_streaming();
+    streamed out;
+    s().feed(std::string(2 * chunk, 'a'));
+    ASSERT_EQ(go(), "");
+    ASSERT_EQ(next_, action::data_chunk);
+    s().data_failed(reply(452, "4.3.1", "Insufficient system storage"));
+    drive(std::string(5 * chunk, 'b'), out);
+    EXPECT_TRUE(out.pieces.empty()) << "nothing is handed out after a failed write";
+    EXPECT_FALSE(out.discarded) << "the driver has dropped the message itself";
+    drive("\r\n.\r\nMAIL FROM:<alice@example.com>\r\n", out);
+    EXPECT_FALSE(out.stored);
+    EXPECT_EQ(out.replies, "452 4.3.1 Insufficient system storage\r\n250 2.1.0 Sender ok\r\n");
+}
+
+TEST_F(streaming_server, a_failure_after_the_end_is_the_stored_reply) {
+    start_streaming();
+    s().feed("small\r\n.\r\n");
+    ASSERT_EQ(go(), "");
+    ASSERT_EQ(next_, action::store);
+    s().data_failed(reply(452, "4.3.1", "Insufficient system storage"));  // too late: ignored
+    EXPECT_EQ(s().data(), "small\r\n");
+    s().stored(replies::temporary_failure());
+    EXPECT_EQ(go(), "451 4.3.0 Temporary failure, try again later\r\n");
 }
 
 TEST_F(server, smtputf8_transaction) {
@@ -555,7 +743,7 @@ TEST_F(lenient_server, bare_lf_ends_commands) {
     // smtplib.sendmail with bytes: LF line ends, a dot stuffed after each LF.
     EXPECT_EQ(say("Subject: x\n\n..hidden\n.\nQUIT\n"), "");
     ASSERT_EQ(next_, action::store);
-    EXPECT_EQ(s().message(), "Subject: x\r\n\r\n.hidden\r\n");
+    EXPECT_EQ(s().data(), "Subject: x\r\n\r\n.hidden\r\n");
     s().stored(reply(250, "2.0.0", "Ok: queued as 1"));
     EXPECT_EQ(go(), "250 2.0.0 Ok: queued as 1\r\n221 2.0.0 Bye\r\n");
     EXPECT_FALSE(s().refused_bare_lf());
@@ -586,13 +774,13 @@ TEST_F(server, commands_after_data_run_after_stored) {
                   "Subject: two\r\n\r\n.\r\nQUIT\r\n"),
               "250 2.1.0 Sender ok\r\n250 2.1.5 Recipient ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n");
     ASSERT_EQ(next_, action::store);
-    EXPECT_EQ(s().message(), "Subject: one\r\n\r\nbody\r\n");
+    EXPECT_EQ(s().data(), "Subject: one\r\n\r\nbody\r\n");
     EXPECT_EQ(s().current_envelope().recipients, std::vector<std::string>{"bob@example.org"});
     s().stored(reply(250, "2.0.0", "Ok: queued as 1"));
     EXPECT_EQ(go(), "250 2.0.0 Ok: queued as 1\r\n250 2.1.0 Sender ok\r\n250 2.1.5 Recipient ok\r\n"
                     "354 End data with <CR><LF>.<CR><LF>\r\n");
     ASSERT_EQ(next_, action::store);
-    EXPECT_EQ(s().message(), "Subject: two\r\n\r\n");
+    EXPECT_EQ(s().data(), "Subject: two\r\n\r\n");
     EXPECT_EQ(s().current_envelope().recipients, std::vector<std::string>{"carol@example.org"});
     s().stored(reply(250, "2.0.0", "Ok: queued as 2"));
     EXPECT_EQ(go(), "250 2.0.0 Ok: queued as 2\r\n221 2.0.0 Bye\r\n");
@@ -607,7 +795,7 @@ TEST_F(server, byte_by_byte_dialogue_matches_whole) {
     for (const char c : input) {
         out += say(std::string_view(&c, 1));
         if (next_ == action::store) {
-            EXPECT_EQ(s().message(), ".x\r\n");
+            EXPECT_EQ(s().data(), ".x\r\n");
             s().stored(reply(250, "2.0.0", "Ok"));
             out += go();
         }
@@ -627,6 +815,9 @@ TEST_P(server_smuggling, only_crlf_dot_crlf_ends_data) {
                                  "MAIL FROM:<admin@example.com>\r\nRCPT TO:<victim@example.org>\r\nDATA\r\n"
                                  "Subject: forged\r\n\r\nforged\r\n";
     EXPECT_EQ(say(smuggled), "");
+    if (next_ == action::discard) {
+        EXPECT_EQ(go(), "");  // a bare LF: the driver drops what it wrote
+    }
     EXPECT_EQ(next_, action::need_input);
     EXPECT_EQ(s().current_state(), state::data);
     EXPECT_TRUE(policy_.sender_calls.empty() || policy_.sender_calls.size() == 1u);
@@ -642,7 +833,7 @@ TEST_P(server_smuggling, only_crlf_dot_crlf_ends_data) {
     } else {
         EXPECT_EQ(say(".\r\n"), "");
         ASSERT_EQ(next_, action::store);
-        EXPECT_NE(s().message().find("MAIL FROM:<admin@example.com>"), std::string::npos);
+        EXPECT_NE(s().data().find("MAIL FROM:<admin@example.com>"), std::string::npos);
         EXPECT_EQ(s().current_envelope().recipients, std::vector<std::string>{"bob@example.org"});
     }
     EXPECT_EQ(policy_.sender_calls.size(), calls);  // no MAIL was executed from inside the message
@@ -894,7 +1085,9 @@ TEST(server_robustness, random_input) {
         o.hostname = "mx.test";
         o.max_unknown_commands = 1000;
         o.max_auth_failures = 1000;
+        o.data_chunk_size = 16;
         server_session s(o);
+        std::string piece;
         s.set_identity("alice@example.com");
         for (int i = 0; i < 300 && s.current_state() != server_session::state::closed; ++i) {
             std::string chunk;
@@ -904,10 +1097,12 @@ TEST(server_robustness, random_input) {
                 chunk = pieces[next() % std::size(pieces)];
             }
             s.feed(chunk);
-            for (int guard = 0; guard < 10; ++guard) {
+            for (int guard = 0; guard < 1000; ++guard) {
                 auto st = s.advance();
                 if (st.next == action::need_input || st.next == action::close) break;
                 if (st.next == action::store) s.stored(replies::ok());
+                else if (st.next == action::data_chunk && next() % 8 == 0) s.data_failed(replies::temporary_failure());
+                else if (st.next == action::data_chunk) s.take_data(piece);
                 else if (st.next == action::authenticate) s.auth_failure(replies::auth_credentials_incorrect());
                 else if (st.next == action::start_tls) s.tls_started();
             }
