@@ -19,7 +19,7 @@
 namespace subrelay::auth {
 
 // Where a refresh token lives between requests. The relay keeps it in the
-// profile's refresh_token_file (relay/refresh_token_file.hpp); tests keep it
+// profile's refresh_token_file (relay/delivery/refresh_token_file.hpp); tests keep it
 // in memory. Neither method may lose the stored token on failure.
 class refresh_token_store {
 public:

@@ -23,9 +23,17 @@ elseif(SUBRELAY_TSAN)
   target_link_options(subrelay_sanitizers INTERFACE -fsanitize=thread)
 endif()
 
-# Common settings for one of the project's static libraries.
-function(subrelay_library name)
+# Common settings for one of the project's static libraries, whose sources
+# are in `folder` (relative to the project). Each library exports only its
+# own folder as include root: BUILD/include/NAME/FOLDER is a link to the
+# folder, so `#include "FOLDER/x.hpp"` works for the library and whoever
+# links it, and an include of a library that is not linked does not compile.
+function(subrelay_library name folder)
   target_compile_features(${name} PUBLIC cxx_std_20)
-  target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR})
+  set(root ${PROJECT_BINARY_DIR}/include/${name})
+  get_filename_component(parent ${root}/${folder} DIRECTORY)
+  file(MAKE_DIRECTORY ${parent})
+  file(CREATE_LINK ${PROJECT_SOURCE_DIR}/${folder} ${root}/${folder} SYMBOLIC)
+  target_include_directories(${name} PUBLIC ${root})
   target_link_libraries(${name} PRIVATE subrelay::warnings PUBLIC subrelay::sanitizers)
 endfunction()

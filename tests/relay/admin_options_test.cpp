@@ -3,7 +3,7 @@
 #include <set>
 #include <sstream>
 
-#include "relay/admin.hpp"
+#include "relay/cli/admin.hpp"
 
 namespace admin = subrelay::relay::admin;
 

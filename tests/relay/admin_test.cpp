@@ -10,7 +10,7 @@
 
 #include "auth/password.hpp"
 #include "policy/policy.hpp"
-#include "relay/cli.hpp"
+#include "relay/cli/cli.hpp"
 #include "temp_dir.hpp"
 
 namespace fs = std::filesystem;

@@ -1,5 +1,5 @@
 // Planning and recording one delivery attempt: pure functions, no sockets.
-#include "relay/attempt.hpp"
+#include "relay/delivery/attempt.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "relay/cli.hpp"
+#include "relay/cli/cli.hpp"
 
 #include <unistd.h>
 

@@ -1,7 +1,7 @@
 // The delivery engine's time-dependent behaviour (backoff, lifetime, delay
 // notice), driven by an injected clock: the clock jumps, nothing sleeps for
 // the durations under test.
-#include "relay/delivery.hpp"
+#include "relay/delivery/delivery.hpp"
 
 #include <unistd.h>
 
@@ -15,8 +15,9 @@
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
-#include "relay/queue.hpp"
-#include "relay/spool.hpp"
+#include "relay/delivery/rules.hpp"
+#include "relay/spool/queue_state.hpp"
+#include "relay/spool/spool.hpp"
 #include "temp_dir.hpp"
 
 namespace fs = std::filesystem;

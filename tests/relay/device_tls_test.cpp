@@ -1,4 +1,4 @@
-#include "relay/device_tls.hpp"
+#include "relay/server/device_tls.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

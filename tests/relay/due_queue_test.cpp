@@ -1,4 +1,4 @@
-#include "relay/due_queue.hpp"
+#include "relay/delivery/due_queue.hpp"
 
 #include <gtest/gtest.h>
 

@@ -11,7 +11,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/json.hpp>
 
-#include "relay/control.hpp"
+#include "relay/server/control.hpp"
 
 namespace subrelay::test_support {
 

@@ -1,4 +1,4 @@
-#include "relay/oauth_cli.hpp"
+#include "relay/cli/oauth_cli.hpp"
 
 #include <chrono>
 #include <filesystem>
@@ -10,8 +10,8 @@
 #include <gtest/gtest.h>
 
 #include "fake_relay.hpp"
-#include "relay/cli.hpp"
-#include "relay/control.hpp"
+#include "relay/cli/cli.hpp"
+#include "relay/server/control.hpp"
 #include "temp_dir.hpp"
 
 namespace fs = std::filesystem;

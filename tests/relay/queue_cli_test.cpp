@@ -1,4 +1,4 @@
-#include "relay/queue_cli.hpp"
+#include "relay/cli/queue_cli.hpp"
 
 #include <unistd.h>
 
@@ -12,9 +12,9 @@
 #include <gtest/gtest.h>
 
 #include "fake_relay.hpp"
-#include "relay/cli.hpp"
-#include "relay/queue.hpp"
-#include "relay/spool.hpp"
+#include "relay/cli/cli.hpp"
+#include "relay/spool/queue_state.hpp"
+#include "relay/spool/spool.hpp"
 #include "temp_dir.hpp"
 
 namespace fs = std::filesystem;

@@ -1,4 +1,5 @@
-#include "relay/queue.hpp"
+#include "relay/delivery/rules.hpp"
+#include "relay/spool/queue_state.hpp"
 #include "temp_dir.hpp"
 
 #include <sys/stat.h>

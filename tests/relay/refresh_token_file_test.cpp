@@ -1,5 +1,5 @@
 // The refresh token's file: private, replaced whole, read at each use.
-#include "relay/refresh_token_file.hpp"
+#include "relay/delivery/refresh_token_file.hpp"
 #include "temp_dir.hpp"
 
 #include <sys/stat.h>

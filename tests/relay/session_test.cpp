@@ -1,8 +1,8 @@
-// One client session of the real relay code (relay/session.cpp) in this
+// One client session of the real relay code (relay/server/session.cpp) in this
 // process: a loopback connection, a spool in a temporary directory, and a
 // client that writes raw SMTP. Clients come from 127.0.0.1, bound to one
 // account by a [[binding]], so no TLS or AUTH is needed.
-#include "relay/session.hpp"
+#include "relay/server/session.hpp"
 
 #include <netinet/in.h>
 #include <sys/resource.h>
@@ -36,10 +36,10 @@
 #include "auth/openssl_ptr.hpp"
 #include "policy/limits.hpp"
 #include "policy/policy.hpp"
-#include "relay/context.hpp"
-#include "relay/delivery.hpp"
-#include "relay/device_tls.hpp"
-#include "relay/spool.hpp"
+#include "relay/server/context.hpp"
+#include "relay/delivery/delivery.hpp"
+#include "relay/server/device_tls.hpp"
+#include "relay/spool/spool.hpp"
 #include "temp_dir.hpp"
 
 namespace fs = std::filesystem;

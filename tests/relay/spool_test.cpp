@@ -1,4 +1,4 @@
-#include "relay/spool.hpp"
+#include "relay/spool/spool.hpp"
 #include "temp_dir.hpp"
 
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-#include "relay/test_upstream.hpp"
+#include "relay/cli/test_upstream.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -2,7 +2,8 @@
 // session resumption by ticket (keys shared by every context, rotated) and
 // by the session cache, and the per-profile options. Handshakes run in
 // memory, over a BIO pair, between a server and a client SSL.
-#include "relay/tls.hpp"
+#include "relay/delivery/client_tls.hpp"
+#include "relay/server/tls.hpp"
 
 #include <openssl/bio.h>
 #include <openssl/err.h>

@@ -1,0 +1,185 @@
+#pragma once
+// Delivery from the spool to the upstream.
+//
+// Per upstream mailbox (a "lane"): at most max_connections_per_mailbox
+// connections, each reused for the next message; at most
+// upstream.max_messages_per_minute messages a minute, decided before a
+// message is taken (the excess waits in the queue, unlocked, instead of
+// being throttled upstream); a throttling reply pauses that lane alone.
+// A connection that cannot be set up (connect, TLS, token, a 4xx/5xx at
+// greeting or AUTH) is a failure of the lane, not of its messages: the
+// lane is marked unavailable and probed again with its own backoff (10 s,
+// doubling up to upstream.retry_max_seconds); its messages wait without
+// an attempt counted or a file written, and all go out as soon as a probe
+// connects. Their lifetimes still run: an expired one bounces, a delayed
+// one gets its notice.
+//
+// Per message: the delivery state (relay/spool/queue_state.hpp) records each recipient
+// the upstream accepted before anything else happens, so a crash causes at
+// most a duplicate, never a loss. Temporary failures of a message are
+// retried with exponential backoff; recipients refused for good, or still
+// undelivered when the message outlives its lifetime, are reported to the
+// sender in a delivery status notification (never for a message that is
+// itself automatic, so bounces cannot loop). A delay notice goes out once
+// after queue.delay_warning_seconds.
+//
+// Time is owned by one due-time queue (relay/delivery/due_queue.hpp) and one timer
+// for its earliest entry: a message waiting for its retry, a lane waiting
+// for its probe or for the end of a pause. Rescheduling replaces an entry.
+//
+// Everything here runs on the io_context given to the constructor (the relay
+// gives the delivery a thread of its own); every file it reads or writes is
+// read or written on the blocking pool. Only enqueue() is called from
+// elsewhere, and it posts.
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/json/object.hpp>
+
+#include "auth/token_provider.hpp"
+#include "conf/config.hpp"
+#include "relay/delivery/credentials.hpp"
+#include "relay/delivery/due_queue.hpp"
+#include "relay/delivery/rules.hpp"
+#include "relay/spool/queue_state.hpp"
+#include "relay/spool/spool.hpp"
+
+namespace subrelay::relay {
+
+class delivery_target;
+
+class delivery {
+public:
+    using clock_fn = std::function<std::int64_t()>;  // unix seconds
+
+    // credentials may be null (upstream.kind = "directory").
+    delivery(boost::asio::io_context& io, boost::asio::thread_pool& blocking, const conf::config& cfg,
+             relay::spool& spool, upstream_credentials* credentials, clock_fn now = {});
+    ~delivery();
+
+    // Opens the state store and queues every message already in the spool
+    // (held ones stay; those waiting for a retry wait until their time).
+    void start();
+    // Queues a newly stored message for delivery now. May be called from
+    // any thread: the work is posted to the delivery's own io_context, the
+    // only thread that touches the delivery's state.
+    void enqueue(const std::string& id, const std::string& upstream_mailbox);
+    [[nodiscard]] boost::asio::io_context::executor_type executor() { return io_.get_executor(); }
+    // Stops taking new work: idle connections say QUIT at once, busy ones
+    // finish the message in hand (within `grace`, then they are cut off and
+    // the message stays queued as it was). Resolves when every worker ended.
+    boost::asio::awaitable<void> stop(std::chrono::seconds grace = std::chrono::seconds(30));  // run it on executor()
+    // A request from the control socket (relay/server/control.hpp): "status",
+    // "oauth-status", "retry", "hold", "release", "delete". Run it on executor().
+    // The daemon is the only writer of queue state while it runs: these
+    // change a message's files under its lock, on the blocking pool, and
+    // its place in the schedule at once; a message in flight is held or
+    // deleted as soon as its attempt ends.
+    boost::asio::awaitable<boost::json::object> control(boost::json::object request);
+    // The clock given to the constructor jumped (tests): look at the due times again.
+    void clock_changed();
+
+    struct lane;  // one per upstream mailbox (defined in delivery.cpp)
+
+private:
+    enum class status {
+        waiting,    // for its retry (an entry in due_), or held (none)
+        ready,      // in its lane's ready queue
+        in_flight,  // a worker has it
+        parked,     // its lane is unavailable: goes when a probe connects
+    };
+    struct entry {
+        std::string mailbox;
+        status state = status::waiting;
+        std::int64_t received_at = 0;  // for the lifetime and delay notice while parked
+        bool delay_warned = false;
+    };
+    // What one attempt at one message came to.
+    enum class outcome { done, retry, busy, parked };
+    struct attempt_result {
+        outcome what = outcome::done;
+        std::int64_t retry_at = 0;       // for retry and busy: when to look again (unix seconds)
+        bool delay_warned = false;       // the message's delay notice has gone out
+    };
+    struct lane_failure {
+        std::string reason;          // for the log
+        std::string upstream_reply;  // the upstream's reply that failed the connection ("" if none)
+        classification what;
+    };
+
+    boost::asio::awaitable<void> worker(lane& l);
+    // `target` null: the lane is unavailable; only the lifetime and the
+    // delay notice are looked after. `reused`: target carried an earlier
+    // message (it may have been closed by the upstream while idle).
+    boost::asio::awaitable<attempt_result> attempt(lane& l, delivery_target* target, const std::string& id,
+                                                   bool reused = false);
+    // Files the message under its outcome: forgotten, waiting until retry_at, or parked.
+    void settle(const std::string& id, const attempt_result& r);
+    boost::asio::awaitable<bool> wait_for_rate(lane& l);
+    boost::asio::awaitable<void> run_timer();
+    boost::asio::awaitable<boost::json::object> change(std::string verb, std::string id);
+    boost::asio::awaitable<void> change_after_attempt(std::string verb, std::string id);
+    [[nodiscard]] boost::json::object status_reply() const;
+    boost::asio::awaitable<void> look_after_parked(lane& l, std::string id);
+
+    void enqueue_here(const std::string& id, const std::string& upstream_mailbox);
+    lane& lane_for(const std::string& mailbox);
+    void kick(lane& l);
+    void worker_ended(lane& l, std::exception_ptr e);
+    void make_ready(const std::string& id);
+    // Due at `at` (unix seconds): replaces any earlier time.
+    void schedule(const std::string& key, std::int64_t at);
+    void fire(const std::string& key);
+    void lane_failed(lane& l, const lane_failure& f);
+    void lane_up(lane& l);
+    void pause_lane(lane& l);
+    struct survey_item {
+        std::string id;
+        std::optional<queue_state> state;
+        std::string mailbox;       // read from the envelope of a new message
+        std::int64_t received_at = 0;
+    };
+    struct spool_survey {
+        bool ok = true;
+        std::vector<survey_item> items;
+    };
+    [[nodiscard]] spool_survey survey() const;
+    void apply(const spool_survey& found);
+    void forget(const std::string& id);
+    void unschedule(const std::string& id);  // out of the ready queue, the due queue and the parked set
+    [[nodiscard]] retry_schedule schedule_settings() const;
+
+    boost::asio::io_context& io_;
+    boost::asio::thread_pool& blocking_;
+    const conf::config& cfg_;
+    relay::spool& spool_;
+    state_store states_;
+    upstream_credentials* credentials_;
+    clock_fn now_;
+    std::unique_ptr<boost::asio::ssl::context> tls_;
+    std::map<std::string, std::unique_ptr<lane>> lanes_;
+    std::map<std::string, entry> messages_;
+    due_queue due_;                                    // message ids and "lane:" + mailbox
+    boost::asio::steady_timer timer_;                  // for due_.earliest()
+    std::set<boost::asio::steady_timer*> waits_;       // idle and rate waits, cancelled on stop
+    std::set<delivery_target*> targets_;               // open ones, cut off when the grace ends
+    boost::asio::steady_timer all_done_;               // cancelled by the last worker while stopping
+    std::map<std::string, std::string> after_attempt_;  // id -> "hold" or "delete", asked while in flight
+    bool stopping_ = false;
+    unsigned workers_ = 0;
+};
+
+}  // namespace subrelay::relay

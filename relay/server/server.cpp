@@ -1,0 +1,325 @@
+#include "relay/server/server.hpp"
+
+#include <sys/stat.h>
+
+#include <array>
+#include <csignal>
+#include <iostream>
+#include <list>
+#include <optional>
+#include <thread>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/spdlog.h>
+
+#include "auth/sasl_server.hpp"
+#include "auth/token_provider.hpp"
+#include "relay/server/context.hpp"
+#include "relay/server/control.hpp"
+#include "relay/delivery/credentials.hpp"
+#include "relay/delivery/delivery.hpp"
+#include "relay/server/device_tls.hpp"
+#include "relay/server/listener.hpp"
+#include "relay/server/logging.hpp"
+#include "relay/server/session.hpp"
+#include "relay/spool/spool.hpp"
+#include "relay/delivery/client_tls.hpp"
+#include "relay/server/tls.hpp"
+
+namespace subrelay::relay {
+
+namespace asio = boost::asio;
+using asio::use_awaitable;
+constexpr auto with_error = asio::as_tuple(use_awaitable);
+
+namespace {
+
+std::shared_ptr<const policy::engine> load_policy(const conf::config& cfg) {
+    auto loaded = policy::load_file(cfg.policy.file);
+    if (!loaded.ok()) {
+        for (const auto& e : loaded.errors) spdlog::error("{}", e.to_string());
+        return nullptr;
+    }
+    return std::make_shared<const policy::engine>(std::move(loaded.policy));
+}
+
+// Loads the policy file again; swaps it in when valid, else keeps the one in force.
+void reload_policy(relay_context& ctx, std::string_view why) {
+    if (auto p = load_policy(ctx.cfg)) {
+        const auto accounts = p->file().mailboxes.size();
+        ctx.set_policy(std::move(p));
+        spdlog::info("policy reloaded ({}): {} account(s)", why, accounts);
+    } else {
+        spdlog::error("policy file {} is invalid; the previous policy stays in force",
+                      ctx.cfg.policy.file.string());
+    }
+}
+
+// What identifies one version of a file: an edit by rename changes the
+// inode, an edit in place the time or the size.
+struct file_stamp {
+    ino_t inode = 0;
+    std::int64_t mtime_ns = 0;
+    off_t size = -1;
+    friend bool operator==(const file_stamp&, const file_stamp&) = default;
+};
+
+file_stamp stamp_of(const std::filesystem::path& file) {
+    struct stat st {};
+    if (::stat(file.c_str(), &st) != 0) return {};
+    return {st.st_ino, static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec, st.st_size};
+}
+
+// Notices hand edits and CLI edits of the policy file.
+asio::awaitable<void> watch_policy(relay_context& ctx, asio::steady_timer& timer) {
+    file_stamp last = stamp_of(ctx.cfg.policy.file);
+    for (;;) {
+        timer.expires_after(std::chrono::seconds(1));
+        auto [ec] = co_await timer.async_wait(with_error);
+        if (ec) co_return;
+        file_stamp now = stamp_of(ctx.cfg.policy.file);
+        if (now == last) continue;
+        last = now;
+        if (now.size < 0) {
+            spdlog::error("policy file {} is missing; the previous policy stays in force",
+                          ctx.cfg.policy.file.string());
+            continue;
+        }
+        reload_policy(ctx, "file changed");
+    }
+}
+
+// "10.1.20.0/24 192.0.2.7 on submissions: TLS >= 1.0, security level 0, AUTH without TLS, bare LF accepted"
+std::string describe(const conf::device_network& d) {
+    static constexpr std::array<const char*, 4> versions{"1.0", "1.1", "1.2", "1.3"};
+    std::string out;
+    for (const auto& n : d.networks) out += (out.empty() ? "" : " ") + n.to_string();
+    if (!d.listeners.empty()) {
+        out += " on";
+        for (const auto& l : d.listeners) out += " " + l;
+    }
+    out += std::string(": TLS >= ") + versions.at(static_cast<std::size_t>(d.tls_min_version));
+    if (d.tls_security_level >= 0) out += ", security level " + std::to_string(d.tls_security_level);
+    if (!d.tls_ciphers.empty()) out += ", ciphers " + d.tls_ciphers;
+    if (d.auth_without_tls) out += ", AUTH without TLS";
+    if (d.accept_bare_lf) out += ", bare LF accepted";
+    return out;
+}
+
+struct listening {
+    asio::ip::tcp::acceptor acceptor;
+    listener_kind kind;
+};
+
+// An event loop whose shutdown (which destroys every handler and coroutine
+// frame still queued on it) is run at a chosen point of the shutdown order,
+// while everything those frames refer to still exists: left to the loop's
+// destructor, it ran after ~delivery, and a worker stuck on a silent
+// upstream then touched a freed lane.
+class event_loop : public asio::io_context {
+public:
+    using asio::io_context::io_context;
+    using asio::execution_context::shutdown;
+};
+
+// Runs the delivery's event loop on a thread of its own until finish()
+// stops it and joins.
+class delivery_thread {
+public:
+    explicit delivery_thread(event_loop& io)
+        : io_(io), work_(asio::make_work_guard(io)), thread_([&io] { io.run(); }) {}
+    ~delivery_thread() { finish(); }
+    delivery_thread(const delivery_thread&) = delete;
+    delivery_thread& operator=(const delivery_thread&) = delete;
+    void finish() {
+        if (!thread_.joinable()) return;
+        work_.reset();
+        io_.stop();
+        thread_.join();
+    }
+
+private:
+    event_loop& io_;
+    asio::executor_work_guard<asio::io_context::executor_type> work_;
+    std::thread thread_;
+};
+
+// The end of the shutdown order, also when start-up fails half-way: stop
+// and join the delivery thread, let the blocking pool finish what it runs
+// (its completions are posted to the stopped loops), then shut both loops
+// down, destroying what is left on them while the objects it refers to
+// exist. The objects themselves go afterwards, in reverse order of creation.
+class shutdown_order {
+public:
+    shutdown_order(event_loop& io, event_loop& delivery_io, asio::thread_pool& blocking)
+        : io_(io), delivery_io_(delivery_io), blocking_(blocking) {}
+    // Runs the delivery's loop on its own thread from now on.
+    void start_delivery() { delivering_.emplace(delivery_io_); }
+    ~shutdown_order() {
+        io_.stop();
+        if (delivering_) delivering_->finish();
+        delivery_io_.stop();
+        blocking_.join();
+        delivery_io_.shutdown();
+        io_.shutdown();
+    }
+    shutdown_order(const shutdown_order&) = delete;
+    shutdown_order& operator=(const shutdown_order&) = delete;
+
+private:
+    event_loop& io_;
+    event_loop& delivery_io_;
+    asio::thread_pool& blocking_;
+    std::optional<delivery_thread> delivering_;
+};
+
+// Shutdown: stop accepting, let sessions say 421, let delivery finish the
+// message in hand, then stop the loop.
+asio::awaitable<void> stop_delivery(relay_context& ctx, control_server& control) {
+    control.stop();
+    co_await ctx.delivery.stop();
+}
+
+asio::awaitable<void> shut_down(relay_context& ctx, std::list<listening>& listeners, asio::steady_timer& watcher,
+                                control_server& control) {
+    watcher.cancel();
+    for (auto& l : listeners) {
+        boost::system::error_code ec;
+        l.acceptor.close(ec);
+    }
+    asio::steady_timer poll(ctx.io);
+    for (int i = 0; ctx.sessions.size() > 0 && i < 200; ++i) {
+        // Asked again each round: a session busy spooling answers its
+        // client first and stops at its next read.
+        ctx.sessions.stop_all();
+        poll.expires_after(std::chrono::milliseconds(50));
+        co_await poll.async_wait(with_error);
+    }
+    // The delivery runs on its own thread: stop it there.
+    co_await asio::co_spawn(ctx.delivery.executor(), stop_delivery(ctx, control), use_awaitable);
+    ctx.io.stop();
+}
+
+// The first SIGTERM (or SIGINT) shuts down in order; a second one during
+// that stops at once: accepted mail is on disk, and a message cut off on
+// its way upstream stays queued.
+asio::awaitable<void> handle_signals(relay_context& ctx, asio::signal_set& signals, std::list<listening>& listeners,
+                                     asio::steady_timer& watcher, control_server& control) {
+    bool shutting_down = false;
+    for (;;) {
+        auto [ec, sig] = co_await signals.async_wait(with_error);
+        if (ec) co_return;
+        if (sig == SIGHUP) {
+            reload_policy(ctx, "SIGHUP");
+            continue;
+        }
+        if (shutting_down) {
+            spdlog::warn("signal {} during shutdown: stopping now", sig);
+            ctx.io.stop();
+            co_return;
+        }
+        shutting_down = true;
+        spdlog::info("signal {}: shutting down", sig);
+        asio::co_spawn(ctx.io, shut_down(ctx, listeners, watcher, control), asio::detached);
+    }
+}
+
+}  // namespace
+
+int serve(const std::filesystem::path& config_file) {
+    auto parsed = conf::parse_file(config_file);
+    if (!parsed.ok()) {
+        for (const auto& e : parsed.errors) std::cerr << e.to_string() << '\n';
+        return 1;
+    }
+    const conf::config& cfg = parsed.cfg;
+    if (!setup_logging(cfg.log.level)) {
+        std::cerr << config_file.string() << ": log.level: unknown level\n";
+        return 1;
+    }
+    for (const auto& w : parsed.warnings) spdlog::warn("{}: {}: {}", config_file.string(), w.key, w.message);
+
+    std::signal(SIGPIPE, SIG_IGN);
+    try {
+        auto policy = load_policy(cfg);
+        if (!policy) return 1;
+        auth::sasl_server::global_init();
+        relay::server_tls tls(cfg);
+
+        relay::spool spool(cfg.spool.dir);
+        spool.open();
+
+        // Two event loops: one for the submission sessions, one for the
+        // delivery (upstream connections, token requests, retries). They meet
+        // only in delivery::enqueue, which posts to the delivery's loop.
+        event_loop io(1);
+        event_loop delivery_io(1);
+        // fsync and crypt(3) wait more than they compute: more threads than cores.
+        asio::thread_pool blocking(8);
+
+        std::unique_ptr<upstream_credentials> credentials;
+        if (cfg.upstream.kind == conf::upstream_kind::smtp && cfg.upstream.auth == conf::upstream_auth::xoauth2) {
+            credentials = std::make_unique<upstream_credentials>(delivery_io.get_executor(), cfg);
+        } else if (cfg.upstream.kind == conf::upstream_kind::smtp) {
+            credentials = std::make_unique<upstream_credentials>(cfg, nullptr);
+            spdlog::info("upstream: {}:{} without authentication (a connector relay)", cfg.upstream.host,
+                         cfg.upstream.port);
+        } else {
+            spdlog::info("upstream: writing messages to directory {}", cfg.upstream.directory.string());
+        }
+
+        relay::delivery delivery(delivery_io, blocking, cfg, spool, credentials.get());
+        session_registry sessions;
+        policy::limiter limits;
+        relay_context ctx{cfg, io, blocking, tls, spool, delivery, sessions, limits, policy, {}};
+
+        // Signals are caught before any port opens: a SIGTERM that arrives
+        // during start-up is handled like any other.
+        asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
+        asio::steady_timer watcher(io);
+        std::list<listening> listeners;
+        for (const auto& a : cfg.server.submission)
+            listeners.push_back({open_acceptor(io, a), {false, "submission " + a.to_string(), a.to_string()}});
+        for (const auto& a : cfg.server.submissions)
+            listeners.push_back({open_acceptor(io, a), {true, "submissions " + a.to_string(), a.to_string()}});
+        for (auto& l : listeners) {
+            auto ep = l.acceptor.local_endpoint();
+            spdlog::info("listening on {}:{} ({})", ep.address().to_string(), ep.port(),
+                         l.kind.implicit_tls ? "implicit TLS" : "STARTTLS");
+            asio::co_spawn(io, run_listener(ctx, l.acceptor, l.kind), asio::detached);
+        }
+
+        for (std::size_t i = 0; i < cfg.device_networks.size(); ++i)
+            spdlog::info("device_network[{}]: {}", i, describe(cfg.device_networks[i]));
+
+        asio::co_spawn(io, watch_policy(ctx, watcher), asio::detached);
+        // `subrelay queue` and `subrelay oauth status` talk to the delivery here.
+        control_server control(delivery_io, cfg.spool.dir, [&delivery](boost::json::object request) {
+            return delivery.control(std::move(request));
+        });
+        control.start();
+        asio::co_spawn(io, handle_signals(ctx, signals, listeners, watcher, control), asio::detached);
+
+        shutdown_order order(io, delivery_io, blocking);
+        delivery.start();
+        order.start_delivery();
+        spdlog::info("subrelay {} ready as {}", SUBRELAY_VERSION, cfg.server.hostname);
+        io.run();
+        spdlog::info("stopped");
+        return 0;
+    } catch (const tls_setting_error& e) {
+        spdlog::critical("cannot start: {}: {}", config_file.string(), e.what());
+        return 1;
+    } catch (const std::exception& e) {
+        spdlog::critical("cannot start: {}", e.what());
+        return 1;
+    }
+}
+
+}  // namespace subrelay::relay

@@ -1,0 +1,658 @@
+#include "relay/server/session.hpp"
+
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <random>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <spdlog/spdlog.h>
+
+#include "auth/openssl_ptr.hpp"
+#include "auth/sasl_server.hpp"
+#include "relay/delivery/blocking.hpp"
+#include "relay/delivery/delivery.hpp"
+#include "relay/server/device_tls.hpp"
+#include "relay/spool/spool.hpp"
+#include "relay/delivery/system_clock.hpp"
+#include "relay/delivery/client_tls.hpp"
+#include "relay/server/tls.hpp"
+#include "smtp/address.hpp"
+#include "smtp/received.hpp"
+#include "smtp/server_session.hpp"
+
+namespace subrelay::relay {
+
+namespace asio = boost::asio;
+namespace ssl = asio::ssl;
+using asio::use_awaitable;
+constexpr auto with_error = asio::as_tuple(use_awaitable);
+
+namespace {
+
+// The policy as the state machine sees it, read afresh at each check so a
+// reload takes effect for sessions already open.
+class policy_adapter final : public smtp::server_policy {
+public:
+    policy_adapter(const relay_context& ctx, const smtp::server_session& session) : ctx_(ctx), session_(session) {}
+
+    std::optional<smtp::reply> check_sender(const std::string& identity, const std::string& address) override {
+        // Refuse before DATA rather than fail the spool write after it.
+        if (auto free = ctx_.spool.free_bytes(); free && *free < ctx_.cfg.spool.min_free_bytes) {
+            spdlog::warn("spool {}: only {} bytes free (spool.min_free_bytes = {}); refusing new mail",
+                         ctx_.spool.dir().string(), *free, ctx_.cfg.spool.min_free_bytes);
+            return smtp::reply(452, "4.3.1", "Insufficient system storage");
+        }
+        auto engine = ctx_.policy();
+        const policy::mailbox* m = engine->find(identity);
+        if (m == nullptr) return smtp::replies::send_as_denied();
+        if (session_.bound()) {
+            // No AUTH happened: the account's SMTP AUTH setting applies at MAIL instead.
+            auto decision = engine->may_authenticate(*m);
+            if (!decision.allowed) return decision.refusal;
+        }
+        if (auto r = ctx_.limits.check_message(m->identity, engine->limits_for(*m))) return r;
+        return engine->check_sender(identity, address);
+    }
+
+    std::optional<smtp::reply> check_recipient(const std::string& identity, const std::string&,
+                                               const std::string& address) override {
+        auto engine = ctx_.policy();
+        const policy::mailbox* m = engine->find(identity);
+        if (m == nullptr) return smtp::replies::send_as_denied();
+        if (auto r = engine->check_recipient(identity, address)) return r;
+        return ctx_.limits.check_recipient(m->identity, engine->limits_for(*m),
+                                           session_.current_envelope().recipients.size());
+    }
+
+private:
+    const relay_context& ctx_;
+    const smtp::server_session& session_;
+};
+
+// The session's rules: the server's, with what a device profile relaxes.
+smtp::server_options session_options(const conf::config& cfg, bool implicit_tls, const conf::device_network* device) {
+    smtp::server_options o;
+    o.hostname = cfg.server.hostname;
+    o.max_message_size = cfg.server.max_message_size;
+    o.max_recipients = cfg.server.max_recipients;
+    o.tls_available = true;
+    o.implicit_tls = implicit_tls;
+    o.require_tls_for_auth = cfg.server.require_tls_for_auth && !(device != nullptr && device->auth_without_tls);
+    o.bare_lf_mode = device != nullptr && device->accept_bare_lf ? smtp::bare_lf::accept : smtp::bare_lf::reject;
+    return o;
+}
+
+std::string_view listener_kind_name(const listener_kind& kind) {
+    return kind.implicit_tls ? "submissions" : "submission";
+}
+
+// The index of a device profile in the configuration, for log lines.
+std::string device_name(const conf::config& cfg, const conf::device_network* device) {
+    if (device == nullptr) return {};
+    return "device_network[" + std::to_string(device - cfg.device_networks.data()) + "]";
+}
+
+// What an OpenSSL call that returned `ret` left, as an error code in the
+// terms Asio's TLS stream uses (a peer that leaves mid-record is
+// stream_truncated, a close_notify is eof).
+boost::system::error_code tls_error(SSL* ssl, int ret, int saved_errno) {
+    const int err = SSL_get_error(ssl, ret);
+    if (err == SSL_ERROR_ZERO_RETURN) return asio::error::eof;
+    const unsigned long e = ERR_get_error();
+    ERR_clear_error();
+    if (e == 0) {
+        if (err == SSL_ERROR_SYSCALL && saved_errno != 0)
+            return {saved_errno, boost::system::system_category()};
+        return ssl::error::stream_truncated;
+    }
+    if (ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING) return ssl::error::stream_truncated;
+    return {static_cast<int>(e), asio::error::get_ssl_category()};
+}
+
+std::chrono::milliseconds failed_auth_delay() {
+    thread_local std::mt19937 rng{std::random_device{}()};
+    return std::chrono::milliseconds(std::uniform_int_distribution<int>(400, 1200)(rng));
+}
+
+
+}  // namespace
+
+// One connection. Lives in the registry while it runs.
+class session : public std::enable_shared_from_this<session> {
+public:
+    session(relay_context& ctx, asio::ip::tcp::socket socket, listener_kind kind)
+        : ctx_(ctx),
+          kind_(std::move(kind)),
+          socket_(std::move(socket)),
+          timer_(socket_.get_executor()),
+          client_ip_(peer_address(socket_)),
+          device_(ctx.cfg.device_network_for(client_ip_, listener_kind_name(kind_), kind_.address)),
+          adapter_(ctx, smtp_),
+          smtp_(session_options(ctx.cfg, kind_.implicit_tls, device_), &adapter_),
+          started_(std::chrono::steady_clock::now()) {
+        boost::system::error_code ec;
+        // Reads are tried first and waited for only when nothing is there,
+        // so an idle session holds no read buffer (and OpenSSL, which reads
+        // the socket itself, sees EAGAIN instead of blocking).
+        socket_.non_blocking(true, ec);
+        if (device_ != nullptr)
+            spdlog::info("session {} {}: device profile {}", client_ip_, kind_.name, device_name(ctx.cfg, device_));
+        auto engine = ctx.policy();
+        if (const policy::binding* b = engine->binding_for(client_ip_, listener_kind_name(kind_), kind_.address)) {
+            if (const policy::mailbox* m = engine->find(b->identity)) {
+                smtp_.set_bound_identity(m->identity);
+                spdlog::info("session {}: bound to account {} by network {}", client_ip_, m->identity,
+                             b->network_text);
+            }
+        }
+    }
+
+    asio::awaitable<void> run();
+    // Drops the message being received, if any (a session that ended in
+    // the middle of DATA), off the I/O thread.
+    asio::awaitable<void> drop_message();
+
+    void request_stop() {
+        stop_requested_ = true;
+        boost::system::error_code ignored;
+        if (reading_) socket_.cancel(ignored);
+    }
+
+private:
+    enum class io_result { ok, closed, timeout, stopped };
+    enum class attempt { done, want_read, want_write, failed };
+
+    // The I/O deadline: when it passes, the pending operation is cancelled
+    // and ends with error::timed_out.
+    void expires_after(std::chrono::steady_clock::duration d);
+    asio::awaitable<boost::system::error_code> wait(attempt a);
+    template <class Call>
+    asio::awaitable<boost::system::error_code> tls_call(Call call);
+    attempt try_read(std::string& out, boost::system::error_code& ec);
+
+    asio::awaitable<io_result> read_some(std::string& out);
+    // Writes everything, or gives up when `limit` has passed.
+    asio::awaitable<bool> write(std::string_view data, std::chrono::steady_clock::duration limit);
+    asio::awaitable<void> say_goodbye(const std::string& bye);
+    asio::awaitable<bool> handshake();
+    asio::awaitable<void> authenticate();
+    // DATA, as the state machine hands it out: each piece appended to the
+    // message's spool file as it comes, the file made durable at the end.
+    asio::awaitable<void> receive_data();
+    asio::awaitable<void> store();
+    void prepare_message();
+    void write_chunk();
+    smtp::reply spool_failure(const std::exception& e) const;  // logs, and says which 4xx
+    asio::awaitable<void> close();
+    [[nodiscard]] std::chrono::seconds idle_timeout() const {
+        return std::chrono::seconds(ctx_.cfg.server.idle_timeout_seconds);
+    }
+    [[nodiscard]] std::chrono::steady_clock::duration deadline(std::chrono::seconds limit) const;
+    void note_bare_lf();
+
+    static std::string peer_address(const asio::ip::tcp::socket& socket) {
+        boost::system::error_code ec;
+        auto ep = socket.remote_endpoint(ec);
+        return ec ? "unknown" : ep.address().to_string();
+    }
+
+    relay_context& ctx_;
+    listener_kind kind_;
+    asio::ip::tcp::socket socket_;
+    asio::steady_timer timer_;  // the I/O deadline
+    std::uint64_t deadline_generation_ = 0;
+    bool timed_out_ = false;
+    // OpenSSL on the socket itself, made at the handshake: a session that
+    // never starts TLS does not pay for it, and an idle TLS session holds
+    // only the SSL object (its record buffers are released between records).
+    auth::ssl_ptr ssl_;
+    std::string client_ip_;
+    const conf::device_network* device_;  // the client's device profile, or nullptr
+    policy_adapter adapter_;
+    smtp::server_session smtp_;
+    std::unique_ptr<auth::sasl_server> sasl_;
+    std::string tls_description_;
+    bool bare_lf_logged_ = false;
+    bool plaintext_auth_logged_ = false;
+    std::chrono::steady_clock::time_point started_;
+    bool tls_ = false;
+    bool reading_ = false;
+    bool stop_requested_ = false;
+    // The message being received: its envelope and Received: header (both
+    // fixed when its first piece is written), its file in the spool, and the
+    // piece on its way there. Nothing here grows with the message.
+    spool_envelope record_;
+    smtp::received_info received_;
+    spool::incoming incoming_;
+    std::string chunk_;
+};
+
+void session::note_bare_lf() {
+    if (bare_lf_logged_) return;
+    bare_lf_logged_ = true;
+    spdlog::warn("session {} {}: bare LF refused (lines must end in CRLF); a [[device_network]] with "
+                 "bare_lf = \"accept\" for this client's network accepts it",
+                 client_ip_, kind_.name);
+}
+
+void session_registry::stop_all() {
+    for (const auto& s : sessions_) s->request_stop();
+}
+
+std::chrono::steady_clock::duration session::deadline(std::chrono::seconds limit) const {
+    auto left = started_ + std::chrono::seconds(ctx_.cfg.server.session_timeout_seconds) -
+                std::chrono::steady_clock::now();
+    return std::max<std::chrono::steady_clock::duration>(std::min<std::chrono::steady_clock::duration>(limit, left),
+                                                         std::chrono::milliseconds(1));
+}
+
+void session::expires_after(std::chrono::steady_clock::duration d) {
+    timed_out_ = false;
+    const std::uint64_t generation = ++deadline_generation_;
+    timer_.expires_after(d);
+    timer_.async_wait([weak = weak_from_this(), generation](boost::system::error_code ec) {
+        if (ec) return;
+        auto self = weak.lock();
+        if (!self || self->deadline_generation_ != generation) return;
+        self->timed_out_ = true;
+        boost::system::error_code ignored;
+        self->socket_.cancel(ignored);
+    });
+}
+
+asio::awaitable<boost::system::error_code> session::wait(attempt a) {
+    auto [ec] = co_await socket_.async_wait(
+        a == attempt::want_write ? asio::socket_base::wait_write : asio::socket_base::wait_read, with_error);
+    if (ec && timed_out_) co_return asio::error::timed_out;
+    co_return ec;
+}
+
+// Runs an OpenSSL call (which returns > 0 when done) until it completes,
+// waiting for the socket whenever OpenSSL asks for it.
+template <class Call>
+asio::awaitable<boost::system::error_code> session::tls_call(Call call) {
+    for (;;) {
+        ERR_clear_error();
+        errno = 0;
+        const int ret = call();
+        const int saved_errno = errno;
+        if (ret > 0) co_return boost::system::error_code{};
+        const int err = SSL_get_error(ssl_.get(), ret);
+        if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE)
+            co_return tls_error(ssl_.get(), ret, saved_errno);
+        if (auto ec = co_await wait(err == SSL_ERROR_WANT_WRITE ? attempt::want_write : attempt::want_read)) co_return ec;
+    }
+}
+
+// One read that does not wait. The buffer is on the thread's stack, not in
+// the session's coroutine frame, so nothing is held while the client idles.
+// With TLS, OpenSSL is always asked first: it may hold decrypted bytes that
+// the socket will never signal.
+session::attempt session::try_read(std::string& out, boost::system::error_code& ec) {
+    std::array<char, 16384> buf;
+    if (tls_) {
+        ERR_clear_error();
+        errno = 0;
+        std::size_t n = 0;
+        const int ret = SSL_read_ex(ssl_.get(), buf.data(), buf.size(), &n);
+        const int saved_errno = errno;
+        if (ret == 1) {
+            out.assign(buf.data(), n);
+            return attempt::done;
+        }
+        const int err = SSL_get_error(ssl_.get(), ret);
+        if (err == SSL_ERROR_WANT_READ) return attempt::want_read;
+        if (err == SSL_ERROR_WANT_WRITE) return attempt::want_write;
+        ec = tls_error(ssl_.get(), ret, saved_errno);
+        return attempt::failed;
+    }
+    const std::size_t n = socket_.read_some(asio::buffer(buf), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+        ec = {};
+        return attempt::want_read;
+    }
+    if (ec) return attempt::failed;
+    out.assign(buf.data(), n);
+    return attempt::done;
+}
+
+asio::awaitable<session::io_result> session::read_some(std::string& out) {
+    if (stop_requested_) co_return io_result::stopped;
+    expires_after(deadline(idle_timeout()));
+    boost::system::error_code ec;
+    for (;;) {
+        const attempt a = try_read(out, ec);
+        if (a == attempt::done || a == attempt::failed) break;
+        reading_ = true;
+        ec = co_await wait(a);
+        reading_ = false;
+        if (ec || stop_requested_) break;
+    }
+    if (stop_requested_) co_return io_result::stopped;
+    if (ec == asio::error::timed_out) co_return io_result::timeout;
+    if (ec) co_return io_result::closed;
+    co_return io_result::ok;
+}
+
+asio::awaitable<bool> session::write(std::string_view data, std::chrono::steady_clock::duration limit) {
+    if (data.empty()) co_return true;
+    expires_after(limit);
+    if (tls_) {
+        auto ec = co_await tls_call([this, data] {
+            std::size_t written = 0;
+            return SSL_write_ex(ssl_.get(), data.data(), data.size(), &written);
+        });
+        co_return !ec;
+    }
+    auto [ec, n] = co_await asio::async_write(socket_, asio::buffer(data), with_error);
+    (void)n;
+    co_return !ec;
+}
+
+// The 421 before the session closes (idle timeout, shutdown): a client that
+// no longer reads gets goodbye_timeout for it, not another idle timeout.
+asio::awaitable<void> session::say_goodbye(const std::string& bye) {
+    co_await write(bye, std::min<std::chrono::steady_clock::duration>(goodbye_timeout, idle_timeout()));
+}
+
+asio::awaitable<bool> session::handshake() {
+    expires_after(std::chrono::seconds(ctx_.cfg.server.tls_handshake_timeout_seconds));
+    boost::system::error_code ec;
+    ssl_.reset(SSL_new(ctx_.tls.context_for(device_).native_handle()));
+    if (!ssl_ || SSL_set_fd(ssl_.get(), socket_.native_handle()) != 1) {
+        const unsigned long e = ERR_get_error();
+        ERR_clear_error();
+        ec = e != 0 ? boost::system::error_code(static_cast<int>(e), asio::error::get_ssl_category())
+                    : boost::system::error_code(asio::error::no_memory);
+    } else {
+        SSL_set_accept_state(ssl_.get());
+        ec = co_await tls_call([this] { return SSL_do_handshake(ssl_.get()); });
+    }
+    if (ec) {
+        // A client that connects and leaves (a port check) is not worth more than a debug line.
+        const bool just_left = ec == ssl::error::stream_truncated || ec == asio::error::eof;
+        spdlog::log(just_left ? spdlog::level::debug : spdlog::level::info, "session {} {}: TLS handshake failed: {}",
+                    client_ip_, kind_.name, ec == asio::error::timed_out ? "timed out" : ec.message());
+        co_return false;
+    }
+    tls_ = true;
+    tls_description_ = describe_tls(ssl_.get());
+    // Which devices still need old TLS: the protocol and cipher of every session.
+    spdlog::info("session {} {}: {}{}{}", client_ip_, kind_.name, tls_description_, device_ ? " by " : "",
+                 device_name(ctx_.cfg, device_));
+    co_return true;
+}
+
+asio::awaitable<void> session::close() {
+    if (tls_) {
+        expires_after(std::chrono::seconds(2));
+        // close_notify, then wait for the client's (as a TLS stream's shutdown does).
+        co_await tls_call([this] {
+            int ret = SSL_shutdown(ssl_.get());
+            if (ret == 0) ret = SSL_shutdown(ssl_.get());
+            return ret;
+        });
+    }
+    timer_.cancel();
+    boost::system::error_code ec;
+    socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
+}
+
+asio::awaitable<void> session::authenticate() {
+    const smtp::auth_request& req = smtp_.pending_auth();
+    auto engine = ctx_.policy();
+    if (req.first) {
+        if (!tls_ && !plaintext_auth_logged_) {
+            plaintext_auth_logged_ = true;
+            const std::string why = device_ ? device_name(ctx_.cfg, device_) : "server.require_tls_for_auth = false";
+            spdlog::warn("session {} {}: AUTH without TLS ({} allows it): the password crosses the network in clear",
+                         client_ip_, kind_.name, why);
+        }
+        sasl_ = std::make_unique<auth::sasl_server>(
+            ctx_.cfg.server.hostname, [engine, this](std::string_view identity) -> std::optional<std::string> {
+                if (const auto* m = engine->find_login(identity, ctx_.cfg.server.auth_default_domain))
+                    return m->password_hash;
+                return std::nullopt;
+            });
+    }
+    // SASL steps may run crypt(3), which takes tens of milliseconds: not on the io thread.
+    auto sasl_step = [this, &req] {
+        if (req.first)
+            return sasl_->start(req.mechanism, req.has_initial_response ? std::optional<std::string_view>(req.data)
+                                                                        : std::nullopt);
+        return sasl_->step(req.data);
+    };
+    auth::sasl_result result = co_await run_blocking(ctx_.blocking, sasl_step);
+
+    using status = auth::sasl_result::status;
+    switch (result.state) {
+    case status::challenge:
+        smtp_.auth_challenge(result.challenge);
+        co_return;
+    case status::bad_mechanism:
+        sasl_.reset();
+        smtp_.auth_failure(smtp::reply(504, "5.5.4", "Unrecognized authentication type"));
+        co_return;
+    case status::protocol_error:
+        sasl_.reset();
+        smtp_.auth_failure(smtp::reply(501, "5.5.2", "Invalid authentication exchange"));
+        co_return;
+    case status::failure:
+        break;
+    case status::success: {
+        sasl_.reset();
+        const policy::mailbox* m = engine->find_login(result.identity, ctx_.cfg.server.auth_default_domain);
+        if (m == nullptr) break;
+        auto decision = engine->may_authenticate(*m);
+        if (!decision.allowed) {
+            spdlog::info("auth refused: account={} client={} reason=\"{}\"", m->identity, client_ip_,
+                         decision.steps.empty() ? decision.refusal->summary() : decision.steps.back());
+            smtp_.auth_failure(*decision.refusal);
+            co_return;
+        }
+        spdlog::info("auth ok: account={} client={} mechanism={}", m->identity, client_ip_, req.mechanism);
+        smtp_.auth_success(m->identity);
+        co_return;
+    }
+    }
+    sasl_.reset();
+    spdlog::info("auth failed: client={} mechanism={} (wrong password or unknown account)", client_ip_,
+                 req.mechanism);
+    asio::steady_timer delay(socket_.get_executor(), failed_auth_delay());
+    co_await delay.async_wait(with_error);
+    smtp_.auth_failure(smtp::replies::auth_credentials_incorrect());
+}
+
+// The envelope and the Received: header of the message being received, as
+// they are once DATA has begun (the queue id comes from the spool).
+void session::prepare_message() {
+    const smtp::envelope& env = smtp_.current_envelope();
+    record_ = {};
+    record_.recipients = env.recipients;
+    record_.identity = env.identity.empty() ? smtp_.identity() : env.identity;
+    record_.sender = ctx_.policy()->envelope_sender(record_.identity, env.sender);
+    record_.upstream_mailbox = ctx_.policy()->upstream_mailbox_for(record_.identity);
+    if (record_.upstream_mailbox.empty()) record_.upstream_mailbox = ctx_.cfg.upstream.mailbox;
+    record_.client_address = client_ip_;
+    record_.received_at = std::chrono::duration_cast<std::chrono::seconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
+    record_.smtputf8 = env.smtputf8;
+    record_.eight_bit = env.body_type == "8BITMIME";
+
+    received_ = {};
+    received_.helo = env.helo;
+    received_.client_ip = client_ip_;
+    received_.by = ctx_.cfg.server.hostname;
+    received_.protocol = std::string(smtp_.esmtp() ? "ESMTP" : "SMTP") + (tls_ ? "S" : "") +
+                         (smtp_.authenticated() ? "A" : "");
+    received_.tls = tls_description_;
+    if (env.recipients.size() == 1) received_.single_recipient = env.recipients.front();
+    received_.date = smtp::rfc5322_date_now(system_wall_clock());
+}
+
+// On the blocking pool: the message's file is made with its first piece.
+void session::write_chunk() {
+    if (!incoming_.active()) {
+        incoming_ = ctx_.spool.begin(record_, [this](const std::string& queue_id) {
+            smtp::received_info info = received_;
+            info.id = queue_id;
+            return smtp::received_header(info);
+        });
+    }
+    if (!chunk_.empty()) incoming_.append(chunk_);
+}
+
+smtp::reply session::spool_failure(const std::exception& e) const {
+    spdlog::error("spool write failed: account={} client={} from=<{}> size={}: {}", record_.identity, client_ip_,
+                  record_.sender, incoming_.size(), e.what());
+    const auto* error = dynamic_cast<const spool_error*>(&e);
+    if (error != nullptr && error->out_of_space()) return {452, "4.3.1", "Insufficient system storage"};
+    return {451, "4.3.0", "Temporary failure, message not queued, try again later"};
+}
+
+asio::awaitable<void> session::receive_data() {
+    smtp_.take_data(chunk_);
+    if (!incoming_.active()) prepare_message();
+    std::optional<smtp::reply> failure;
+    try {
+        auto write_piece = [this] { write_chunk(); };
+        co_await run_blocking(ctx_.blocking, write_piece);
+    } catch (const std::exception& e) {
+        failure = spool_failure(e);
+    }
+    if (failure) {
+        // The rest of the message is read and dropped; its end gets the 4xx.
+        co_await drop_message();
+        smtp_.data_failed(*failure);
+    }
+}
+
+asio::awaitable<void> session::drop_message() {
+    if (incoming_.active()) {
+        auto drop = [this] { incoming_.abort(); };
+        co_await run_blocking(ctx_.blocking, drop);
+    }
+    std::string().swap(chunk_);  // an idle session holds no DATA buffer
+}
+
+asio::awaitable<void> session::store() {
+    smtp_.take_data(chunk_);
+    if (!incoming_.active()) prepare_message();
+    std::string id;
+    std::optional<smtp::reply> failure;
+    try {
+        auto finish = [this] {
+            write_chunk();
+            return incoming_.commit();
+        };
+        id = co_await run_blocking(ctx_.blocking, finish);
+    } catch (const std::exception& e) {
+        failure = spool_failure(e);
+    }
+    const std::uint64_t size = incoming_.size();
+    co_await drop_message();
+    if (failure) {
+        smtp_.stored(*failure);
+        co_return;
+    }
+    spdlog::info("accepted id={} account={} client={} from=<{}> to={} size={}", id, record_.identity, client_ip_,
+                 record_.sender, smtp::bracketed_list(record_.recipients), size);
+    ctx_.limits.record(record_.identity, record_.recipients.size());
+    smtp_.stored(smtp::reply(250, "2.0.0", "Ok: queued as " + id));
+    ctx_.delivery.enqueue(id, record_.upstream_mailbox);
+}
+
+asio::awaitable<void> session::run() {
+    spdlog::debug("connect from {} on {}", client_ip_, kind_.name);
+    if (kind_.implicit_tls) {
+        if (!co_await handshake()) {
+            co_await close();
+            co_return;
+        }
+    }
+    const std::string greeting = smtp_.greeting();
+    if (!co_await write(greeting, idle_timeout())) co_return;
+
+    std::string input;
+    for (;;) {
+        smtp::step s = smtp_.advance();
+        if (smtp_.refused_bare_lf()) note_bare_lf();
+        if (!co_await write(s.send, idle_timeout())) break;
+        switch (s.next) {
+        case smtp::action::need_input: {
+            io_result r = co_await read_some(input);
+            if (r == io_result::ok) {
+                smtp_.feed(input);
+                continue;
+            }
+            if (r == io_result::stopped) {
+                const std::string bye = smtp_.on_shutdown();
+                co_await say_goodbye(bye);
+            } else if (r == io_result::timeout) {
+                spdlog::info("session {}: timeout", client_ip_);
+                const std::string bye = smtp_.on_timeout();
+                co_await say_goodbye(bye);
+            }
+            co_await close();
+            co_return;
+        }
+        case smtp::action::start_tls:
+            if (!co_await handshake()) {
+                co_await close();
+                co_return;
+            }
+            smtp_.tls_started();
+            continue;
+        case smtp::action::authenticate:
+            co_await authenticate();
+            continue;
+        case smtp::action::data_chunk:
+            co_await receive_data();
+            continue;
+        case smtp::action::discard:
+            co_await drop_message();
+            continue;
+        case smtp::action::store:
+            co_await store();
+            continue;
+        case smtp::action::close:
+            co_await close();
+            co_return;
+        }
+    }
+    co_await close();
+}
+
+asio::awaitable<void> run_session(relay_context& ctx, asio::ip::tcp::socket socket, listener_kind kind) {
+    std::shared_ptr<session> s;
+    try {
+        s = std::make_shared<session>(ctx, std::move(socket), std::move(kind));
+        ctx.sessions.add(s);
+        co_await s->run();
+    } catch (const std::exception& e) {
+        spdlog::error("session ended by an error: {}", e.what());
+    }
+    if (!s) co_return;
+    try {
+        co_await s->drop_message();  // a session that ended in the middle of DATA
+    } catch (const std::exception& e) {
+        spdlog::error("dropping the unfinished message of a session: {}", e.what());
+    }
+    ctx.sessions.remove(s);
+}
+
+}  // namespace subrelay::relay

@@ -1,0 +1,48 @@
+#pragma once
+// One client connection: a coroutine that moves bytes between the socket
+// (plain, STARTTLS or implicit TLS) and smtp::server_session, and carries
+// out what the state machine asks for (TLS handshake, SASL, spooling).
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <set>
+#include <string>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "relay/server/context.hpp"
+
+namespace subrelay::relay {
+
+class session;
+
+// The sessions alive now, so that shutdown can reach them.
+class session_registry {
+public:
+    void add(const std::shared_ptr<session>& s) { sessions_.insert(s); }
+    void remove(const std::shared_ptr<session>& s) { sessions_.erase(s); }
+    [[nodiscard]] std::size_t size() const { return sessions_.size(); }
+    // Asks every session to finish: each answers 421 4.3.2 at its next
+    // read (or at once when it is waiting for the client), then closes.
+    void stop_all();
+
+private:
+    std::set<std::shared_ptr<session>> sessions_;
+};
+
+// How long a session that ends (idle timeout, shutdown) tries to write its
+// 421 before it closes anyway (at most the idle timeout).
+inline constexpr std::chrono::seconds goodbye_timeout{5};
+
+struct listener_kind {
+    bool implicit_tls = false;
+    std::string name;     // "submission 127.0.0.1:587"
+    std::string address;  // "127.0.0.1:587", as in the configuration
+};
+
+// Runs one session to its end. Never throws.
+boost::asio::awaitable<void> run_session(relay_context& ctx, boost::asio::ip::tcp::socket socket,
+                                         listener_kind kind);
+
+}  // namespace subrelay::relay
