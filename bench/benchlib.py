@@ -280,7 +280,7 @@ class Subrelay(Managed):
     disk, upstream plain SMTP without authentication."""
 
     def __init__(self, binary, workdir, port, sink_port, cert, key, pw_hash,
-                 max_connections=1000, auth=True, upstream_connections=20):
+                 max_connections=1000, auth=True, upstream_connections=20, retry_initial_seconds=5):
         super().__init__()
         self.binary, self.port = binary, port
         self.dir = tempfile.mkdtemp(prefix="subrelay.", dir=workdir)
@@ -312,11 +312,12 @@ auth = "none"
 mailbox = "%s"
 max_connections_per_mailbox = %d
 max_messages_per_minute = 0
-retry_initial_seconds = 5
+retry_initial_seconds = %d
 
 [log]
 level = "info"
-""" % (port, max_connections, cert, key, sink_port, UPSTREAM_MAILBOX, upstream_connections))
+""" % (port, max_connections, cert, key, sink_port, UPSTREAM_MAILBOX, upstream_connections,
+       retry_initial_seconds))
         with open(os.path.join(self.dir, "policy.toml"), "w") as f:
             f.write("""[organization]
 smtp_client_authentication_disabled = true

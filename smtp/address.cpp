@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "smtp/text/ascii.hpp"
+
 namespace subrelay::smtp {
 
 namespace {

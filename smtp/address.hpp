@@ -5,13 +5,7 @@
 #include <string_view>
 #include <vector>
 
-#include "smtp/text/ascii.hpp"
-
 namespace subrelay::smtp {
-
-// For server_session.cpp, which still calls it unqualified; new code
-// calls text::iequals.
-using text::iequals;
 
 // True for "local@domain" with a valid dot-string or quoted-string local
 // part and a domain or address literal. UTF-8 is accepted when utf8 is true.

@@ -5,7 +5,8 @@
 #include <utility>
 
 #include "smtp/address.hpp"
-#include "smtp/base64.hpp"
+#include "smtp/text/ascii.hpp"
+#include "smtp/text/base64.hpp"
 
 namespace subrelay::smtp {
 
@@ -30,12 +31,6 @@ bool non_ascii(std::string_view s) {
     for (const char c : s)
         if (static_cast<unsigned char>(c) >= 0x80) return true;
     return false;
-}
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
 }
 
 bool in_transaction(state s) { return s == state::mail || s == state::rcpt; }
@@ -139,15 +134,15 @@ struct server_session::commands {
         return std::nullopt;
     }
     static std::optional<reply> auth_syntax(const server_session& s, const command& c) {
-        const auto arg = trim(c.argument);
+        const auto arg = text::trim(c.argument);
         const auto sp = arg.find(' ');
         const auto mechanism = arg.substr(0, sp);
         bool known = false;
-        for (const auto& m : s.options_.auth_mechanisms) known = known || iequals(m, mechanism);
+        for (const auto& m : s.options_.auth_mechanisms) known = known || text::iequals(m, mechanism);
         if (!known) return reply(504, "5.5.4", "Unrecognized authentication type");
         if (sp != std::string_view::npos) {
-            const auto initial = trim(arg.substr(sp));
-            if (initial != "=" && !base64_decode(initial)) return reply(501, "5.5.2", "Error: invalid base64 data");
+            const auto initial = text::trim(arg.substr(sp));
+            if (initial != "=" && !text::base64_decode(initial)) return reply(501, "5.5.2", "Error: invalid base64 data");
         }
         return std::nullopt;
     }
@@ -165,7 +160,7 @@ struct server_session::commands {
     // ---- proceed ----
     static void helo(server_session& s, const command& c) {
         s.reset_transaction();
-        s.envelope_.helo = std::string(trim(c.argument));
+        s.envelope_.helo = std::string(text::trim(c.argument));
         s.esmtp_ = c.kind == verb::ehlo;
         s.greeted_ = true;
         s.set_state(state::ready);
@@ -224,16 +219,16 @@ struct server_session::commands {
         s.pending_ = action::start_tls;
     }
     static void auth(server_session& s, const command& c) {
-        const auto arg = trim(c.argument);
+        const auto arg = text::trim(c.argument);
         const auto sp = arg.find(' ');
         auth_request request;
         request.mechanism = std::string(arg.substr(0, sp));
         for (auto& ch : request.mechanism)
             if (ch >= 'a' && ch <= 'z') ch = static_cast<char>(ch - 'a' + 'A');
         if (sp != std::string_view::npos) {
-            const auto initial = trim(arg.substr(sp));
+            const auto initial = text::trim(arg.substr(sp));
             request.has_initial_response = true;
-            if (initial != "=") request.data = base64_decode(initial).value_or(std::string());
+            if (initial != "=") request.data = text::base64_decode(initial).value_or(std::string());
         }
         s.auth_ = std::move(request);
         s.set_state(state::auth);
@@ -396,7 +391,7 @@ void server_session::handle_auth_response(const std::string& line) {
         reply_with({501, "5.0.0", "Authentication cancelled"});
         return;
     }
-    auto decoded = base64_decode(line);
+    auto decoded = text::base64_decode(line);
     if (!decoded) {
         end_auth_exchange();
         bad_command({501, "5.5.2", "Error: invalid base64 data"});
@@ -492,7 +487,7 @@ void server_session::tls_started() {
 
 void server_session::auth_challenge(std::string_view challenge) {
     if (state_ != state::auth) return;
-    reply_with({334, "", base64_encode(challenge)});
+    reply_with({334, "", text::base64_encode(challenge)});
     pending_ = action::need_input;
 }
 

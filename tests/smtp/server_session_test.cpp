@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <iterator>
 
-#include "smtp/base64.hpp"
+#include "smtp/text/base64.hpp"
 
 namespace subrelay::smtp {
 namespace {
@@ -48,7 +48,7 @@ const std::string ehlo_plain =
 const std::string ehlo_tls =
     "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 36700160\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n"
     "250-ENHANCEDSTATUSCODES\r\n250 AUTH PLAIN LOGIN\r\n";
-const std::string plain_credentials = base64_encode(std::string("\0alice@example.com\0secret", 26));
+const std::string plain_credentials = text::base64_encode(std::string("\0alice@example.com\0secret", 26));
 
 class server : public ::testing::Test {
 protected:
@@ -926,13 +926,13 @@ TEST_F(server, auth_login_two_challenges_then_failure) {
     ASSERT_EQ(next_, action::authenticate);
     s().auth_challenge("Username:");
     EXPECT_EQ(go(), "334 VXNlcm5hbWU6\r\n");
-    EXPECT_EQ(say(base64_encode("alice@example.com") + "\r\n"), "");
+    EXPECT_EQ(say(text::base64_encode("alice@example.com") + "\r\n"), "");
     ASSERT_EQ(next_, action::authenticate);
     EXPECT_EQ(s().pending_auth().mechanism, "LOGIN");
     EXPECT_EQ(s().pending_auth().data, "alice@example.com");
     s().auth_challenge("Password:");
     EXPECT_EQ(go(), "334 UGFzc3dvcmQ6\r\n");
-    EXPECT_EQ(say(base64_encode("wrong") + "\r\n"), "");
+    EXPECT_EQ(say(text::base64_encode("wrong") + "\r\n"), "");
     ASSERT_EQ(next_, action::authenticate);
     EXPECT_EQ(s().pending_auth().data, "wrong");
     s().auth_failure(replies::auth_credentials_incorrect());
@@ -985,7 +985,7 @@ TEST_F(server, auth_response_line_limit) {
     s().auth_challenge("");
     go();
     // Up to 12288 octets are a valid SASL response line (RFC 4954).
-    const std::string long_response = base64_encode(std::string(9000, 'x'));
+    const std::string long_response = text::base64_encode(std::string(9000, 'x'));
     ASSERT_GT(long_response.size(), 2048u);
     EXPECT_EQ(say(long_response + "\r\n"), "");
     ASSERT_EQ(next_, action::authenticate);
