@@ -193,14 +193,10 @@ asio::awaitable<void> shut_down(relay_context& ctx, std::list<listening>& listen
         boost::system::error_code ec;
         l.acceptor.close(ec);
     }
-    asio::steady_timer poll(ctx.io);
-    for (int i = 0; ctx.sessions.size() > 0 && i < 200; ++i) {
-        // Asked again each round: a session busy spooling answers its
-        // client first and stops at its next read.
-        ctx.sessions.stop_all();
-        poll.expires_after(std::chrono::milliseconds(50));
-        co_await poll.async_wait(with_error);
-    }
+    // Each session answers 421 4.3.2 at its next read (one busy spooling
+    // answers its client first); the last one to end wakes this wait.
+    ctx.sessions.stop_all();
+    co_await ctx.sessions.wait_until_empty(std::chrono::seconds(10));
     // The delivery runs on its own thread: stop it there.
     co_await asio::co_spawn(ctx.delivery.executor(), stop_delivery(ctx, control), use_awaitable);
     ctx.io.stop();

@@ -13,6 +13,7 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <openssl/err.h>
@@ -247,8 +248,28 @@ void session::note_bare_lf() {
                  client_ip_, kind_.name);
 }
 
+void session_registry::add(const std::shared_ptr<session>& s) {
+    sessions_.insert(s);
+    if (stopping_) s->request_stop();  // accepted just before the listener closed
+}
+
+void session_registry::remove(const std::shared_ptr<session>& s) {
+    sessions_.erase(s);
+    if (sessions_.empty() && empty_ != nullptr) empty_->cancel();
+}
+
 void session_registry::stop_all() {
+    stopping_ = true;
     for (const auto& s : sessions_) s->request_stop();
+}
+
+asio::awaitable<void> session_registry::wait_until_empty(std::chrono::steady_clock::duration limit) {
+    if (sessions_.empty()) co_return;
+    const auto ex = co_await asio::this_coro::executor;
+    asio::steady_timer timer(ex, limit);
+    empty_ = &timer;
+    co_await timer.async_wait(with_error);
+    empty_ = nullptr;
 }
 
 std::chrono::steady_clock::duration session::deadline(std::chrono::seconds limit) const {

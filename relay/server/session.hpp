@@ -10,6 +10,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "relay/server/context.hpp"
 
@@ -17,18 +18,24 @@ namespace subrelay::relay {
 
 class session;
 
-// The sessions alive now, so that shutdown can reach them.
+// The sessions alive now, so that shutdown can reach them. Used on the
+// sessions' io_context only.
 class session_registry {
 public:
-    void add(const std::shared_ptr<session>& s) { sessions_.insert(s); }
-    void remove(const std::shared_ptr<session>& s) { sessions_.erase(s); }
+    void add(const std::shared_ptr<session>& s);
+    void remove(const std::shared_ptr<session>& s);
     [[nodiscard]] std::size_t size() const { return sessions_.size(); }
-    // Asks every session to finish: each answers 421 4.3.2 at its next
-    // read (or at once when it is waiting for the client), then closes.
+    // Asks every session, and every one added from now on, to finish: each
+    // answers 421 4.3.2 at its next read (or at once when it is waiting for
+    // the client), then closes.
     void stop_all();
+    // Resolves when the last session has ended, or after `limit`.
+    boost::asio::awaitable<void> wait_until_empty(std::chrono::steady_clock::duration limit);
 
 private:
     std::set<std::shared_ptr<session>> sessions_;
+    bool stopping_ = false;
+    boost::asio::steady_timer* empty_ = nullptr;  // wait_until_empty's timer while it waits
 };
 
 // How long a session that ends (idle timeout, shutdown) tries to write its
