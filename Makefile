@@ -32,7 +32,7 @@ test-build: deps
 	cmake --build $(TEST_DIR) -j$(JOBS)
 
 test-asan: test-build
-	cd $(TEST_DIR) && ctest --output-on-failure --timeout 900
+	cd $(TEST_DIR) && ctest -j$(JOBS) --output-on-failure --timeout 900
 
 # The same tests built with ThreadSanitizer: a data race stops the process
 # that has it (a unit test binary, or the relay, whose log the integration
@@ -42,7 +42,7 @@ tsan-build: deps
 	cmake --build $(TSAN_DIR) -j$(JOBS)
 
 test-tsan: tsan-build
-	cd $(TSAN_DIR) && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ctest --output-on-failure --timeout 900
+	cd $(TSAN_DIR) && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ctest -j$(JOBS) --output-on-failure --timeout 900
 
 clean:
 	rm -rf build
