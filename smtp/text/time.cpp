@@ -16,31 +16,25 @@ std::tm utc(std::int64_t unix_seconds) {
     return tm;
 }
 
+// The UTC date and time through `format`, which takes year, month, day,
+// hour, minute and second, in that order.
+std::string utc_as(const char* format, std::int64_t unix_seconds) {
+    const std::tm tm = utc(unix_seconds);
+    char buf[96];
+    std::snprintf(buf, sizeof buf, format, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                  tm.tm_sec);
+    return buf;
+}
+
 }  // namespace
 
-std::string iso8601_utc(std::int64_t unix_seconds) {
-    const std::tm tm = utc(unix_seconds);
-    char buf[96];
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                  tm.tm_hour, tm.tm_min, tm.tm_sec);
-    return buf;
-}
+std::string iso8601_utc(std::int64_t unix_seconds) { return utc_as("%04d-%02d-%02dT%02d:%02d:%02dZ", unix_seconds); }
 
 std::string utc_date_time(std::int64_t unix_seconds) {
-    const std::tm tm = utc(unix_seconds);
-    char buf[96];
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02d %02d:%02d:%02d UTC", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                  tm.tm_hour, tm.tm_min, tm.tm_sec);
-    return buf;
+    return utc_as("%04d-%02d-%02d %02d:%02d:%02d UTC", unix_seconds);
 }
 
-std::string utc_digits(std::int64_t unix_seconds) {
-    const std::tm tm = utc(unix_seconds);
-    char buf[96];
-    std::snprintf(buf, sizeof buf, "%04d%02d%02d%02d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                  tm.tm_hour, tm.tm_min, tm.tm_sec);
-    return buf;
-}
+std::string utc_digits(std::int64_t unix_seconds) { return utc_as("%04d%02d%02d%02d%02d%02d", unix_seconds); }
 
 std::string rfc5322_date(std::int64_t unix_seconds, long utc_offset_seconds) {
     static constexpr std::array<const char*, 7> days{"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
