@@ -401,9 +401,9 @@ delivery::spool_survey delivery::survey() const {
         survey_item item{id, {}, {}, 0};
         try {
             item.state = states_.load(id);
-            auto m = spool_.load(id);
-            item.mailbox = m.envelope.upstream_mailbox.empty() ? cfg_.upstream.mailbox : m.envelope.upstream_mailbox;
-            item.received_at = m.envelope.received_at;
+            const spool_envelope env = spool_.load_envelope(id);
+            item.mailbox = env.upstream_mailbox.empty() ? cfg_.upstream.mailbox : env.upstream_mailbox;
+            item.received_at = env.received_at;
         } catch (const std::exception& e) {
             spdlog::error("spool: cannot read message {}: {} (left in place)", id, e.what());
             continue;
@@ -788,9 +788,9 @@ asio::awaitable<boost::json::object> delivery::change(std::string verb, std::str
         }
         const auto loaded = states_.load(id);
         queue_state st = loaded.value_or(queue_state{});
-        const auto msg = spool_.load(id);
-        o.mailbox = msg.envelope.upstream_mailbox.empty() ? cfg_.upstream.mailbox : msg.envelope.upstream_mailbox;
-        o.received_at = msg.envelope.received_at;
+        const spool_envelope env = spool_.load_envelope(id);
+        o.mailbox = env.upstream_mailbox.empty() ? cfg_.upstream.mailbox : env.upstream_mailbox;
+        o.received_at = env.received_at;
         o.delay_warned = st.delay_warned;
         if (verb == "hold") {
             o.text = id + (st.held ? ": already held" : ": held");

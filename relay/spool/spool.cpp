@@ -367,6 +367,26 @@ spool::loaded spool::load(const std::string& id) const {
     return out;
 }
 
+spool_envelope spool::load_envelope(const std::string& id) const {
+    if (!valid_queue_id(id)) throw spool_error("invalid queue id");
+    const fs::path path = queue_ / id;
+    fd_guard fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.get() < 0) throw spool_error("open " + path.string() + ": " + errno_text(errno));
+    // The envelope ends at the first empty line; read up to it, a block at a time.
+    std::string head;
+    char block[4096];
+    while (head.find("\n\n") == std::string::npos) {
+        const ssize_t n = ::read(fd.get(), block, sizeof block);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw spool_error("read " + path.string() + ": " + errno_text(errno));
+        if (n == 0) break;
+        head.append(block, static_cast<std::size_t>(n));
+    }
+    auto parsed = parse_envelope(head);
+    if (!parsed) throw spool_error(path.string() + ": damaged spool file");
+    return std::move(parsed->first);
+}
+
 std::optional<std::uint64_t> spool::free_bytes() const {
     struct statvfs st {};
     if (::statvfs(queue_.c_str(), &st) != 0) return std::nullopt;

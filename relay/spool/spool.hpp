@@ -127,6 +127,9 @@ public:
         std::string data;
     };
     [[nodiscard]] loaded load(const std::string& id) const;
+    // Reads only the envelope of one message (the scheduler's start-up
+    // survey and queue commands need no message bytes). Throws spool_error.
+    [[nodiscard]] spool_envelope load_envelope(const std::string& id) const;
 
     // Removes a delivered (or permanently failed) message, durably: the
     // queue directory is fsynced (together with concurrent stores). After

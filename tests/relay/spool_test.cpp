@@ -81,6 +81,24 @@ TEST_F(spool_test, null_sender_round_trips) {
     EXPECT_EQ(s.load(id).envelope.sender, "");
 }
 
+TEST_F(spool_test, load_envelope_reads_the_envelope_alone) {
+    spool s(dir_);
+    s.open();
+    auto env = sample();
+    // Enough recipients that the envelope spans several read blocks.
+    for (int i = 0; i < 300; ++i) env.recipients.push_back("recipient" + std::to_string(i) + "@example.com");
+    const std::string id = s.store(env, std::string(3 * 1024 * 1024, 'x') + "\r\n");
+    const spool_envelope read = s.load_envelope(id);
+    const spool_envelope whole = s.load(id).envelope;
+    EXPECT_EQ(read.recipients, whole.recipients);
+    EXPECT_EQ(read.recipients.size(), 302u);
+    EXPECT_EQ(read.sender, whole.sender);
+    EXPECT_EQ(read.upstream_mailbox, "relay@contoso.com");
+    EXPECT_EQ(read.received_at, 1700000000);
+    EXPECT_EQ(read.id, id);
+    EXPECT_THROW((void)s.load_envelope("1K1T0000000000ZZ"), spool_error);
+}
+
 TEST_F(spool_test, ids_are_unique_and_sorted_by_arrival) {
     spool s(dir_);
     s.open();
