@@ -341,7 +341,7 @@ allowed_senders = ["%s"]
                            capture_output=True, text=True)
         if r.returncode != 0:
             raise BenchError("subrelay check-config failed:\n%s%s" % (r.stdout, r.stderr))
-        self._f = open(self.logfile, "wb")
+        self._f = open(self.logfile, "ab")
         self.proc = subprocess.Popen([self.binary, "serve", "--config", self.config],
                                      stdout=self._f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         wait_for_port(self.port, self.proc, what="subrelay", logfile=self.logfile)
@@ -354,6 +354,12 @@ allowed_senders = ["%s"]
     def check_alive(self):
         if self.proc.poll() is not None:
             raise BenchError("subrelay exited with status %s%s" % (self.proc.returncode, tail_hint(self.logfile)))
+
+    def restart(self):
+        """A new process on the same configuration and spool."""
+        super().stop()
+        self._f.close()
+        return self.start()
 
     def stop(self):
         super().stop()

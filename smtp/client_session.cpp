@@ -100,6 +100,7 @@ void client_session::on_reply(const reply& r) {
         case stage::mail: return "mail";
         case stage::rcpt: return "rcpt";
         case stage::data:
+        case stage::content:
         case stage::data_end:
         case stage::empty_data_end: return "data";
         case stage::rset: return "rset";
@@ -189,12 +190,7 @@ void client_session::on_reply(const reply& r) {
     }
     case stage::data:
         if (pipelined_) return on_pipelined_data(r);
-        if (r.code == 354) {
-            dot_stuff_into(out_, message_.data);
-            content_sent_ = true;
-            state_ = stage::data_end;
-            return;
-        }
+        if (r.code == 354) return start_content();
         if (refusal(r)) return finish_with_rset(r);
         return fail("protocol", r, "unexpected reply to DATA");
     case stage::data_end:
@@ -217,6 +213,7 @@ void client_session::on_reply(const reply& r) {
     case stage::idle:
     case stage::tls_handshake:
     case stage::auth_token:
+    case stage::content:  // replies wait until the content is out
     case stage::quit:
     case stage::closed:
     case stage::failed:
@@ -311,12 +308,7 @@ std::optional<reply> client_session::early_failure() const {
 void client_session::on_pipelined_data(const reply& r) {
     const auto failure = early_failure();
     if (r.code == 354) {
-        if (!failure) {
-            dot_stuff_into(out_, message_.data);
-            content_sent_ = true;
-            state_ = stage::data_end;
-            return;
-        }
+        if (!failure) return start_content();
         // A non-conforming server opened DATA with no transaction to speak of (RFC 2920
         // section 3.1): send an empty message. That ends the transaction, so no RSET.
         result_.final_reply = *failure;
@@ -326,6 +318,32 @@ void client_session::on_pipelined_data(const reply& r) {
     }
     if (refusal(r)) return finish_with_rset(failure ? *failure : r);
     fail("protocol", r, "unexpected reply to DATA");
+}
+
+// DATA got 354: the content goes out, from `data` at once or, streamed, in
+// the pieces the driver passes.
+void client_session::start_content() {
+    content_sent_ = true;
+    if (!message_.streamed) {
+        stuffer_.add(out_, message_.data);
+        stuffer_.finish(out_);
+        state_ = stage::data_end;
+        return;
+    }
+    state_ = stage::content;
+    pending_ = client_action::send_content;
+}
+
+void client_session::add_content(std::string_view piece) {
+    if (state_ != stage::content) return fail("protocol", reply{}, "add_content outside DATA");
+    stuffer_.add(out_, piece);
+}
+
+void client_session::end_content() {
+    if (state_ != stage::content) return fail("protocol", reply{}, "end_content outside DATA");
+    stuffer_.finish(out_);
+    state_ = stage::data_end;
+    pending_ = client_action::need_input;
 }
 
 void client_session::finish_with_rset(reply final_reply) {

@@ -11,6 +11,7 @@
 //           for (;;) { client_step s = session.advance(); write(s.send);
 //                      switch (s.next) { need_input: read; start_tls: handshake, tls_started();
 //                      need_auth_token: auth_token(xoauth2 base64 string);
+//                      send_content: add_content(next piece) ... end_content();
 //                      idle: send_message() or quit(); message_done: take result();
 //                      failed: look at error(); close the connection; closed: done } }
 #include <cstddef>
@@ -19,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "smtp/data.hpp"
 #include "smtp/reply.hpp"
 
 namespace subrelay::smtp {
@@ -36,6 +38,7 @@ enum class client_action {
     need_input,       // read bytes from the server, feed(), advance()
     start_tls,        // run the TLS handshake (STARTTLS got 220), then tls_started()
     need_auth_token,  // call auth_token() with base64 XOAUTH2 string, then advance()
+    send_content,     // DATA is open: add_content() the next piece of a streamed message, or end_content()
     idle,             // ready for send_message() or quit()
     message_done,     // result() holds the outcome of the last message; then idle
     failed,           // error() says why; the connection must be closed
@@ -51,6 +54,10 @@ struct outgoing_message {
     std::string sender;                   // "" for <>
     std::vector<std::string> recipients;
     std::string_view data;                // unstuffed message; must outlive the transaction
+    // The content is not in `data`: the driver passes it in pieces after
+    // client_action::send_content (as it reads it from the spool), so no
+    // whole message is held in memory. `size` must then be set.
+    bool streamed = false;
     std::size_t size = 0;                 // for SIZE= if the server advertises SIZE
     bool eight_bit = false;               // BODY=8BITMIME if advertised
     bool smtputf8 = false;                // SMTPUTF8 if advertised
@@ -84,6 +91,11 @@ public:
     void tls_started();                   // after a successful handshake: EHLO again
     void auth_token(std::string xoauth2_base64);
     void send_message(const outgoing_message& m);
+    // A streamed message's content, piece by piece, after send_content; each
+    // piece goes out dot-stuffed with the next advance(). end_content() after
+    // the last piece sends the terminator.
+    void add_content(std::string_view piece);
+    void end_content();
     void quit();
 
     [[nodiscard]] const message_result& result() const { return result_; }
@@ -102,7 +114,7 @@ public:
 private:
     enum class stage {
         greeting, ehlo, starttls, tls_handshake, auth_token, auth_start, auth_response, auth_error_ack,
-        idle, mail, rcpt, data, data_end, empty_data_end, rset, quit, closed, failed,
+        idle, mail, rcpt, data, content, data_end, empty_data_end, rset, quit, closed, failed,
     };
 
     void on_reply(const reply& r);
@@ -111,6 +123,7 @@ private:
     void send_line(std::string line);
     void send_rcpt(const std::string& address);
     void on_pipelined_data(const reply& r);
+    void start_content();
     [[nodiscard]] bool any_recipient_accepted() const;
     [[nodiscard]] std::optional<reply> early_failure() const;
     void finish_with_rset(reply final_reply);
@@ -131,6 +144,7 @@ private:
     std::size_t rcpt_index_ = 0;
     bool pipelined_ = false;                     // this message's MAIL/RCPT/DATA went out in one batch
     bool content_sent_ = false;                  // this message's content went out
+    dot_stuffer stuffer_;
     std::optional<reply> mail_refusal_;          // pipelined: MAIL refused, the rest of the batch is moot
     message_result result_;
     client_error error_;

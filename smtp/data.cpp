@@ -121,29 +121,43 @@ std::size_t data_reader::consume(std::string_view in) {
     return i;
 }
 
-void dot_stuff_into(std::string& out, std::string_view message) {
-    out.reserve(out.size() + message.size() + message.size() / 64 + 8);
-    bool at_line_start = true;
+void dot_stuffer::add(std::string& out, std::string_view piece) {
+    if (piece.empty()) return;
+    out.reserve(out.size() + piece.size() + piece.size() / 64 + 8);
     std::size_t i = 0;
-    while (i < message.size()) {
-        if (at_line_start && message[i] == '.') out += '.';
+    // The LF of a CRLF whose CR ended the previous piece was written with it.
+    if (after_cr_ && piece[0] == '\n') i = 1;
+    after_cr_ = false;
+    while (i < piece.size()) {
+        if (at_line_start_ && piece[i] == '.') out += '.';
         // Copy up to the next line end in one piece. (A plain loop: find_first_of
         // calls memchr for each byte, a third of the delivery's time for 1 MiB.)
         std::size_t end = i;
-        while (end < message.size() && message[end] != '\r' && message[end] != '\n') ++end;
-        if (end == message.size()) {
-            out.append(message.substr(i));
-            at_line_start = false;
-            break;
+        while (end < piece.size() && piece[end] != '\r' && piece[end] != '\n') ++end;
+        if (end == piece.size()) {
+            out.append(piece.substr(i));
+            at_line_start_ = false;
+            return;
         }
-        out.append(message.substr(i, end - i));
+        out.append(piece.substr(i, end - i));
         // CRLF, bare CR or bare LF: always CRLF on the wire.
-        i = message[end] == '\r' && end + 1 < message.size() && message[end + 1] == '\n' ? end + 2 : end + 1;
+        if (piece[end] == '\r' && end + 1 == piece.size()) after_cr_ = true;  // its LF may open the next piece
+        i = piece[end] == '\r' && end + 1 < piece.size() && piece[end + 1] == '\n' ? end + 2 : end + 1;
         out += "\r\n";
-        at_line_start = true;
+        at_line_start_ = true;
     }
-    if (!at_line_start) out += "\r\n";
+}
+
+void dot_stuffer::finish(std::string& out) {
+    if (!at_line_start_) out += "\r\n";
     out += ".\r\n";
+    *this = dot_stuffer();
+}
+
+void dot_stuff_into(std::string& out, std::string_view message) {
+    dot_stuffer s;
+    s.add(out, message);
+    s.finish(out);
 }
 
 std::string dot_stuff(std::string_view message) {

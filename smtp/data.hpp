@@ -78,4 +78,19 @@ std::string dot_stuff(std::string_view message);
 // The same, appended to out (no intermediate copy).
 void dot_stuff_into(std::string& out, std::string_view message);
 
+// The same for a message that arrives in pieces (read from the spool as it
+// is sent): add() each piece in order, then finish() once. The wire bytes
+// are those of dot_stuff() of the whole, wherever the pieces are cut (a
+// CRLF or a leading "." split across two pieces included).
+class dot_stuffer {
+public:
+    void add(std::string& out, std::string_view piece);
+    // Ends the last line if it is open, then the terminator ".\r\n".
+    void finish(std::string& out);
+
+private:
+    bool at_line_start_ = true;
+    bool after_cr_ = false;  // the last byte was a CR, already written as CRLF
+};
+
 }  // namespace subrelay::smtp

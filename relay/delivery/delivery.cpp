@@ -67,7 +67,7 @@ std::string status_of(const std::string& reply, const char* fallback) {
 }
 
 // A notice about message `id` to its sender (recipients to be added).
-smtp::dsn_request notice_for(const conf::config& cfg, const std::string& id, const spool::loaded& msg,
+smtp::dsn_request notice_for(const conf::config& cfg, const std::string& id, const spool::stored_message& msg,
                              smtp::dsn_request::kind kind) {
     smtp::dsn_request n;
     n.type = kind;
@@ -76,7 +76,7 @@ smtp::dsn_request notice_for(const conf::config& cfg, const std::string& id, con
     n.recipient = msg.envelope.sender;
     n.original_id = id;
     n.arrival_date = msg.envelope.received_at;
-    n.original_message = msg.data;
+    n.original_message = msg.head();  // only its header section goes back
     return n;
 }
 
@@ -474,7 +474,7 @@ asio::awaitable<void> delivery::worker(lane& l) {
                                        : upstream_endpoint{cfg_.upstream.host, cfg_.upstream.port, cfg_.upstream.tls};
             // A Google service account makes its mailbox's token source now: reading its key may fail.
             auth::token_source* tokens = credentials_ != nullptr ? credentials_->tokens_for(l.mailbox) : nullptr;
-            target = make_smtp_target(cfg_, std::move(to), *tls_, tokens, l.mailbox);
+            target = make_smtp_target(cfg_, std::move(to), *tls_, tokens, l.mailbox, blocking_);
         }
         targets_.insert(target.get());
         co_await target->open();
@@ -549,7 +549,7 @@ asio::awaitable<delivery::attempt_result> delivery::attempt(lane& l, delivery_ta
     struct work {
         std::optional<message_lock> lock;
         bool exists = false;
-        spool::loaded msg;
+        spool::stored_message msg;
         queue_state st;
     };
     auto load = [this, &id] {
@@ -561,7 +561,7 @@ asio::awaitable<delivery::attempt_result> delivery::attempt(lane& l, delivery_ta
             return w;
         }
         w.exists = true;
-        w.msg = spool_.load(id);
+        w.msg = spool_.open_message(id);
         w.st = states_.load(id).value_or(queue_state{});
         return w;
     };
@@ -589,7 +589,7 @@ asio::awaitable<delivery::attempt_result> delivery::attempt(lane& l, delivery_ta
 
     if (!to.empty() && delay_warning_due(settings, w.st, env.received_at, now)) {
         const std::string& why = w.st.last_upstream_reply.empty() ? l.down_reply : w.st.last_upstream_reply;
-        if (smtp::is_automatic(env.sender, w.msg.data)) {
+        if (smtp::is_automatic(env.sender, w.msg.head())) {
             w.st.delay_warned = true;  // no notice for a notice, and no asking again
         } else {
             smtp::dsn_request notice = notice_for(cfg_, id, w.msg, smtp::dsn_request::kind::delay);
@@ -663,7 +663,7 @@ asio::awaitable<delivery::attempt_result> delivery::attempt(lane& l, delivery_ta
         spdlog::info("delivery id={} account={} client={} upstream={} from=<{}> to={} size={} status={} "
                      "reply=\"{}\"{}",
                      id, env.identity, env.client_address, l.mailbox, env.sender, smtp::bracketed_list(attempted),
-                     w.msg.data.size(), verdict, rec.reply_line, rec.hint.empty() ? "" : " hint=\"" + rec.hint + "\"");
+                     w.msg.size(), verdict, rec.reply_line, rec.hint.empty() ? "" : " hint=\"" + rec.hint + "\"");
         if (!to.empty()) {
             result_of_attempt.what = outcome::retry;
             result_of_attempt.retry_at = w.st.next_attempt;
@@ -676,7 +676,7 @@ asio::awaitable<delivery::attempt_result> delivery::attempt(lane& l, delivery_ta
     auto finish = [this, &id, &w, &bounce_id, now] {
         const spool_envelope& e = w.msg.envelope;
         if (!w.st.failed.empty()) {
-            if (smtp::is_automatic(e.sender, w.msg.data)) {
+            if (smtp::is_automatic(e.sender, w.msg.head())) {
                 spdlog::info("delivery id={}: no notice for an automatic message (sender <{}>)", id, e.sender);
             } else {
                 smtp::dsn_request notice = notice_for(cfg_, id, w.msg, smtp::dsn_request::kind::failure);
@@ -686,6 +686,7 @@ asio::awaitable<delivery::attempt_result> delivery::attempt(lane& l, delivery_ta
                                          smtp::build_dsn(notice, system_wall_clock(), system_random()));
             }
         }
+        w.msg.close();  // its file may be reused for the next message
         spool_.remove(id);
         states_.remove(id);
     };

@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 
 #include "relay/delivery/blocking.hpp"
+#include "relay/delivery/message_content.hpp"
 #include "relay/spool/durable_file.hpp"
 #include "relay/delivery/upstream.hpp"
 
@@ -16,22 +17,23 @@ namespace {
 class smtp_target final : public delivery_target {
 public:
     smtp_target(const conf::config& cfg, upstream_endpoint to, asio::ssl::context& tls, auth::token_source* tokens,
-                std::string mailbox)
-        : conn_(cfg, std::move(to), tls, tokens, std::move(mailbox)) {}
+                std::string mailbox, asio::thread_pool& blocking)
+        : conn_(cfg, std::move(to), tls, tokens, std::move(mailbox)), blocking_(blocking) {}
 
     asio::awaitable<void> open() override { co_await conn_.open(); }
 
-    asio::awaitable<smtp::message_result> send(const std::string&, const spool::loaded& msg,
+    asio::awaitable<smtp::message_result> send(const std::string&, const spool::stored_message& msg,
                                                const std::vector<std::string>& to) override {
         smtp::outgoing_message out;
         out.sender = msg.envelope.sender;
         out.recipients = to;
-        out.data = msg.data;
-        out.size = msg.data.size();
+        out.streamed = true;
+        out.size = static_cast<std::size_t>(msg.size());
         out.eight_bit = msg.envelope.eight_bit;
         out.smtputf8 = msg.envelope.smtputf8;
+        message_content content(msg, blocking_);
         try {
-            co_return co_await conn_.send(out);
+            co_return co_await conn_.send(out, &content);
         } catch (...) {
             broken_ = true;
             throw;
@@ -48,6 +50,7 @@ public:
 
 private:
     upstream_connection conn_;
+    asio::thread_pool& blocking_;
     bool broken_ = false;
 };
 
@@ -57,7 +60,7 @@ public:
 
     asio::awaitable<void> open() override { co_return; }
 
-    asio::awaitable<smtp::message_result> send(const std::string& id, const spool::loaded& msg,
+    asio::awaitable<smtp::message_result> send(const std::string& id, const spool::stored_message& msg,
                                                const std::vector<std::string>& to) override {
         auto write_out = [this, &id, &msg, &to] {
             const auto& dir = cfg_.upstream.directory;
@@ -76,7 +79,11 @@ public:
             // the .json file finds the whole .eml beside it.
             const fs::path eml = dir / (id + ".eml");
             const fs::path json = dir / (id + ".json");
-            write_file_atomically(eml, eml.string() + ".tmp", {msg.data}, 0640);
+            const auto copy_message = [this, &msg, &eml](int fd) {
+                message_content content(msg, blocking_);
+                for (std::string_view piece; !(piece = content.next_blocking()).empty();) write_all(fd, piece, eml);
+            };
+            write_file_atomically(eml, eml.string() + ".tmp", copy_message, 0640);
             write_file_atomically(json, json.string() + ".tmp", {boost::json::serialize(j) + "\n"}, 0640);
         };
         try {
@@ -105,8 +112,8 @@ private:
 
 std::unique_ptr<delivery_target> make_smtp_target(const conf::config& cfg, upstream_endpoint to,
                                                   asio::ssl::context& tls, auth::token_source* tokens,
-                                                  std::string mailbox) {
-    return std::make_unique<smtp_target>(cfg, std::move(to), tls, tokens, std::move(mailbox));
+                                                  std::string mailbox, asio::thread_pool& blocking) {
+    return std::make_unique<smtp_target>(cfg, std::move(to), tls, tokens, std::move(mailbox), blocking);
 }
 
 std::unique_ptr<delivery_target> make_directory_target(const conf::config& cfg, asio::thread_pool& blocking) {

@@ -33,9 +33,11 @@ public:
     // Throws upstream_error or auth::token_error when the target cannot be
     // reached: the lane is unavailable.
     virtual boost::asio::awaitable<void> open() = 0;
-    // One transaction: each recipient's reply and the final reply. Throws
+    // One transaction: each recipient's reply and the final reply. The
+    // message's content is read from its spool file as it goes. Throws
     // (std::exception) when the transfer itself broke off.
-    virtual boost::asio::awaitable<smtp::message_result> send(const std::string& id, const spool::loaded& msg,
+    virtual boost::asio::awaitable<smtp::message_result> send(const std::string& id,
+                                                              const spool::stored_message& msg,
                                                               const std::vector<std::string>& to) = 0;
     // After send() threw: whether any of the message reached the target
     // (false: it may go again at once, uncounted).
@@ -54,7 +56,7 @@ public:
 // SMTP (with XOAUTH2 or without authentication) to the lane's endpoint.
 std::unique_ptr<delivery_target> make_smtp_target(const conf::config& cfg, upstream_endpoint to,
                                                   boost::asio::ssl::context& tls, auth::token_source* tokens,
-                                                  std::string mailbox);
+                                                  std::string mailbox, boost::asio::thread_pool& blocking);
 // upstream.kind = "directory": ID.eml and ID.json in upstream.directory,
 // written on the blocking pool.
 std::unique_ptr<delivery_target> make_directory_target(const conf::config& cfg, boost::asio::thread_pool& blocking);

@@ -19,6 +19,7 @@
 
 #include "auth/xoauth2.hpp"
 #include "relay/delivery/client_tls.hpp"
+#include "relay/delivery/message_content.hpp"
 #include "smtp/text/time.hpp"
 
 namespace subrelay::relay {
@@ -108,6 +109,7 @@ struct upstream_connection::impl {
     std::optional<std::chrono::steady_clock::time_point> token_expires_at;  // of the token it authenticated with
     std::chrono::steady_clock::time_point opened_at{};
     std::string where;  // "host:port" for messages
+    message_content* content = nullptr;  // of the message being sent
 
     impl(const conf::config& c, upstream_endpoint e, ssl::context& t, auth::token_source* tk)
         : cfg(c), to(std::move(e)), tls_ctx(t), tokens(tk), where(to.host + ":" + std::to_string(to.port)) {}
@@ -170,6 +172,13 @@ struct upstream_connection::impl {
             co_await write(s.send);
             switch (s.next) {
             case smtp::client_action::need_input: co_await read(); break;
+            case smtp::client_action::send_content: {
+                if (content == nullptr) throw upstream_error("no content for a streamed message", false);
+                const std::string_view piece = co_await content->next();
+                if (piece.empty()) session->end_content();
+                else session->add_content(piece);
+                break;
+            }
             case smtp::client_action::start_tls:
                 co_await handshake();
                 session->tls_started();
@@ -267,8 +276,14 @@ std::vector<std::string> upstream_connection::extensions() const {
     return impl_->session->extensions();
 }
 
-asio::awaitable<smtp::message_result> upstream_connection::send(const smtp::outgoing_message& m) {
+asio::awaitable<smtp::message_result> upstream_connection::send(const smtp::outgoing_message& m,
+                                                               message_content* content) {
     impl_->session->send_message(m);
+    impl_->content = content;
+    struct forget_content {
+        impl* i;
+        ~forget_content() { i->content = nullptr; }
+    } forget{impl_.get()};
     smtp::client_action a = co_await impl_->pump(mailbox_);
     if (a != smtp::client_action::message_done)
         throw upstream_error(impl_->where + ": connection ended during the transaction", true);

@@ -47,6 +47,8 @@ struct upstream_tls_facts {
     std::string verify_result;   // "ok", or why the certificate was not trusted
 };
 
+class message_content;
+
 class upstream_connection {
 public:
     // `to` is where this mailbox's messages go (credentials.hpp).
@@ -59,8 +61,11 @@ public:
     // Connects and authenticates. A refused token is dropped and a fresh
     // one tried once. Throws upstream_error or auth::token_error.
     boost::asio::awaitable<void> open();
-    // Sends one message. Throws upstream_error when the connection fails.
-    boost::asio::awaitable<smtp::message_result> send(const smtp::outgoing_message& m);
+    // Sends one message: a streamed one (m.streamed) with its content read
+    // from `content` as it goes. Throws upstream_error when the connection
+    // fails, spool_error when the content cannot be read.
+    boost::asio::awaitable<smtp::message_result> send(const smtp::outgoing_message& m,
+                                                      message_content* content = nullptr);
     // QUIT, then close. Never throws.
     boost::asio::awaitable<void> quit();
     // Closes the socket at once: whatever is pending fails (shutdown).

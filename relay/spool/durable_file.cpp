@@ -87,16 +87,15 @@ void directory_syncer::sync() {
     if (!mine->error.empty()) throw std::runtime_error(mine->error);
 }
 
-void write_file_atomically(const fs::path& final_path, const fs::path& tmp_path,
-                           std::initializer_list<std::string_view> parts, mode_t mode, existing_tmp if_exists,
-                           file_mode how) {
+void write_file_atomically(const fs::path& final_path, const fs::path& tmp_path, const content_writer& write,
+                           mode_t mode, existing_tmp if_exists, file_mode how) {
     const int flags =
         O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (if_exists == existing_tmp::fail ? O_EXCL : O_TRUNC);
     fd_guard fd(::open(tmp_path.c_str(), flags, mode));
     if (fd.get() < 0) throw_errno("create", tmp_path);
     try {
         if (how == file_mode::exact && ::fchmod(fd.get(), mode) != 0) throw_errno("chmod", tmp_path);
-        for (std::string_view part : parts) write_all(fd.get(), part, tmp_path);
+        write(fd.get());
         if (::fsync(fd.get()) != 0) throw_errno("fsync", tmp_path);
         if (::close(fd.release()) != 0) throw_errno("close", tmp_path);
         if (::rename(tmp_path.c_str(), final_path.c_str()) != 0) {
@@ -109,6 +108,15 @@ void write_file_atomically(const fs::path& final_path, const fs::path& tmp_path,
         throw;
     }
     fsync_dir(final_path.parent_path());
+}
+
+void write_file_atomically(const fs::path& final_path, const fs::path& tmp_path,
+                           std::initializer_list<std::string_view> parts, mode_t mode, existing_tmp if_exists,
+                           file_mode how) {
+    const auto write_parts = [&parts, &tmp_path](int fd) {
+        for (std::string_view part : parts) write_all(fd, part, tmp_path);
+    };
+    write_file_atomically(final_path, tmp_path, write_parts, mode, if_exists, how);
 }
 
 bool valid_queue_id(std::string_view id) {

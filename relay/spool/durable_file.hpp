@@ -8,6 +8,7 @@
 
 #include <condition_variable>
 #include <filesystem>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <mutex>
@@ -87,6 +88,13 @@ void write_file_atomically(const std::filesystem::path& final_path, const std::f
                            std::initializer_list<std::string_view> parts, mode_t mode = 0600,
                            existing_tmp if_exists = existing_tmp::replace,
                            file_mode how = file_mode::umask_applies);
+
+// The same, with the content written to the temporary file's descriptor by
+// `write` (in pieces, as it produces them; it throws on failure).
+using content_writer = std::function<void(int fd)>;
+void write_file_atomically(const std::filesystem::path& final_path, const std::filesystem::path& tmp_path,
+                           const content_writer& write, mode_t mode = 0600,
+                           existing_tmp if_exists = existing_tmp::replace, file_mode how = file_mode::umask_applies);
 
 // Queue ids as the spool makes them: 1 to 64 digits and capital letters
 // (and so nothing that could name another file).

@@ -339,31 +339,80 @@ std::vector<std::string> spool::list() const {
     return ids;
 }
 
-spool::loaded spool::load(const std::string& id) const {
+namespace {
+
+// Whether `message` (its first bytes) holds the end of its header section:
+// an empty line, or the message starts with one (no header fields at all).
+bool header_section_ends_in(std::string_view message) {
+    return message.starts_with("\r\n") || message.starts_with("\n") ||
+           message.find("\r\n\r\n") != std::string_view::npos || message.find("\n\n") != std::string_view::npos;
+}
+
+}  // namespace
+
+spool::stored_message spool::open_message(const std::string& id) const {
     if (!valid_queue_id(id)) throw spool_error("invalid queue id");
-    const fs::path path = queue_ / id;
-    // One read into a string of the file's size: a 1 MiB message is read
-    // once and moved, not grown through a stream and copied out of it.
-    fd_guard fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    stored_message m;
+    m.path_ = (queue_ / id).string();
+    m.fd_ = fd_guard(::open(m.path_.c_str(), O_RDONLY | O_CLOEXEC));
     struct stat st {};
-    if (fd.get() < 0 || ::fstat(fd.get(), &st) != 0)
-        throw spool_error("open " + path.string() + ": " + errno_text(errno));
-    std::string content(static_cast<std::size_t>(st.st_size), '\0');
-    std::size_t got = 0;
-    while (got < content.size()) {
-        const ssize_t n = ::read(fd.get(), content.data() + got, content.size() - got);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) throw spool_error("read " + path.string() + ": " + errno_text(errno));
-        if (n == 0) break;  // shorter than fstat said (it is never rewritten in place)
-        got += static_cast<std::size_t>(n);
+    if (m.fd_.get() < 0 || ::fstat(m.fd_.get(), &st) != 0)
+        throw spool_error("open " + m.path_ + ": " + errno_text(errno));
+    auto file_size = static_cast<std::uint64_t>(st.st_size);
+    // Blocks until the envelope is whole, then head_bytes of the message
+    // and its header section (up to max_head_bytes), or the end of the file.
+    std::string content;
+    std::optional<std::pair<spool_envelope, std::size_t>> parsed;
+    constexpr std::size_t block = 64 * 1024;
+    for (;;) {
+        if (!parsed) parsed = parse_envelope(content);
+        if (!parsed && content.size() >= max_head_bytes) break;  // no envelope is that long
+        if (parsed) {
+            const std::string_view message = std::string_view(content).substr(parsed->second);
+            const bool enough = message.size() >= head_bytes &&
+                                (message.size() >= max_head_bytes || header_section_ends_in(message));
+            if (enough) break;
+        }
+        const std::size_t had = content.size();
+        if (had >= file_size) break;
+        const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(block, file_size - had));
+        content.resize(had + want);
+        ssize_t n;
+        do n = ::pread(m.fd_.get(), content.data() + had, want, static_cast<off_t>(had));
+        while (n < 0 && errno == EINTR);
+        if (n < 0) throw spool_error("read " + m.path_ + ": " + errno_text(errno));
+        content.resize(had + static_cast<std::size_t>(n));
+        if (n == 0) file_size = had;  // shorter than fstat said (it is never rewritten in place)
     }
-    content.resize(got);
-    auto parsed = parse_envelope(content);
-    if (!parsed) throw spool_error(path.string() + ": damaged spool file");
-    loaded out;
-    out.envelope = std::move(parsed->first);
+    if (!parsed) throw spool_error(m.path_ + ": damaged spool file");
+    m.envelope = std::move(parsed->first);
+    m.start_ = parsed->second;
+    m.size_ = file_size - m.start_;
     content.erase(0, parsed->second);
-    out.data = std::move(content);
+    m.head_ = std::move(content);
+    return m;
+}
+
+std::size_t spool::stored_message::read_at(std::uint64_t offset, std::span<char> buf) const {
+    if (offset >= size_ || buf.empty()) return 0;
+    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), size_ - offset));
+    ssize_t n;
+    do n = ::pread(fd_.get(), buf.data(), want, static_cast<off_t>(start_ + offset));
+    while (n < 0 && errno == EINTR);
+    if (n < 0) throw spool_error("read " + path_ + ": " + errno_text(errno));
+    if (n == 0) throw spool_error(path_ + ": shorter than it was (" + std::to_string(start_ + offset) + " bytes)");
+    return static_cast<std::size_t>(n);
+}
+
+spool::loaded spool::load(const std::string& id) const {
+    stored_message m = open_message(id);
+    loaded out;
+    out.envelope = std::move(m.envelope);
+    out.data = std::move(m.head_);
+    const std::size_t had = out.data.size();
+    out.data.resize(static_cast<std::size_t>(m.size_));
+    for (std::size_t got = had; got < out.data.size();)
+        got += m.read_at(got, std::span<char>(out.data.data() + got, out.data.size() - got));
     return out;
 }
 

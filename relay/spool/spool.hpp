@@ -15,6 +15,7 @@
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -121,7 +122,42 @@ public:
     // Queue ids of all stored messages, oldest first.
     [[nodiscard]] std::vector<std::string> list() const;
 
-    // Reads one message: its envelope, and the message bytes. Throws spool_error.
+    // A queued message opened for delivery: its envelope and the first
+    // bytes of the message are read at once, the rest as it is sent, so a
+    // delivery holds a bounded part of a message in memory, never all of it.
+    // The file stays open until close() or destruction; close it before the
+    // message is removed (its file may be reused for the next message).
+    class stored_message {
+    public:
+        spool_envelope envelope;
+        // Message bytes (the envelope not counted).
+        [[nodiscard]] std::uint64_t size() const { return size_; }
+        // The message's first bytes: the whole message when it is small
+        // (head_bytes or less), else at least head_bytes and on to the end
+        // of the header section, but at most about max_head_bytes.
+        [[nodiscard]] const std::string& head() const { return head_; }
+        [[nodiscard]] bool whole() const { return head_.size() == size_; }
+        // Reads up to buf.size() message bytes from `offset` (pread: callers
+        // share no file position). Returns the count, 0 at the end. Blocking.
+        // Throws spool_error.
+        std::size_t read_at(std::uint64_t offset, std::span<char> buf) const;
+        void close() { fd_ = fd_guard(-1); }
+
+    private:
+        friend class spool;
+        fd_guard fd_{-1};
+        std::string path_;
+        std::uint64_t start_ = 0;  // where the message starts in the file
+        std::uint64_t size_ = 0;
+        std::string head_;
+    };
+    static constexpr std::size_t head_bytes = 64 * 1024;
+    static constexpr std::size_t max_head_bytes = 1024 * 1024;
+    // Opens one message. Blocking. Throws spool_error.
+    [[nodiscard]] stored_message open_message(const std::string& id) const;
+
+    // Reads one whole message: its envelope, and the message bytes (for tools
+    // and notices; the delivery uses open_message). Throws spool_error.
     struct loaded {
         spool_envelope envelope;
         std::string data;

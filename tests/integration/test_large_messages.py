@@ -1,6 +1,8 @@
-"""Large messages: DATA goes to the spool's file as it arrives, so what the
-relay holds in memory does not grow with the size of the messages it is
-receiving (it used to hold about 1.2 times each message until its end)."""
+"""Large messages: DATA goes to the spool's file as it arrives, and a
+delivery reads a message from the spool in pieces as it sends it, so what
+the relay holds in memory does not grow with the size of the messages it
+receives (it used to hold about 1.2 times each message until its end) or
+sends (each upstream connection held its message and a dot-stuffed copy)."""
 import hashlib
 import os
 import threading
@@ -18,6 +20,14 @@ MESSAGE_MIB = 30
 # streaming; 190 to 250 MiB when each session held its message until its
 # end. (The release build: 50 sessions x 30 MiB, bench/large, 14 MiB.)
 GROWTH_LIMIT_MIB = 96
+
+# The same while DELIVERED messages of DELIVERED_MIB go out over the three
+# upstream connections the tests' relay has. Each connection held its
+# message and a dot-stuffed copy before the delivery read messages in
+# pieces: about 3 x 2 x 20 MiB.
+DELIVERED = 4
+DELIVERED_MIB = 20
+DELIVERY_GROWTH_LIMIT_MIB = 48
 
 # AddressSanitizer keeps freed memory in a quarantine of up to 256 MiB, and
 # the TLS sessions free and take back a record buffer for every 16 KiB
@@ -57,12 +67,7 @@ def one_mib_of_lines(seed):
 
 
 class LargeMessageTest(harness.IntegrationCase):
-    def test_parallel_large_messages_keep_the_relay_small(self):
-        self.start_token()
-        # Never started: delivery cannot connect, so it never reads a message
-        # back while this test measures the receiving side.
-        self.make_upstream()
-        relay = self.make_relay([harness.scanner_account()])
+    def start_measured_relay(self, relay):
         asan_options = os.environ.get("ASAN_OPTIONS")
         os.environ["ASAN_OPTIONS"] = (asan_options + ":" if asan_options else "") + ASAN_QUARANTINE
         try:
@@ -72,6 +77,14 @@ class LargeMessageTest(harness.IntegrationCase):
                 del os.environ["ASAN_OPTIONS"]
             else:
                 os.environ["ASAN_OPTIONS"] = asan_options
+
+    def test_parallel_large_messages_keep_the_relay_small(self):
+        self.start_token()
+        # Never started: delivery cannot connect, so it never reads a message
+        # back while this test measures the receiving side.
+        self.make_upstream()
+        relay = self.make_relay([harness.scanner_account()])
+        self.start_measured_relay(relay)
         pid = relay.process.pid
 
         expected = {}
@@ -136,6 +149,49 @@ class LargeMessageTest(harness.IntegrationCase):
         self.assertLess(peak - at_start, GROWTH_LIMIT_MIB * 1024,
                         "the relay's peak RSS grew with the messages it received: from %.1f to %.1f MiB "
                         "for %d sessions of %d MiB each" % (at_start / 1024, peak / 1024, SESSIONS, MESSAGE_MIB))
+
+    def test_large_messages_leave_in_pieces_byte_for_byte(self):
+        self.start_token()
+        upstream = self.make_upstream()  # started once the messages are queued
+        relay = self.make_relay([harness.scanner_account()])
+        self.start_measured_relay(relay)
+        pid = relay.process.pid
+        expected = {}
+        for n in range(DELIVERED):
+            subject = "outgoing %d %s" % (n, os.urandom(4).hex())
+            head = harness.make_message(SCANNER_ID, "dest@example.org", subject, body_lines=[])
+            content, wire = one_mib_of_lines("d%d" % n)
+            digest = hashlib.sha256(head)
+            for _ in range(DELIVERED_MIB):
+                digest.update(content)
+            expected[subject] = digest.hexdigest()
+            d = relay.data_dialogue(SCANNER_ID, SCANNER_PASSWORD, SCANNER_ID, ["dest@example.org"])
+            d.send_raw(head)
+            for _ in range(DELIVERED_MIB):
+                d.sock.sendall(wire)
+            d.send_raw(b".\r\n")
+            d.expect("250 2.0.0 *")
+            d.close()
+        self.assertEqual(len(relay.queued_ids()), DELIVERED)
+
+        # The upstream comes up: the lane's next probe finds it and the three
+        # upstream connections carry the messages out.
+        at_start = status_kib(pid, "VmRSS")
+        reset_peak(pid)
+        self.start_upstream(upstream)
+        messages = upstream.wait_messages(DELIVERED, timeout=300)
+        harness.wait_for(lambda: relay.queued_ids() == [], what="an empty queue")
+        peak = status_kib(pid, "VmHWM")
+        print("  relay: VmRSS %.1f MiB before delivery, VmHWM %.1f MiB delivering %d x %d MiB"
+              % (at_start / 1024, peak / 1024, DELIVERED, DELIVERED_MIB))
+        found = {}
+        for data, _ in messages:
+            _, message = harness.split_leading_received(data)
+            found[harness.header_value(message, "Subject")] = hashlib.sha256(message).hexdigest()
+        self.assertEqual(found, expected)
+        self.assertLess(peak - at_start, DELIVERY_GROWTH_LIMIT_MIB * 1024,
+                        "the relay's peak RSS grew with the messages it sent: from %.1f to %.1f MiB "
+                        "for %d messages of %d MiB each" % (at_start / 1024, peak / 1024, DELIVERED, DELIVERED_MIB))
 
     def test_a_message_over_the_size_limit_leaves_nothing(self):
         self.start_token()

@@ -361,4 +361,63 @@ TEST(spool_format, rejects_damaged_envelopes) {
     EXPECT_EQ(ok->second, std::string("subrelay-spool 1\nid ABC\nrecipient a@b\n\n").size());
 }
 
+
+// The delivery reads a message as it sends it: a small one whole at once, a
+// large one by its header section first and the rest in pieces.
+TEST_F(spool_test, open_message_reads_a_small_message_whole) {
+    spool s(dir_);
+    s.open();
+    const std::string id = s.store(sample(), "Subject: x\r\n\r\nbody\r\n");
+    const auto m = s.open_message(id);
+    EXPECT_EQ(m.envelope.id, id);
+    EXPECT_EQ(m.envelope.recipients, sample().recipients);
+    EXPECT_EQ(m.head(), "Subject: x\r\n\r\nbody\r\n");
+    EXPECT_EQ(m.size(), m.head().size());
+    EXPECT_TRUE(m.whole());
+}
+
+TEST_F(spool_test, open_message_holds_the_head_of_a_large_one_and_reads_the_rest_in_pieces) {
+    spool s(dir_);
+    s.open();
+    std::string body = "Subject: big\r\n\r\n";
+    for (int i = 0; body.size() < 3 * 1024 * 1024; ++i) body += "line " + std::to_string(i) + "\r\n";
+    const std::string id = s.store(sample(), body);
+    const auto m = s.open_message(id);
+    EXPECT_EQ(m.size(), body.size());
+    EXPECT_FALSE(m.whole());
+    EXPECT_GE(m.head().size(), spool::head_bytes);
+    EXPECT_LE(m.head().size(), spool::head_bytes + 64 * 1024);
+    EXPECT_EQ(m.head(), body.substr(0, m.head().size()));
+    std::string read;
+    std::vector<char> buf(100000);
+    for (std::size_t n; (n = m.read_at(read.size(), buf)) != 0;) read.append(buf.data(), n);
+    EXPECT_EQ(read, body);
+    EXPECT_EQ(s.load(id).data, body);
+}
+
+TEST_F(spool_test, open_message_reads_on_to_the_end_of_a_long_header_section) {
+    spool s(dir_);
+    s.open();
+    std::string headers;
+    while (headers.size() < 200 * 1024) headers += "X-Long: " + std::string(70, 'h') + "\r\n";
+    const std::string body = headers + "\r\n" + std::string(2 * 1024 * 1024, 'b');
+    const auto m = s.open_message(s.store(sample(), body));
+    EXPECT_GE(m.head().size(), headers.size() + 2);
+    EXPECT_LT(m.head().size(), body.size());
+    EXPECT_EQ(m.head(), body.substr(0, m.head().size()));
+}
+
+TEST_F(spool_test, open_message_refuses_a_damaged_file_and_an_unknown_id) {
+    spool s(dir_);
+    s.open();
+    EXPECT_THROW((void)s.open_message("../queue/X"), spool_error);
+    EXPECT_THROW((void)s.open_message(spool::new_id()), spool_error);
+    const std::string id = spool::new_id();
+    {
+        std::ofstream damaged(dir_ / "queue" / id, std::ios::binary);
+        damaged << std::string(3 * 1024 * 1024, 'z');
+    }
+    EXPECT_THROW((void)s.open_message(id), spool_error);
+}
+
 }  // namespace

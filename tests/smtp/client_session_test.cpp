@@ -806,5 +806,80 @@ TEST(client_server, round_trip_through_both_state_machines) {
     EXPECT_EQ(cli.max_size(), std::optional<std::size_t>(so.max_message_size));
 }
 
+
+// A streamed message: after 354 the session asks for the content, which the
+// test passes in pieces (cut inside a CRLF and before a leading dot).
+std::string stream_content(client_session& c, client_action& next, std::initializer_list<std::string_view> pieces) {
+    std::string wire;
+    for (const auto piece : pieces) {
+        EXPECT_EQ(next, client_action::send_content);
+        c.add_content(piece);
+        auto st = c.advance();
+        next = st.next;
+        wire += st.send;
+    }
+    c.end_content();
+    auto st = c.advance();
+    next = st.next;
+    return wire + st.send;
+}
+
+TEST_F(client, streamed_content_goes_out_as_the_whole_would) {
+    for (const bool pipelining : {false, true}) {
+        SCOPED_TRACE(pipelining ? "pipelined" : "lockstep");
+        connect(pipelining);
+        const std::string data = "Subject: hi\r\n\r\n.one\r\n.two\r\nend";
+        outgoing_message m;
+        m.sender = "printer@example.com";
+        m.recipients = {"bob@example.org"};
+        m.streamed = true;
+        m.size = data.size();
+        c().send_message(m);
+        const std::string commands = go();
+        EXPECT_TRUE(commands.starts_with("MAIL FROM:<printer@example.com> SIZE=" + std::to_string(data.size())));
+        if (!pipelining) {
+            server("250 2.1.0 ok\r\n");
+            EXPECT_EQ(server("250 2.1.5 ok\r\n"), "DATA\r\n");
+            EXPECT_EQ(server("354 go\r\n"), "");
+        } else {
+            EXPECT_EQ(server("250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n"), "");
+        }
+        ASSERT_EQ(next_, client_action::send_content);
+        EXPECT_TRUE(c().content_sent());
+        EXPECT_EQ(stream_content(c(), next_, {"Subject: hi\r", "\n\r\n", ".one\r\n", ".two\r\nend"}),
+                  dot_stuff(data));
+        EXPECT_EQ(next_, client_action::need_input);
+        EXPECT_EQ(server("250 2.0.0 queued\r\n"), "");
+        ASSERT_EQ(next_, client_action::message_done);
+        EXPECT_EQ(c().result().delivered(), std::vector<std::string>{"bob@example.org"});
+        EXPECT_EQ(go(), "");
+        EXPECT_EQ(next_, client_action::idle);
+    }
+}
+
+TEST_F(client, streamed_message_refused_before_data_asks_for_no_content) {
+    connect();
+    outgoing_message m;
+    m.sender = "printer@example.com";
+    m.recipients = {"bob@example.org"};
+    m.streamed = true;
+    m.size = 10;
+    c().send_message(m);
+    go();
+    server("250 2.1.0 ok\r\n");
+    EXPECT_EQ(server("550 5.1.1 unknown\r\n"), "RSET\r\n");
+    EXPECT_EQ(server("250 2.0.0 ok\r\n"), "");
+    EXPECT_EQ(next_, client_action::message_done);
+    EXPECT_FALSE(c().content_sent());
+}
+
+TEST_F(client, content_outside_data_is_a_protocol_error) {
+    connect();
+    c().add_content("x");
+    EXPECT_EQ(go(), "");
+    EXPECT_EQ(next_, client_action::failed);
+    EXPECT_EQ(c().error().stage, "protocol");
+}
+
 }  // namespace
 }  // namespace subrelay::smtp

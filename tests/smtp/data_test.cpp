@@ -280,5 +280,39 @@ TEST(dot_stuff, round_trip_normalizes_bare_line_ends) {
     EXPECT_EQ(r.message(), "a\r\n.\r\nb\r\n.c\r\n");
 }
 
+
+// A message read from the spool in pieces goes on the wire exactly as the
+// whole would: every cut of every sample, and a cut into three.
+TEST(dot_stuffer, pieces_give_the_bytes_of_the_whole) {
+    const std::string messages[] = {
+        "", "a\r\n", ".\r\n", "..a\r\n.\r\n", "a\r\n.b\r\n", "a\r\r\n", "a\rb", "a\n.\nb", "x\r", ".", "\r\n.\r\n",
+        "Subject: x\r\n\r\n.hidden\r\n.\r\n..\r\nend",
+    };
+    for (const auto& m : messages) {
+        const std::string whole = dot_stuff(m);
+        for (std::size_t cut = 0; cut <= m.size(); ++cut) {
+            for (std::size_t cut2 = cut; cut2 <= m.size(); ++cut2) {
+                dot_stuffer s;
+                std::string out;
+                s.add(out, std::string_view(m).substr(0, cut));
+                s.add(out, std::string_view(m).substr(cut, cut2 - cut));
+                s.add(out, std::string_view(m).substr(cut2));
+                s.finish(out);
+                EXPECT_EQ(out, whole) << "message '" << m << "' cut at " << cut << " and " << cut2;
+            }
+        }
+    }
+}
+
+TEST(dot_stuffer, is_ready_for_the_next_message_after_finish) {
+    dot_stuffer s;
+    std::string out;
+    s.add(out, "a\r");
+    s.finish(out);
+    s.add(out, "\n.b");
+    s.finish(out);
+    EXPECT_EQ(out, "a\r\n.\r\n\r\n..b\r\n.\r\n");
+}
+
 }  // namespace
 }  // namespace subrelay::smtp
