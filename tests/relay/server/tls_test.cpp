@@ -27,7 +27,7 @@
 #include <gtest/gtest.h>
 
 #include "auth/openssl_ptr.hpp"
-#include "temp_dir.hpp"
+#include "tests/relay/temp_dir.hpp"
 
 namespace subrelay::relay {
 namespace {

@@ -40,7 +40,7 @@
 #include "relay/delivery/delivery.hpp"
 #include "relay/server/device_tls.hpp"
 #include "relay/spool/spool.hpp"
-#include "temp_dir.hpp"
+#include "tests/relay/temp_dir.hpp"
 
 namespace fs = std::filesystem;
 namespace asio = boost::asio;

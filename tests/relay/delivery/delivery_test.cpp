@@ -18,7 +18,7 @@
 #include "relay/delivery/rules.hpp"
 #include "relay/spool/queue_state.hpp"
 #include "relay/spool/spool.hpp"
-#include "temp_dir.hpp"
+#include "tests/relay/temp_dir.hpp"
 
 namespace fs = std::filesystem;
 namespace asio = boost::asio;

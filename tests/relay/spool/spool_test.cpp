@@ -1,5 +1,5 @@
 #include "relay/spool/spool.hpp"
-#include "temp_dir.hpp"
+#include "tests/relay/temp_dir.hpp"
 
 #include <fcntl.h>
 #include <sys/file.h>

@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "temp_dir.hpp"
+#include "tests/relay/temp_dir.hpp"
 
 namespace subrelay::relay {
 namespace {

@@ -1,6 +1,6 @@
 // The refresh token's file: private, replaced whole, read at each use.
 #include "relay/delivery/refresh_token_file.hpp"
-#include "temp_dir.hpp"
+#include "tests/relay/temp_dir.hpp"
 
 #include <sys/stat.h>
 
