@@ -22,7 +22,6 @@ namespace {
 
 namespace json = boost::json;
 
-constexpr const char* default_config = "/etc/subrelay/subrelay.toml";
 constexpr std::size_t default_result_size = 1000;  // like Exchange's cmdlets
 
 // Normalised option names.
@@ -52,43 +51,14 @@ constexpr const char* o_listener = "listener";
 constexpr const char* o_from = "from";
 constexpr const char* o_client = "client";
 
-struct context {
-    std::string verb;
-    std::string usage;
-    parsed_options opts;
-    std::istream& in;
-    std::ostream& out;
-    std::ostream& err;
+}  // namespace
+
+// An admin verb's invocation, with the configuration it works on.
+struct context : invocation {
     conf::config cfg;
-
-    // Starts an error line: "subrelay VERB: ".
-    std::ostream& fail() const { return err << "subrelay " << verb << ": "; }
-
-    [[nodiscard]] bool has(const char* name) const { return opts.has(name); }
-    [[nodiscard]] bool flag(const char* name) const { return opts.flags.count(name) != 0; }
-    [[nodiscard]] std::string text(const char* name) const { return opts.value(name); }
-    // The value kinds were checked by parse_options.
-    [[nodiscard]] bool boolean(const char* name) const { return parse_boolean(text(name)).value().value_or(false); }
-    [[nodiscard]] std::optional<bool> tristate(const char* name) const { return parse_boolean(text(name)).value(); }
-    [[nodiscard]] std::uint32_t count(const char* name) const { return parse_count(text(name)).value_or(0); }
-    [[nodiscard]] std::optional<std::uint32_t> nullable_count(const char* name) const {
-        return parse_count(text(name));
-    }
-    [[nodiscard]] std::string nullable_text(const char* name) const {
-        auto v = text(name);
-        auto b = parse_boolean(v);
-        return b && !*b ? std::string() : v;
-    }
-    [[nodiscard]] std::vector<std::string> list(const char* name) const {
-        auto v = text(name);
-        auto b = parse_boolean(v);
-        return b && !*b ? std::vector<std::string>() : split_list(v);
-    }
-    [[nodiscard]] std::string spelled(const char* name) const {
-        auto it = opts.spelled.find(name);
-        return it == opts.spelled.end() ? std::string("-") + name : it->second;
-    }
 };
+
+namespace {
 
 std::string not_found(std::string_view identity) {
     return "The operation couldn't be performed because object '" + std::string(identity) + "' couldn't be found.";
@@ -146,10 +116,10 @@ policy::authentication_policy* find_auth_policy(policy::policy_file& p, std::str
 // False (after saying so) when -Identity names nothing.
 template <class T>
 bool select_objects(context& c, std::vector<T>& items, std::string T::*key, std::vector<const T*>& out) {
-    if (c.has(o_identity)) {
-        const T* one = find_by(items, c.text(o_identity), key);
+    if (c.opts.has(o_identity)) {
+        const T* one = find_by(items, c.opts.value(o_identity), key);
         if (one == nullptr) {
-            c.fail() << not_found(c.text(o_identity)) << '\n';
+            c.fail() << not_found(c.opts.value(o_identity)) << '\n';
             return false;
         }
         out.push_back(one);
@@ -197,10 +167,12 @@ int nothing_to_change(context& c, std::string_view settings) {
 
 // ---- transport / organization -------------------------------------------
 
+}  // namespace
+
 int get_transportconfig(context& c) {
     auto p = load_policy(c);
     if (!p) return 1;
-    if (c.flag(o_json)) {
+    if (c.opts.flag(o_json)) {
         print_json(c, json::object{{"SmtpClientAuthenticationDisabled", p->org.smtp_client_authentication_disabled}});
     } else {
         format_list(c.out,
@@ -209,9 +181,13 @@ int get_transportconfig(context& c) {
     return 0;
 }
 
+namespace {
+
+}  // namespace
+
 int set_transportconfig(context& c) {
-    if (!c.has(o_disabled)) return nothing_to_change(c, "-SmtpClientAuthenticationDisabled $true or $false");
-    const bool disabled = c.boolean(o_disabled);
+    if (!c.opts.has(o_disabled)) return nothing_to_change(c, "-SmtpClientAuthenticationDisabled $true or $false");
+    const bool disabled = c.opts.boolean(o_disabled);
     return apply_edit(
         c,
         [&](policy::policy_file& p) {
@@ -221,11 +197,15 @@ int set_transportconfig(context& c) {
         true);
 }
 
+namespace {
+
+}  // namespace
+
 int get_organizationconfig(context& c) {
     auto p = load_policy(c);
     if (!p) return 1;
     const auto& o = p->org;
-    if (c.flag(o_json)) {
+    if (c.opts.flag(o_json)) {
         json::object j{{"DefaultAuthenticationPolicy", o.default_authentication_policy.empty()
                                                            ? json::value(nullptr)
                                                            : json::value(o.default_authentication_policy)},
@@ -244,9 +224,13 @@ int get_organizationconfig(context& c) {
     return 0;
 }
 
+namespace {
+
+}  // namespace
+
 int set_organizationconfig(context& c) {
-    if (!c.has(o_default_authentication_policy) && !c.has(o_security_defaults) && !c.has(o_max_messages_per_minute) &&
-        !c.has(o_max_recipients_per_day) && !c.has(o_max_recipients_per_message)) {
+    if (!c.opts.has(o_default_authentication_policy) && !c.opts.has(o_security_defaults) && !c.opts.has(o_max_messages_per_minute) &&
+        !c.opts.has(o_max_recipients_per_day) && !c.opts.has(o_max_recipients_per_message)) {
         return nothing_to_change(c,
                                  "-DefaultAuthenticationPolicy, -SecurityDefaults, -MaxMessagesPerMinute, "
                                  "-MaxRecipientsPerDay or -MaxRecipientsPerMessage");
@@ -254,8 +238,8 @@ int set_organizationconfig(context& c) {
     return apply_edit(
         c,
         [&](policy::policy_file& p) -> std::string {
-            if (c.has(o_default_authentication_policy)) {
-                const auto name = c.nullable_text(o_default_authentication_policy);
+            if (c.opts.has(o_default_authentication_policy)) {
+                const auto name = c.opts.nullable_text(o_default_authentication_policy);
                 if (name.empty()) {
                     p.org.default_authentication_policy.clear();
                 } else {
@@ -264,46 +248,50 @@ int set_organizationconfig(context& c) {
                     p.org.default_authentication_policy = ap->name;
                 }
             }
-            if (c.has(o_security_defaults)) p.org.security_defaults = c.boolean(o_security_defaults);
-            if (c.has(o_max_messages_per_minute)) p.org.max_messages_per_minute = c.count(o_max_messages_per_minute);
-            if (c.has(o_max_recipients_per_day)) p.org.max_recipients_per_day = c.count(o_max_recipients_per_day);
-            if (c.has(o_max_recipients_per_message)) {
-                p.org.max_recipients_per_message = c.count(o_max_recipients_per_message);
+            if (c.opts.has(o_security_defaults)) p.org.security_defaults = c.opts.boolean(o_security_defaults);
+            if (c.opts.has(o_max_messages_per_minute)) p.org.max_messages_per_minute = c.opts.count(o_max_messages_per_minute);
+            if (c.opts.has(o_max_recipients_per_day)) p.org.max_recipients_per_day = c.opts.count(o_max_recipients_per_day);
+            if (c.opts.has(o_max_recipients_per_message)) {
+                p.org.max_recipients_per_message = c.opts.count(o_max_recipients_per_message);
             }
             return "";
         },
         true);
 }
 
+namespace {
+
 // ---- CAS mailbox ---------------------------------------------------------
 
 // -ResultSize: "unlimited" or a positive number. 0: unlimited.
 bool read_result_size(context& c, std::size_t& size) {
     size = default_result_size;
-    if (!c.has(o_result_size)) return true;
-    const auto text = c.text(o_result_size);
+    if (!c.opts.has(o_result_size)) return true;
+    const auto text = c.opts.value(o_result_size);
     if (text::iequals(text, "unlimited")) {
         size = 0;
         return true;
     }
     auto n = parse_count(text);
     if (!n || *n == 0) {
-        c.fail() << c.spelled(o_result_size) << ": '" << text << "' is not a positive number or unlimited\n";
+        c.fail() << c.opts.spelling(o_result_size) << ": '" << text << "' is not a positive number or unlimited\n";
         return false;
     }
     size = *n;
     return true;
 }
 
+}  // namespace
+
 int get_casmailbox(context& c) {
     std::size_t limit = 0;
     if (!read_result_size(c, limit)) return 1;
     cas_filter filter;
-    const bool filtered = c.has(o_filter);
+    const bool filtered = c.opts.has(o_filter);
     if (filtered) {
         std::string why;
-        if (!parse_filter(c.text(o_filter), filter, why)) {
-            c.fail() << c.spelled(o_filter) << ": " << why << '\n';
+        if (!parse_filter(c.opts.value(o_filter), filter, why)) {
+            c.fail() << c.opts.spelling(o_filter) << ": " << why << '\n';
             return 1;
         }
     }
@@ -319,14 +307,14 @@ int get_casmailbox(context& c) {
     }
     if (limit != 0 && selected.size() > limit) {
         selected.resize(limit);
-        if (!c.has(o_result_size)) {
+        if (!c.opts.has(o_result_size)) {
             c.err << "WARNING: By default, only the first " << default_result_size
                   << " items are returned. Use the ResultSize parameter to specify the number of items returned. "
                      "To return all items, specify \"-ResultSize Unlimited\".\n";
         }
     }
 
-    if (c.flag(o_json)) {
+    if (c.opts.flag(o_json)) {
         json::array a;
         for (const auto* m : selected) {
             a.push_back(json::object{
@@ -344,6 +332,8 @@ int get_casmailbox(context& c) {
     }
     return 0;
 }
+
+namespace {
 
 // Identities from a file (or standard input for "-"): one a line; blank
 // lines and lines starting with # ignored; whitespace and CR trimmed.
@@ -370,17 +360,19 @@ bool read_identities(context& c, const std::string& file, std::vector<std::strin
     return true;
 }
 
+}  // namespace
+
 int set_casmailbox(context& c) {
-    const bool bulk = c.has(o_from_file);
-    if (bulk == c.has(o_identity)) {
+    const bool bulk = c.opts.has(o_from_file);
+    if (bulk == c.opts.has(o_identity)) {
         c.fail() << "give either -Identity or --from-file\n";
         return 1;
     }
-    if (!c.has(o_disabled)) return nothing_to_change(c, "-SmtpClientAuthenticationDisabled $true, $false or $null");
-    const auto setting = c.tristate(o_disabled);
+    if (!c.opts.has(o_disabled)) return nothing_to_change(c, "-SmtpClientAuthenticationDisabled $true, $false or $null");
+    const auto setting = c.opts.tristate(o_disabled);
 
     if (!bulk) {
-        const auto identity = c.text(o_identity);
+        const auto identity = c.opts.value(o_identity);
         return apply_edit(
             c,
             [&](policy::policy_file& p) -> std::string {
@@ -393,9 +385,9 @@ int set_casmailbox(context& c) {
     }
 
     std::vector<std::string> identities;
-    if (!read_identities(c, c.text(o_from_file), identities)) return 1;
+    if (!read_identities(c, c.opts.value(o_from_file), identities)) return 1;
     if (identities.empty()) {
-        c.fail() << "no identities in '" << c.text(o_from_file) << "'\n";
+        c.fail() << "no identities in '" << c.opts.value(o_from_file) << "'\n";
         return 1;
     }
     std::size_t changed = 0;
@@ -425,14 +417,16 @@ int set_casmailbox(context& c) {
     return 0;
 }
 
+namespace {
+
 // ---- relay accounts ------------------------------------------------------
 
 // Reads the password options: --password-stdin or --generate-password.
 // `password` stays empty when neither was given.
 bool read_password(context& c, std::string& password, bool& generated) {
     generated = false;
-    const bool from_stdin = c.flag(o_password_stdin);
-    const bool generate = c.flag(o_generate_password);
+    const bool from_stdin = c.opts.flag(o_password_stdin);
+    const bool generate = c.opts.flag(o_generate_password);
     if (from_stdin && generate) {
         c.fail() << "give --password-stdin or --generate-password, not both\n";
         return false;
@@ -464,18 +458,18 @@ bool has_account_settings(const context& c) {
     for (const char* name :
          {o_disabled, o_allowed_senders, o_allowed_recipient_domains, o_upstream_mailbox, o_authentication_policy,
           o_max_messages_per_minute, o_max_recipients_per_day, o_max_recipients_per_message, o_null_sender}) {
-        if (c.has(name)) return true;
+        if (c.opts.has(name)) return true;
     }
     return false;
 }
 
 std::string apply_account_settings(const context& c, policy::policy_file& p, policy::mailbox& m) {
-    if (c.has(o_disabled)) m.smtp_client_authentication_disabled = c.tristate(o_disabled);
-    if (c.has(o_allowed_senders)) m.allowed_senders = c.list(o_allowed_senders);
-    if (c.has(o_allowed_recipient_domains)) m.allowed_recipient_domains = c.list(o_allowed_recipient_domains);
-    if (c.has(o_upstream_mailbox)) m.upstream_mailbox = c.nullable_text(o_upstream_mailbox);
-    if (c.has(o_authentication_policy)) {
-        const auto name = c.nullable_text(o_authentication_policy);
+    if (c.opts.has(o_disabled)) m.smtp_client_authentication_disabled = c.opts.tristate(o_disabled);
+    if (c.opts.has(o_allowed_senders)) m.allowed_senders = c.opts.list(o_allowed_senders);
+    if (c.opts.has(o_allowed_recipient_domains)) m.allowed_recipient_domains = c.opts.list(o_allowed_recipient_domains);
+    if (c.opts.has(o_upstream_mailbox)) m.upstream_mailbox = c.opts.nullable_text(o_upstream_mailbox);
+    if (c.opts.has(o_authentication_policy)) {
+        const auto name = c.opts.nullable_text(o_authentication_policy);
         if (name.empty()) {
             m.authentication_policy.clear();
         } else {
@@ -484,12 +478,12 @@ std::string apply_account_settings(const context& c, policy::policy_file& p, pol
             m.authentication_policy = ap->name;
         }
     }
-    if (c.has(o_max_messages_per_minute)) m.max_messages_per_minute = c.nullable_count(o_max_messages_per_minute);
-    if (c.has(o_max_recipients_per_day)) m.max_recipients_per_day = c.nullable_count(o_max_recipients_per_day);
-    if (c.has(o_max_recipients_per_message))
-        m.max_recipients_per_message = c.nullable_count(o_max_recipients_per_message);
-    if (c.has(o_null_sender)) {
-        const auto mode = c.text(o_null_sender);
+    if (c.opts.has(o_max_messages_per_minute)) m.max_messages_per_minute = c.opts.nullable_count(o_max_messages_per_minute);
+    if (c.opts.has(o_max_recipients_per_day)) m.max_recipients_per_day = c.opts.nullable_count(o_max_recipients_per_day);
+    if (c.opts.has(o_max_recipients_per_message))
+        m.max_recipients_per_message = c.opts.nullable_count(o_max_recipients_per_message);
+    if (c.opts.has(o_null_sender)) {
+        const auto mode = c.opts.value(o_null_sender);
         if (text::iequals(mode, "rewrite")) {
             m.null_sender = policy::null_sender_mode::rewrite;
         } else if (text::iequals(mode, "refuse")) {
@@ -511,8 +505,10 @@ bool hash(context& c, const std::string& password, std::string& out) {
     }
 }
 
+}  // namespace
+
 int new_relayaccount(context& c) {
-    const auto identity = c.text(o_identity);
+    const auto identity = c.opts.value(o_identity);
     if (identity.empty()) {
         c.fail() << "-Identity is required\n";
         return 1;
@@ -548,8 +544,12 @@ int new_relayaccount(context& c) {
     return status;
 }
 
+namespace {
+
+}  // namespace
+
 int set_relayaccount(context& c) {
-    const auto identity = c.text(o_identity);
+    const auto identity = c.opts.value(o_identity);
     if (identity.empty()) {
         c.fail() << "-Identity is required\n";
         return 1;
@@ -575,8 +575,12 @@ int set_relayaccount(context& c) {
     return status;
 }
 
+namespace {
+
+}  // namespace
+
 int remove_relayaccount(context& c) {
-    const auto identity = c.text(o_identity);
+    const auto identity = c.opts.value(o_identity);
     if (identity.empty()) {
         c.fail() << "-Identity is required\n";
         return 1;
@@ -599,12 +603,16 @@ int remove_relayaccount(context& c) {
         false);
 }
 
+namespace {
+
+}  // namespace
+
 int get_relayaccount(context& c) {
     auto p = load_policy(c);
     if (!p) return 1;
     std::vector<const policy::mailbox*> selected;
     if (!select_objects(c, p->mailboxes, &policy::mailbox::identity, selected)) return 1;
-    if (c.flag(o_json)) {
+    if (c.opts.flag(o_json)) {
         json::array a;
         for (const auto* m : selected) {
             a.push_back(json::object{
@@ -648,10 +656,14 @@ int get_relayaccount(context& c) {
     return 0;
 }
 
+namespace {
+
 // ---- authentication policies ---------------------------------------------
 
+}  // namespace
+
 int new_authenticationpolicy(context& c) {
-    const auto name = c.text(o_name);
+    const auto name = c.opts.value(o_name);
     if (name.empty()) {
         c.fail() << "-Name is required\n";
         return 1;
@@ -664,33 +676,41 @@ int new_authenticationpolicy(context& c) {
             }
             policy::authentication_policy ap;
             ap.name = name;
-            if (c.has(o_allow_basic_auth_smtp)) ap.allow_basic_auth_smtp = c.boolean(o_allow_basic_auth_smtp);
+            if (c.opts.has(o_allow_basic_auth_smtp)) ap.allow_basic_auth_smtp = c.opts.boolean(o_allow_basic_auth_smtp);
             p.authentication_policies.push_back(std::move(ap));
             return "";
         },
         true);
 }
 
+namespace {
+
+}  // namespace
+
 int set_authenticationpolicy(context& c) {
-    const auto name = c.text(o_identity);
+    const auto name = c.opts.value(o_identity);
     if (name.empty()) {
         c.fail() << "-Identity is required\n";
         return 1;
     }
-    if (!c.has(o_allow_basic_auth_smtp)) return nothing_to_change(c, "-AllowBasicAuthSmtp $true or $false");
+    if (!c.opts.has(o_allow_basic_auth_smtp)) return nothing_to_change(c, "-AllowBasicAuthSmtp $true or $false");
     return apply_edit(
         c,
         [&](policy::policy_file& p) -> std::string {
             auto* ap = find_auth_policy(p, name);
             if (ap == nullptr) return not_found(name);
-            ap->allow_basic_auth_smtp = c.boolean(o_allow_basic_auth_smtp);
+            ap->allow_basic_auth_smtp = c.opts.boolean(o_allow_basic_auth_smtp);
             return "";
         },
         false);
 }
 
+namespace {
+
+}  // namespace
+
 int remove_authenticationpolicy(context& c) {
-    const auto name = c.text(o_identity);
+    const auto name = c.opts.value(o_identity);
     if (name.empty()) {
         c.fail() << "-Identity is required\n";
         return 1;
@@ -723,12 +743,16 @@ int remove_authenticationpolicy(context& c) {
         false);
 }
 
+namespace {
+
+}  // namespace
+
 int get_authenticationpolicy(context& c) {
     auto p = load_policy(c);
     if (!p) return 1;
     std::vector<const policy::authentication_policy*> selected;
     if (!select_objects(c, p->authentication_policies, &policy::authentication_policy::name, selected)) return 1;
-    if (c.flag(o_json)) {
+    if (c.opts.flag(o_json)) {
         json::array a;
         for (const auto* ap : selected) {
             a.push_back(json::object{{"Name", ap->name},
@@ -747,6 +771,8 @@ int get_authenticationpolicy(context& c) {
     }
     return 0;
 }
+
+namespace {
 
 // ---- bindings ------------------------------------------------------------
 
@@ -767,16 +793,18 @@ bool parse_network(context& c, const std::string& text, policy::network& net) {
     return true;
 }
 
+}  // namespace
+
 int new_relaybinding(context& c) {
-    const auto text = c.text(o_network);
+    const auto text = c.opts.value(o_network);
     policy::network net;
     if (!parse_network(c, text, net)) return 1;
-    const auto identity = c.text(o_identity);
+    const auto identity = c.opts.value(o_identity);
     if (identity.empty()) {
         c.fail() << "-Identity is required\n";
         return 1;
     }
-    const auto listeners = c.list(o_listeners);
+    const auto listeners = c.opts.list(o_listeners);
     for (const auto& l : listeners) {
         conf::listen_address address;
         std::string why;
@@ -806,8 +834,12 @@ int new_relaybinding(context& c) {
         true);
 }
 
+namespace {
+
+}  // namespace
+
 int remove_relaybinding(context& c) {
-    const auto text = c.text(o_network);
+    const auto text = c.opts.value(o_network);
     policy::network net;
     if (!parse_network(c, text, net)) return 1;
     return apply_edit(
@@ -822,10 +854,14 @@ int remove_relaybinding(context& c) {
         false);
 }
 
+namespace {
+
+}  // namespace
+
 int get_relaybinding(context& c) {
     auto p = load_policy(c);
     if (!p) return 1;
-    if (c.flag(o_json)) {
+    if (c.opts.flag(o_json)) {
         json::array a;
         for (const auto& b : p->bindings) {
             a.push_back(json::object{
@@ -844,10 +880,14 @@ int get_relaybinding(context& c) {
     return 0;
 }
 
+namespace {
+
 // ---- explain -------------------------------------------------------------
 
+}  // namespace
+
 int explain(context& c) {
-    const auto identity = c.text(o_identity);
+    const auto identity = c.opts.value(o_identity);
     if (identity.empty()) {
         c.fail() << "an identity is required (subrelay explain IDENTITY)\n";
         return 1;
@@ -855,14 +895,14 @@ int explain(context& c) {
     // Which listener addresses to ask binding_for about.
     std::string kind = "submission";
     std::vector<std::string> addresses;
-    if (c.has(o_client)) {
+    if (c.opts.has(o_client)) {
         std::string why;
-        const auto client = c.text(o_client);
+        const auto client = c.opts.value(o_client);
         if (!policy::network::parse_address(client)) {
-            c.fail() << c.spelled(o_client) << ": '" << client << "' is not an IP address\n";
+            c.fail() << c.opts.spelling(o_client) << ": '" << client << "' is not an IP address\n";
             return 1;
         }
-        const auto listener = c.has(o_listener) ? c.text(o_listener) : std::string("submission");
+        const auto listener = c.opts.has(o_listener) ? c.opts.value(o_listener) : std::string("submission");
         auto texts = [](const std::vector<conf::listen_address>& list) {
             std::vector<std::string> out;
             for (const auto& a : list) out.push_back(a.to_string());
@@ -874,7 +914,7 @@ int explain(context& c) {
         } else {
             conf::listen_address wanted;
             if (!conf::parse_listen_address(listener, wanted, why)) {
-                c.fail() << c.spelled(o_listener) << ": expected submission, submissions or HOST:PORT\n";
+                c.fail() << c.opts.spelling(o_listener) << ": expected submission, submissions or HOST:PORT\n";
                 return 1;
             }
             const auto sub = texts(c.cfg.server.submission);
@@ -906,16 +946,16 @@ int explain(context& c) {
     for (const auto& step : decision.steps) c.out << "  " << step << '\n';
     if (decision.refusal) c.out << "AUTH reply: " << decision.refusal->summary() << '\n';
 
-    if (c.has(o_from)) {
-        const auto from = c.text(o_from);
+    if (c.opts.has(o_from)) {
+        const auto from = c.opts.value(o_from);
         if (auto refusal = engine.check_sender(m->identity, from)) {
             c.out << "Sender " << from << ": refused (" << refusal->summary() << ")\n";
         } else {
             c.out << "Sender " << from << ": allowed\n";
         }
     }
-    if (c.has(o_client)) {
-        const auto client = c.text(o_client);
+    if (c.opts.has(o_client)) {
+        const auto client = c.opts.value(o_client);
         for (const auto& address : addresses) {
             c.out << "Client " << client << " on " << kind;
             if (!address.empty()) c.out << " (" << address << ")";
@@ -940,257 +980,15 @@ int explain(context& c) {
     return 0;
 }
 
-// ---- the verb table --------------------------------------------------------
-
-using verb_fn = int (*)(context&);
-
-struct verb_def {
-    const char* name;
-    const char* summary;
-    const char* usage;
-    std::vector<option_spec> options;
-    const char* positional;  // the option a positional argument fills, or nullptr
-    verb_fn run;
-};
-
-const option_spec identity_opt{"Identity", value_kind::text};
-const option_spec json_opt{"Json", value_kind::flag};
-
-std::vector<option_spec> account_options() {
-    return {identity_opt,
-            {"PasswordStdin", value_kind::flag},
-            {"GeneratePassword", value_kind::flag},
-            {"SmtpClientAuthenticationDisabled", value_kind::tristate},
-            {"AllowedSenders", value_kind::list},
-            {"AllowedRecipientDomains", value_kind::list},
-            {"UpstreamMailbox", value_kind::nullable_text},
-            {"AuthenticationPolicy", value_kind::nullable_text},
-            {"MaxMessagesPerMinute", value_kind::nullable_count},
-            {"MaxRecipientsPerDay", value_kind::nullable_count},
-            {"MaxRecipientsPerMessage", value_kind::nullable_count},
-            {"NullSender", value_kind::text}};
-}
-
-constexpr const char* common_help = R"(
-Options are accepted in PowerShell spelling (-Identity x, -Name:value, any
-case) and GNU spelling (--identity x, --name=value). Booleans: $true, $false,
-$null or true, false, null. In a POSIX shell quote them ('$false') or write
-false: an unquoted $false expands to nothing.
---config FILE   the configuration (default /etc/subrelay/subrelay.toml); the
-                policy file it names is read and edited.
-Exit status: 0 done, 1 error, 2 the command line does not parse.
-)";
-
-const std::vector<verb_def>& verb_table() {
-    static const std::vector<verb_def> table = {
-        {"get-transportconfig",
-         "show the organization-wide SmtpClientAuthenticationDisabled",
-         "usage: subrelay get-transportconfig [--json]\n\n"
-         "Shows the organization-wide SmtpClientAuthenticationDisabled, like Get-TransportConfig.\n",
-         {json_opt},
-         nullptr,
-         get_transportconfig},
-        {"set-transportconfig",
-         "turn SMTP AUTH off or on for the organization",
-         "usage: subrelay set-transportconfig -SmtpClientAuthenticationDisabled $true|$false\n\n"
-         "Sets the organization-wide default, like Set-TransportConfig. Accounts whose\n"
-         "own SmtpClientAuthenticationDisabled is set ($true or $false) are not affected.\n",
-         {{"SmtpClientAuthenticationDisabled", value_kind::boolean}},
-         nullptr,
-         set_transportconfig},
-        {"get-organizationconfig",
-         "show the organization's defaults and limits",
-         "usage: subrelay get-organizationconfig [--json]\n\n"
-         "Shows DefaultAuthenticationPolicy, SecurityDefaults and the default limits.\n",
-         {json_opt},
-         nullptr,
-         get_organizationconfig},
-        {"set-organizationconfig",
-         "change the organization's defaults and limits",
-         "usage: subrelay set-organizationconfig [-DefaultAuthenticationPolicy NAME|$null]\n"
-         "           [-SecurityDefaults $true|$false] [-MaxMessagesPerMinute N]\n"
-         "           [-MaxRecipientsPerDay N] [-MaxRecipientsPerMessage N]\n\n"
-         "SecurityDefaults $true turns SMTP AUTH off for every account. A limit of 0\n"
-         "(or unlimited) means no limit.\n",
-         {{"DefaultAuthenticationPolicy", value_kind::nullable_text},
-          {"SecurityDefaults", value_kind::boolean},
-          {"MaxMessagesPerMinute", value_kind::count},
-          {"MaxRecipientsPerDay", value_kind::count},
-          {"MaxRecipientsPerMessage", value_kind::count}},
-         nullptr,
-         set_organizationconfig},
-        {"get-casmailbox",
-         "show SmtpClientAuthenticationDisabled per account",
-         "usage: subrelay get-casmailbox [-Identity X] [-ResultSize unlimited|N]\n"
-         "           [-Filter 'SmtpClientAuthenticationDisabled -eq $true'] [--json]\n\n"
-         "Lists accounts and their SmtpClientAuthenticationDisabled (blank: unset, the\n"
-         "organization decides), like Get-CASMailbox. -Filter supports -eq and -ne with\n"
-         "$true, $false or $null; -ne $true also lists unset accounts. Without\n"
-         "-ResultSize at most 1000 accounts are listed.\n",
-         {identity_opt, {"ResultSize", value_kind::text}, {"Filter", value_kind::text}, json_opt},
-         o_identity,
-         get_casmailbox},
-        {"set-casmailbox",
-         "turn SMTP AUTH off or on for accounts",
-         "usage: subrelay set-casmailbox -Identity X -SmtpClientAuthenticationDisabled $true|$false|$null\n"
-         "       subrelay set-casmailbox --from-file FILE -SmtpClientAuthenticationDisabled ...\n\n"
-         "$true: SMTP AUTH off for the account; $false: on, whatever the organization\n"
-         "says; $null: the organization decides. --from-file reads one identity a line\n"
-         "(- for standard input; blank lines and # comments ignored) and changes all\n"
-         "of them in one edit; identities not found are reported and make the exit\n"
-         "status 1, the others are still changed.\n",
-         {identity_opt, {"SmtpClientAuthenticationDisabled", value_kind::tristate}, {"FromFile", value_kind::text}},
-         o_identity,
-         set_casmailbox},
-        {"new-relayaccount", "create an account",
-         "usage: subrelay new-relayaccount -Identity X (--password-stdin | --generate-password)\n"
-         "           [-SmtpClientAuthenticationDisabled $true|$false|$null]\n"
-         "           [--allowed-senders a@x,*@y] [--allowed-recipient-domains d1,d2]\n"
-         "           [--upstream-mailbox M] [--authentication-policy NAME]\n\n"
-         "--password-stdin reads the password as one line; --generate-password makes\n"
-         "a random one and prints it once. Only its crypt(3) hash is stored.\n",
-         account_options(), o_identity, new_relayaccount},
-        {"set-relayaccount", "change an account",
-         "usage: subrelay set-relayaccount -Identity X [--password-stdin | --generate-password]\n"
-         "           [-SmtpClientAuthenticationDisabled $true|$false|$null]\n"
-         "           [--allowed-senders LIST|$null] [--allowed-recipient-domains LIST|$null]\n"
-         "           [--upstream-mailbox M|$null] [--authentication-policy NAME|$null]\n"
-         "           [--max-messages-per-minute N|$null] [--max-recipients-per-day N|$null]\n"
-         "           [--max-recipients-per-message N|$null] [--null-sender rewrite|refuse]\n\n"
-         "$null clears a setting (the default applies: the organization's limits, the\n"
-         "default upstream mailbox, the identity as the only sender). 0 = no limit.\n"
-         "--null-sender: MAIL FROM:<> is relayed with the account's identity as the\n"
-         "envelope sender (rewrite, the default) or refused (refuse).\n",
-         account_options(), o_identity, set_relayaccount},
-        {"remove-relayaccount",
-         "delete an account",
-         "usage: subrelay remove-relayaccount -Identity X\n\n"
-         "Refuses while a relay binding uses the account.\n",
-         {identity_opt},
-         o_identity,
-         remove_relayaccount},
-        {"get-relayaccount",
-         "show accounts and their settings",
-         "usage: subrelay get-relayaccount [-Identity X] [--json]\n\n"
-         "Shows every setting of the accounts except the password hash.\n",
-         {identity_opt, json_opt},
-         o_identity,
-         get_relayaccount},
-        {"new-authenticationpolicy",
-         "create an authentication policy",
-         "usage: subrelay new-authenticationpolicy -Name N [-AllowBasicAuthSmtp $true|$false]\n\n"
-         "Like New-AuthenticationPolicy: AllowBasicAuthSmtp is $false unless given.\n",
-         {{"Name", value_kind::text}, {"AllowBasicAuthSmtp", value_kind::boolean}},
-         o_name,
-         new_authenticationpolicy},
-        {"set-authenticationpolicy",
-         "change an authentication policy",
-         "usage: subrelay set-authenticationpolicy -Identity N -AllowBasicAuthSmtp $true|$false\n",
-         {identity_opt, {"AllowBasicAuthSmtp", value_kind::boolean}},
-         o_identity,
-         set_authenticationpolicy},
-        {"remove-authenticationpolicy",
-         "delete an authentication policy",
-         "usage: subrelay remove-authenticationpolicy -Identity N\n\n"
-         "Refuses while accounts or the organization default use the policy.\n",
-         {identity_opt},
-         o_identity,
-         remove_authenticationpolicy},
-        {"get-authenticationpolicy",
-         "show authentication policies",
-         "usage: subrelay get-authenticationpolicy [-Identity N] [--json]\n",
-         {identity_opt, json_opt},
-         o_identity,
-         get_authenticationpolicy},
-        {"new-relaybinding",
-         "let a network submit as an account without AUTH",
-         "usage: subrelay new-relaybinding -Network CIDR -Identity X [--listeners a,b]\n\n"
-         "Clients from CIDR (10.1.20.0/24, 2001:db8::/48 or one address) submit as X\n"
-         "without authenticating. --listeners: submission, submissions or HOST:PORT\n"
-         "(default: all listeners).\n",
-         {{"Network", value_kind::text}, identity_opt, {"Listeners", value_kind::list}},
-         nullptr,
-         new_relaybinding},
-        {"remove-relaybinding",
-         "delete a relay binding",
-         "usage: subrelay remove-relaybinding -Network CIDR\n",
-         {{"Network", value_kind::text}},
-         nullptr,
-         remove_relaybinding},
-        {"get-relaybinding",
-         "show relay bindings",
-         "usage: subrelay get-relaybinding [--json]\n",
-         {json_opt},
-         nullptr,
-         get_relaybinding},
-        {"explain",
-         "explain what the policy decides for an account",
-         "usage: subrelay explain IDENTITY [--from ADDR] [--client IP]\n"
-         "           [--listener submission|submissions|HOST:PORT]\n\n"
-         "Prints each step of the SMTP AUTH decision, whether the account may send as\n"
-         "ADDR, which relay binding a client address matches, and the limits in force.\n"
-         "Exits 0 even when the account is refused (it is a report).\n",
-         {identity_opt, {"From", value_kind::text}, {"Client", value_kind::text}, {"Listener", value_kind::text}},
-         o_identity,
-         explain},
-    };
-    return table;
-}
-
-const verb_def* find_verb(std::string_view name) {
-    const auto& table = verb_table();
-    auto it = std::find_if(table.begin(), table.end(), [&](const verb_def& v) { return name == v.name; });
-    return it == table.end() ? nullptr : &*it;
-}
+namespace {
 
 }  // namespace
 
-bool is_verb(std::string_view verb) { return find_verb(verb) != nullptr; }
-
-std::string summary() {
-    std::string out;
-    for (const auto& v : verb_table()) {
-        std::string name = v.name;
-        out += "  " + name + std::string(name.size() < 30 ? 30 - name.size() : 1, ' ') + v.summary + '\n';
-    }
-    return out;
-}
-
-int run(const std::vector<std::string>& args, std::istream& in, std::ostream& out, std::ostream& err) {
-    const verb_def* v = args.empty() ? nullptr : find_verb(args[0]);
-    if (v == nullptr) {
-        err << "subrelay: unknown verb '" << (args.empty() ? "" : args[0]) << "' (see subrelay --help)\n";
-        return 2;
-    }
-    const std::string usage = std::string(v->usage) + common_help;
-    auto specs = v->options;
-    specs.push_back({"Config", value_kind::text});
-    parsed_options opts;
-    if (auto why = parse_options(args, specs, v->positional ? 1 : 0, opts); !why.empty()) {
-        err << "subrelay " << v->name << ": " << why << '\n' << usage;
-        return 2;
-    }
-    if (opts.help) {
-        out << usage;
-        return 0;
-    }
-    if (!opts.positionals.empty()) {
-        if (opts.has(v->positional)) {
-            err << "subrelay " << v->name << ": '" << opts.positionals[0] << "' and " << opts.spelled[v->positional]
-                << " both name the object\n"
-                << usage;
-            return 2;
-        }
-        opts.values[v->positional] = opts.positionals[0];
-    }
-    const std::string config_file = opts.has("config") ? opts.value("config") : std::string(default_config);
-    auto parsed = conf::parse_file(config_file);
-    if (!parsed.ok()) {
-        for (const auto& e : parsed.errors) err << e.to_string() << '\n';
-        return 1;
-    }
-    context c{v->name, usage, std::move(opts), in, out, err, std::move(parsed.cfg)};
-    return v->run(c);
+int run(invocation& v, int (*verb)(context&)) {
+    auto cfg = load_config(v.config_file(), v.err);
+    if (!cfg) return 1;
+    context c{v, std::move(*cfg)};
+    return verb(c);
 }
 
 }  // namespace subrelay::relay::admin

@@ -1,303 +1,400 @@
 #include "relay/cli/cli.hpp"
 
-#include <termios.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <chrono>
-#include <functional>
-#include <iostream>
-#include <map>
-#include <optional>
+#include <ostream>
 
-#include <boost/asio/io_context.hpp>
-
-#include "auth/password.hpp"
-#include "auth/token_provider.hpp"
-#include "conf/config.hpp"
-#include "policy/policy.hpp"
 #include "relay/cli/admin.hpp"
-#include "relay/delivery/credentials.hpp"
-#include "relay/server/device_tls.hpp"
-#include "relay/cli/oauth_cli.hpp"
-#include "relay/cli/queue_cli.hpp"
+#include "relay/cli/verb.hpp"
 #include "relay/server/server.hpp"
-#include "relay/cli/test_upstream.hpp"
-#include "relay/delivery/client_tls.hpp"
-#include "relay/server/tls.hpp"
 #include "smtp/text/ascii.hpp"
 
 namespace subrelay::relay {
 
 namespace {
 
-constexpr const char* default_config = "/etc/subrelay/subrelay.toml";
+// One row of the command table: everything the command line knows of a verb.
+struct verb_def {
+    std::string name;
+    std::string summary;  // its line in `subrelay --help`
+    std::string usage;    // `subrelay VERB --help`
+    std::vector<option_spec> options;
+    std::size_t positionals = 0;              // words that are not options it takes
+    const char* positional_option = nullptr;  // or: the option one such word fills (`explain IDENTITY`)
+    run_fn run = nullptr;
+    bool admin = false;  // listed under "administration"
+};
 
-constexpr const char* main_usage = R"(usage: subrelay VERB [options]
-
-SMTP submission relay: devices authenticate with a local password, messages
-are relayed to Exchange Online (or Gmail) with OAuth2 (SASL XOAUTH2).
-
-verbs:
-  serve          run the relay in the foreground
-  check-config   validate the configuration and the policy file
-  hash-password  read a password on standard input, print its crypt(3) hash
-  queue          list, show, retry, hold, release or delete queued messages
-  oauth          sign in a delegated profile (login), or show each profile's tokens (status)
-  test-upstream  get a token, connect, EHLO and AUTH upstream, stop before MAIL
-
-administration (like Exchange Online's cmdlets; verbs are case-insensitive):
-@ADMIN@
-
-options:
-  --help         this text; `subrelay VERB --help` describes a verb
-  --version      print the version
-
-The configuration is read from --config FILE (default /etc/subrelay/subrelay.toml).
+constexpr const char* admin_help = R"(
+Options are accepted in PowerShell spelling (-Identity x, -Name:value, any
+case) and GNU spelling (--identity x, --name=value). Booleans: $true, $false,
+$null or true, false, null. In a POSIX shell quote them ('$false') or write
+false: an unquoted $false expands to nothing.
+--config FILE   the configuration (default /etc/subrelay/subrelay.toml); the
+                policy file it names is read and edited.
+Exit status: 0 done, 1 error, 2 the command line does not parse.
 )";
 
-struct verb_spec {
-    const char* usage;
-    std::function<int(const std::map<std::string, std::string>&, std::istream&, std::ostream&, std::ostream&)> run;
-    std::vector<std::string> value_options;  // options taking a value
-};
-
-int cmd_serve(const std::map<std::string, std::string>& opts, std::istream&, std::ostream&, std::ostream&) {
-    return serve(opts.at("--config"));
+// An admin verb: the common help after its usage, and --config.
+verb_def admin_verb(verb_def v) {
+    v.usage += admin_help;
+    v.options.push_back(config_option);
+    if (v.positional_option != nullptr) v.positionals = 1;
+    v.admin = true;
+    return v;
 }
 
-int cmd_check_config(const std::map<std::string, std::string>& opts, std::istream&, std::ostream& out,
-                     std::ostream& err) {
-    const std::string file = opts.at("--config");
-    auto parsed = conf::parse_file(file);
-    std::vector<std::string> problems;
-    for (const auto& e : parsed.errors) problems.push_back(e.to_string());
-    if (parsed.ok()) {
-        const conf::config& cfg = parsed.cfg;
-        auto pol = policy::load_file(cfg.policy.file);
-        for (const auto& e : pol.errors) problems.push_back(e.to_string());
-        if (!cfg.server.submission.empty() || !cfg.server.submissions.empty()) {
-            try {
-                server_tls contexts(cfg);  // the certificates, and each device profile's TLS settings
-            } catch (const tls_setting_error& e) {
-                problems.push_back(file + ": " + e.what());
-            } catch (const std::exception& e) {
-                problems.push_back(file + ": tls: " + e.what());
-            }
-        }
-        if (cfg.upstream.kind == conf::upstream_kind::smtp) {
-            if (cfg.upstream.auth == conf::upstream_auth::xoauth2) {
-                // Reads every profile's secret, certificate, key and key file.
-                try {
-                    boost::asio::io_context scratch;
-                    upstream_credentials credentials(scratch.get_executor(), cfg);
-                } catch (const std::exception& e) {
-                    problems.push_back(file + ": " + e.what());
-                }
-            }
-            try {
-                auto client = make_client_context(cfg.upstream.ca_file);
-                if (!cfg.upstream.client_cert_file.empty()) {
-                    try {
-                        use_client_certificate(client, cfg.upstream.client_cert_file, cfg.upstream.client_key_file);
-                    } catch (const std::exception& e) {
-                        problems.push_back(file + ": upstream.client_cert_file: " + e.what());
-                    }
-                }
-            } catch (const std::exception& e) {
-                problems.push_back(file + ": upstream.ca_file: " + e.what());
-            }
-        }
-    }
-    for (const auto& w : parsed.warnings) err << file << ": " << w.key << ": warning: " << w.message << '\n';
-    if (!problems.empty()) {
-        for (const auto& p : problems) err << p << '\n';
-        return 1;
-    }
-    out << "ok\n";
-    return 0;
+int run_serve(invocation& v) { return serve(v.config_file()); }
+
+const option_spec identity_option{"Identity", value_kind::text};
+const option_spec json_option{"Json", value_kind::flag};
+
+std::vector<option_spec> account_options() {
+    return {identity_option,
+            {"PasswordStdin", value_kind::flag},
+            {"GeneratePassword", value_kind::flag},
+            {"SmtpClientAuthenticationDisabled", value_kind::tristate},
+            {"AllowedSenders", value_kind::list},
+            {"AllowedRecipientDomains", value_kind::list},
+            {"UpstreamMailbox", value_kind::nullable_text},
+            {"AuthenticationPolicy", value_kind::nullable_text},
+            {"MaxMessagesPerMinute", value_kind::nullable_count},
+            {"MaxRecipientsPerDay", value_kind::nullable_count},
+            {"MaxRecipientsPerMessage", value_kind::nullable_count},
+            {"NullSender", value_kind::text}};
 }
 
-// Turns terminal echo off for its lifetime when standard input is a terminal.
-class echo_off {
-public:
-    explicit echo_off(bool on_stdin) {
-        if (on_stdin && ::isatty(STDIN_FILENO) && ::tcgetattr(STDIN_FILENO, &saved_) == 0) {
-            termios quiet = saved_;
-            quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
-            active_ = ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) == 0;
-        }
-    }
-    ~echo_off() {
-        if (active_) ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_);
-    }
-    echo_off(const echo_off&) = delete;
-    echo_off& operator=(const echo_off&) = delete;
-    [[nodiscard]] bool active() const { return active_; }
+// Every verb, in the order `subrelay --help` lists them.
+const std::vector<verb_def>& verb_table() {
+    using namespace admin;
+    static const std::vector<verb_def> table = {
+        {.name = "serve",
+         .summary = "run the relay in the foreground",
+         .usage = "usage: subrelay serve [--config FILE]\n\n"
+                  "Runs the relay in the foreground, logging to standard error.\n"
+                  "SIGTERM or SIGINT stop it cleanly (open sessions get 421 4.3.2, accepted\n"
+                  "messages stay in the spool); SIGHUP reloads the policy file.\n",
+         .options = {config_option},
+         .run = run_serve},
+        {.name = "check-config",
+         .summary = "validate the configuration and the policy file",
+         .usage = "usage: subrelay check-config [--config FILE]\n\n"
+                  "Validates the configuration, the policy file it names, the TLS certificate\n"
+                  "and the OAuth client secret. Prints `ok` and exits 0, or prints one line per\n"
+                  "problem (`FILE: key: what is wrong`) and exits 1.\n",
+         .options = {config_option},
+         .run = run_check_config},
+        {.name = "hash-password",
+         .summary = "read a password on standard input, print its crypt(3) hash",
+         .usage = "usage: subrelay hash-password [--scheme yescrypt|bcrypt|sha512-crypt]\n\n"
+                  "Reads one password from standard input and prints its crypt(3) hash, for\n"
+                  "the password_hash key of an account in the policy file. yescrypt by default.\n",
+         .options = {{"Scheme", value_kind::text}},
+         .run = run_hash_password},
+        {.name = "queue",
+         .summary = "list, show, retry, hold, release or delete queued messages",
+         .usage = R"(usage: subrelay queue list [--json]
+       subrelay queue show ID
+       subrelay queue retry ID...|--all
+       subrelay queue hold ID...|--all
+       subrelay queue release ID...|--all
+       subrelay queue delete ID...|--all [--yes]
+       (each with [--config FILE])
 
-private:
-    termios saved_{};
-    bool active_ = false;
-};
+Looks at and changes the relay's queue. While the relay runs, changes are
+made by it (over its control socket, SPOOL/control.sock); otherwise on the
+files, under each message's lock.
+  list     one line per message: id, age, size, attempts, next attempt, sender
+           and the recipients still to deliver; then the last upstream reply
+           and a hint naming the fix. --json: a JSON array of objects.
+  show     the envelope, the message headers, delivered and failed recipients
+           and the delivery history of one message.
+  retry    try the messages now (a held message stays held); an unavailable
+           upstream mailbox is tried again at once.
+  hold     keep messages queued without delivering them, until `release`.
+  release  deliver held messages again.
+  delete   remove messages and their state. Asks for confirmation at a
+           terminal; elsewhere --yes is required.
+A message that is being delivered right now is held or deleted as soon as
+its attempt ends.
+)",
+         .options = {{"All", value_kind::flag}, json_option, {"Yes", value_kind::flag, "y"}, config_option},
+         .positionals = any_number,  // the action, then message ids
+         .run = run_queue},
+        {.name = "oauth",
+         .summary = "sign in a delegated profile (login), or show each profile's tokens (status)",
+         .usage = R"(usage: subrelay oauth login [--profile NAME]
+       subrelay oauth status [--json]
+       (each with [--config FILE])
 
-int cmd_hash_password(const std::map<std::string, std::string>& opts, std::istream& in, std::ostream& out,
-                      std::ostream& err) {
-    static const std::map<std::string, std::string> schemes = {
-        {"yescrypt", "$y$"}, {"bcrypt", "$2b$"}, {"sha512-crypt", "$6$"}};
-    std::string scheme = opts.count("--scheme") ? opts.at("--scheme") : "yescrypt";
-    auto it = schemes.find(scheme);
-    if (it == schemes.end()) {
-        err << "subrelay hash-password: --scheme: expected yescrypt, bcrypt or sha512-crypt\n";
-        return 2;
-    }
-    std::string password;
-    bool got;
-    {
-        // At a terminal, ask without echoing the password.
-        echo_off quiet(&in == &std::cin);
-        if (quiet.active()) err << "Password: " << std::flush;
-        got = static_cast<bool>(std::getline(in, password));
-        if (quiet.active()) err << '\n';
-    }
-    if (!got) {
-        err << "subrelay hash-password: no password on standard input\n";
-        return 1;
-    }
-    if (!password.empty() && password.back() == '\r') password.pop_back();
-    if (password.empty()) {
-        err << "subrelay hash-password: the password is empty\n";
-        return 1;
-    }
-    try {
-        out << auth::hash_password(password, it->second) << '\n';
-    } catch (const std::exception& e) {
-        err << "subrelay hash-password: " << e.what() << '\n';
-        return 1;
-    }
-    return 0;
-}
+Signs in delegated OAuth profiles and shows every profile's tokens.
+  login    signs a person in for a profile with grant = "refresh_token" on a
+           server without a browser (the device code flow: open the page shown
+           on any device and enter the code), then stores the refresh token in
+           the profile's refresh_token_file. NAME defaults to "default". A
+           running relay uses the new token at its next request: no restart.
+  status   per profile (and per mailbox for a Google service account): the
+           provider, the grant, the current token's age and expiry, the
+           requests made, the last error and what to do about it, as the
+           running relay last wrote them; for a refresh-token profile whether
+           someone has signed in. --json: one JSON object.
+)",
+         .options = {{"Profile", value_kind::text}, json_option, config_option},
+         .positionals = 1,  // the action
+         .run = run_oauth},
+        {.name = "test-upstream",
+         .summary = "get a token, connect, EHLO and AUTH upstream, stop before MAIL",
+         .usage = R"(usage: subrelay test-upstream [--profile NAME] [--mailbox ADDRESS] [--config FILE]
 
-const std::map<std::string, verb_spec>& verbs() {
-    static const std::map<std::string, verb_spec> table = {
-        {"serve",
-         {"usage: subrelay serve [--config FILE]\n\n"
-          "Runs the relay in the foreground, logging to standard error.\n"
-          "SIGTERM or SIGINT stop it cleanly (open sessions get 421 4.3.2, accepted\n"
-          "messages stay in the spool); SIGHUP reloads the policy file.\n",
-          cmd_serve,
-          {"--config"}}},
-        {"check-config",
-         {"usage: subrelay check-config [--config FILE]\n\n"
-          "Validates the configuration, the policy file it names, the TLS certificate\n"
-          "and the OAuth client secret. Prints `ok` and exits 0, or prints one line per\n"
-          "problem (`FILE: key: what is wrong`) and exits 1.\n",
-          cmd_check_config,
-          {"--config"}}},
-        {"hash-password",
-         {"usage: subrelay hash-password [--scheme yescrypt|bcrypt|sha512-crypt]\n\n"
-          "Reads one password from standard input and prints its crypt(3) hash, for\n"
-          "the password_hash key of an account in the policy file. yescrypt by default.\n",
-          cmd_hash_password,
-          {"--scheme"}}},
+Checks one upstream mailbox's whole path without sending mail: reads the
+configuration, gets an access token from the profile's token endpoint,
+connects to the upstream, shows the TLS version, cipher and certificate and
+the EHLO extensions, authenticates with AUTH XOAUTH2 as the mailbox, and
+says QUIT before MAIL. Each step is printed with [ ok ] or [FAIL]; a failed
+step is followed by a hint naming the fix and ends the test. Tokens and
+secrets are never printed.
+  --mailbox  the upstream mailbox to test (default: the profile's first
+             mailbox, else upstream.mailbox)
+  --profile  the OAuth profile to get its token with (default: the profile
+             that serves the mailbox)
+Exits 0 when every step passed, 1 when one failed.
+)",
+         .options = {{"Profile", value_kind::text}, {"Mailbox", value_kind::text}, config_option},
+         .run = run_test_upstream},
+
+        admin_verb({.name = "get-transportconfig",
+                    .summary = "show the organization-wide SmtpClientAuthenticationDisabled",
+                    .usage = "usage: subrelay get-transportconfig [--json]\n\n"
+                             "Shows the organization-wide SmtpClientAuthenticationDisabled, like "
+                             "Get-TransportConfig.\n",
+                    .options = {json_option},
+                    .run = with_config<get_transportconfig>}),
+        admin_verb({.name = "set-transportconfig",
+                    .summary = "turn SMTP AUTH off or on for the organization",
+                    .usage = "usage: subrelay set-transportconfig -SmtpClientAuthenticationDisabled $true|$false\n\n"
+                             "Sets the organization-wide default, like Set-TransportConfig. Accounts whose\n"
+                             "own SmtpClientAuthenticationDisabled is set ($true or $false) are not affected.\n",
+                    .options = {{"SmtpClientAuthenticationDisabled", value_kind::boolean}},
+                    .run = with_config<set_transportconfig>}),
+        admin_verb({.name = "get-organizationconfig",
+                    .summary = "show the organization's defaults and limits",
+                    .usage = "usage: subrelay get-organizationconfig [--json]\n\n"
+                             "Shows DefaultAuthenticationPolicy, SecurityDefaults and the default limits.\n",
+                    .options = {json_option},
+                    .run = with_config<get_organizationconfig>}),
+        admin_verb({.name = "set-organizationconfig",
+                    .summary = "change the organization's defaults and limits",
+                    .usage = "usage: subrelay set-organizationconfig [-DefaultAuthenticationPolicy NAME|$null]\n"
+                             "           [-SecurityDefaults $true|$false] [-MaxMessagesPerMinute N]\n"
+                             "           [-MaxRecipientsPerDay N] [-MaxRecipientsPerMessage N]\n\n"
+                             "SecurityDefaults $true turns SMTP AUTH off for every account. A limit of 0\n"
+                             "(or unlimited) means no limit.\n",
+                    .options = {{"DefaultAuthenticationPolicy", value_kind::nullable_text},
+                                {"SecurityDefaults", value_kind::boolean},
+                                {"MaxMessagesPerMinute", value_kind::count},
+                                {"MaxRecipientsPerDay", value_kind::count},
+                                {"MaxRecipientsPerMessage", value_kind::count}},
+                    .run = with_config<set_organizationconfig>}),
+        admin_verb({.name = "get-casmailbox",
+                    .summary = "show SmtpClientAuthenticationDisabled per account",
+                    .usage = "usage: subrelay get-casmailbox [-Identity X] [-ResultSize unlimited|N]\n"
+                             "           [-Filter 'SmtpClientAuthenticationDisabled -eq $true'] [--json]\n\n"
+                             "Lists accounts and their SmtpClientAuthenticationDisabled (blank: unset, the\n"
+                             "organization decides), like Get-CASMailbox. -Filter supports -eq and -ne with\n"
+                             "$true, $false or $null; -ne $true also lists unset accounts. Without\n"
+                             "-ResultSize at most 1000 accounts are listed.\n",
+                    .options = {identity_option,
+                                {"ResultSize", value_kind::text},
+                                {"Filter", value_kind::text},
+                                json_option},
+                    .positional_option = "identity",
+                    .run = with_config<get_casmailbox>}),
+        admin_verb({.name = "set-casmailbox",
+                    .summary = "turn SMTP AUTH off or on for accounts",
+                    .usage = "usage: subrelay set-casmailbox -Identity X -SmtpClientAuthenticationDisabled "
+                             "$true|$false|$null\n"
+                             "       subrelay set-casmailbox --from-file FILE -SmtpClientAuthenticationDisabled ...\n\n"
+                             "$true: SMTP AUTH off for the account; $false: on, whatever the organization\n"
+                             "says; $null: the organization decides. --from-file reads one identity a line\n"
+                             "(- for standard input; blank lines and # comments ignored) and changes all\n"
+                             "of them in one edit; identities not found are reported and make the exit\n"
+                             "status 1, the others are still changed.\n",
+                    .options = {identity_option,
+                                {"SmtpClientAuthenticationDisabled", value_kind::tristate},
+                                {"FromFile", value_kind::text}},
+                    .positional_option = "identity",
+                    .run = with_config<set_casmailbox>}),
+        admin_verb({.name = "new-relayaccount",
+                    .summary = "create an account",
+                    .usage = "usage: subrelay new-relayaccount -Identity X (--password-stdin | --generate-password)\n"
+                             "           [-SmtpClientAuthenticationDisabled $true|$false|$null]\n"
+                             "           [--allowed-senders a@x,*@y] [--allowed-recipient-domains d1,d2]\n"
+                             "           [--upstream-mailbox M] [--authentication-policy NAME]\n\n"
+                             "--password-stdin reads the password as one line; --generate-password makes\n"
+                             "a random one and prints it once. Only its crypt(3) hash is stored.\n",
+                    .options = account_options(),
+                    .positional_option = "identity",
+                    .run = with_config<new_relayaccount>}),
+        admin_verb({.name = "set-relayaccount",
+                    .summary = "change an account",
+                    .usage = "usage: subrelay set-relayaccount -Identity X [--password-stdin | --generate-password]\n"
+                             "           [-SmtpClientAuthenticationDisabled $true|$false|$null]\n"
+                             "           [--allowed-senders LIST|$null] [--allowed-recipient-domains LIST|$null]\n"
+                             "           [--upstream-mailbox M|$null] [--authentication-policy NAME|$null]\n"
+                             "           [--max-messages-per-minute N|$null] [--max-recipients-per-day N|$null]\n"
+                             "           [--max-recipients-per-message N|$null] [--null-sender rewrite|refuse]\n\n"
+                             "$null clears a setting (the default applies: the organization's limits, the\n"
+                             "default upstream mailbox, the identity as the only sender). 0 = no limit.\n"
+                             "--null-sender: MAIL FROM:<> is relayed with the account's identity as the\n"
+                             "envelope sender (rewrite, the default) or refused (refuse).\n",
+                    .options = account_options(),
+                    .positional_option = "identity",
+                    .run = with_config<set_relayaccount>}),
+        admin_verb({.name = "remove-relayaccount",
+                    .summary = "delete an account",
+                    .usage = "usage: subrelay remove-relayaccount -Identity X\n\n"
+                             "Refuses while a relay binding uses the account.\n",
+                    .options = {identity_option},
+                    .positional_option = "identity",
+                    .run = with_config<remove_relayaccount>}),
+        admin_verb({.name = "get-relayaccount",
+                    .summary = "show accounts and their settings",
+                    .usage = "usage: subrelay get-relayaccount [-Identity X] [--json]\n\n"
+                             "Shows every setting of the accounts except the password hash.\n",
+                    .options = {identity_option, json_option},
+                    .positional_option = "identity",
+                    .run = with_config<get_relayaccount>}),
+        admin_verb({.name = "new-authenticationpolicy",
+                    .summary = "create an authentication policy",
+                    .usage = "usage: subrelay new-authenticationpolicy -Name N [-AllowBasicAuthSmtp $true|$false]\n\n"
+                             "Like New-AuthenticationPolicy: AllowBasicAuthSmtp is $false unless given.\n",
+                    .options = {{"Name", value_kind::text}, {"AllowBasicAuthSmtp", value_kind::boolean}},
+                    .positional_option = "name",
+                    .run = with_config<new_authenticationpolicy>}),
+        admin_verb({.name = "set-authenticationpolicy",
+                    .summary = "change an authentication policy",
+                    .usage = "usage: subrelay set-authenticationpolicy -Identity N -AllowBasicAuthSmtp $true|$false\n",
+                    .options = {identity_option, {"AllowBasicAuthSmtp", value_kind::boolean}},
+                    .positional_option = "identity",
+                    .run = with_config<set_authenticationpolicy>}),
+        admin_verb({.name = "remove-authenticationpolicy",
+                    .summary = "delete an authentication policy",
+                    .usage = "usage: subrelay remove-authenticationpolicy -Identity N\n\n"
+                             "Refuses while accounts or the organization default use the policy.\n",
+                    .options = {identity_option},
+                    .positional_option = "identity",
+                    .run = with_config<remove_authenticationpolicy>}),
+        admin_verb({.name = "get-authenticationpolicy",
+                    .summary = "show authentication policies",
+                    .usage = "usage: subrelay get-authenticationpolicy [-Identity N] [--json]\n",
+                    .options = {identity_option, json_option},
+                    .positional_option = "identity",
+                    .run = with_config<get_authenticationpolicy>}),
+        admin_verb({.name = "new-relaybinding",
+                    .summary = "let a network submit as an account without AUTH",
+                    .usage = "usage: subrelay new-relaybinding -Network CIDR -Identity X [--listeners a,b]\n\n"
+                             "Clients from CIDR (10.1.20.0/24, 2001:db8::/48 or one address) submit as X\n"
+                             "without authenticating. --listeners: submission, submissions or HOST:PORT\n"
+                             "(default: all listeners).\n",
+                    .options = {{"Network", value_kind::text}, identity_option, {"Listeners", value_kind::list}},
+                    .run = with_config<new_relaybinding>}),
+        admin_verb({.name = "remove-relaybinding",
+                    .summary = "delete a relay binding",
+                    .usage = "usage: subrelay remove-relaybinding -Network CIDR\n",
+                    .options = {{"Network", value_kind::text}},
+                    .run = with_config<remove_relaybinding>}),
+        admin_verb({.name = "get-relaybinding",
+                    .summary = "show relay bindings",
+                    .usage = "usage: subrelay get-relaybinding [--json]\n",
+                    .options = {json_option},
+                    .run = with_config<get_relaybinding>}),
+        admin_verb({.name = "explain",
+                    .summary = "explain what the policy decides for an account",
+                    .usage = "usage: subrelay explain IDENTITY [--from ADDR] [--client IP]\n"
+                             "           [--listener submission|submissions|HOST:PORT]\n\n"
+                             "Prints each step of the SMTP AUTH decision, whether the account may send as\n"
+                             "ADDR, which relay binding a client address matches, and the limits in force.\n"
+                             "Exits 0 even when the account is refused (it is a report).\n",
+                    .options = {identity_option,
+                                {"From", value_kind::text},
+                                {"Client", value_kind::text},
+                                {"Listener", value_kind::text}},
+                    .positional_option = "identity",
+                    .run = with_config<explain>}),
     };
     return table;
 }
 
-std::string usage_text() {
-    std::string text = main_usage;
-    const std::string marker = "@ADMIN@\n";
-    text.replace(text.find(marker), marker.size(), admin::summary());
-    return text;
+// Verbs are case-insensitive: admin verbs are PowerShell cmdlet names
+// (Set-CASMailbox, set-casmailbox).
+const verb_def* find_verb(std::string_view name) {
+    const auto& table = verb_table();
+    auto it = std::find_if(table.begin(), table.end(), [&](const verb_def& v) { return text::iequals(v.name, name); });
+    return it == table.end() ? nullptr : &*it;
 }
 
-}  // namespace
-
-std::optional<conf::config> load_config(const std::string& file, std::ostream& err) {
-    auto parsed = conf::parse_file(file);
-    if (!parsed.ok()) {
-        for (const auto& e : parsed.errors) err << e.to_string() << '\n';
-        return std::nullopt;
-    }
-    return std::move(parsed.cfg);
-}
-
-cli_word split_cli_word(const std::string& word) {
-    cli_word w{word, std::nullopt};
-    if (const auto eq = word.find('='); word.rfind("--", 0) == 0 && eq != std::string::npos) {
-        w.value = word.substr(eq + 1);
-        w.name = word.substr(0, eq);
-    }
-    if (w.name == "-c") w.name = "--config";
-    return w;
-}
-
-std::optional<std::string> take_value(const cli_word& w, const std::vector<std::string>& args, std::size_t& i) {
-    if (w.value) return w.value;
-    if (i + 1 >= args.size()) return std::nullopt;
-    return args[++i];
-}
-
-std::string join(const std::vector<std::string>& v, std::string_view sep) {
+// The verbs of one section of the main usage, one indented line each.
+std::string verb_lines(bool admin, std::size_t width) {
     std::string out;
-    for (const auto& s : v) {
-        if (!out.empty()) out += sep;
-        out += s;
+    for (const auto& v : verb_table()) {
+        if (v.admin != admin) continue;
+        out += "  " + v.name + std::string(v.name.size() < width ? width - v.name.size() : 1, ' ') + v.summary + '\n';
     }
     return out;
 }
 
-std::int64_t now_seconds() {
-    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
+std::string main_usage() {
+    return "usage: subrelay VERB [options]\n"
+           "\n"
+           "SMTP submission relay: devices authenticate with a local password, messages\n"
+           "are relayed to Exchange Online (or Gmail) with OAuth2 (SASL XOAUTH2).\n"
+           "\n"
+           "verbs:\n" +
+           verb_lines(false, 15) +
+           "\n"
+           "administration (like Exchange Online's cmdlets; verbs are case-insensitive):\n" +
+           verb_lines(true, 30) +
+           "\n"
+           "options:\n"
+           "  --help         this text; `subrelay VERB --help` describes a verb\n"
+           "  --version      print the version\n"
+           "\n"
+           "The configuration is read from --config FILE (default " +
+           default_config_file + ").\n";
 }
+
+}  // namespace
 
 int run_cli(const std::vector<std::string>& args, std::istream& in, std::ostream& out, std::ostream& err) {
     if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
-        (args.empty() ? err : out) << usage_text();
+        (args.empty() ? err : out) << main_usage();
         return args.empty() ? 2 : 0;
     }
     if (args[0] == "--version" || args[0] == "version") {
         out << "subrelay " << SUBRELAY_VERSION << '\n';
         return 0;
     }
-    if (args[0] == "queue") return run_queue_cli(args, in, out, err);
-    if (args[0] == "oauth") return run_oauth_cli(args, in, out, err);
-    if (args[0] == "test-upstream") return run_test_upstream(args, in, out, err);
-    // Admin verbs are PowerShell cmdlet names: accept them in any case
-    // (Set-CASMailbox, set-casmailbox).
-    if (const std::string verb = text::ascii_lower(args[0]); admin::is_verb(verb)) {
-        std::vector<std::string> admin_args = args;
-        admin_args[0] = verb;
-        return admin::run(admin_args, in, out, err);
-    }
-    auto it = verbs().find(args[0]);
-    if (it == verbs().end()) {
+    const verb_def* v = find_verb(args[0]);
+    if (v == nullptr) {
         err << "subrelay: unknown verb '" << args[0] << "' (see subrelay --help)\n";
         return 2;
     }
-    const verb_spec& spec = it->second;
-    std::map<std::string, std::string> opts;
-    for (std::size_t i = 1; i < args.size(); ++i) {
-        const cli_word w = split_cli_word(args[i]);
-        const std::string& a = w.name;
-        if (w.is_help()) {
-            out << spec.usage;
-            return 0;
-        }
-        bool takes_value = std::find(spec.value_options.begin(), spec.value_options.end(), a) != spec.value_options.end();
-        if (!takes_value) {
-            err << "subrelay " << args[0] << ": unknown option '" << a << "'\n" << spec.usage;
-            return 2;
-        }
-        const std::optional<std::string> value = take_value(w, args, i);
-        if (!value) {
-            err << "subrelay " << args[0] << ": " << a << " needs a value\n";
-            return 2;
-        }
-        opts[a] = *value;
+    invocation call{v->name, v->usage, {}, in, out, err};
+    if (auto why = parse_options(args, v->options, v->positionals, call.opts); !why.empty()) {
+        return call.usage_error(why);
     }
-    if (!opts.count("--config")) opts["--config"] = default_config;
-    return spec.run(opts, in, out, err);
+    if (call.opts.help) {
+        out << v->usage;
+        return 0;
+    }
+    if (v->positional_option != nullptr && !call.opts.positionals.empty()) {
+        const std::string name = v->positional_option;
+        if (call.opts.has(name)) {
+            return call.usage_error("'" + call.opts.positionals[0] + "' and " + call.opts.spelling(name) +
+                                    " both name the object");
+        }
+        call.opts.values[name] = call.opts.positionals[0];
+    }
+    return v->run(call);
 }
 
 }  // namespace subrelay::relay

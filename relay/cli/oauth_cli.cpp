@@ -1,4 +1,10 @@
-#include "relay/cli/oauth_cli.hpp"
+// `subrelay oauth ...`: the OAuth side of the relay for the admin.
+//   oauth login --profile NAME   first sign-in of a delegated profile on a
+//                                headless server (device code), storing the
+//                                refresh token in the profile's refresh_token_file
+//   oauth status [--json]        per profile: the grant, the current token's age
+//                                and expiry, the last error (asked of the
+//                                running relay over its control socket)
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -23,7 +29,7 @@
 #include "auth/device_code.hpp"
 #include "auth/token_provider.hpp"
 #include "conf/config.hpp"
-#include "relay/cli/cli.hpp"
+#include "relay/cli/verb.hpp"
 #include "relay/server/control.hpp"
 #include "relay/delivery/refresh_token_file.hpp"
 #include "smtp/text/time.hpp"
@@ -36,76 +42,27 @@ namespace asio = boost::asio;
 
 namespace {
 
-constexpr const char* default_config = "/etc/subrelay/subrelay.toml";
-
-constexpr const char* usage_text = R"(usage: subrelay oauth login [--profile NAME]
-       subrelay oauth status [--json]
-       (each with [--config FILE])
-
-Signs in delegated OAuth profiles and shows every profile's tokens.
-  login    signs a person in for a profile with grant = "refresh_token" on a
-           server without a browser (the device code flow: open the page shown
-           on any device and enter the code), then stores the refresh token in
-           the profile's refresh_token_file. NAME defaults to "default". A
-           running relay uses the new token at its next request: no restart.
-  status   per profile (and per mailbox for a Google service account): the
-           provider, the grant, the current token's age and expiry, the
-           requests made, the last error and what to do about it, as the
-           running relay last wrote them; for a refresh-token profile whether
-           someone has signed in. --json: one JSON object.
-)";
-
+// What the command line asks for.
 struct options {
     std::string action;
     std::string profile = "default";
-    bool profile_given = false;
     bool json = false;
-    std::string config = default_config;
+    std::string config;
 };
 
-// Parses `oauth ACTION ...`. Returns the exit status on error or --help.
-std::optional<int> parse_args(const std::vector<std::string>& args, options& o, std::ostream& out,
-                              std::ostream& err) {
+// Reads `oauth ACTION ...` from the parsed command line. Returns the exit
+// status of a usage error.
+std::optional<int> read_options(const invocation& v, options& o) {
     static const std::set<std::string> actions = {"login", "status"};
-    auto usage_error = [&err](const std::string& what) {
-        err << "subrelay oauth: " << what << '\n' << usage_text;
-        return 2;
-    };
-    for (std::size_t i = 1; i < args.size(); ++i) {
-        const cli_word w = split_cli_word(args[i]);
-        const std::string& a = w.name;
-        if (w.is_help()) {
-            out << usage_text;
-            return 0;
-        }
-        if (a == "--config" || a == "--profile") {
-            const std::optional<std::string> value = take_value(w, args, i);
-            if (!value) {
-                err << "subrelay oauth: " << a << " needs a value\n";
-                return 2;
-            }
-            if (a == "--config") {
-                o.config = *value;
-            } else {
-                if (value->empty()) return usage_error("--profile needs a profile name");
-                o.profile = *value;
-                o.profile_given = true;
-            }
-            continue;
-        }
-        if (w.value) return usage_error("option '" + a + "' takes no value");
-        if (a == "--json") o.json = true;
-        else if (a.rfind("-", 0) == 0) return usage_error("unknown option '" + a + "'");
-        else if (o.action.empty()) {
-            if (!actions.count(a)) return usage_error("unknown action '" + a + "'");
-            o.action = a;
-        } else {
-            return usage_error("unexpected argument '" + a + "'");
-        }
-    }
-    if (o.action.empty()) return usage_error("which action? login or status");
-    if (o.json && o.action != "status") return usage_error("--json is for `oauth status`");
-    if (o.profile_given && o.action != "login") return usage_error("--profile is for `oauth login`");
+    o.config = v.config_file();
+    o.json = v.opts.flag("json");
+    const bool profile_given = v.opts.has("profile");
+    if (profile_given) o.profile = v.opts.value("profile");
+    if (v.opts.positionals.empty()) return v.usage_error("which action? login or status");
+    o.action = v.opts.positionals.front();
+    if (!actions.count(o.action)) return v.usage_error("unknown action '" + o.action + "'");
+    if (o.json && o.action != "status") return v.usage_error("--json is for `oauth status`");
+    if (profile_given && o.action != "login") return v.usage_error("--profile is for `oauth login`");
     return std::nullopt;
 }
 
@@ -537,17 +494,17 @@ private:
 
 }  // namespace
 
-int run_oauth_cli(const std::vector<std::string>& args, std::istream&, std::ostream& out, std::ostream& err) {
+int run_oauth(invocation& v) {
     options o;
-    if (auto status = parse_args(args, o, out, err)) return *status;
-    const std::optional<conf::config> cfg = load_config(o.config, err);
+    if (auto status = read_options(v, o)) return *status;
+    const std::optional<conf::config> cfg = load_config(o.config, v.err);
     if (!cfg) return 1;
     try {
-        if (o.action == "login") return login(o, *cfg, out, err);
-        status_command cmd(o, *cfg, out);
+        if (o.action == "login") return login(o, *cfg, v.out, v.err);
+        status_command cmd(o, *cfg, v.out);
         return cmd.run();
     } catch (const std::exception& e) {
-        err << "subrelay oauth " << o.action << ": " << e.what() << '\n';
+        v.err << "subrelay oauth " << o.action << ": " << e.what() << '\n';
         return 1;
     }
 }

@@ -1,4 +1,8 @@
-#include "relay/cli/queue_cli.hpp"
+// `subrelay queue ...`: look at and change the queue (list, show, retry,
+// hold, release, delete), like Postfix's postqueue and postsuper. While the
+// relay runs, changes are asked of it over its control socket
+// (relay/server/control.hpp): it alone writes queue state. Without a relay,
+// each change takes the message's lock (relay/spool/queue_state.hpp).
 
 #include <unistd.h>
 
@@ -14,7 +18,7 @@
 #include <boost/json.hpp>
 
 #include "conf/config.hpp"
-#include "relay/cli/cli.hpp"
+#include "relay/cli/verb.hpp"
 #include "relay/server/control.hpp"
 #include "relay/spool/queue_state.hpp"
 #include "relay/spool/spool.hpp"
@@ -28,91 +32,40 @@ namespace json = boost::json;
 
 namespace {
 
-constexpr const char* default_config = "/etc/subrelay/subrelay.toml";
-
-constexpr const char* usage_text = R"(usage: subrelay queue list [--json]
-       subrelay queue show ID
-       subrelay queue retry ID...|--all
-       subrelay queue hold ID...|--all
-       subrelay queue release ID...|--all
-       subrelay queue delete ID...|--all [--yes]
-       (each with [--config FILE])
-
-Looks at and changes the relay's queue. While the relay runs, changes are
-made by it (over its control socket, SPOOL/control.sock); otherwise on the
-files, under each message's lock.
-  list     one line per message: id, age, size, attempts, next attempt, sender
-           and the recipients still to deliver; then the last upstream reply
-           and a hint naming the fix. --json: a JSON array of objects.
-  show     the envelope, the message headers, delivered and failed recipients
-           and the delivery history of one message.
-  retry    try the messages now (a held message stays held); an unavailable
-           upstream mailbox is tried again at once.
-  hold     keep messages queued without delivering them, until `release`.
-  release  deliver held messages again.
-  delete   remove messages and their state. Asks for confirmation at a
-           terminal; elsewhere --yes is required.
-A message that is being delivered right now is held or deleted as soon as
-its attempt ends.
-)";
-
+// What the command line asks for.
 struct options {
     std::string action;
     std::vector<std::string> ids;
     bool all = false;
     bool json = false;
     bool yes = false;
-    std::string config = default_config;
+    std::string config;
 };
 
-// Parses `queue ACTION ...`. Returns the exit status on error (usage printed).
-std::optional<int> parse_args(const std::vector<std::string>& args, options& o, std::ostream& out,
-                              std::ostream& err) {
+// Reads `queue ACTION ...` from the parsed command line. Returns the exit
+// status of a usage error.
+std::optional<int> read_options(const invocation& v, options& o) {
     static const std::set<std::string> actions = {"list", "show", "retry", "hold", "release", "delete"};
-    auto usage_error = [&err](const std::string& what) {
-        err << "subrelay queue: " << what << '\n' << usage_text;
-        return 2;
-    };
-    for (std::size_t i = 1; i < args.size(); ++i) {
-        const cli_word w = split_cli_word(args[i]);
-        std::string a = w.name;
-        if (w.is_help()) {
-            out << usage_text;
-            return 0;
-        }
-        if (a == "--config") {
-            const std::optional<std::string> value = take_value(w, args, i);
-            if (!value) {
-                err << "subrelay queue: --config needs a value\n";
-                return 2;
-            }
-            o.config = *value;
-            continue;
-        }
-        if (w.value) return usage_error("option '" + a + "' takes no value");
-        if (a == "--all") o.all = true;
-        else if (a == "--json") o.json = true;
-        else if (a == "--yes" || a == "-y") o.yes = true;
-        else if (a.rfind("-", 0) == 0) return usage_error("unknown option '" + a + "'");
-        else if (o.action.empty()) {
-            if (!actions.count(a)) return usage_error("unknown action '" + a + "'");
-            o.action = a;
-        } else {
-            // Queue ids are upper case; accept them in any case.
-            o.ids.push_back(text::ascii_upper(a));
-        }
-    }
-    if (o.action.empty()) return usage_error("which action? list, show, retry, hold, release or delete");
+    o.config = v.config_file();
+    o.all = v.opts.flag("all");
+    o.json = v.opts.flag("json");
+    o.yes = v.opts.flag("yes");
+    const auto& words = v.opts.positionals;
+    if (words.empty()) return v.usage_error("which action? list, show, retry, hold, release or delete");
+    o.action = words.front();
+    if (!actions.count(o.action)) return v.usage_error("unknown action '" + o.action + "'");
+    // Queue ids are upper case; accept them in any case.
+    for (auto it = words.begin() + 1; it != words.end(); ++it) o.ids.push_back(text::ascii_upper(*it));
     const std::string& act = o.action;
-    if (o.json && act != "list") return usage_error("--json is for `queue list`");
-    if (o.yes && act != "delete") return usage_error("--yes is for `queue delete`");
+    if (o.json && act != "list") return v.usage_error("--json is for `queue list`");
+    if (o.yes && act != "delete") return v.usage_error("--yes is for `queue delete`");
     if (act == "list") {
-        if (!o.ids.empty() || o.all) return usage_error("`queue list` takes no message ids");
+        if (!o.ids.empty() || o.all) return v.usage_error("`queue list` takes no message ids");
     } else if (act == "show") {
-        if (o.ids.size() != 1 || o.all) return usage_error("`queue show` takes one message id");
+        if (o.ids.size() != 1 || o.all) return v.usage_error("`queue show` takes one message id");
     } else {
-        if (o.ids.empty() && !o.all) return usage_error("`queue " + act + "` needs message ids or --all");
-        if (!o.ids.empty() && o.all) return usage_error("give message ids or --all, not both");
+        if (o.ids.empty() && !o.all) return v.usage_error("`queue " + act + "` needs message ids or --all");
+        if (!o.ids.empty() && o.all) return v.usage_error("give message ids or --all, not both");
     }
     return std::nullopt;
 }
@@ -552,18 +505,16 @@ private:
 
 }  // namespace
 
-const char* queue_usage() { return usage_text; }
-
-int run_queue_cli(const std::vector<std::string>& args, std::istream& in, std::ostream& out, std::ostream& err) {
+int run_queue(invocation& v) {
     options o;
-    if (auto status = parse_args(args, o, out, err)) return *status;
-    const std::optional<conf::config> cfg = load_config(o.config, err);
+    if (auto status = read_options(v, o)) return *status;
+    const std::optional<conf::config> cfg = load_config(o.config, v.err);
     if (!cfg) return 1;
     try {
-        queue_command cmd(std::move(o), *cfg, in, out, err);
+        queue_command cmd(std::move(o), *cfg, v.in, v.out, v.err);
         return cmd.run();
     } catch (const std::exception& e) {
-        err << "subrelay queue: " << e.what() << '\n';
+        v.err << "subrelay queue: " << e.what() << '\n';
         return 1;
     }
 }

@@ -1,4 +1,8 @@
-#include "relay/cli/test_upstream.hpp"
+// `subrelay test-upstream [--profile NAME] [--mailbox X] [--config FILE]`:
+// checks one upstream mailbox's whole path without sending mail: gets a
+// token, connects, shows the TLS version and certificate, EHLO, AUTH XOAUTH2,
+// and stops before MAIL. Every step is printed with a pass/fail mark and,
+// on failure, the hint that says what to fix.
 
 #include <chrono>
 #include <exception>
@@ -14,7 +18,7 @@
 
 #include "auth/token_provider.hpp"
 #include "conf/config.hpp"
-#include "relay/cli/cli.hpp"
+#include "relay/cli/verb.hpp"
 #include "relay/delivery/credentials.hpp"
 #include "relay/server/logging.hpp"
 #include "relay/delivery/rules.hpp"
@@ -30,59 +34,12 @@ namespace asio = boost::asio;
 
 namespace {
 
-constexpr const char* default_config = "/etc/subrelay/subrelay.toml";
-
-constexpr const char* usage_text = R"(usage: subrelay test-upstream [--profile NAME] [--mailbox ADDRESS] [--config FILE]
-
-Checks one upstream mailbox's whole path without sending mail: reads the
-configuration, gets an access token from the profile's token endpoint,
-connects to the upstream, shows the TLS version, cipher and certificate and
-the EHLO extensions, authenticates with AUTH XOAUTH2 as the mailbox, and
-says QUIT before MAIL. Each step is printed with [ ok ] or [FAIL]; a failed
-step is followed by a hint naming the fix and ends the test. Tokens and
-secrets are never printed.
-  --mailbox  the upstream mailbox to test (default: the profile's first
-             mailbox, else upstream.mailbox)
-  --profile  the OAuth profile to get its token with (default: the profile
-             that serves the mailbox)
-Exits 0 when every step passed, 1 when one failed.
-)";
-
+// What the command line asks for.
 struct options {
-    std::string config = default_config;
+    std::string config;
     std::string profile;
     std::string mailbox;
 };
-
-// Parses `test-upstream ...`. Returns the exit status when done (help, usage error).
-std::optional<int> parse_args(const std::vector<std::string>& args, options& o, std::ostream& out,
-                              std::ostream& err) {
-    for (std::size_t i = 1; i < args.size(); ++i) {
-        const cli_word w = split_cli_word(args[i]);
-        const std::string& a = w.name;
-        if (w.is_help()) {
-            out << usage_text;
-            return 0;
-        }
-        std::string* target = a == "--config" ? &o.config
-                              : a == "--profile" ? &o.profile
-                              : a == "--mailbox" ? &o.mailbox
-                                                 : nullptr;
-        if (target == nullptr) {
-            err << "subrelay test-upstream: unknown " << (a.rfind("-", 0) == 0 ? "option" : "argument") << " '"
-                << a << "'\n"
-                << usage_text;
-            return 2;
-        }
-        const std::optional<std::string> value = take_value(w, args, i);
-        if (!value || value->empty()) {
-            err << "subrelay test-upstream: " << a << " needs a value\n";
-            return 2;
-        }
-        *target = *value;
-    }
-    return std::nullopt;
-}
 
 // The step lines: "[ ok ] step        what", "[FAIL] ...", detail lines under them.
 class report {
@@ -155,7 +112,7 @@ public:
     upstream_test(options o, std::ostream& out, std::ostream& err) : o_(std::move(o)), r_(out), err_(err) {}
 
     int run() {
-        auto parsed = conf::parse_file(o_.config);
+        auto parsed = read_config(o_.config);
         for (const auto& w : parsed.warnings) err_ << o_.config << ": " << w.key << ": warning: " << w.message << '\n';
         if (!parsed.ok()) {
             r_.fail("config", o_.config + ": " + std::to_string(parsed.errors.size()) + " problem(s)");
@@ -457,15 +414,14 @@ void quiet_logging() {
 
 }  // namespace
 
-int run_test_upstream(const std::vector<std::string>& args, std::istream&, std::ostream& out, std::ostream& err) {
-    options o;
-    if (auto done = parse_args(args, o, out, err)) return *done;
+int run_test_upstream(invocation& v) {
+    options o{v.config_file(), v.opts.value("profile"), v.opts.value("mailbox")};
     quiet_logging();
     try {
-        upstream_test t(std::move(o), out, err);
+        upstream_test t(std::move(o), v.out, v.err);
         return t.run();
     } catch (const std::exception& e) {
-        err << "subrelay test-upstream: " << e.what() << '\n';
+        v.err << "subrelay test-upstream: " << e.what() << '\n';
         return 1;
     }
 }

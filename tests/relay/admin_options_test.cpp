@@ -4,66 +4,68 @@
 #include <sstream>
 
 #include "relay/cli/admin.hpp"
+#include "relay/cli/options.hpp"
 
 namespace admin = subrelay::relay::admin;
+namespace cli = subrelay::relay;
 
 namespace {
 
-const std::vector<admin::option_spec> specs = {
-    {"Identity", admin::value_kind::text},
-    {"SmtpClientAuthenticationDisabled", admin::value_kind::tristate},
-    {"SecurityDefaults", admin::value_kind::boolean},
-    {"MaxRecipientsPerDay", admin::value_kind::nullable_count},
-    {"ResultSize", admin::value_kind::count},
-    {"Json", admin::value_kind::flag},
-    {"AllowedSenders", admin::value_kind::list},
-    {"Network", admin::value_kind::text},
+const std::vector<cli::option_spec> specs = {
+    {"Identity", cli::value_kind::text},
+    {"SmtpClientAuthenticationDisabled", cli::value_kind::tristate},
+    {"SecurityDefaults", cli::value_kind::boolean},
+    {"MaxRecipientsPerDay", cli::value_kind::nullable_count},
+    {"ResultSize", cli::value_kind::count},
+    {"Json", cli::value_kind::flag},
+    {"AllowedSenders", cli::value_kind::list},
+    {"Network", cli::value_kind::text},
 };
 
-std::string parse(std::vector<std::string> args, admin::parsed_options& out, std::size_t positionals = 0) {
+std::string parse(std::vector<std::string> args, cli::parsed_options& out, std::size_t positionals = 0) {
     args.insert(args.begin(), "verb");
-    return admin::parse_options(args, specs, positionals, out);
+    return cli::parse_options(args, specs, positionals, out);
 }
 
 TEST(admin_options, names_normalise_from_both_spellings) {
-    EXPECT_EQ(admin::normalise_option("-SmtpClientAuthenticationDisabled"), "smtpclientauthenticationdisabled");
-    EXPECT_EQ(admin::normalise_option("--smtp-client-authentication-disabled"), "smtpclientauthenticationdisabled");
-    EXPECT_EQ(admin::normalise_option("--smtp_client_authentication_disabled"), "smtpclientauthenticationdisabled");
-    EXPECT_EQ(admin::normalise_option("-identity"), "identity");
-    EXPECT_EQ(admin::normalise_option("IDENTITY"), "identity");
+    EXPECT_EQ(cli::normalise_option("-SmtpClientAuthenticationDisabled"), "smtpclientauthenticationdisabled");
+    EXPECT_EQ(cli::normalise_option("--smtp-client-authentication-disabled"), "smtpclientauthenticationdisabled");
+    EXPECT_EQ(cli::normalise_option("--smtp_client_authentication_disabled"), "smtpclientauthenticationdisabled");
+    EXPECT_EQ(cli::normalise_option("-identity"), "identity");
+    EXPECT_EQ(cli::normalise_option("IDENTITY"), "identity");
 }
 
 TEST(admin_options, booleans) {
     for (const char* t : {"$true", "true", "TRUE", "$True"})
-        EXPECT_EQ(admin::parse_boolean(t), std::optional<bool>(true)) << t;
+        EXPECT_EQ(cli::parse_boolean(t), std::optional<bool>(true)) << t;
     for (const char* f : {"$false", "false", "False", "$FALSE"})
-        EXPECT_EQ(admin::parse_boolean(f), std::optional<bool>(false)) << f;
+        EXPECT_EQ(cli::parse_boolean(f), std::optional<bool>(false)) << f;
     for (const char* n : {"$null", "null", "NULL"}) {
-        auto b = admin::parse_boolean(n);
+        auto b = cli::parse_boolean(n);
         ASSERT_TRUE(b.has_value()) << n;
         EXPECT_FALSE(b->has_value()) << n;
     }
-    for (const char* bad : {"", "yes", "1", "$", "truee"}) EXPECT_FALSE(admin::parse_boolean(bad).has_value()) << bad;
+    for (const char* bad : {"", "yes", "1", "$", "truee"}) EXPECT_FALSE(cli::parse_boolean(bad).has_value()) << bad;
 }
 
 TEST(admin_options, counts_and_lists) {
-    EXPECT_EQ(admin::parse_count("30"), 30u);
-    EXPECT_EQ(admin::parse_count("Unlimited"), 0u);
-    EXPECT_FALSE(admin::parse_count("-1").has_value());
-    EXPECT_FALSE(admin::parse_count("4294967296").has_value());
-    EXPECT_FALSE(admin::parse_count("3x").has_value());
-    EXPECT_EQ(admin::split_list(" a@x , *@y,,b@z "), (std::vector<std::string>{"a@x", "*@y", "b@z"}));
-    EXPECT_TRUE(admin::split_list("").empty());
+    EXPECT_EQ(cli::parse_count("30"), 30u);
+    EXPECT_EQ(cli::parse_count("Unlimited"), 0u);
+    EXPECT_FALSE(cli::parse_count("-1").has_value());
+    EXPECT_FALSE(cli::parse_count("4294967296").has_value());
+    EXPECT_FALSE(cli::parse_count("3x").has_value());
+    EXPECT_EQ(cli::split_list(" a@x , *@y,,b@z "), (std::vector<std::string>{"a@x", "*@y", "b@z"}));
+    EXPECT_TRUE(cli::split_list("").empty());
 }
 
 TEST(admin_options, powershell_and_gnu_spellings_give_the_same_result) {
-    admin::parsed_options ps, gnu, colon;
+    cli::parsed_options ps, gnu, colon;
     ASSERT_EQ(parse({"-Identity", "a@x", "-SmtpClientAuthenticationDisabled", "$false"}, ps), "");
     ASSERT_EQ(parse({"--identity=a@x", "--smtp-client-authentication-disabled", "false"}, gnu), "");
     ASSERT_EQ(parse({"-IDENTITY:a@x", "-SmtpClientAuthenticationDisabled:$false"}, colon), "");
     for (const auto* o : {&ps, &gnu, &colon}) {
         EXPECT_EQ(o->value("identity"), "a@x");
-        EXPECT_EQ(admin::parse_boolean(o->value("smtpclientauthenticationdisabled")), std::optional<bool>(false));
+        EXPECT_EQ(cli::parse_boolean(o->value("smtpclientauthenticationdisabled")), std::optional<bool>(false));
     }
     EXPECT_EQ(ps.spelled.at("identity"), "-Identity");
     EXPECT_EQ(gnu.spelled.at("identity"), "--identity");
@@ -71,7 +73,7 @@ TEST(admin_options, powershell_and_gnu_spellings_give_the_same_result) {
 
 TEST(admin_options, a_boolean_without_its_value_is_explained) {
     // `-SmtpClientAuthenticationDisabled $false` unquoted in a POSIX shell.
-    admin::parsed_options o1, o2, o3, o4;
+    cli::parsed_options o1, o2, o3, o4;
     const std::string tri =
         "-SmtpClientAuthenticationDisabled needs a value: $true, $false or $null "
         "(quote it: '$false', or write false)";
@@ -83,34 +85,34 @@ TEST(admin_options, a_boolean_without_its_value_is_explained) {
 }
 
 TEST(admin_options, bad_values_and_unknown_options) {
-    admin::parsed_options o;
+    cli::parsed_options o;
     EXPECT_EQ(parse({"-SmtpClientAuthenticationDisabled", "maybe"}, o),
               "-SmtpClientAuthenticationDisabled: 'maybe' is not $true, $false or $null");
-    admin::parsed_options o2;
+    cli::parsed_options o2;
     EXPECT_EQ(parse({"-SecurityDefaults", "$null"}, o2), "-SecurityDefaults cannot be $null: use $true or $false");
-    admin::parsed_options o3;
+    cli::parsed_options o3;
     EXPECT_EQ(parse({"--colour", "blue"}, o3), "unknown option '--colour'");
-    admin::parsed_options o4;
+    cli::parsed_options o4;
     EXPECT_EQ(parse({"-Identity"}, o4), "-Identity needs a value");
-    admin::parsed_options o5;
+    cli::parsed_options o5;
     EXPECT_EQ(parse({"stray"}, o5), "unexpected argument 'stray'");
-    admin::parsed_options o6;
+    cli::parsed_options o6;
     EXPECT_EQ(parse({"-Identity", "a", "--identity", "b"}, o6), "--identity is given more than once");
-    admin::parsed_options o7;
+    cli::parsed_options o7;
     EXPECT_EQ(parse({"-ResultSize", "lots"}, o7), "-ResultSize: 'lots' is not a number");
-    admin::parsed_options o8;
+    cli::parsed_options o8;
     EXPECT_EQ(parse({"--max-recipients-per-day", "x"}, o8), "--max-recipients-per-day: 'x' is not a number or $null");
 }
 
 TEST(admin_options, flags_positionals_help_and_values_with_colons) {
-    admin::parsed_options o;
+    cli::parsed_options o;
     ASSERT_EQ(parse({"a@x", "--json", "-Network:2001:db8::/48", "--allowed-senders=a@x,b@x", "-?"}, o, 1), "");
     EXPECT_EQ(o.positionals, std::vector<std::string>{"a@x"});
     EXPECT_TRUE(o.flags.count("json"));
     EXPECT_EQ(o.value("network"), "2001:db8::/48");
     EXPECT_EQ(o.value("allowedsenders"), "a@x,b@x");
     EXPECT_TRUE(o.help);
-    admin::parsed_options off;
+    cli::parsed_options off;
     ASSERT_EQ(parse({"-Json:$false", "--max-recipients-per-day", "$null"}, off), "");
     EXPECT_FALSE(off.flags.count("json"));
     EXPECT_EQ(off.value("maxrecipientsperday"), "$null");

@@ -1,5 +1,3 @@
-#include "relay/cli/oauth_cli.hpp"
-
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -116,7 +114,7 @@ TEST_F(oauth_cli, usage_errors) {
     EXPECT_TRUE(contains(missing.err, "--profile needs a value")) << missing.err;
     const auto missing_config = run({"status", "-c"}, false);
     EXPECT_EQ(missing_config.status, 2);
-    EXPECT_TRUE(contains(missing_config.err, "--config needs a value")) << missing_config.err;
+    EXPECT_TRUE(contains(missing_config.err, "-c needs a value")) << missing_config.err;
 
     const auto help = run({"--help"}, false);
     EXPECT_EQ(help.status, 0);

@@ -1,5 +1,3 @@
-#include "relay/cli/queue_cli.hpp"
-
 #include <unistd.h>
 
 #include <chrono>

@@ -1,4 +1,4 @@
-#include "relay/cli/test_upstream.hpp"
+#include "relay/cli/cli.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -30,7 +30,7 @@ result run(std::vector<std::string> args) {
     args.insert(args.begin(), "test-upstream");
     std::istringstream in;
     std::ostringstream out, err;
-    const int status = subrelay::relay::run_test_upstream(args, in, out, err);
+    const int status = subrelay::relay::run_cli(args, in, out, err);
     return {status, out.str(), err.str()};
 }
 
