@@ -19,9 +19,6 @@ bool is_option_token(std::string_view a) {
     return a[1] == '-' && a.size() > 2 && is_alpha(a[2]);
 }
 
-// Values may come from files and from shells: CR and LF are blanks too.
-std::string_view trim(std::string_view s) { return text::trim(s, " \t\r\n"); }
-
 const char* missing_boolean_hint(bool nullable) {
     return nullable ? " needs a value: $true, $false or $null (quote it: '$false', or write false)"
                     : " needs a value: $true or $false (quote it: '$false', or write false)";
@@ -161,7 +158,7 @@ std::string parse_options(const std::vector<std::string>& args, const std::vecto
 }
 
 std::optional<std::optional<bool>> parse_boolean(std::string_view text) {
-    std::string t = text::ascii_lower(trim(text));
+    std::string t = text::ascii_lower(trim_value(text));
     if (!t.empty() && t.front() == '$') t.erase(0, 1);
     std::optional<std::optional<bool>> out;
     if (t == "true") {
@@ -174,8 +171,10 @@ std::optional<std::optional<bool>> parse_boolean(std::string_view text) {
     return out;
 }
 
+std::string_view trim_value(std::string_view text) { return text::trim(text, " \t\r\n"); }
+
 std::optional<std::uint32_t> parse_count(std::string_view text) {
-    text = trim(text);
+    text = trim_value(text);
     if (text::iequals(text, "unlimited")) return 0u;
     std::uint32_t n = 0;
     const char* end = text.data() + text.size();
@@ -188,7 +187,7 @@ std::vector<std::string> split_list(std::string_view text) {
     std::vector<std::string> out;
     while (true) {
         auto comma = text.find(',');
-        auto item = trim(text.substr(0, comma));
+        auto item = trim_value(text.substr(0, comma));
         if (!item.empty()) out.emplace_back(item);
         if (comma == std::string_view::npos) break;
         text.remove_prefix(comma + 1);

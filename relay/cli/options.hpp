@@ -83,6 +83,10 @@ std::string parse_options(const std::vector<std::string>& args, const std::vecto
 // boolean; a value holding nullopt: $null.
 std::optional<std::optional<bool>> parse_boolean(std::string_view text);
 
+// A value without surrounding blanks; values come from files and shells, so
+// CR and LF are blanks too.
+std::string_view trim_value(std::string_view text);
+
 // An unsigned 32-bit count; "unlimited" (any case) gives 0.
 std::optional<std::uint32_t> parse_count(std::string_view text);
 

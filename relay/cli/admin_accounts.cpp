@@ -1,0 +1,253 @@
+// Relay accounts, the mailboxes devices authenticate as:
+// New-/Set-/Remove-/Get-RelayAccount.
+#include <openssl/rand.h>
+
+#include <istream>
+#include <stdexcept>
+
+#include "auth/password.hpp"
+#include "relay/cli/admin_context.hpp"
+#include "relay/cli/admin_view.hpp"
+#include "smtp/address.hpp"
+
+namespace subrelay::relay::admin {
+
+namespace {
+
+constexpr const char* o_password_stdin = "passwordstdin";
+constexpr const char* o_generate_password = "generatepassword";
+constexpr const char* o_allowed_senders = "allowedsenders";
+constexpr const char* o_allowed_recipient_domains = "allowedrecipientdomains";
+constexpr const char* o_upstream_mailbox = "upstreammailbox";
+constexpr const char* o_authentication_policy = "authenticationpolicy";
+constexpr const char* o_null_sender = "nullsender";
+
+std::string null_sender_name(policy::null_sender_mode mode) {
+    return mode == policy::null_sender_mode::rewrite ? "rewrite" : "refuse";
+}
+
+// Reads the password options: --password-stdin or --generate-password.
+// `password` stays empty when neither was given.
+bool read_password(const context& c, std::string& password, bool& generated) {
+    generated = false;
+    const bool from_stdin = c.opts.flag(o_password_stdin);
+    const bool generate = c.opts.flag(o_generate_password);
+    if (from_stdin && generate) {
+        c.fail() << "give --password-stdin or --generate-password, not both\n";
+        return false;
+    }
+    if (generate) {
+        try {
+            password = generate_password();
+        } catch (const std::exception& e) {
+            c.fail() << e.what() << '\n';
+            return false;
+        }
+        generated = true;
+    } else if (from_stdin) {
+        if (!std::getline(c.in, password)) {
+            c.fail() << "no password on standard input\n";
+            return false;
+        }
+        if (!password.empty() && password.back() == '\r') password.pop_back();
+        if (password.empty()) {
+            c.fail() << "the password is empty\n";
+            return false;
+        }
+    }
+    return true;
+}
+
+// The account settings an option list can change (not the identity or password).
+bool has_account_settings(const context& c) {
+    for (const char* name :
+         {o_disabled, o_allowed_senders, o_allowed_recipient_domains, o_upstream_mailbox, o_authentication_policy,
+          o_max_messages_per_minute, o_max_recipients_per_day, o_max_recipients_per_message, o_null_sender}) {
+        if (c.opts.has(name)) return true;
+    }
+    return false;
+}
+
+std::string apply_account_settings(const context& c, policy::policy_file& p, policy::mailbox& m) {
+    if (c.opts.has(o_disabled)) m.smtp_client_authentication_disabled = c.opts.tristate(o_disabled);
+    if (c.opts.has(o_allowed_senders)) m.allowed_senders = c.opts.list(o_allowed_senders);
+    if (c.opts.has(o_allowed_recipient_domains)) m.allowed_recipient_domains = c.opts.list(o_allowed_recipient_domains);
+    if (c.opts.has(o_upstream_mailbox)) m.upstream_mailbox = c.opts.nullable_text(o_upstream_mailbox);
+    if (c.opts.has(o_authentication_policy)) {
+        const auto name = c.opts.nullable_text(o_authentication_policy);
+        if (name.empty()) {
+            m.authentication_policy.clear();
+        } else {
+            const auto* ap = find_auth_policy(p, name);
+            if (ap == nullptr) return not_found(name);
+            m.authentication_policy = ap->name;
+        }
+    }
+    if (c.opts.has(o_max_messages_per_minute)) m.max_messages_per_minute = c.opts.nullable_count(o_max_messages_per_minute);
+    if (c.opts.has(o_max_recipients_per_day)) m.max_recipients_per_day = c.opts.nullable_count(o_max_recipients_per_day);
+    if (c.opts.has(o_max_recipients_per_message))
+        m.max_recipients_per_message = c.opts.nullable_count(o_max_recipients_per_message);
+    if (c.opts.has(o_null_sender)) {
+        const auto mode = c.opts.value(o_null_sender);
+        if (text::iequals(mode, "rewrite")) {
+            m.null_sender = policy::null_sender_mode::rewrite;
+        } else if (text::iequals(mode, "refuse")) {
+            m.null_sender = policy::null_sender_mode::refuse;
+        } else {
+            return "NullSender must be rewrite or refuse, not '" + mode + "'.";
+        }
+    }
+    return "";
+}
+
+bool hash(const context& c, const std::string& password, std::string& out) {
+    try {
+        out = auth::hash_password(password);
+        return true;
+    } catch (const std::exception& e) {
+        c.fail() << e.what() << '\n';
+        return false;
+    }
+}
+
+}  // namespace
+
+int new_relayaccount(context& c) {
+    const auto identity = c.opts.value(o_identity);
+    if (identity.empty()) {
+        c.fail() << "-Identity is required\n";
+        return 1;
+    }
+    if (!smtp::valid_mailbox(identity)) {
+        c.fail() << "'" << identity << "' is not a valid address\n";
+        return 1;
+    }
+    std::string password;
+    bool generated = false;
+    if (!read_password(c, password, generated)) return 1;
+    if (password.empty()) {
+        c.fail() << "give --password-stdin (read one line) or --generate-password\n";
+        return 1;
+    }
+    std::string password_hash;
+    if (!hash(c, password, password_hash)) return 1;
+    const int status = apply_edit(
+        c,
+        [&](policy::policy_file& p) -> std::string {
+            if (const auto* existing = find_mailbox(p, identity)) {
+                return "An account with identity '" + existing->identity + "' already exists.";
+            }
+            policy::mailbox m;
+            m.identity = identity;
+            m.password_hash = password_hash;
+            if (auto why = apply_account_settings(c, p, m); !why.empty()) return why;
+            p.mailboxes.push_back(std::move(m));
+            return "";
+        },
+        true);
+    if (status == 0 && generated) c.out << password << '\n';
+    return status;
+}
+
+int set_relayaccount(context& c) {
+    const auto identity = c.opts.value(o_identity);
+    if (identity.empty()) {
+        c.fail() << "-Identity is required\n";
+        return 1;
+    }
+    std::string password;
+    bool generated = false;
+    if (!read_password(c, password, generated)) return 1;
+    if (password.empty() && !has_account_settings(c)) {
+        return nothing_to_change(c, "a setting (see subrelay set-relayaccount --help)");
+    }
+    std::string password_hash;
+    if (!password.empty() && !hash(c, password, password_hash)) return 1;
+    const int status = apply_edit(
+        c,
+        [&](policy::policy_file& p) -> std::string {
+            auto* m = find_mailbox(p, identity);
+            if (m == nullptr) return not_found(identity);
+            if (!password_hash.empty()) m->password_hash = password_hash;
+            return apply_account_settings(c, p, *m);
+        },
+        false);
+    if (status == 0 && generated) c.out << password << '\n';
+    return status;
+}
+
+int remove_relayaccount(context& c) {
+    const auto identity = c.opts.value(o_identity);
+    if (identity.empty()) {
+        c.fail() << "-Identity is required\n";
+        return 1;
+    }
+    return apply_edit(
+        c,
+        [&](policy::policy_file& p) -> std::string {
+            auto it = std::find_if(p.mailboxes.begin(), p.mailboxes.end(),
+                                   [&](const policy::mailbox& m) { return text::iequals(m.identity, identity); });
+            if (it == p.mailboxes.end()) return not_found(identity);
+            for (const auto& b : p.bindings) {
+                if (text::iequals(b.identity, identity)) {
+                    return "'" + it->identity + "' is used by the relay binding for " + b.network_text +
+                           "; remove it first (subrelay remove-relaybinding -Network " + b.network_text + ")";
+                }
+            }
+            p.mailboxes.erase(it);
+            return "";
+        },
+        false);
+}
+
+int get_relayaccount(context& c) {
+    using policy::mailbox;
+    static const property_table<mailbox> properties = {
+        prop<mailbox>("Identity", [](const mailbox& m) { return m.identity; }),
+        prop<mailbox>("PasswordSet", [](const mailbox& m) { return !m.password_hash.empty(); }),
+        prop<mailbox>("SmtpClientAuthenticationDisabled",
+                      [](const mailbox& m) { return m.smtp_client_authentication_disabled; }),
+        // Empty in the file means the identity alone.
+        prop<mailbox>("AllowedSenders",
+                      [](const mailbox& m) {
+                          return m.allowed_senders.empty() ? std::vector<std::string>{m.identity} : m.allowed_senders;
+                      }),
+        prop<mailbox>("AllowedRecipientDomains", [](const mailbox& m) { return m.allowed_recipient_domains; }),
+        prop<mailbox>("UpstreamMailbox", [](const mailbox& m) { return unless_empty(m.upstream_mailbox); }),
+        prop<mailbox>("AuthenticationPolicy", [](const mailbox& m) { return unless_empty(m.authentication_policy); }),
+        prop<mailbox>("MaxMessagesPerMinute", [](const mailbox& m) { return m.max_messages_per_minute; }),
+        prop<mailbox>("MaxRecipientsPerDay", [](const mailbox& m) { return m.max_recipients_per_day; }),
+        prop<mailbox>("MaxRecipientsPerMessage", [](const mailbox& m) { return m.max_recipients_per_message; }),
+        prop<mailbox>("NullSender", [](const mailbox& m) { return null_sender_name(m.null_sender); }),
+    };
+    auto p = load_policy(c);
+    if (!p) return 1;
+    std::vector<const mailbox*> selected;
+    if (!select_objects(c, p->mailboxes, &mailbox::identity, selected)) return 1;
+    show(c, properties, selected);
+    return 0;
+}
+
+std::string generate_password(std::size_t length) {
+    // Letters and digits only: a password that starts with '-' or holds
+    // punctuation is mistaken for an option by device menus and tools.
+    static constexpr std::string_view alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    static_assert(alphabet.size() == 62);
+    constexpr unsigned limit = 256 - 256 % alphabet.size();  // rejection sampling: no modulo bias
+    std::string out;
+    out.reserve(length);
+    unsigned char bytes[64];
+    while (out.size() < length) {
+        if (RAND_bytes(bytes, static_cast<int>(sizeof bytes)) != 1) {
+            OPENSSL_cleanse(out.data(), out.size());
+            throw std::runtime_error("the random number generator failed");
+        }
+        for (unsigned char b : bytes) {
+            if (b < limit && out.size() < length) out += alphabet[b % alphabet.size()];
+        }
+    }
+    OPENSSL_cleanse(bytes, sizeof bytes);
+    return out;
+}
+
+}  // namespace subrelay::relay::admin
