@@ -9,11 +9,11 @@
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
-#include "fake_relay.hpp"
 #include "relay/cli/cli.hpp"
 #include "relay/spool/queue_state.hpp"
 #include "relay/spool/spool.hpp"
-#include "temp_dir.hpp"
+#include "tests/relay/fake_relay.hpp"
+#include "tests/relay/temp_dir.hpp"
 
 namespace fs = std::filesystem;
 namespace json = boost::json;

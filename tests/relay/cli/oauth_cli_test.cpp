@@ -7,10 +7,10 @@
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
-#include "fake_relay.hpp"
 #include "relay/cli/cli.hpp"
 #include "relay/server/control.hpp"
-#include "temp_dir.hpp"
+#include "tests/relay/fake_relay.hpp"
+#include "tests/relay/temp_dir.hpp"
 
 namespace fs = std::filesystem;
 namespace json = boost::json;

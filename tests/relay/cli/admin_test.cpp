@@ -11,7 +11,7 @@
 #include "auth/password.hpp"
 #include "policy/policy.hpp"
 #include "relay/cli/cli.hpp"
-#include "temp_dir.hpp"
+#include "tests/relay/temp_dir.hpp"
 
 namespace fs = std::filesystem;
 namespace policy = subrelay::policy;

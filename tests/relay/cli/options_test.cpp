@@ -1,13 +1,17 @@
-#include <gtest/gtest.h>
-
-#include <set>
-#include <sstream>
-
-#include "relay/cli/admin.hpp"
+// The one option parser (relay/cli/options.hpp): directly, and as verbs that
+// are not admin cmdlets use it through run_cli.
 #include "relay/cli/options.hpp"
 
-namespace admin = subrelay::relay::admin;
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "relay/cli/cli.hpp"
+#include "tests/relay/temp_dir.hpp"
+
 namespace cli = subrelay::relay;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -20,6 +24,7 @@ const std::vector<cli::option_spec> specs = {
     {"Json", cli::value_kind::flag},
     {"AllowedSenders", cli::value_kind::list},
     {"Network", cli::value_kind::text},
+    cli::config_option,
 };
 
 std::string parse(std::vector<std::string> args, cli::parsed_options& out, std::size_t positionals = 0) {
@@ -27,7 +32,7 @@ std::string parse(std::vector<std::string> args, cli::parsed_options& out, std::
     return cli::parse_options(args, specs, positionals, out);
 }
 
-TEST(admin_options, names_normalise_from_both_spellings) {
+TEST(options, names_normalise_from_both_spellings) {
     EXPECT_EQ(cli::normalise_option("-SmtpClientAuthenticationDisabled"), "smtpclientauthenticationdisabled");
     EXPECT_EQ(cli::normalise_option("--smtp-client-authentication-disabled"), "smtpclientauthenticationdisabled");
     EXPECT_EQ(cli::normalise_option("--smtp_client_authentication_disabled"), "smtpclientauthenticationdisabled");
@@ -35,7 +40,7 @@ TEST(admin_options, names_normalise_from_both_spellings) {
     EXPECT_EQ(cli::normalise_option("IDENTITY"), "identity");
 }
 
-TEST(admin_options, booleans) {
+TEST(options, booleans) {
     for (const char* t : {"$true", "true", "TRUE", "$True"})
         EXPECT_EQ(cli::parse_boolean(t), std::optional<bool>(true)) << t;
     for (const char* f : {"$false", "false", "False", "$FALSE"})
@@ -48,7 +53,7 @@ TEST(admin_options, booleans) {
     for (const char* bad : {"", "yes", "1", "$", "truee"}) EXPECT_FALSE(cli::parse_boolean(bad).has_value()) << bad;
 }
 
-TEST(admin_options, counts_and_lists) {
+TEST(options, counts_and_lists) {
     EXPECT_EQ(cli::parse_count("30"), 30u);
     EXPECT_EQ(cli::parse_count("Unlimited"), 0u);
     EXPECT_FALSE(cli::parse_count("-1").has_value());
@@ -58,7 +63,7 @@ TEST(admin_options, counts_and_lists) {
     EXPECT_TRUE(cli::split_list("").empty());
 }
 
-TEST(admin_options, powershell_and_gnu_spellings_give_the_same_result) {
+TEST(options, powershell_and_gnu_spellings_give_the_same_result) {
     cli::parsed_options ps, gnu, colon;
     ASSERT_EQ(parse({"-Identity", "a@x", "-SmtpClientAuthenticationDisabled", "$false"}, ps), "");
     ASSERT_EQ(parse({"--identity=a@x", "--smtp-client-authentication-disabled", "false"}, gnu), "");
@@ -71,7 +76,7 @@ TEST(admin_options, powershell_and_gnu_spellings_give_the_same_result) {
     EXPECT_EQ(gnu.spelled.at("identity"), "--identity");
 }
 
-TEST(admin_options, a_boolean_without_its_value_is_explained) {
+TEST(options, a_boolean_without_its_value_is_explained) {
     // `-SmtpClientAuthenticationDisabled $false` unquoted in a POSIX shell.
     cli::parsed_options o1, o2, o3, o4;
     const std::string tri =
@@ -84,7 +89,7 @@ TEST(admin_options, a_boolean_without_its_value_is_explained) {
               "--security-defaults needs a value: $true or $false (quote it: '$false', or write false)");
 }
 
-TEST(admin_options, bad_values_and_unknown_options) {
+TEST(options, bad_values_and_unknown_options) {
     cli::parsed_options o;
     EXPECT_EQ(parse({"-SmtpClientAuthenticationDisabled", "maybe"}, o),
               "-SmtpClientAuthenticationDisabled: 'maybe' is not $true, $false or $null");
@@ -104,7 +109,7 @@ TEST(admin_options, bad_values_and_unknown_options) {
     EXPECT_EQ(parse({"--max-recipients-per-day", "x"}, o8), "--max-recipients-per-day: 'x' is not a number or $null");
 }
 
-TEST(admin_options, flags_positionals_help_and_values_with_colons) {
+TEST(options, flags_positionals_help_and_values_with_colons) {
     cli::parsed_options o;
     ASSERT_EQ(parse({"a@x", "--json", "-Network:2001:db8::/48", "--allowed-senders=a@x,b@x", "-?"}, o, 1), "");
     EXPECT_EQ(o.positionals, std::vector<std::string>{"a@x"});
@@ -118,62 +123,93 @@ TEST(admin_options, flags_positionals_help_and_values_with_colons) {
     EXPECT_EQ(off.value("maxrecipientsperday"), "$null");
 }
 
-TEST(admin_options, filters) {
-    struct row {
-        const char* text;
-        bool equal;
-        std::optional<bool> value;
+TEST(options, one_letter_aliases_and_help_spellings) {
+    cli::parsed_options o;
+    ASSERT_EQ(parse({"-c", "relay.toml", "-h"}, o), "");
+    EXPECT_EQ(o.value("config"), "relay.toml");
+    EXPECT_EQ(o.spelling("config"), "-c");
+    EXPECT_TRUE(o.help);
+    cli::parsed_options twice;
+    EXPECT_EQ(parse({"-c", "a.toml", "--config=b.toml"}, twice), "--config is given more than once");
+    cli::parsed_options missing;
+    EXPECT_EQ(parse({"-c"}, missing), "-c needs a value");
+    for (const char* help : {"--help", "-?", "-Help"}) {
+        cli::parsed_options h;
+        ASSERT_EQ(parse({help}, h), "") << help;
+        EXPECT_TRUE(h.help) << help;
+    }
+}
+
+// The queue verb as a user of the shared parser: its --config spellings, an
+// unknown option and a missing value.
+class queue_options : public ::testing::Test {
+protected:
+    void SetUp() override {
+        dir_ = subrelay::test_support::make_temp_dir("subrelay-options");
+        config_ = (dir_ / "relay.toml").string();
+        std::ofstream(config_) << "[server]\nsubmission = []\n[spool]\ndir = \"spool\"\n"
+                                  "[upstream]\nkind = \"directory\"\ndirectory = \"out\"\n";
+    }
+    void TearDown() override { fs::remove_all(dir_); }
+
+    struct result {
+        int status;
+        std::string out;
+        std::string err;
     };
-    for (const row& r : {row{"SmtpClientAuthenticationDisabled -eq $true", true, true},
-                         row{"{ SmtpClientAuthenticationDisabled -eq $false }", true, false},
-                         row{"\"smtpclientauthenticationdisabled -EQ $null\"", true, std::nullopt},
-                         row{"{SmtpClientAuthenticationDisabled  -ne  true}", false, true}}) {
-        admin::cas_filter f;
-        std::string why;
-        ASSERT_TRUE(admin::parse_filter(r.text, f, why)) << r.text << ": " << why;
-        EXPECT_EQ(f.equal, r.equal) << r.text;
-        EXPECT_EQ(f.value, r.value) << r.text;
+    static result run(std::vector<std::string> args) {
+        std::istringstream in;
+        std::ostringstream out, err;
+        const int status = cli::run_cli(args, in, out, err);
+        return {status, out.str(), err.str()};
     }
-    admin::cas_filter f;
-    std::string why;
-    EXPECT_FALSE(admin::parse_filter("SmtpClientAuthenticationDisabled -eq ", f, why));
-    EXPECT_NE(why.find("the value after -eq is missing"), std::string::npos) << why;
-    EXPECT_FALSE(admin::parse_filter("Name -eq $true", f, why));
-    EXPECT_NE(why.find("cannot filter on 'Name'"), std::string::npos) << why;
-    EXPECT_FALSE(admin::parse_filter("SmtpClientAuthenticationDisabled -like $true", f, why));
-    EXPECT_FALSE(admin::parse_filter("SmtpClientAuthenticationDisabled -eq yes", f, why));
-    EXPECT_FALSE(admin::parse_filter("{ }", f, why));
 
-    admin::cas_filter ne_true{false, true};
-    EXPECT_FALSE(ne_true.matches(true));
-    EXPECT_TRUE(ne_true.matches(false));
-    EXPECT_TRUE(ne_true.matches(std::nullopt));
-    admin::cas_filter eq_null{true, std::nullopt};
-    EXPECT_TRUE(eq_null.matches(std::nullopt));
-    EXPECT_FALSE(eq_null.matches(false));
+    fs::path dir_;
+    std::string config_;
+};
+
+TEST_F(queue_options, config_in_every_spelling) {
+    for (const auto& args : std::vector<std::vector<std::string>>{{"queue", "list", "--config=" + config_},
+                                                                  {"queue", "list", "--config", config_},
+                                                                  {"queue", "-c", config_, "list"},
+                                                                  {"queue", "-Config:" + config_, "list"}}) {
+        auto r = run(args);
+        EXPECT_EQ(r.status, 0) << args[2] << ": " << r.err;
+        EXPECT_EQ(r.out, "queue is empty\n") << args[2];
+    }
 }
 
-TEST(admin_options, format_list_aligns_the_colons) {
-    std::ostringstream out;
-    admin::format_list(out,
-                       {{"Identity", "scanner@contoso.com"}, {"SmtpClientAuthenticationDisabled", "False"}, {"X", ""}});
-    EXPECT_EQ(out.str(),
-              "Identity                         : scanner@contoso.com\n"
-              "SmtpClientAuthenticationDisabled : False\n"
-              "X                                : \n");
+TEST_F(queue_options, usage_errors_name_the_verb_and_show_its_usage) {
+    auto unknown = run({"queue", "list", "--colour", "-c", config_});
+    EXPECT_EQ(unknown.status, 2);
+    EXPECT_EQ(unknown.err.rfind("subrelay queue: unknown option '--colour'\nusage: subrelay queue list", 0), 0u)
+        << unknown.err;
+    auto missing = run({"queue", "list", "--config"});
+    EXPECT_EQ(missing.status, 2);
+    EXPECT_EQ(missing.err.rfind("subrelay queue: --config needs a value\nusage: subrelay queue list", 0), 0u)
+        << missing.err;
+    auto twice = run({"queue", "list", "--json", "--json", "-c", config_});
+    EXPECT_EQ(twice.status, 2);
+    EXPECT_NE(twice.err.find("--json is given more than once"), std::string::npos) << twice.err;
+    auto flag_value = run({"queue", "list", "--json=maybe", "-c", config_});
+    EXPECT_EQ(flag_value.status, 2);
+    EXPECT_NE(flag_value.err.find("--json: 'maybe' is not $true or $false"), std::string::npos) << flag_value.err;
+    auto help = run({"queue", "--help"});
+    EXPECT_EQ(help.status, 0);
+    EXPECT_EQ(help.out.rfind("usage: subrelay queue list", 0), 0u) << help.out;
 }
 
-TEST(admin_options, generated_passwords_are_letters_and_digits_and_differ) {
-    std::set<std::string> seen;
-    for (int i = 0; i < 200; ++i) {
-        auto p = admin::generate_password();
-        EXPECT_EQ(p.size(), 24u);
-        // No '-' (a password starting with it reads as an option) and no punctuation.
-        EXPECT_EQ(p.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"),
-                  std::string::npos);
-        seen.insert(p);
-    }
-    EXPECT_EQ(seen.size(), 200u);
+TEST_F(queue_options, flags_and_aliases) {
+    // -y is --yes; `--json=false` turns the flag off again.
+    auto yes = run({"queue", "delete", "--all", "-y", "-c", config_});
+    EXPECT_EQ(yes.status, 0) << yes.err;
+    EXPECT_EQ(yes.out, "queue is empty\n");
+    auto off = run({"queue", "list", "--json=false", "-c", config_});
+    EXPECT_EQ(off.status, 0) << off.err;
+    EXPECT_EQ(off.out, "queue is empty\n");
+    auto on = run({"queue", "list", "--JSON", "-c", config_});
+    EXPECT_EQ(on.status, 0) << on.err;
+    EXPECT_EQ(on.out, "[]\n");
 }
 
 }  // namespace

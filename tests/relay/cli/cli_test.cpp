@@ -9,7 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "auth/password.hpp"
-#include "temp_dir.hpp"
+#include "tests/relay/temp_dir.hpp"
 
 namespace fs = std::filesystem;
 

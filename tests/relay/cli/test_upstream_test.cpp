@@ -1,4 +1,5 @@
 #include "relay/cli/cli.hpp"
+#include "tests/relay/temp_dir.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -14,7 +15,6 @@
 
 #include <gtest/gtest.h>
 
-#include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 
