@@ -69,12 +69,13 @@ bool has_account_settings(const context& c) {
 }
 
 std::string apply_account_settings(const context& c, policy::policy_file& p, policy::mailbox& m) {
-    if (c.opts.has(o_disabled)) m.smtp_client_authentication_disabled = c.opts.tristate(o_disabled);
-    if (c.opts.has(o_allowed_senders)) m.allowed_senders = c.opts.list(o_allowed_senders);
-    if (c.opts.has(o_allowed_recipient_domains)) m.allowed_recipient_domains = c.opts.list(o_allowed_recipient_domains);
-    if (c.opts.has(o_upstream_mailbox)) m.upstream_mailbox = c.opts.nullable_text(o_upstream_mailbox);
-    if (c.opts.has(o_authentication_policy)) {
-        const auto name = c.opts.nullable_text(o_authentication_policy);
+    const auto& o = c.opts;
+    if (o.has(o_disabled)) m.smtp_client_authentication_disabled = o.tristate(o_disabled);
+    if (o.has(o_allowed_senders)) m.allowed_senders = o.list(o_allowed_senders);
+    if (o.has(o_allowed_recipient_domains)) m.allowed_recipient_domains = o.list(o_allowed_recipient_domains);
+    if (o.has(o_upstream_mailbox)) m.upstream_mailbox = o.nullable_text(o_upstream_mailbox);
+    if (o.has(o_authentication_policy)) {
+        const auto name = o.nullable_text(o_authentication_policy);
         if (name.empty()) {
             m.authentication_policy.clear();
         } else {
@@ -83,12 +84,13 @@ std::string apply_account_settings(const context& c, policy::policy_file& p, pol
             m.authentication_policy = ap->name;
         }
     }
-    if (c.opts.has(o_max_messages_per_minute)) m.max_messages_per_minute = c.opts.nullable_count(o_max_messages_per_minute);
-    if (c.opts.has(o_max_recipients_per_day)) m.max_recipients_per_day = c.opts.nullable_count(o_max_recipients_per_day);
-    if (c.opts.has(o_max_recipients_per_message))
-        m.max_recipients_per_message = c.opts.nullable_count(o_max_recipients_per_message);
-    if (c.opts.has(o_null_sender)) {
-        const auto mode = c.opts.value(o_null_sender);
+    if (o.has(o_max_messages_per_minute)) m.max_messages_per_minute = o.nullable_count(o_max_messages_per_minute);
+    if (o.has(o_max_recipients_per_day)) m.max_recipients_per_day = o.nullable_count(o_max_recipients_per_day);
+    if (o.has(o_max_recipients_per_message)) {
+        m.max_recipients_per_message = o.nullable_count(o_max_recipients_per_message);
+    }
+    if (o.has(o_null_sender)) {
+        const auto mode = o.value(o_null_sender);
         if (text::iequals(mode, "rewrite")) {
             m.null_sender = policy::null_sender_mode::rewrite;
         } else if (text::iequals(mode, "refuse")) {

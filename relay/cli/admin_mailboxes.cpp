@@ -170,7 +170,9 @@ int set_casmailbox(context& c) {
         c.fail() << "give either -Identity or --from-file\n";
         return 1;
     }
-    if (!c.opts.has(o_disabled)) return nothing_to_change(c, "-SmtpClientAuthenticationDisabled $true, $false or $null");
+    if (!c.opts.has(o_disabled)) {
+        return nothing_to_change(c, "-SmtpClientAuthenticationDisabled $true, $false or $null");
+    }
     const auto setting = c.opts.tristate(o_disabled);
 
     if (!bulk) {

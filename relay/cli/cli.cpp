@@ -18,7 +18,7 @@ struct verb_def {
     std::string summary;  // its line in `subrelay --help`
     std::string usage;    // `subrelay VERB --help`
     std::vector<option_spec> options;
-    std::size_t positionals = 0;              // words that are not options it takes
+    std::size_t positionals = 0;              // how many words that are not options it takes
     const char* positional_option = nullptr;  // or: the option one such word fills (`explain IDENTITY`)
     run_fn run = nullptr;
     bool admin = false;  // listed under "administration"
@@ -38,7 +38,6 @@ Exit status: 0 done, 1 error, 2 the command line does not parse.
 verb_def admin_verb(verb_def v) {
     v.usage += admin_help;
     v.options.push_back(config_option);
-    if (v.positional_option != nullptr) v.positionals = 1;
     v.admin = true;
     return v;
 }
@@ -379,7 +378,8 @@ int run_cli(const std::vector<std::string>& args, std::istream& in, std::ostream
         return 2;
     }
     invocation call{v->name, v->usage, {}, in, out, err};
-    if (auto why = parse_options(args, v->options, v->positionals, call.opts); !why.empty()) {
+    const std::size_t positionals = v->positional_option != nullptr ? 1 : v->positionals;
+    if (auto why = parse_options(args, v->options, positionals, call.opts); !why.empty()) {
         return call.usage_error(why);
     }
     if (call.opts.help) {
