@@ -224,9 +224,9 @@ private:
     std::optional<row> load_row(const std::string& id) {
         row r;
         try {
-            auto msg = spool_.load(id);
+            auto msg = spool_.open_message(id);  // the envelope and the first bytes, not the whole
             r.env = std::move(msg.envelope);
-            r.size = msg.data.size();
+            r.size = msg.size();
         } catch (const spool_error& e) {
             // Delivered (and removed) since the directory was read: not an error.
             if (in_queue(id)) fail(e.what());
@@ -307,9 +307,9 @@ private:
             no_such_message(id);
             return status_;
         }
-        spool::loaded msg;
+        spool::stored_message msg;  // the header section is all it shows of the message
         try {
-            msg = spool_.load(id);
+            msg = spool_.open_message(id);
         } catch (const spool_error& e) {
             if (in_queue(id)) fail(e.what());
             else no_such_message(id);
@@ -325,7 +325,7 @@ private:
              << "identity: " << env.identity << '\n'
              << "upstream mailbox: " << env.upstream_mailbox << '\n'
              << "client: " << env.client_address << '\n'
-             << "size: " << msg.data.size() << " bytes" << (env.eight_bit ? ", 8bit" : "")
+             << "size: " << msg.size() << " bytes" << (env.eight_bit ? ", 8bit" : "")
              << (env.smtputf8 ? ", SMTPUTF8" : "") << '\n';
         auto list_of = [this](std::string_view title, const std::vector<std::string>& v) {
             out_ << title << ':' << (v.empty() ? " none" : "") << '\n';
@@ -348,7 +348,7 @@ private:
         else if (!st.hint.empty()) out_ << "hint: " << st.hint << '\n';
         list_of("history", st.history);
         out_ << "headers:\n";
-        std::string_view data = msg.data;
+        std::string_view data = msg.head();
         while (!data.empty()) {
             std::size_t nl = data.find('\n');
             std::string_view line = data.substr(0, nl);

@@ -32,6 +32,8 @@ public:
 
     // Message bytes handed out so far.
     [[nodiscard]] std::uint64_t offset() const { return offset_; }
+    // Every byte was handed out: the next piece would be empty.
+    [[nodiscard]] bool done() const { return offset_ >= msg_.size(); }
 
 private:
     const spool::stored_message& msg_;

@@ -174,9 +174,12 @@ struct upstream_connection::impl {
             case smtp::client_action::need_input: co_await read(); break;
             case smtp::client_action::send_content: {
                 if (content == nullptr) throw upstream_error("no content for a streamed message", false);
+                // The last piece and the terminator go out in one write: a
+                // separate small write for ".\r\n" would wait for the
+                // upstream's delayed ACK (Nagle) on every message.
                 const std::string_view piece = co_await content->next();
-                if (piece.empty()) session->end_content();
-                else session->add_content(piece);
+                session->add_content(piece);
+                if (content->done()) session->end_content();
                 break;
             }
             case smtp::client_action::start_tls:
