@@ -9,6 +9,7 @@
 #include "relay/delivery/client_tls.hpp"
 #include "relay/delivery/credentials.hpp"
 #include "relay/server/device_tls.hpp"
+#include "relay/server/private_files.hpp"
 #include "relay/server/tls.hpp"
 
 namespace subrelay::relay {
@@ -65,7 +66,11 @@ int run_check_config(invocation& v) {
     if (parsed.ok()) {
         for (auto& p : check_what_it_names(file, parsed.cfg)) problems.push_back(std::move(p));
     }
-    for (const auto& w : parsed.warnings) v.err << file << ": " << w.key << ": warning: " << w.message << '\n';
+    std::vector<conf::warning> warnings = parsed.warnings;
+    if (parsed.ok()) {
+        for (auto& w : exposed_secret_files(parsed.cfg)) warnings.push_back(std::move(w));
+    }
+    for (const auto& w : warnings) v.err << file << ": " << w.key << ": warning: " << w.message << '\n';
     if (!problems.empty()) {
         for (const auto& p : problems) v.err << p << '\n';
         return 1;

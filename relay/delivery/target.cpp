@@ -83,8 +83,12 @@ public:
                 message_content content(msg, blocking_);
                 for (std::string_view piece; !(piece = content.next_blocking()).empty();) write_all(fd, piece, eml);
             };
-            write_file_atomically(eml, eml.string() + ".tmp", copy_message, 0640);
-            write_file_atomically(json, json.string() + ".tmp", {boost::json::serialize(j) + "\n"}, 0640);
+            // 0640 whatever the relay's umask (077): a reader in the
+            // directory's group may take them.
+            write_file_atomically(eml, eml.string() + ".tmp", copy_message, 0640, existing_tmp::replace,
+                                  file_mode::exact);
+            write_file_atomically(json, json.string() + ".tmp", {boost::json::serialize(j) + "\n"}, 0640,
+                                  existing_tmp::replace, file_mode::exact);
         };
         try {
             co_await run_blocking(blocking_, write_out);

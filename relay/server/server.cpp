@@ -27,6 +27,7 @@
 #include "relay/server/device_tls.hpp"
 #include "relay/server/listener.hpp"
 #include "relay/server/logging.hpp"
+#include "relay/server/private_files.hpp"
 #include "relay/server/session.hpp"
 #include "relay/spool/spool.hpp"
 #include "relay/delivery/client_tls.hpp"
@@ -229,6 +230,10 @@ asio::awaitable<void> handle_signals(relay_context& ctx, asio::signal_set& signa
 }  // namespace
 
 int serve(const std::filesystem::path& config_file) {
+    // Whatever the relay creates (spool, state, notices, outbox) is its
+    // own: no file of it is readable or writable by other users unless a
+    // mode is given explicitly.
+    ::umask(077);
     auto parsed = conf::parse_file(config_file);
     if (!parsed.ok()) {
         for (const auto& e : parsed.errors) std::cerr << e.to_string() << '\n';
@@ -240,6 +245,7 @@ int serve(const std::filesystem::path& config_file) {
         return 1;
     }
     for (const auto& w : parsed.warnings) spdlog::warn("{}: {}: {}", config_file.string(), w.key, w.message);
+    for (const auto& w : exposed_secret_files(cfg)) spdlog::warn("{}: {}: {}", config_file.string(), w.key, w.message);
 
     std::signal(SIGPIPE, SIG_IGN);
     try {

@@ -6,9 +6,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 #include <utility>
+#include <vector>
 
 namespace subrelay::relay {
 
@@ -48,6 +50,28 @@ void write_all(int fd, std::string_view data, const fs::path& path) {
             throw_errno("write", path);
         }
         data.remove_prefix(static_cast<std::size_t>(n));
+    }
+}
+
+void ensure_private_directory(const fs::path& dir) {
+    // The missing components, made from the top down (existing parents are
+    // left as they are: /var/spool or /tmp are not ours to judge).
+    std::vector<fs::path> missing;
+    std::error_code ec;
+    for (fs::path p = dir; !p.empty() && !fs::exists(p, ec); p = p.parent_path()) {
+        missing.push_back(p);
+        if (p == p.parent_path()) break;
+    }
+    for (auto it = missing.rbegin(); it != missing.rend(); ++it)
+        if (::mkdir(it->c_str(), 0700) != 0 && errno != EEXIST) throw_errno("create", *it);
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) != 0) throw_errno("stat", dir);
+    if (!S_ISDIR(st.st_mode)) throw std::runtime_error(dir.string() + " is not a directory");
+    if ((st.st_mode & S_IWOTH) != 0) {
+        char mode[8];
+        std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+        throw std::runtime_error(dir.string() + " is writable by other users (mode " + mode +
+                                 "), who could plant messages in it: chmod o-w " + dir.string());
     }
 }
 

@@ -96,6 +96,12 @@ void write_file_atomically(const std::filesystem::path& final_path, const std::f
                            const content_writer& write, mode_t mode = 0600,
                            existing_tmp if_exists = existing_tmp::replace, file_mode how = file_mode::umask_applies);
 
+// A directory only this user may write to: created with mode 0700 (and its
+// missing parents too) when it does not exist; an existing one is refused
+// when other users may write to it (they could plant files in it: a message
+// delivered as another account). Throws std::runtime_error.
+void ensure_private_directory(const std::filesystem::path& dir);
+
 // Queue ids as the spool makes them: 1 to 64 digits and capital letters
 // (and so nothing that could name another file).
 bool valid_queue_id(std::string_view id);

@@ -161,9 +161,7 @@ std::optional<queue_state> parse_state(std::string_view text) {
 state_store::state_store(fs::path spool_dir) : dir_(std::move(spool_dir) / "state") {}
 
 void state_store::open() {
-    std::error_code ec;
-    fs::create_directories(dir_, ec);
-    if (ec) throw std::runtime_error("cannot create " + dir_.string() + ": " + ec.message());
+    ensure_private_directory(dir_);
 }
 
 std::optional<queue_state> state_store::load(const std::string& id) const {

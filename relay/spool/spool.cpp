@@ -96,10 +96,7 @@ spool::spool(fs::path dir)
 
 void spool::open() {
     std::error_code ec;
-    for (const auto& d : {dir_, tmp_, queue_}) {
-        fs::create_directories(d, ec);
-        if (ec) throw spool_error("cannot create " + d.string() + ": " + ec.message());
-    }
+    for (const auto& d : {dir_, tmp_, queue_}) as_spool_error([&] { ensure_private_directory(d); });
     lock_instance();  // before tmp/ is touched: it may be another relay's
     // Files in tmp/ were never acknowledged to a client: remove them.
     for (const auto& entry : fs::directory_iterator(tmp_, ec)) fs::remove(entry.path(), ec);
@@ -160,6 +157,12 @@ bool spool::recycle(const fs::path& file) {
     const std::uintmax_t size = fs::file_size(file, ec);
     if (ec || size > max_recycled_size) return false;
     if (::rename(file.c_str(), (tmp_ / name).c_str()) != 0) return false;
+    // Emptied at once: a delivered message does not stay readable on disk
+    // until the file is used again. (Should this fail, the file goes.)
+    if (::truncate((tmp_ / name).c_str(), 0) != 0) {
+        ::unlink((tmp_ / name).c_str());
+        return true;
+    }
     std::lock_guard lock(recycled_mutex_);
     recycled_.push_back(std::move(name));
     return true;
@@ -278,7 +281,6 @@ void spool::incoming::append(std::string_view bytes) {
 
 std::string spool::incoming::commit() {
     if (!active()) throw spool_error("no message is being written");
-    if (reused_ && ::ftruncate(fd_.get(), static_cast<off_t>(written_)) != 0) fail("truncate", errno);
     if (::fdatasync(fd_.get()) != 0) fail("fsync", errno);
     spool& s = *owner_;
     const fs::path final_path = s.queue_ / id_;

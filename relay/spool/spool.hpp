@@ -6,9 +6,11 @@
 // the relay never holds a whole message in memory to store it.
 //
 // The process that opens the spool (the relay) owns tmp/: it recycles the
-// files of delivered messages there and writes new messages into them, so
-// a busy relay does not allocate and free an inode per message. Whatever
-// is in tmp/ at start-up was never acknowledged and is removed.
+// files of delivered messages there (emptied at once: delivered mail does
+// not stay on disk) and writes new messages into them, so a busy relay does
+// not allocate and free an inode per message. Whatever is in tmp/ at
+// start-up was never acknowledged and is removed. The spool's directories
+// are private: made with mode 0700, refused when others may write to them.
 #include <cstdint>
 #include <deque>
 #include <filesystem>
@@ -86,9 +88,8 @@ public:
 
         // Adds message bytes (one write; callers batch them).
         void append(std::string_view bytes);
-        // Makes the message durable and queues it: truncates a recycled file
-        // to size, fdatasync, rename into queue/, fsync of queue/ (shared with
-        // concurrent writers). Returns the queue id. Afterwards !active().
+        // Makes the message durable and queues it: fdatasync, rename into
+        // queue/, fsync of queue/ (shared with concurrent writers). Returns the queue id. Afterwards !active().
         std::string commit();
         // Drops the message: a file made for it is removed, a recycled one
         // emptied and kept for the next message. Afterwards !active().
@@ -101,7 +102,7 @@ public:
         std::string id_;
         std::string name_;                // its name in tmp/
         std::filesystem::path tmp_path_;
-        bool reused_ = false;             // a recycled file: cut to size at commit()
+        bool reused_ = false;             // a recycled file (kept empty): emptied again by abort()
         std::uint64_t written_ = 0;       // bytes in the file: envelope, header, message
         std::uint64_t size_ = 0;
         void write(std::string_view bytes);

@@ -610,6 +610,7 @@ class Relay:
             f.write(self.config_text())
         with open(self.policy_path, "w") as f:
             f.write(self.policy_text())
+        os.chmod(self.policy_path, 0o600)  # password hashes: as an operator keeps it
 
     # -- process
     def start(self, wait=True):

@@ -192,4 +192,17 @@ TEST_F(message_lock_test, a_replaced_file_is_locked_by_its_new_inode) {
     EXPECT_TRUE(new_lock);
 }
 
+
+TEST_F(state_store_test, its_directory_is_private_and_refused_when_others_may_write) {
+    const mode_t old = ::umask(0);
+    subrelay::relay::state_store store(dir_);
+    store.open();
+    ::umask(old);
+    struct stat st {};
+    ASSERT_EQ(::stat((dir_ / "state").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0700u);
+    fs::permissions(dir_ / "state", fs::perms::others_write, fs::perm_options::add);
+    EXPECT_THROW(store.open(), std::runtime_error);
+}
+
 }  // namespace

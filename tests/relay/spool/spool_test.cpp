@@ -420,4 +420,50 @@ TEST_F(spool_test, open_message_refuses_a_damaged_file_and_an_unknown_id) {
     EXPECT_THROW((void)s.open_message(id), spool_error);
 }
 
+
+// Delivered mail does not stay on disk in a recycled file.
+TEST_F(spool_test, a_recycled_file_is_emptied_when_its_message_is_removed) {
+    spool s(dir_);
+    s.open();
+    const std::string id = s.store(sample(), "Subject: secret\r\n\r\nthe delivered text\r\n");
+    s.remove(id);
+    ASSERT_EQ(count_files(dir_ / "tmp"), 1u) << "the file is kept for the next message";
+    for (const auto& entry : fs::directory_iterator(dir_ / "tmp"))
+        EXPECT_EQ(fs::file_size(entry.path()), 0u) << entry.path();
+    // And it still serves the next message whole.
+    const std::string next = s.store(sample(), "next\r\n");
+    EXPECT_EQ(s.load(next).data, "next\r\n");
+    EXPECT_EQ(count_files(dir_ / "tmp"), 0u);
+}
+
+// With umask 000 the directories used to be 0777: any local user could
+// plant a message, delivered as another account.
+TEST_F(spool_test, its_directories_are_private_whatever_the_umask) {
+    const mode_t old = ::umask(0);
+    spool s(dir_ / "spool");
+    s.open();
+    ::umask(old);
+    for (const auto& d : {dir_ / "spool", dir_ / "spool" / "tmp", dir_ / "spool" / "queue"}) {
+        struct stat st {};
+        ASSERT_EQ(::stat(d.c_str(), &st), 0) << d;
+        EXPECT_EQ(st.st_mode & 07777, 0700u) << d;
+    }
+}
+
+TEST_F(spool_test, refuses_a_directory_others_may_write_to) {
+    const fs::path d = dir_ / "spool";
+    fs::create_directories(d / "queue");
+    fs::permissions(d / "queue", fs::perms::all);  // 0777
+    spool s(d);
+    try {
+        s.open();
+        FAIL() << "a queue/ writable by others was accepted";
+    } catch (const spool_error& e) {
+        EXPECT_NE(std::string(e.what()).find((d / "queue").string() + " is writable by other users (mode 0777)"),
+                  std::string::npos)
+            << e.what();
+    }
+    EXPECT_FALSE(fs::exists(d / "serve.lock")) << "nothing in the spool was touched";
+}
+
 }  // namespace
