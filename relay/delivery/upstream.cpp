@@ -225,6 +225,11 @@ struct upstream_connection::impl {
         (void)ep;
         if (cec) throw upstream_error(where + ": cannot connect: " + cec.message(), true);
         connected = true;
+        // Every write is a whole batch (commands, or a piece of content with
+        // its terminator): nothing is gained by Nagle's delay, and a small
+        // last segment would wait for the upstream's delayed ACK.
+        boost::system::error_code nec;
+        tcp().socket().set_option(asio::ip::tcp::no_delay(true), nec);
         if (to.tls == conf::upstream_tls::implicit) co_await handshake();
         smtp::client_action a = co_await pump(mailbox);
         if (a != smtp::client_action::idle) throw upstream_error(where + ": unexpected end of session set-up", true);
