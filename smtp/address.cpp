@@ -196,6 +196,35 @@ bool valid_domain(std::string_view s, bool utf8) {
 
 }  // namespace
 
+helo_name classify_helo_name(std::string_view name) {
+    if (name.size() > max_helo_name) return helo_name::too_long;
+    if (name.empty()) return helo_name::invalid;
+    if (name.front() == '[') return valid_address_literal(name) ? helo_name::address_literal : helo_name::invalid;
+    if (name.back() == '.') name.remove_suffix(1);  // a fully qualified "host.example."
+    bool dotted = false;
+    std::size_t start = 0;
+    while (true) {
+        const auto dot = name.find('.', start);
+        const auto label = name.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+        if (label.empty() || label.size() > max_label) return helo_name::invalid;
+        for (std::size_t i = 0; i < label.size();) {
+            const auto c = static_cast<unsigned char>(label[i]);
+            if (c < 0x80) {
+                if (!is_alpha(c) && !is_digit(c) && c != '-' && c != '_') return helo_name::invalid;
+                ++i;
+            } else {
+                const auto n = utf8_sequence(label, i);
+                if (n == 0) return helo_name::invalid;
+                i += n;
+            }
+        }
+        if (dot == std::string_view::npos) break;
+        dotted = true;
+        start = dot + 1;
+    }
+    return dotted ? helo_name::domain : helo_name::bare;
+}
+
 bool valid_mailbox(std::string_view address, bool utf8) {
     std::size_t at = std::string_view::npos;
     if (!address.empty() && address.front() == '"') {

@@ -118,6 +118,15 @@ struct server_session::commands {
     }
 
     // ---- syntax ----
+    static std::optional<reply> helo_syntax(const server_session&, const command& c) {
+        switch (classify_helo_name(text::trim(c.argument))) {
+        case helo_name::too_long:
+            return reply(501, "5.5.2", "Error: HELO/EHLO name too long (at most 255 characters)");
+        case helo_name::invalid:
+            return reply(501, "5.5.2", "Error: invalid HELO/EHLO name: send a domain name or an address literal");
+        default: return std::nullopt;
+        }
+    }
     static std::optional<reply> mail_syntax(const server_session& s, const command& c) {
         if (const auto it = c.params.find("SIZE"); it != c.params.end()) {
             // Up to 20 digits: compare as text when it would overflow.
@@ -237,8 +246,8 @@ struct server_session::commands {
 
     static constexpr std::array<rule, 14> table{{
         // verb           state           tls                 auth   limits       syntax       policy       proceed
-        {verb::helo,      nullptr,        nullptr,            false, nullptr,     nullptr,     nullptr,     helo},
-        {verb::ehlo,      nullptr,        nullptr,            false, nullptr,     nullptr,     nullptr,     helo},
+        {verb::helo,      nullptr,        nullptr,            false, nullptr,     helo_syntax, nullptr,     helo},
+        {verb::ehlo,      nullptr,        nullptr,            false, nullptr,     helo_syntax, nullptr,     helo},
         {verb::mail,      mail_state,     nullptr,            true,  nullptr,     mail_syntax, mail_policy, mail},
         {verb::rcpt,      rcpt_state,     nullptr,            true,  rcpt_limits, rcpt_syntax, rcpt_policy, rcpt},
         {verb::data,      data_state,     nullptr,            true,  nullptr,     nullptr,     nullptr,     data},
@@ -306,11 +315,13 @@ step server_session::advance() {
 }
 
 bool server_session::next_line() {
-    // RFC 4954 4: a SASL response line may be up to 12288 octets.
-    const std::size_t limit = state_ == state::auth ? std::max<std::size_t>(options_.max_command_line, 12288)
-                                                    : options_.max_command_line;
     const bool lf_ends_lines = options_.bare_lf_mode == bare_lf::accept;
     const std::string_view buf = std::string_view(in_).substr(pos_);
+    // RFC 4954 4: a SASL response line, and the AUTH command with its
+    // initial response, may be up to 12288 octets.
+    const bool auth_line = state_ == state::auth || (buf.size() >= 5 && text::iequals(buf.substr(0, 5), "AUTH "));
+    const std::size_t limit = auth_line ? std::max<std::size_t>(options_.max_command_line, 12288)
+                                        : options_.max_command_line;
     const auto lf = buf.find('\n');
     if (lf == std::string_view::npos) {
         // max_command_line bytes plus a CR may still become a valid line.
@@ -370,6 +381,11 @@ void server_session::handle_line(const std::string& line) {
     const auto* rule = commands::find(parse_verb(std::string_view(line).substr(0, line.find(' '))));
     if (rule == nullptr) {
         bad_command(unrecognized());
+        return;
+    }
+    if (is_junk(rule->kind) && ++junk_commands_ > options_.max_junk_commands) {
+        reply_with({421, "4.7.0", options_.hostname + " Error: too many commands that send no mail"});
+        close_session();
         return;
     }
     auto checked = commands::check(*this, *rule, line);
@@ -512,8 +528,21 @@ void server_session::auth_failure(const reply& r) {
     }
 }
 
+bool server_session::is_junk(verb kind) const {
+    switch (kind) {
+    case verb::noop:
+    case verb::rset:
+    case verb::help:
+    case verb::vrfy: return true;
+    case verb::helo:
+    case verb::ehlo: return greeted_;
+    default: return false;
+    }
+}
+
 void server_session::stored(const reply& r) {
     if (pending_ != action::store) return;
+    if (r.code / 100 == 2) junk_commands_ = 0;
     reply_with(r);
     reset_transaction();
     set_state(state::ready);

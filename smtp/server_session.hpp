@@ -39,6 +39,11 @@ struct server_options {
     std::vector<std::string> auth_mechanisms = {"PLAIN", "LOGIN"};
     std::size_t max_auth_failures = 3;         // then 421 and close
     std::size_t max_unknown_commands = 20;     // then 421 and close
+    // Commands that move no mail (NOOP, RSET, HELP, VRFY, and HELO/EHLO after
+    // the first) before one more gets 421 and the connection is closed, like
+    // Postfix's smtpd_junk_command_limit; an accepted message starts the
+    // count again.
+    std::size_t max_junk_commands = 100;
     // reject: a line ending in a bare LF is refused at once (500 5.5.2), and
     // a message with one is refused after its <CRLF>.<CRLF> (550 5.6.0).
     // accept: a bare LF ends a command or a DATA line (old devices).
@@ -177,7 +182,8 @@ private:
     void refuse_line(const reply& r); // a line refused before it was read as a command
     void end_auth_exchange();         // back to where AUTH began
     void reply_with(const reply& r);  // every reply goes through here
-    void bad_command(const reply& r); // reply, count, and close after too many
+    void bad_command(const reply& r);  // reply, count, and close after too many
+    [[nodiscard]] bool is_junk(verb kind) const;
     void set_state(state s);          // every state change goes through here
     void close_session();
     void reset_transaction();
@@ -203,6 +209,7 @@ private:
     auth_request auth_;
     std::size_t auth_failures_ = 0;
     std::size_t unknown_commands_ = 0;
+    std::size_t junk_commands_ = 0;     // since the last accepted message
     std::size_t declared_size_ = 0;
     std::optional<data_reader> data_;   // while in state::data
     bool data_dropped_ = false;         // the driver was told to discard, or failed itself

@@ -86,7 +86,12 @@ private:
 smtp::server_options session_options(const conf::config& cfg, bool implicit_tls, const conf::device_network* device) {
     smtp::server_options o;
     o.hostname = cfg.server.hostname;
-    o.max_message_size = cfg.server.max_message_size;
+    // The SIZE advertised and enforced leaves room for the Received: header
+    // the relay adds, so that a message accepted at the limit is not refused
+    // upstream for the relay's own header.
+    o.max_message_size = cfg.server.max_message_size > 2 * smtp::max_received_header
+                             ? cfg.server.max_message_size - smtp::max_received_header
+                             : cfg.server.max_message_size;
     o.max_recipients = cfg.server.max_recipients;
     o.tls_available = true;
     o.implicit_tls = implicit_tls;

@@ -44,5 +44,23 @@ TEST(address, helpers) {
     EXPECT_EQ(domain_of("nodomain"), "");
 }
 
+
+TEST(helo_name, what_devices_send) {
+    EXPECT_EQ(classify_helo_name("printer.contoso.lan"), helo_name::domain);
+    EXPECT_EQ(classify_helo_name("HP_LaserJet.lan"), helo_name::domain);
+    EXPECT_EQ(classify_helo_name("scanner.example."), helo_name::domain);
+    EXPECT_EQ(classify_helo_name("192.168.1.20"), helo_name::domain);
+    EXPECT_EQ(classify_helo_name("[192.168.1.20]"), helo_name::address_literal);
+    EXPECT_EQ(classify_helo_name("[IPv6:2001:db8::1]"), helo_name::address_literal);
+    EXPECT_EQ(classify_helo_name("NPI7A2B3C"), helo_name::bare);
+    EXPECT_EQ(classify_helo_name("b\xc3\xbcro"), helo_name::bare);
+    EXPECT_EQ(classify_helo_name(std::string(63, 'a') + "." + std::string(63, 'b') + "." +
+                                 std::string(63, 'c') + "." + std::string(63, 'd')), helo_name::domain);
+    EXPECT_EQ(classify_helo_name(std::string(64, 'a') + ".example"), helo_name::invalid);
+    EXPECT_EQ(classify_helo_name(std::string(256, 'a')), helo_name::too_long);
+    for (const char* bad : {"", "two words", "a..b", ".a", "<x>", "[192.0.2.300]", "[unclosed", "a;b", "\xff"})
+        EXPECT_EQ(classify_helo_name(bad), helo_name::invalid) << bad;
+}
+
 }  // namespace
 }  // namespace subrelay::smtp

@@ -33,13 +33,13 @@ TEST(received, full_header) {
 
 TEST(received, minimal_header_and_ipv6) {
     received_info i;
-    i.helo = "h";
+    i.helo = "h.lan";
     i.client_ip = "2001:db8::1";
     i.by = "relay";
     i.protocol = "ESMTP";
     i.id = "X";
     i.date = "D";
-    EXPECT_EQ(received_header(i), "Received: from h ([IPv6:2001:db8::1])\r\n\tby relay with ESMTP id X; D\r\n");
+    EXPECT_EQ(received_header(i), "Received: from h.lan ([IPv6:2001:db8::1])\r\n\tby relay with ESMTP id X; D\r\n");
 }
 
 TEST(received, control_characters_cannot_inject_headers) {
@@ -75,6 +75,44 @@ TEST(received, header_at_a_fixed_time_byte_for_byte) {
               "\tby relay.contoso.com with ESMTPSA id 4F2A9C0B1D\r\n"
               "\t(TLSv1.2 cipher ECDHE-RSA-AES256-GCM-SHA384)\r\n"
               "\tfor <accounting@contoso.com>; Sat, 28 Nov 2026 14:02:03 +0100\r\n");
+}
+
+
+// A 2,063-octet line once went upstream: no line of the header may pass
+// 998 octets, and the whole stays within the room SIZE leaves for it.
+TEST(received, no_line_passes_998_octets_and_the_header_fits_its_room) {
+    received_info i;
+    i.helo = std::string(300, 'h') + ".example";  // longer than any session lets through
+    i.client_ip = "2001:db8::1";
+    i.by = "relay.example.com";
+    i.protocol = "ESMTPSA";
+    i.id = "0123ABCD";
+    i.tls = "TLSv1.3 cipher TLS_AES_256_GCM_SHA384";
+    i.date = "Sat, 28 Nov 2026 12:00:00 +0000";
+    for (const std::size_t local : {10u, 900u, 990u, 2000u}) {
+        i.single_recipient = std::string(local, 'r') + "@example.org";
+        const std::string h = received_header(i);
+        EXPECT_LE(h.size(), max_received_header) << local;
+        std::size_t start = 0;
+        for (std::size_t end; (end = h.find("\r\n", start)) != std::string::npos; start = end + 2)
+            EXPECT_LE(end - start, 998u) << "recipient of " << local << ": " << h.substr(start, 60);
+        EXPECT_EQ(h.find("for <") != std::string::npos, local < 950) << h.substr(0, 80);
+        EXPECT_NE(h.find(std::string(255, 'h')), std::string::npos);
+        EXPECT_EQ(h.find(std::string(256, 'h')), std::string::npos) << "the HELO name is cut at 255";
+    }
+}
+
+TEST(received, a_bare_helo_name_is_noted) {
+    received_info i;
+    i.helo = "NPI7A2B3C";
+    i.client_ip = "192.0.2.7";
+    i.by = "relay";
+    i.date = "Sat, 28 Nov 2026 12:00:00 +0000";
+    EXPECT_TRUE(received_header(i).starts_with("Received: from NPI7A2B3C (HELO name without a domain) ([192.0.2.7])\r\n"));
+    i.helo = "printer.lan";
+    EXPECT_TRUE(received_header(i).starts_with("Received: from printer.lan ([192.0.2.7])\r\n"));
+    i.helo = "[192.0.2.7]";
+    EXPECT_TRUE(received_header(i).starts_with("Received: from [192.0.2.7] ([192.0.2.7])\r\n"));
 }
 
 }  // namespace

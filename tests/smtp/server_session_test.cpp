@@ -1191,5 +1191,75 @@ TEST_F(policy_421, a_421_from_the_policy_closes_the_session) {
     EXPECT_EQ(next_, action::close);
 }
 
+
+TEST_F(server, helo_names_are_checked) {
+    start(tls_options());
+    EXPECT_EQ(say("EHLO " + std::string(256, 'a') + "\r\n"),
+              "501 5.5.2 Error: HELO/EHLO name too long (at most 255 characters)\r\n");
+    EXPECT_EQ(say("HELO two words\r\n"),
+              "501 5.5.2 Error: invalid HELO/EHLO name: send a domain name or an address literal\r\n");
+    EXPECT_EQ(s().current_state(), state::initial);
+    EXPECT_EQ(say("HELO NPI7A2B3C\r\n").substr(0, 4), "250 ");
+    EXPECT_EQ(s().helo_name(), "NPI7A2B3C");
+    EXPECT_EQ(say("EHLO [192.0.2.7]\r\n").substr(0, 4), "250-");
+}
+
+// RFC 4954 4: the AUTH command with an initial response may be up to 12288
+// octets too, not only the responses after a challenge.
+TEST_F(server, auth_command_line_limit) {
+    start(tls_options());
+    say("EHLO c\r\n");
+    const std::string initial = text::base64_encode(std::string(1, '\0') + "alice" + std::string(1, '\0') +
+                                                    std::string(8000, 'p'));
+    ASSERT_GT(initial.size(), 2048u);
+    EXPECT_EQ(say("AUTH PLAIN " + initial + "\r\n"), "");
+    ASSERT_EQ(next_, action::authenticate);
+    EXPECT_EQ(s().pending_auth().data.size(), 8007u);
+    s().auth_failure(reply(535, "5.7.8", "Authentication credentials invalid"));
+    go();
+    EXPECT_EQ(say("AUTH PLAIN " + std::string(12289, 'A') + "\r\n"), "500 5.5.2 Line too long\r\n");
+    EXPECT_EQ(say("NOOP " + std::string(2100, 'x') + "\r\n"), "500 5.5.2 Line too long\r\n");
+}
+
+
+// 100,000 NOOPs were answered: a client that sends no mail is cut off, like
+// Postfix's smtpd_junk_command_limit.
+TEST_F(server, commands_that_send_no_mail_are_limited) {
+    auto o = plain_options();
+    o.max_junk_commands = 4;
+    start(o);
+    s_->set_identity("alice@example.com");
+    EXPECT_EQ(say("EHLO client.test\r\n"), ehlo_plain);  // the first greeting is not junk
+    EXPECT_EQ(say("NOOP\r\n"), "250 2.0.0 Ok\r\n");
+    EXPECT_EQ(say("RSET\r\n"), "250 2.0.0 Ok\r\n");
+    EXPECT_EQ(say("EHLO client.test\r\n"), ehlo_plain);
+    EXPECT_TRUE(say("HELP\r\n").starts_with("214 "));
+    EXPECT_EQ(say("NOOP\r\n"), "421 4.7.0 mx.test Error: too many commands that send no mail\r\n");
+    EXPECT_EQ(next_, action::close);
+}
+
+TEST_F(server, an_accepted_message_starts_the_junk_count_again) {
+    auto o = plain_options();
+    o.max_junk_commands = 2;
+    start(o);
+    s_->set_identity("alice@example.com");
+    say("EHLO client.test\r\n");
+    for (int round = 0; round < 3; ++round) {
+        EXPECT_EQ(say("NOOP\r\n"), "250 2.0.0 Ok\r\n") << round;
+        EXPECT_EQ(say("NOOP\r\n"), "250 2.0.0 Ok\r\n") << round;
+        EXPECT_EQ(say("MAIL FROM:<alice@example.com>\r\n"), "250 2.1.0 Sender ok\r\n");
+        EXPECT_EQ(say("RCPT TO:<bob@example.org>\r\n"), "250 2.1.5 Recipient ok\r\n");
+        say("DATA\r\n");
+        say("x\r\n.\r\n");
+        ASSERT_EQ(next_, action::store);
+        std::string taken;
+        s().take_data(taken);
+        s().stored(reply(250, "2.0.0", "Ok: queued as X"));
+        EXPECT_EQ(go(), "250 2.0.0 Ok: queued as X\r\n");
+    }
+    say("NOOP\r\nNOOP\r\n");
+    EXPECT_EQ(say("NOOP\r\n"), "421 4.7.0 mx.test Error: too many commands that send no mail\r\n");
+}
+
 }  // namespace
 }  // namespace subrelay::smtp
