@@ -7,6 +7,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cctype>
 #include <cstring>
 #include <mutex>
 #include <new>
@@ -172,8 +173,50 @@ int init_result = SASL_FAIL;
 
 // ---- per connection -------------------------------------------------------
 
+std::optional<std::string> malformed_credentials(std::string_view mechanism, int index, std::string_view response) {
+    auto check_user = [](std::string_view user) -> std::optional<std::string> {
+        if (user.empty()) return "an empty user name";
+        if (user.size() > max_user_name) return "a user name over " + std::to_string(max_user_name) + " octets";
+        for (const char c : user)
+            if (static_cast<unsigned char>(c) < 32 || c == 127) return "a control character in the user name";
+        return std::nullopt;
+    };
+    auto check_password = [](std::string_view password) -> std::optional<std::string> {
+        if (password.empty()) return "an empty password";
+        if (password.size() > max_password) return "a password over " + std::to_string(max_password) + " octets";
+        if (password.find('\0') != std::string_view::npos) return "a NUL in the password";
+        return std::nullopt;
+    };
+    if (mechanism == "PLAIN" && index == 0) {
+        // authzid NUL authcid NUL passwd (RFC 4616)
+        const auto first = response.find('\0');
+        const auto second = first == std::string_view::npos ? first : response.find('\0', first + 1);
+        if (second == std::string_view::npos) return std::string("PLAIN credentials without their two NULs");
+        if (first > max_user_name) return "an authorization identity over " + std::to_string(max_user_name) + " octets";
+        if (auto why = check_user(response.substr(first + 1, second - first - 1))) return why;
+        return check_password(response.substr(second + 1));
+    }
+    if (mechanism == "LOGIN") {
+        if (index == 0) return check_user(response);
+        if (index == 1) return check_password(response);
+    }
+    return std::nullopt;
+}
+
 struct sasl_server::impl {
     password_lookup lookup;
+    std::string mechanism;   // upper-case, of the exchange under way
+    int responses = 0;       // client responses so far in it
+
+    // Refuses what no account can have before libsasl2 sees it.
+    std::optional<sasl_result> refuse_malformed(std::string_view response) {
+        const auto why = malformed_credentials(mechanism, responses++, response);
+        if (!why) return std::nullopt;
+        sasl_result r;
+        r.state = sasl_result::status::malformed;
+        r.reason = *why;
+        return r;
+    }
     sasl_conn_t* conn = nullptr;
     sasl_callback_t callbacks[4]{};
 
@@ -355,6 +398,12 @@ sasl_result sasl_server::start(std::string_view mechanism, std::optional<std::st
         return r;
     }
     const std::string mech(mechanism);
+    impl_->mechanism = mech;
+    for (auto& c : impl_->mechanism) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    impl_->responses = 0;
+    if (initial_response) {
+        if (auto refused = impl_->refuse_malformed(*initial_response)) return *refused;
+    }
     const char* out = nullptr;
     unsigned outlen = 0;
     const char* in = nullptr;
@@ -368,6 +417,7 @@ sasl_result sasl_server::start(std::string_view mechanism, std::optional<std::st
 }
 
 sasl_result sasl_server::step(std::string_view response) {
+    if (auto refused = impl_->refuse_malformed(response)) return *refused;
     const char* out = nullptr;
     unsigned outlen = 0;
     const char* in = response.data() != nullptr ? response.data() : "";

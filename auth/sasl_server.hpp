@@ -2,6 +2,7 @@
 // RAII wrapper over a Cyrus SASL server connection (libsasl2) offering
 // PLAIN and LOGIN, with passwords checked by a callback against crypt(3)
 // hashes from the local policy (no sasldb, no saslauthd).
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -15,11 +16,25 @@ namespace subrelay::auth {
 using password_lookup = std::function<std::optional<std::string>(std::string_view identity)>;
 
 struct sasl_result {
-    enum class status { challenge, success, failure, bad_mechanism, protocol_error };
+    // malformed: a user name or password no account can have (a NUL in a
+    // LOGIN user name, one over 255 octets, PLAIN without its two NULs...),
+    // refused before it reaches libsasl2 (whose LOGIN plugin leaked the
+    // password buffer on such names); `reason` says what was wrong.
+    enum class status { challenge, success, failure, bad_mechanism, protocol_error, malformed };
     status state = status::failure;
+    std::string reason;      // status::malformed
     std::string challenge;   // status::challenge: raw bytes to send (the driver base64-encodes)
     std::string identity;    // status::success: the authenticated identity, as the client typed it
 };
+
+// Longest user name and password the relay accepts in PLAIN and LOGIN.
+inline constexpr std::size_t max_user_name = 255;
+inline constexpr std::size_t max_password = 1024;
+
+// Why the client's `index`-th response (0: the initial response, or the
+// answer to the first challenge) in `mechanism` ("PLAIN" or "LOGIN",
+// upper-case) cannot carry valid credentials; nullopt when it may.
+std::optional<std::string> malformed_credentials(std::string_view mechanism, int index, std::string_view response);
 
 class sasl_server {
 public:

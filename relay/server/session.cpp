@@ -476,6 +476,7 @@ asio::awaitable<void> session::authenticate() {
         sasl_.reset();
         smtp_.auth_failure(smtp::reply(501, "5.5.2", "Invalid authentication exchange"));
         co_return;
+    case status::malformed:
     case status::failure:
         break;
     case status::success: {
@@ -495,11 +496,15 @@ asio::awaitable<void> session::authenticate() {
     }
     }
     sasl_.reset();
-    spdlog::info("auth failed: client={} mechanism={} (wrong password or unknown account)", client_ip_,
-                 req.mechanism);
+    // A malformed user name or password is a failed attempt like a wrong
+    // one: logged, answered after the same delay, and counted.
+    const bool malformed = result.state == status::malformed;
+    spdlog::info("auth failed: client={} mechanism={} ({})", client_ip_, req.mechanism,
+                 malformed ? "malformed: " + result.reason : std::string("wrong password or unknown account"));
     asio::steady_timer delay(socket_.get_executor(), failed_auth_delay());
     co_await delay.async_wait(with_error);
-    smtp_.auth_failure(smtp::replies::auth_credentials_incorrect());
+    smtp_.auth_failure(malformed ? smtp::reply(501, "5.5.2", "Invalid authentication exchange")
+                                 : smtp::replies::auth_credentials_incorrect());
 }
 
 // The envelope and the Received: header of the message being received, as

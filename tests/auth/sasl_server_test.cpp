@@ -152,7 +152,7 @@ TEST_F(sasl_test, plain_authzid_equal_to_authcid_succeeds) {
 TEST_F(sasl_test, plain_malformed_message_is_not_success) {
     auto server = make();
     const auto r = server.start("PLAIN", std::string("no-nul-bytes-here"));
-    EXPECT_TRUE(r.state == status::protocol_error || r.state == status::failure);
+    EXPECT_EQ(r.state, status::malformed);
     EXPECT_TRUE(seen_.empty());
 }
 
@@ -220,6 +220,51 @@ TEST_F(sasl_test, a_stored_hash_that_is_malformed_fails) {
 TEST_F(sasl_test, global_init_is_idempotent) {
     EXPECT_NO_THROW(sasl_server::global_init());
     EXPECT_NO_THROW(sasl_server::global_init());
+}
+
+
+// libsasl2's LOGIN plugin leaked the password buffer for a user name with a
+// NUL or over 255 octets: such names never reach it.
+TEST_F(sasl_test, malformed_login_user_names_never_reach_the_plugin) {
+    for (const std::string& user : {std::string("scan\0ner", 8), std::string(256, 'u'), std::string(),
+                                    std::string("a\r\nb")}) {
+        auto server = make();
+        const auto challenge = server.start("LOGIN", std::nullopt);
+        ASSERT_EQ(challenge.state, status::challenge);
+        const auto r = server.step(user);
+        EXPECT_EQ(r.state, status::malformed) << user.size();
+        EXPECT_FALSE(r.reason.empty());
+        EXPECT_TRUE(seen_.empty()) << "the lookup ran for a malformed name";
+    }
+    auto with_initial = make();
+    EXPECT_EQ(with_initial.start("login", std::string(300, 'u')).state, status::malformed);
+}
+
+TEST_F(sasl_test, malformed_plain_credentials_never_reach_the_plugin) {
+    auto server = make();
+    EXPECT_EQ(server.start("PLAIN", std::string("no-nul-at-all")).state, status::malformed);
+    auto second = make();
+    EXPECT_EQ(second.start("PLAIN", plain("", std::string(256, 'u'), "pw")).state, status::malformed);
+    auto third = make();
+    EXPECT_EQ(third.start("PLAIN", plain(std::string(256, 'z'), "scanner@contoso.com", "pw")).state,
+              status::malformed);
+    auto fourth = make();
+    EXPECT_EQ(fourth.start("PLAIN", plain("", "scanner@contoso.com", std::string(1025, 'p'))).state,
+              status::malformed);
+    EXPECT_TRUE(seen_.empty());
+    // At the limits, still a normal check.
+    auto fine = make();
+    EXPECT_EQ(fine.start("PLAIN", plain("", std::string(255, 'u'), std::string(1024, 'p'))).state, status::failure);
+}
+
+TEST(malformed_credentials, says_what_is_wrong) {
+    EXPECT_EQ(subrelay::auth::malformed_credentials("LOGIN", 0, std::string(256, 'u')), "a user name over 255 octets");
+    EXPECT_EQ(subrelay::auth::malformed_credentials("LOGIN", 0, std::string("a\0b", 3)), "a control character in the user name");
+    EXPECT_EQ(subrelay::auth::malformed_credentials("LOGIN", 1, std::string("p\0w", 3)), "a NUL in the password");
+    EXPECT_EQ(subrelay::auth::malformed_credentials("LOGIN", 0, "printer"), std::nullopt);
+    EXPECT_EQ(subrelay::auth::malformed_credentials("PLAIN", 0, std::string("\0printer\0pw", 11)), std::nullopt);
+    EXPECT_EQ(subrelay::auth::malformed_credentials("PLAIN", 0, std::string("printer\0pw", 10)),
+              "PLAIN credentials without their two NULs");
 }
 
 }  // namespace

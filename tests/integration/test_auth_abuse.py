@@ -1,0 +1,95 @@
+"""AUTH with credentials no account can have. A LOGIN user name with a NUL
+or over 255 octets made libsasl2's LOGIN plugin leak the password buffer
+(about 1 KB an attempt, with no failure delay on that path): such names are
+refused before they reach it, with 501 5.5.2 after the usual delay, and
+counted as failed attempts."""
+import asyncio
+import base64
+import os
+import time
+
+import harness
+from harness import SCANNER_ID
+
+ATTEMPTS = 5000
+PARALLEL = 100
+ASAN_QUARANTINE = "quarantine_size_mb=1"   # see test_large_messages
+
+
+def status_kib(pid, field):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError("no %s in /proc/%d/status" % (field, pid))
+
+
+async def malformed_logins(port, attempts):
+    """Sessions from 127.0.0.2 (AUTH without TLS there), three malformed
+    AUTH LOGIN user names each; returns every AUTH reply line."""
+    replies = []
+    user = base64.b64encode(b"scanner\0" + b"x" * 300).decode()
+    gate = asyncio.Semaphore(PARALLEL)
+
+    async def one(n):
+        async with gate:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.2", 0))
+            try:
+                await reader.readline()
+                writer.write(b"EHLO abuse.test\r\n")
+                while (await reader.readline())[3:4] == b"-":
+                    pass
+                for _ in range(n):
+                    writer.write(b"AUTH LOGIN\r\n")
+                    line = await reader.readline()
+                    if not line.startswith(b"334"):
+                        replies.append(line.decode().strip())
+                        return
+                    writer.write(user.encode() + b"\r\n")
+                    replies.append((await reader.readline()).decode().strip())
+            finally:
+                writer.close()
+
+    per_session = 3
+    await asyncio.gather(*(one(min(per_session, attempts - i)) for i in range(0, attempts, per_session)))
+    return replies
+
+
+class MalformedAuthTest(harness.IntegrationCase):
+    def test_malformed_login_names_are_refused_and_leak_nothing(self):
+        self.start_token()
+        self.start_upstream()
+        relay = self.make_relay([harness.scanner_account()],
+                                device_networks=[{"networks": ["127.0.0.2"], "auth_without_tls": True}])
+        asan_options = os.environ.get("ASAN_OPTIONS")
+        os.environ["ASAN_OPTIONS"] = (asan_options + ":" if asan_options else "") + ASAN_QUARANTINE
+        try:
+            self.start_relay(relay)
+        finally:
+            if asan_options is None:
+                del os.environ["ASAN_OPTIONS"]
+            else:
+                os.environ["ASAN_OPTIONS"] = asan_options
+        pid = relay.process.pid
+
+        # Warm up (pools, TLS-free sessions, allocator arenas), then measure.
+        warm = asyncio.run(malformed_logins(relay.submission_port, 600))
+        self.assertTrue(warm)
+        before = status_kib(pid, "VmRSS")
+        started = time.monotonic()
+        replies = asyncio.run(malformed_logins(relay.submission_port, ATTEMPTS))
+        after = status_kib(pid, "VmRSS")
+        print("  relay: VmRSS %.1f MiB before %d malformed AUTH LOGIN attempts, %.1f MiB after (%.0f s)"
+              % (before / 1024, ATTEMPTS, after / 1024, time.monotonic() - started))
+
+        counts = {}
+        for r in replies:
+            counts[r[:9]] = counts.get(r[:9], 0) + 1
+        # Every attempt: 501 5.5.2, the third of a session ending it with 421.
+        self.assertEqual(set(counts) - {"501 5.5.2", "421 4.7.0"}, set(), counts)
+        self.assertGreaterEqual(counts.get("501 5.5.2", 0), ATTEMPTS * 2 // 3, counts)
+        log = relay.log().decode()
+        self.assertTrue("(malformed: a user name over 255 octets)" in log, "no malformed-name line in the log")
+        self.assertFalse("x" * 300 in log, "the attempted name was logged whole")
+        self.assertLess(after - before, 1024, "the relay grew by %d KiB over %d malformed attempts"
+                        % (after - before, ATTEMPTS))
