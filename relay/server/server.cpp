@@ -1,9 +1,12 @@
 #include "relay/server/server.hpp"
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <array>
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <iostream>
 #include <list>
 #include <optional>
@@ -229,6 +232,41 @@ asio::awaitable<void> handle_signals(relay_context& ctx, asio::signal_set& signa
 
 }  // namespace
 
+namespace {
+
+// Each session is a socket, and the relay needs descriptors besides
+// (listeners, upstream connections, spool and state files, the control
+// socket): run short and a device's spool write fails with EMFILE. The soft
+// limit is raised to what is needed when the hard limit allows it; if it
+// does not, the relay does not start.
+bool enough_file_descriptors(const conf::config& cfg, const std::filesystem::path& config_file) {
+    constexpr rlim_t headroom = 256;
+    const rlim_t needed = static_cast<rlim_t>(cfg.server.max_connections) + headroom;
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return true;  // nothing to go by
+    if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < needed) {
+        if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < needed) {
+            spdlog::error("{}: server.max_connections: {} connections need {} file descriptors, but the process may "
+                          "open {} at most (ulimit -Hn); raise the limit (LimitNOFILE= in a systemd unit) or lower "
+                          "server.max_connections",
+                          config_file.string(), cfg.server.max_connections, needed, limit.rlim_max);
+            return false;
+        }
+        const rlim_t was = limit.rlim_cur;
+        limit.rlim_cur = needed;
+        if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+            spdlog::error("{}: server.max_connections: cannot raise the file descriptor limit from {} to {}: {}",
+                          config_file.string(), was, needed, std::strerror(errno));
+            return false;
+        }
+        spdlog::info("file descriptor limit raised from {} to {} for server.max_connections = {}", was, needed,
+                     cfg.server.max_connections);
+    }
+    return true;
+}
+
+}  // namespace
+
 int serve(const std::filesystem::path& config_file) {
     // Whatever the relay creates (spool, state, notices, outbox) is its
     // own: no file of it is readable or writable by other users unless a
@@ -247,6 +285,7 @@ int serve(const std::filesystem::path& config_file) {
     for (const auto& w : parsed.warnings) spdlog::warn("{}: {}: {}", config_file.string(), w.key, w.message);
     for (const auto& w : exposed_secret_files(cfg)) spdlog::warn("{}: {}: {}", config_file.string(), w.key, w.message);
 
+    if (!enough_file_descriptors(cfg, config_file)) return 1;
     std::signal(SIGPIPE, SIG_IGN);
     try {
         auto policy = load_policy(cfg);
