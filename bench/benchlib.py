@@ -292,6 +292,9 @@ class Subrelay(Managed):
 hostname = "relay.bench.test"
 submission = ["127.0.0.1:%d"]
 max_connections = %d
+# The load generator is one address opening every connection.
+max_connections_per_client = 0
+max_connection_rate_per_client = 0
 
 [tls]
 cert_file = "%s"

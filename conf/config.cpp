@@ -159,6 +159,8 @@ private:
         r.read_number("max_recipients", s.max_recipients, 1);
         r.read("require_tls_for_auth", s.require_tls_for_auth);
         r.read_number("max_connections", s.max_connections, 1);
+        r.read_number("max_connections_per_client", s.max_connections_per_client, 0);
+        r.read_number("max_connection_rate_per_client", s.max_connection_rate_per_client, 0);
         r.read_number("idle_timeout_seconds", s.idle_timeout_seconds, 1);
         r.read_number("session_timeout_seconds", s.session_timeout_seconds, 1);
         r.read_number("tls_handshake_timeout_seconds", s.tls_handshake_timeout_seconds, 1);

@@ -26,6 +26,8 @@ struct server_config {
     std::uint32_t max_recipients = 500;
     bool require_tls_for_auth = true;
     std::uint32_t max_connections = 200;          // simultaneous client sessions
+    std::uint32_t max_connections_per_client = 20;     // from one address at once; 0: no limit
+    std::uint32_t max_connection_rate_per_client = 60; // connections a minute from one address; 0: no limit
     std::uint32_t idle_timeout_seconds = 300;     // per command (RFC 5321 4.5.3.2: 5 min)
     std::uint32_t session_timeout_seconds = 1800; // whole session
     std::uint32_t tls_handshake_timeout_seconds = 60;  // implicit TLS and after STARTTLS

@@ -31,7 +31,32 @@ tcp::acceptor open_acceptor(asio::io_context& io, const conf::listen_address& ad
     return acceptor;
 }
 
-asio::awaitable<void> run_listener(relay_context& ctx, tcp::acceptor& acceptor, listener_kind kind) {
+namespace {
+
+// Tells a refused client why, when the listener speaks plain text first
+// (an implicit-TLS client would not understand it), and closes.
+void refuse(tcp::socket& socket, const listener_kind& kind, const std::string& text) {
+    boost::system::error_code ignored;
+    if (!kind.implicit_tls) {
+        const std::string line = text + "\r\n";
+        socket.non_blocking(true, ignored);
+        socket.write_some(asio::buffer(line), ignored);
+    }
+    socket.close(ignored);
+}
+
+// The session, then its slot back to the client's count.
+asio::awaitable<void> run_counted_session(relay_context& ctx, client_table& clients, tcp::socket socket,
+                                          listener_kind kind, std::string client) {
+    co_await run_session(ctx, std::move(socket), std::move(kind));
+    clients.release(client);
+}
+
+}  // namespace
+
+asio::awaitable<void> run_listener(relay_context& ctx, client_table& clients, tcp::acceptor& acceptor,
+                                   listener_kind kind) {
+    auto last_full_log = client_table::clock::time_point{};
     for (;;) {
         auto [ec, socket] = co_await acceptor.async_accept(with_error);
         if (ec == asio::error::operation_aborted || !acceptor.is_open()) break;
@@ -42,20 +67,38 @@ asio::awaitable<void> run_listener(relay_context& ctx, tcp::acceptor& acceptor, 
             co_await pause.async_wait(with_error);
             continue;
         }
-        if (ctx.sessions.size() >= ctx.cfg.server.max_connections) {
+        boost::system::error_code peer_ec;
+        const auto peer = socket.remote_endpoint(peer_ec);
+        if (peer_ec) {  // gone already
             boost::system::error_code ignored;
-            auto peer = socket.remote_endpoint(ignored);
-            spdlog::warn("{}: too many connections ({}); refusing {}", kind.name, ctx.sessions.size(),
-                         peer.address().to_string());
-            if (!kind.implicit_tls) {
-                std::string text = "421 4.7.0 " + ctx.cfg.server.hostname + " Too many connections, try again later\r\n";
-                socket.non_blocking(true, ignored);
-                socket.write_some(asio::buffer(text), ignored);
-            }
             socket.close(ignored);
             continue;
         }
-        asio::co_spawn(acceptor.get_executor(), run_session(ctx, std::move(socket), kind), asio::detached);
+        const std::string client = peer.address().to_string();
+        const auto now = client_table::clock::now();
+        if (ctx.sessions.size() >= ctx.cfg.server.max_connections) {
+            if (now - last_full_log >= std::chrono::minutes(1) || last_full_log == client_table::clock::time_point{}) {
+                last_full_log = now;
+                spdlog::warn("{}: server.max_connections ({}) reached; refusing new clients (logged once a minute)",
+                             kind.name, ctx.cfg.server.max_connections);
+            }
+            refuse(socket, kind, "421 4.7.0 " + ctx.cfg.server.hostname + " Too many connections, try again later");
+            continue;
+        }
+        const auto verdict = clients.admit(client, now);
+        if (verdict != client_table::verdict::accept) {
+            if (clients.log_refusal(client, now)) {
+                spdlog::warn("{}: client {} refused: {} (further refusals of it this minute are not logged)",
+                             kind.name, client,
+                             verdict == client_table::verdict::too_fast
+                                 ? "more than server.max_connection_rate_per_client connections a minute"
+                                 : "server.max_connections_per_client connections already open");
+            }
+            refuse(socket, kind, "421 4.7.0 Too many connections from your host, try again later");
+            continue;
+        }
+        asio::co_spawn(acceptor.get_executor(), run_counted_session(ctx, clients, std::move(socket), kind, client),
+                       asio::detached);
     }
 }
 

@@ -324,6 +324,7 @@ int serve(const std::filesystem::path& config_file) {
         // during start-up is handled like any other.
         asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
         asio::steady_timer watcher(io);
+        client_table clients({cfg.server.max_connections_per_client, cfg.server.max_connection_rate_per_client});
         std::list<listening> listeners;
         for (const auto& a : cfg.server.submission)
             listeners.push_back({open_acceptor(io, a), {false, "submission " + a.to_string(), a.to_string()}});
@@ -333,7 +334,7 @@ int serve(const std::filesystem::path& config_file) {
             auto ep = l.acceptor.local_endpoint();
             spdlog::info("listening on {}:{} ({})", ep.address().to_string(), ep.port(),
                          l.kind.implicit_tls ? "implicit TLS" : "STARTTLS");
-            asio::co_spawn(io, run_listener(ctx, l.acceptor, l.kind), asio::detached);
+            asio::co_spawn(io, run_listener(ctx, clients, l.acceptor, l.kind), asio::detached);
         }
 
         for (std::size_t i = 0; i < cfg.device_networks.size(); ++i)

@@ -554,6 +554,10 @@ class Relay:
                 "submissions": ["127.0.0.1:%d" % self.submissions_port],
                 "max_message_size": 36700160,
                 "require_tls_for_auth": True,
+                # Every test client is 127.0.0.1 (or 127.0.0.x): the per-client
+                # limits are off unless a test is about them.
+                "max_connections_per_client": 0,
+                "max_connection_rate_per_client": 0,
             },
             "tls": {"cert_file": "relay-cert.pem", "key_file": "relay-key.pem"},
             "policy": {"file": "policy.toml"},

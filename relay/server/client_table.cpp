@@ -1,0 +1,53 @@
+#include "relay/server/client_table.hpp"
+
+namespace subrelay::relay {
+
+namespace {
+constexpr auto minute = std::chrono::minutes(1);
+}
+
+client_table::verdict client_table::admit(const std::string& client, clock::time_point now) {
+    prune(now);
+    entry& e = clients_[client];
+    if (e.attempts == 0 || now - e.window_start >= minute) {
+        e.window_start = now;
+        e.attempts = 0;
+    }
+    ++e.attempts;
+    if (limits_.max_rate_per_minute != 0 && e.attempts > limits_.max_rate_per_minute) return verdict::too_fast;
+    if (limits_.max_connections != 0 && e.open >= limits_.max_connections) return verdict::too_many_connections;
+    ++e.open;
+    return verdict::accept;
+}
+
+void client_table::release(const std::string& client) {
+    const auto it = clients_.find(client);
+    if (it != clients_.end() && it->second.open > 0) --it->second.open;
+}
+
+bool client_table::log_refusal(const std::string& client, clock::time_point now) {
+    entry& e = clients_[client];
+    if (e.ever_logged && now - e.logged < minute) return false;
+    e.ever_logged = true;
+    e.logged = now;
+    return true;
+}
+
+std::uint32_t client_table::open(const std::string& client) const {
+    const auto it = clients_.find(client);
+    return it == clients_.end() ? 0 : it->second.open;
+}
+
+// Forgets clients with nothing open whose minute is over, at most once a
+// minute: the table holds the clients of the last minute or two.
+void client_table::prune(clock::time_point now) {
+    if (now - last_prune_ < minute) return;
+    last_prune_ = now;
+    for (auto it = clients_.begin(); it != clients_.end();) {
+        const entry& e = it->second;
+        const bool quiet = e.open == 0 && now - e.window_start >= minute && (!e.ever_logged || now - e.logged >= minute);
+        it = quiet ? clients_.erase(it) : std::next(it);
+    }
+}
+
+}  // namespace subrelay::relay

@@ -1,0 +1,76 @@
+"""One client address cannot take every session slot: one address once
+held all 200 of them (1,800 s with a one-byte drip) while real devices got
+421, and every refusal was logged. Per client there is a limit on open
+connections and on connections a minute; a refused client gets
+`421 4.7.0 Too many connections from your host, try again later`, and the
+log says so once a minute per client."""
+import socket
+
+import harness
+
+REPLY = b"421 4.7.0 Too many connections from your host, try again later\r\n"
+
+
+def greeting_from(source_ip, port):
+    s = harness.connect_from(source_ip, port)
+    f = s.makefile("rb")
+    return s, f.readline()
+
+
+class ClientLimitsTest(harness.IntegrationCase):
+    def start(self, per_client, rate):
+        return self.full_stack([harness.scanner_account()],
+                               extra_sections={"server": {"max_connections_per_client": per_client,
+                                                          "max_connection_rate_per_client": rate}})
+
+    def test_one_address_cannot_hold_every_slot(self):
+        relay = self.start(per_client=5, rate=0)
+        held = []
+        for _ in range(5):
+            s, line = greeting_from("127.0.0.3", relay.submission_port)
+            self.assertTrue(line.startswith(b"220 "), line)
+            held.append(s)
+        for _ in range(4):
+            s, line = greeting_from("127.0.0.3", relay.submission_port)
+            self.assertEqual(line, REPLY)
+            s.close()
+        # Another device still gets in.
+        s, line = greeting_from("127.0.0.4", relay.submission_port)
+        self.assertTrue(line.startswith(b"220 "), line)
+        s.close()
+        # A slot given back is free again.
+        held.pop().close()
+        harness.wait_for(lambda: greeting_from("127.0.0.3", relay.submission_port)[1].startswith(b"220 "),
+                         what="a freed slot")
+        refusals = relay.log().decode().count("client 127.0.0.3 refused")
+        self.assertEqual(refusals, 1, "refusals of one client are logged once a minute")
+        for s in held:
+            s.close()
+
+    def test_connections_a_minute_are_limited(self):
+        relay = self.start(per_client=0, rate=5)
+        for _ in range(5):
+            s, line = greeting_from("127.0.0.5", relay.submission_port)
+            self.assertTrue(line.startswith(b"220 "), line)
+            s.close()
+        s, line = greeting_from("127.0.0.5", relay.submission_port)
+        self.assertEqual(line, REPLY)
+        s.close()
+        self.assertIn("client 127.0.0.5 refused: more than server.max_connection_rate_per_client connections a "
+                      "minute", relay.log().decode())
+        s, line = greeting_from("127.0.0.6", relay.submission_port)
+        self.assertTrue(line.startswith(b"220 "), line)
+        s.close()
+
+    def test_the_defaults_are_twenty_open_and_sixty_a_minute(self):
+        relay = self.start(per_client=None, rate=None)   # not set: the relay's defaults
+        held = []
+        for _ in range(20):
+            s, line = greeting_from("127.0.0.7", relay.submission_port)
+            self.assertTrue(line.startswith(b"220 "), line)
+            held.append(s)
+        s, line = greeting_from("127.0.0.7", relay.submission_port)
+        self.assertEqual(line, REPLY)
+        s.close()
+        for s in held:
+            s.close()
