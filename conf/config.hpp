@@ -28,7 +28,8 @@ struct server_config {
     std::uint32_t max_connections = 200;          // simultaneous client sessions
     std::uint32_t max_connections_per_client = 20;     // from one address at once; 0: no limit
     std::uint32_t max_connection_rate_per_client = 60; // connections a minute from one address; 0: no limit
-    std::uint32_t idle_timeout_seconds = 300;     // per command (RFC 5321 4.5.3.2: 5 min)
+    std::uint32_t idle_timeout_seconds = 300;     // per command (RFC 5321 4.5.3.2: 5 min); 10 s under pressure
+    std::uint32_t min_data_rate = 1024;           // bytes a second on average in DATA after 30 s; 0: none
     std::uint32_t session_timeout_seconds = 1800; // whole session
     std::uint32_t tls_handshake_timeout_seconds = 60;  // implicit TLS and after STARTTLS
     // Completes an AUTH user name without a domain ("scanner" -> "scanner@DOMAIN"),

@@ -202,9 +202,19 @@ private:
     void write_chunk();
     smtp::reply spool_failure(const std::exception& e) const;  // logs, and says which 4xx
     asio::awaitable<void> close();
-    [[nodiscard]] std::chrono::seconds idle_timeout() const {
-        return std::chrono::seconds(ctx_.cfg.server.idle_timeout_seconds);
+    // Above 80 % of server.max_connections the relay is under pressure, and
+    // idle clients get 10 s (as in Postfix's stress mode) instead of the
+    // configured timeout, so that slots come free for devices with mail.
+    [[nodiscard]] bool under_pressure() const {
+        return ctx_.sessions.size() * 5 > static_cast<std::size_t>(ctx_.cfg.server.max_connections) * 4;
     }
+    [[nodiscard]] std::chrono::seconds idle_timeout() const {
+        const auto configured = std::chrono::seconds(ctx_.cfg.server.idle_timeout_seconds);
+        return under_pressure() ? std::min(configured, stress_idle_timeout) : configured;
+    }
+    // DATA that arrives more slowly than server.min_data_rate (on average,
+    // once it has run for data_rate_grace) is drip-feeding: the session ends.
+    [[nodiscard]] bool data_too_slow(std::chrono::steady_clock::time_point now) const;
     [[nodiscard]] std::chrono::steady_clock::duration deadline(std::chrono::seconds limit) const;
     void note_bare_lf();
 
@@ -230,6 +240,9 @@ private:
     smtp::server_session smtp_;
     std::unique_ptr<auth::sasl_server> sasl_;
     std::string tls_description_;
+    bool in_data_ = false;                                  // the client is sending DATA
+    std::chrono::steady_clock::time_point data_started_{};
+    std::uint64_t data_bytes_ = 0;                          // read since DATA began
     bool bare_lf_logged_ = false;
     bool plaintext_auth_logged_ = false;
     std::chrono::steady_clock::time_point started_;
@@ -275,6 +288,14 @@ asio::awaitable<void> session_registry::wait_until_empty(std::chrono::steady_clo
     empty_ = &timer;
     co_await timer.async_wait(with_error);
     empty_ = nullptr;
+}
+
+bool session::data_too_slow(std::chrono::steady_clock::time_point now) const {
+    const std::uint32_t rate = ctx_.cfg.server.min_data_rate;
+    const auto elapsed = now - data_started_;
+    if (rate == 0 || elapsed < data_rate_grace) return false;
+    const double seconds = std::chrono::duration<double>(elapsed).count();
+    return static_cast<double>(data_bytes_) < static_cast<double>(rate) * seconds;
 }
 
 std::chrono::steady_clock::duration session::deadline(std::chrono::seconds limit) const {
@@ -623,9 +644,29 @@ asio::awaitable<void> session::run() {
         smtp::step s = smtp_.advance();
         if (smtp_.refused_bare_lf()) note_bare_lf();
         if (!co_await write(s.send, idle_timeout())) break;
+        const bool in_data = smtp_.current_state() == smtp::server_session::state::data;
+        if (in_data && !in_data_) {
+            data_started_ = std::chrono::steady_clock::now();
+            data_bytes_ = 0;
+        }
+        in_data_ = in_data;
         switch (s.next) {
         case smtp::action::need_input: {
             io_result r = co_await read_some(input);
+            if (r == io_result::ok && in_data_) {
+                data_bytes_ += input.size();
+                if (data_too_slow(std::chrono::steady_clock::now())) {
+                    spdlog::info("session {}: DATA below server.min_data_rate ({} bytes in {} s); closing",
+                                 client_ip_, data_bytes_,
+                                 std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() -
+                                                                                  data_started_).count());
+                    co_await say_goodbye(smtp::reply(421, "4.4.2", ctx_.cfg.server.hostname +
+                                                                       " Error: data arrives too slowly")
+                                             .wire());
+                    co_await close();
+                    co_return;
+                }
+            }
             if (r == io_result::ok) {
                 smtp_.feed(input);
                 continue;

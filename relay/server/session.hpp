@@ -41,6 +41,11 @@ private:
 // How long a session that ends (idle timeout, shutdown) tries to write its
 // 421 before it closes anyway (at most the idle timeout).
 inline constexpr std::chrono::seconds goodbye_timeout{5};
+// The idle timeout while the relay is under pressure (above 80 % of
+// server.max_connections), as Postfix's stress mode.
+inline constexpr std::chrono::seconds stress_idle_timeout{10};
+// server.min_data_rate is judged once DATA has run this long.
+inline constexpr std::chrono::seconds data_rate_grace{30};
 
 struct listener_kind {
     bool implicit_tls = false;

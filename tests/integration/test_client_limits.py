@@ -74,3 +74,40 @@ class ClientLimitsTest(harness.IntegrationCase):
         s.close()
         for s in held:
             s.close()
+
+
+class PressureTest(harness.IntegrationCase):
+    def test_under_pressure_idle_clients_get_ten_seconds(self):
+        relay = self.full_stack([harness.scanner_account()],
+                                extra_sections={"server": {"max_connections": 10, "idle_timeout_seconds": 300}})
+        held = []
+        for _ in range(9):   # above 80 % of 10
+            s, line = greeting_from("127.0.0.8", relay.submission_port)
+            self.assertTrue(line.startswith(b"220 "), line)
+            held.append(s)
+        s = held[0]
+        s.sendall(b"NOOP\r\n")
+        f = s.makefile("rb")
+        self.assertTrue(f.readline().startswith(b"250 "))
+        s.settimeout(60)   # far below the configured 300 s, far above the 10 s of stress
+        self.assertTrue(f.readline().startswith(b"421 4.4.2 "), "the idle client was not timed out")
+        for s in held:
+            s.close()
+
+    def test_drip_fed_data_is_cut_off(self):
+        relay = self.full_stack([harness.scanner_account()])
+        d = relay.data_dialogue(harness.SCANNER_ID, harness.SCANNER_PASSWORD, harness.SCANNER_ID,
+                                ["dest@example.org"])
+        d.sock.settimeout(1)
+        reply = b""
+        for _ in range(90):   # one byte a second: far below server.min_data_rate (1024 a second)
+            d.sock.sendall(b"x")
+            try:
+                reply = d.sock.recv(200)
+            except socket.timeout:
+                continue
+            break
+        self.assertTrue(reply.startswith(b"421 4.4.2 "), reply)
+        self.assertIn(b"data arrives too slowly", reply)
+        self.assertEqual(relay.queued_ids(), [])
+        self.assertEqual(relay.spool_tmp_files(), [])
