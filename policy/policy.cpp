@@ -468,6 +468,14 @@ auth_decision engine::may_authenticate(const mailbox& m) const {
     return d;
 }
 
+std::optional<smtp::reply> engine::recheck_at_mail(const mailbox& m) const {
+    auto decision = may_authenticate(m);
+    if (decision.allowed) return std::nullopt;
+    smtp::reply r = *decision.refusal;
+    r.code = 550;
+    return r;
+}
+
 namespace {
 
 bool sender_matches(std::string_view pattern, std::string_view address) {

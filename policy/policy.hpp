@@ -168,6 +168,11 @@ public:
     // unset => the organization (Tenant reply when disabled).
     [[nodiscard]] auth_decision may_authenticate(const mailbox& m) const;
 
+    // At each MAIL of a session that authenticated (or is bound) earlier:
+    // the account's decision again, so that revoking an account reaches the
+    // sessions already open. nullopt: it may still send; else the 5.7.139
+    // text of may_authenticate with code 550 (535 answers AUTH only).
+    [[nodiscard]] std::optional<smtp::reply> recheck_at_mail(const mailbox& m) const;
 
     // nullopt: the account may send as `address` (exact, case-insensitive,
     // or "*@domain"); else 550 5.7.60. The null sender is accepted unless

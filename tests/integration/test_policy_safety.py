@@ -1,15 +1,16 @@
 """Policy edits that fail safe, with the real binary: an empty policy file or
 a directory in its place is an error (the running relay keeps its policy,
 check-config says what is wrong), a file written in place in two steps is
-never applied half-way, and a reload that removes most accounts needs a
-complete file and is logged as a warning."""
+never applied half-way, a reload that removes most accounts needs a
+complete file and is logged as a warning, and revoking an account (or its
+binding) reaches the sessions already open."""
 import os
 import re
 import shutil
 import signal
 
 import harness
-from harness import REPLY_DISABLED_MAILBOX
+from harness import REPLY_DISABLED_MAILBOX, REPLY_NOT_AUTHENTICATED
 
 PASSWORD = "Device-Passw0rd!2718"
 # What an open session gets at MAIL once its account is disabled: the AUTH
@@ -236,3 +237,80 @@ class TornWriteTest(PolicySafety):
                          rb"(?m)^\S+ warning " + self.policy_error(
                              "more than half of the accounts were removed: 6 account(s) before, 1 after"))
         self.assertEqual(harness.auth_reply(relay, names[1], PASSWORD), harness.REPLY_BAD_CREDENTIALS)
+
+
+# ---------------------------------------------------------------- revocation reaches open sessions
+
+class RevocationTest(PolicySafety):
+    def cli(self, *args):
+        code, out, err = harness.run_cli(list(args), config=self.relay.config_path)
+        self.assertEqual(code, 0, "subrelay %s exited %d:\n%s%s" % (" ".join(args), code, out, err))
+
+    def submit(self, d, sender, rcpt="alice@example.org"):
+        """One message on an open session; the reply to MAIL if it is not 250, else to the data."""
+        d.send("MAIL FROM:<%s>" % sender)
+        reply = d.read_reply()[-1]
+        if not reply.startswith("250"):
+            return reply
+        d.send("RCPT TO:<%s>" % rcpt)
+        d.expect("250 *")
+        d.send("DATA")
+        d.expect("354 *")
+        d.send_raw(harness.dot_stuff(harness.make_message(sender, rcpt, "revocation")))
+        return d.read_reply()[-1]
+
+    def edit_and_wait(self, *args):
+        offset = len(self.relay.log())
+        self.cli(*args)
+        self.wait_log(offset, RELOADED, "the relay to load the edited policy")
+
+    def test_an_account_set_to_true_is_refused_on_its_open_session(self):
+        relay = self.start_with_policy(org={"smtp_client_authentication_disabled": True},
+                                       mailboxes=[account("dev@contoso.com", smtp_client_authentication_disabled=False)])
+        d = relay.authenticated_dialogue("dev@contoso.com", PASSWORD)
+        self.assertRegex(self.submit(d, "dev@contoso.com"), r"^250 2\.0\.0 ")
+        self.edit_and_wait("set-casmailbox", "-Identity", "dev@contoso.com", "-SmtpClientAuthenticationDisabled",
+                           "$true")
+        self.assertEqual(self.submit(d, "dev@contoso.com"), REPLY_DISABLED_MAILBOX_AT_MAIL,
+                         "an authenticated session must not send once its account is disabled")
+        self.assertRegex(relay.log(), rb"MAIL refused: account=dev@contoso\.com may not send now")
+        # A new session is refused at AUTH, as before.
+        self.assertEqual(harness.auth_reply(relay, "dev@contoso.com", PASSWORD), REPLY_DISABLED_MAILBOX)
+        # Enabled again: the open session sends again.
+        self.edit_and_wait("set-casmailbox", "-Identity", "dev@contoso.com", "-SmtpClientAuthenticationDisabled",
+                           "$false")
+        self.assertRegex(self.submit(d, "dev@contoso.com"), r"^250 2\.0\.0 ")
+        d.send("QUIT")
+        d.expect("221 *")
+        d.close()
+
+    def bound_dialogue(self):
+        d = harness.Dialogue(harness.connect_from("127.0.0.2", self.relay.submission_port))
+        d.expect("220 *")
+        d.send("EHLO printer.contoso.test")
+        d.expect("250 *")
+        return d
+
+    def test_a_removed_binding_no_longer_covers_its_open_session(self):
+        self.start_with_policy(org={"smtp_client_authentication_disabled": True},
+                               mailboxes=[account("bound@contoso.com", smtp_client_authentication_disabled=False,
+                                                  password=None)],
+                               bindings=[{"network": "127.0.0.2/32", "identity": "bound@contoso.com"}])
+        d = self.bound_dialogue()
+        self.assertRegex(self.submit(d, "bound@contoso.com"), r"^250 2\.0\.0 ")
+        self.edit_and_wait("remove-relaybinding", "-Network", "127.0.0.2/32")
+        self.assertEqual(self.submit(d, "bound@contoso.com"), REPLY_NOT_AUTHENTICATED,
+                         "a session must not send once the binding that covered it is removed")
+        d.close()
+
+    def test_a_bound_account_set_to_true_is_refused_on_its_open_session(self):
+        self.start_with_policy(org={"smtp_client_authentication_disabled": True},
+                               mailboxes=[account("bound@contoso.com", smtp_client_authentication_disabled=False,
+                                                  password=None)],
+                               bindings=[{"network": "127.0.0.2/32", "identity": "bound@contoso.com"}])
+        d = self.bound_dialogue()
+        self.assertRegex(self.submit(d, "bound@contoso.com"), r"^250 2\.0\.0 ")
+        self.edit_and_wait("set-casmailbox", "-Identity", "bound@contoso.com", "-SmtpClientAuthenticationDisabled",
+                           "$true")
+        self.assertEqual(self.submit(d, "bound@contoso.com"), REPLY_DISABLED_MAILBOX_AT_MAIL)
+        d.close()
