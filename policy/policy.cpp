@@ -1,5 +1,7 @@
 #include "policy/policy.hpp"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <array>
 
@@ -201,6 +203,13 @@ const authentication_policy* find_policy(const std::vector<authentication_policy
 
 }  // namespace
 
+bool ends_with_complete_table(std::string_view text) {
+    // Trailing blank lines and spaces are fine; the last line with content must have its line end.
+    const auto last = text.find_last_not_of(" \t\r\n");
+    if (last == std::string_view::npos) return false;
+    return text.find('\n', last) != std::string_view::npos;
+}
+
 std::string load_error::to_string() const {
     std::string out = file.string();
     out += ": ";
@@ -218,6 +227,15 @@ load_result load_text(std::string_view text, const std::filesystem::path& file) 
     const auto root = toml_reader::parse_document(text, file, syntax_error);
     if (!root) {
         result.errors.push_back({file, "", std::move(syntax_error)});
+        return result;
+    }
+
+    result.ends_complete = ends_with_complete_table(text);
+    // Nothing at all (or only comments) is not a policy that refuses every
+    // account: it is a file that was truncated or never written.
+    if (root->empty()) {
+        result.errors.push_back({file, "", "the file is empty (no [organization], [[mailbox]] or [[binding]]); "
+                                           "an empty policy would refuse every account"});
         return result;
     }
 
@@ -313,6 +331,15 @@ load_result load_text(std::string_view text, const std::filesystem::path& file) 
 }
 
 load_result load_file(const std::filesystem::path& file) {
+    // A directory reads as an empty text, a FIFO would block: only a regular
+    // file (or a link to one) is a policy file.
+    struct stat st {};
+    if (::stat(file.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+        load_result result;
+        result.errors.push_back(
+            {file, "", S_ISDIR(st.st_mode) ? "is a directory, not a policy file" : "is not a regular file"});
+        return result;
+    }
     std::string read_error;
     const auto text = toml_reader::read_file(file, read_error);
     if (!text) {
@@ -439,6 +466,14 @@ auth_decision engine::may_authenticate(const mailbox& m) const {
         d.steps.emplace_back("Effective: enabled");
     }
     return d;
+}
+
+std::optional<smtp::reply> engine::recheck_at_mail(const mailbox& m) const {
+    auto decision = may_authenticate(m);
+    if (decision.allowed) return std::nullopt;
+    smtp::reply r = *decision.refusal;
+    r.code = 550;
+    return r;
 }
 
 namespace {

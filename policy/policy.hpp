@@ -95,11 +95,19 @@ struct load_error {
 struct load_result {
     policy_file policy;
     std::vector<load_error> errors;
+    // The text ends with a complete last table: its last line with content
+    // has its line end (a file cut in the middle of a line has not). See
+    // check_reload in policy/reload.hpp.
+    bool ends_complete = false;
     [[nodiscard]] bool ok() const { return errors.empty(); }
 };
 
+// Errors, besides those of the keys: a file that is empty (or only
+// comments), a directory or anything else that is not a regular file.
 load_result load_file(const std::filesystem::path& file);
 load_result load_text(std::string_view text, const std::filesystem::path& file);
+// What load_result::ends_complete says of a text.
+bool ends_with_complete_table(std::string_view text);
 
 // The canonical TOML text of a policy (what CLI edits write). load_text of
 // the result gives back an equal policy_file.
@@ -159,6 +167,12 @@ public:
     // else mailbox true => refused (Mailbox reply), mailbox false => allowed,
     // unset => the organization (Tenant reply when disabled).
     [[nodiscard]] auth_decision may_authenticate(const mailbox& m) const;
+
+    // At each MAIL of a session that authenticated (or is bound) earlier:
+    // the account's decision again, so that revoking an account reaches the
+    // sessions already open. nullopt: it may still send; else the 5.7.139
+    // text of may_authenticate with code 550 (535 answers AUTH only).
+    [[nodiscard]] std::optional<smtp::reply> recheck_at_mail(const mailbox& m) const;
 
     // nullopt: the account may send as `address` (exact, case-insensitive,
     // or "*@domain"); else 550 5.7.60. The null sender is accepted unless

@@ -23,6 +23,7 @@
 
 #include "auth/sasl_server.hpp"
 #include "auth/token_provider.hpp"
+#include "policy/reload.hpp"
 #include "relay/server/context.hpp"
 #include "relay/server/control.hpp"
 #include "relay/delivery/credentials.hpp"
@@ -53,49 +54,83 @@ std::shared_ptr<const policy::engine> load_policy(const conf::config& cfg) {
     return std::make_shared<const policy::engine>(std::move(loaded.policy));
 }
 
-// Loads the policy file again; swaps it in when valid, else keeps the one in force.
-void reload_policy(relay_context& ctx, std::string_view why) {
-    if (auto p = load_policy(ctx.cfg)) {
-        const auto accounts = p->file().mailboxes.size();
-        ctx.set_policy(std::move(p));
-        spdlog::info("policy reloaded ({}): {} account(s)", why, accounts);
-    } else {
-        spdlog::error("policy file {} is invalid; the previous policy stays in force",
-                      ctx.cfg.policy.file.string());
-    }
-}
+// How often the policy file's stamp is looked at. A change is read once the
+// stamp is the same at two polls in a row: one to two polls after the edit.
+constexpr auto policy_poll_interval = std::chrono::seconds(1);
 
-// What identifies one version of a file: an edit by rename changes the
-// inode, an edit in place the time or the size.
-struct file_stamp {
-    ino_t inode = 0;
-    std::int64_t mtime_ns = 0;
-    off_t size = -1;
-    friend bool operator==(const file_stamp&, const file_stamp&) = default;
+// Takes in hand edits, CLI edits (noticed by polling) and SIGHUP. Used on
+// the sessions' event loop only.
+class policy_reloader {
+public:
+    explicit policy_reloader(relay_context& ctx)
+        : ctx_(ctx), watch_(policy::stamp_of(ctx.cfg.policy.file)) {}
+
+    // Reads the file now (SIGHUP).
+    void reload(std::string_view why) { load(policy::stamp_of(file()), why); }
+
+    // One poll: reads the file once it has stopped changing.
+    void poll() {
+        const auto now = policy::stamp_of(file());
+        switch (watch_.poll(now)) {
+        case policy::change_watch::verdict::unchanged:
+            return;
+        case policy::change_watch::verdict::settling:
+            spdlog::info("policy file {} changed; it is read once it stays unchanged for one more poll",
+                         file().string());
+            return;
+        case policy::change_watch::verdict::read:
+            if (!now.exists) {
+                watch_.read_at(now);
+                spdlog::error("policy file {} is missing; the previous policy stays in force", file().string());
+                return;
+            }
+            load(now, "file changed");
+            return;
+        }
+    }
+
+private:
+    [[nodiscard]] const std::filesystem::path& file() const { return ctx_.cfg.policy.file; }
+
+    // Loads the file, whose stamp was `stamp` before; swaps it in when it is
+    // valid and may replace the policy in force, else keeps that one.
+    void load(const policy::file_stamp& stamp, std::string_view why) {
+        auto loaded = policy::load_file(file());
+        if (policy::stamp_of(file()) != stamp) {
+            // Written to while it was read: the polls see it again once it stops changing.
+            spdlog::info("policy file {} changed while it was read ({}); it is read again once it stays unchanged",
+                         file().string(), why);
+            return;
+        }
+        watch_.read_at(stamp);
+        if (!loaded.ok()) {
+            for (const auto& e : loaded.errors) spdlog::error("{}", e.to_string());
+            spdlog::error("policy file {} is invalid; the previous policy stays in force", file().string());
+            return;
+        }
+        const auto check = policy::check_reload(ctx_.policy()->file(), loaded, file());
+        if (!check.apply) {
+            spdlog::error("{}", check.message);
+            spdlog::error("policy file {} is not applied; the previous policy stays in force", file().string());
+            return;
+        }
+        if (check.warn) spdlog::warn("{}", check.message);
+        const auto accounts = loaded.policy.mailboxes.size();
+        ctx_.set_policy(std::make_shared<const policy::engine>(std::move(loaded.policy)));
+        spdlog::info("policy reloaded ({}): {} account(s)", why, accounts);
+    }
+
+    relay_context& ctx_;
+    policy::change_watch watch_;
 };
 
-file_stamp stamp_of(const std::filesystem::path& file) {
-    struct stat st {};
-    if (::stat(file.c_str(), &st) != 0) return {};
-    return {st.st_ino, static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec, st.st_size};
-}
-
 // Notices hand edits and CLI edits of the policy file.
-asio::awaitable<void> watch_policy(relay_context& ctx, asio::steady_timer& timer) {
-    file_stamp last = stamp_of(ctx.cfg.policy.file);
+asio::awaitable<void> watch_policy(policy_reloader& reloader, asio::steady_timer& timer) {
     for (;;) {
-        timer.expires_after(std::chrono::seconds(1));
+        timer.expires_after(policy_poll_interval);
         auto [ec] = co_await timer.async_wait(with_error);
         if (ec) co_return;
-        file_stamp now = stamp_of(ctx.cfg.policy.file);
-        if (now == last) continue;
-        last = now;
-        if (now.size < 0) {
-            spdlog::error("policy file {} is missing; the previous policy stays in force",
-                          ctx.cfg.policy.file.string());
-            continue;
-        }
-        reload_policy(ctx, "file changed");
+        reloader.poll();
     }
 }
 
@@ -209,14 +244,15 @@ asio::awaitable<void> shut_down(relay_context& ctx, std::list<listening>& listen
 // The first SIGTERM (or SIGINT) shuts down in order; a second one during
 // that stops at once: accepted mail is on disk, and a message cut off on
 // its way upstream stays queued.
-asio::awaitable<void> handle_signals(relay_context& ctx, asio::signal_set& signals, std::list<listening>& listeners,
-                                     asio::steady_timer& watcher, control_server& control) {
+asio::awaitable<void> handle_signals(relay_context& ctx, policy_reloader& reloader, asio::signal_set& signals,
+                                     std::list<listening>& listeners, asio::steady_timer& watcher,
+                                     control_server& control) {
     bool shutting_down = false;
     for (;;) {
         auto [ec, sig] = co_await signals.async_wait(with_error);
         if (ec) co_return;
         if (sig == SIGHUP) {
-            reload_policy(ctx, "SIGHUP");
+            reloader.reload("SIGHUP");
             continue;
         }
         if (shutting_down) {
@@ -340,13 +376,14 @@ int serve(const std::filesystem::path& config_file) {
         for (std::size_t i = 0; i < cfg.device_networks.size(); ++i)
             spdlog::info("device_network[{}]: {}", i, describe(cfg.device_networks[i]));
 
-        asio::co_spawn(io, watch_policy(ctx, watcher), asio::detached);
+        policy_reloader reloader(ctx);
+        asio::co_spawn(io, watch_policy(reloader, watcher), asio::detached);
         // `subrelay queue` and `subrelay oauth status` talk to the delivery here.
         control_server control(delivery_io, cfg.spool.dir, [&delivery](boost::json::object request) {
             return delivery.control(std::move(request));
         });
         control.start();
-        asio::co_spawn(io, handle_signals(ctx, signals, listeners, watcher, control), asio::detached);
+        asio::co_spawn(io, handle_signals(ctx, reloader, signals, listeners, watcher, control), asio::detached);
 
         shutdown_order order(io, delivery_io, blocking);
         delivery.start();

@@ -32,6 +32,7 @@
 #include "smtp/address.hpp"
 #include "smtp/received.hpp"
 #include "smtp/server_session.hpp"
+#include "smtp/text/ascii.hpp"
 
 namespace subrelay::relay {
 
@@ -43,10 +44,14 @@ constexpr auto with_error = asio::as_tuple(use_awaitable);
 namespace {
 
 // The policy as the state machine sees it, read afresh at each check so a
-// reload takes effect for sessions already open.
+// reload takes effect for sessions already open: at each MAIL the account's
+// decision is taken again (an account revoked after its AUTH sends no more),
+// and a bound session's binding must still cover the client.
 class policy_adapter final : public smtp::server_policy {
 public:
-    policy_adapter(const relay_context& ctx, const smtp::server_session& session) : ctx_(ctx), session_(session) {}
+    policy_adapter(const relay_context& ctx, const smtp::server_session& session, const std::string& client_ip,
+                   const listener_kind& kind)
+        : ctx_(ctx), session_(session), client_ip_(client_ip), kind_(kind) {}
 
     std::optional<smtp::reply> check_sender(const std::string& identity, const std::string& address) override {
         // Refuse before DATA rather than fail the spool write after it.
@@ -59,9 +64,22 @@ public:
         const policy::mailbox* m = engine->find(identity);
         if (m == nullptr) return smtp::replies::send_as_denied();
         if (session_.bound()) {
-            // No AUTH happened: the account's SMTP AUTH setting applies at MAIL instead.
-            auto decision = engine->may_authenticate(*m);
-            if (!decision.allowed) return decision.refusal;
+            // The binding may have been removed (or given to another account) since the session began.
+            const policy::binding* b = engine->binding_for(client_ip_, kind_name(), kind_.address);
+            if (b == nullptr || !text::iequals(b->identity, m->identity)) {
+                spdlog::info("session {}: MAIL refused: no binding covers this client for account {} any more",
+                             client_ip_, m->identity);
+                return smtp::replies::not_authenticated();
+            }
+        }
+        // No AUTH happened, or it happened before a reload: the account's
+        // SMTP AUTH setting as it is now.
+        if (auto refusal = engine->recheck_at_mail(*m)) {
+            const auto decision = engine->may_authenticate(*m);
+            spdlog::info("session {}: MAIL refused: account={} may not send now ({}) reason=\"{}\"", client_ip_,
+                         m->identity, session_.bound() ? "bound" : "authenticated",
+                         decision.steps.empty() ? refusal->summary() : decision.steps.back());
+            return refusal;
         }
         if (auto r = ctx_.limits.check_message(m->identity, engine->limits_for(*m))) return r;
         return engine->check_sender(identity, address);
@@ -78,8 +96,12 @@ public:
     }
 
 private:
+    [[nodiscard]] std::string_view kind_name() const { return kind_.implicit_tls ? "submissions" : "submission"; }
+
     const relay_context& ctx_;
     const smtp::server_session& session_;
+    const std::string& client_ip_;
+    const listener_kind& kind_;
 };
 
 // The session's rules: the server's, with what a device profile relaxes.
@@ -145,7 +167,7 @@ public:
           timer_(socket_.get_executor()),
           client_ip_(peer_address(socket_)),
           device_(ctx.cfg.device_network_for(client_ip_, listener_kind_name(kind_), kind_.address)),
-          adapter_(ctx, smtp_),
+          adapter_(ctx, smtp_, client_ip_, kind_),
           smtp_(session_options(ctx.cfg, kind_.implicit_tls, device_), &adapter_),
           started_(std::chrono::steady_clock::now()) {
         boost::system::error_code ec;

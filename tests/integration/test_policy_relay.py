@@ -291,11 +291,12 @@ class BindingTest(PolicyRelay):
         self.assert_upstream_rcpts([["alice@example.org"]])
 
     def test_bound_but_disabled_account(self):
+        # Exchange's 5.7.139 text, with the code of a refused MAIL (535 answers AUTH only).
         d = self.dialogue_from("127.0.0.3")
-        self.assertEqual(self.submit(d, "off@contoso.com"), REPLY_DISABLED_MAILBOX)
+        self.assertEqual(self.submit(d, "off@contoso.com"), "550" + REPLY_DISABLED_MAILBOX[3:])
         d.close()
         d = self.dialogue_from("127.0.0.5")
-        self.assertEqual(self.submit(d, "unset@contoso.com"), REPLY_DISABLED_TENANT)
+        self.assertEqual(self.submit(d, "unset@contoso.com"), "550" + REPLY_DISABLED_TENANT[3:])
         d.close()
         self.assert_upstream_rcpts([], settle=0.2)
 

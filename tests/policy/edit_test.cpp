@@ -197,7 +197,7 @@ TEST_F(edit_file_test, bindings_may_be_given_by_text_or_by_network) {
 }
 
 TEST_F(edit_file_test, concurrent_threads_lose_no_edit) {
-    write("");
+    write("[organization]\n");
     constexpr int n = 8;
     std::vector<std::thread> threads;
     std::vector<edit_result> results(n);
@@ -218,7 +218,7 @@ TEST_F(edit_file_test, concurrent_threads_lose_no_edit) {
 }
 
 TEST_F(edit_file_test, concurrent_processes_lose_no_edit) {
-    write("");
+    write("[organization]\n");
     constexpr int n = 8;
     constexpr int per_process = 3;
     std::vector<pid_t> children;

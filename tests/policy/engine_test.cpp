@@ -78,6 +78,23 @@ INSTANTIATE_TEST_SUITE_P(
         precedence_case{true, std::nullopt, false, auth_source::organization, "tenant"},
         precedence_case{false, std::nullopt, true, auth_source::organization, nullptr}));
 
+// What an open session gets at MAIL once its account is revoked: the
+// decision's own 5.7.139 text, with 550 (535 answers AUTH only).
+TEST(engine, recheck_at_mail_gives_the_decision_text_with_550) {
+    const auto e = make_engine(true, {account("on@contoso.com", false), account("off@contoso.com", true),
+                                      account("unset@contoso.com")});
+    EXPECT_EQ(e.recheck_at_mail(*e.find("on@contoso.com")), std::nullopt);
+    const auto off = e.recheck_at_mail(*e.find("off@contoso.com"));
+    ASSERT_TRUE(off.has_value());
+    EXPECT_EQ(off->summary(), "550 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the "
+                              "Mailbox. Visit https://aka.ms/smtp_auth_disabled for more information.");
+    const auto unset = e.recheck_at_mail(*e.find("unset@contoso.com"));
+    ASSERT_TRUE(unset.has_value());
+    EXPECT_EQ(unset->code, 550);
+    EXPECT_EQ(unset->enhanced, "5.7.139");
+    EXPECT_EQ(unset->lines, smtp::replies::auth_disabled_for_tenant().lines);
+}
+
 TEST(engine, find_is_case_insensitive) {
     const auto e = make_engine(true, {account("Scanner@Contoso.com"), account("printer@contoso.com")});
     const auto* m = e.find("scanner@CONTOSO.COM");

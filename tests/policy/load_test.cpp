@@ -1,5 +1,6 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -62,13 +63,42 @@ password_hash = "$6$salt$hash"
 }
 
 TEST(policy_load, defaults) {
-    const auto empty = load_text("", "policy.toml");
+    const auto empty = load_text("[organization]\n", "policy.toml");
     ASSERT_TRUE(empty.ok());
     EXPECT_TRUE(empty.policy.org.smtp_client_authentication_disabled) << "Microsoft's recommendation";
     EXPECT_TRUE(empty.policy.mailboxes.empty());
     const auto no_org = load_text(account("a@contoso.com"), "policy.toml");
     ASSERT_TRUE(no_org.ok()) << ::testing::PrintToString(messages(no_org));
     EXPECT_TRUE(no_org.policy.org.smtp_client_authentication_disabled);
+}
+
+// An empty file is one that was truncated or never written, not a policy
+// that refuses every account.
+TEST(policy_load, an_empty_file_is_an_error) {
+    for (std::string_view text : {"", "\n\n", "   \n\t\n", "# only a comment\n# and another\n"}) {
+        const auto r = load_text(text, "policy.toml");
+        EXPECT_THAT(messages(r), ElementsAre("policy.toml: the file is empty (no [organization], [[mailbox]] or "
+                                             "[[binding]]); an empty policy would refuse every account"))
+            << ::testing::PrintToString(text);
+    }
+    // A file with only [organization] is a policy (no accounts yet).
+    EXPECT_TRUE(load_text("[organization]\nsmtp_client_authentication_disabled = true\n", "policy.toml").ok());
+}
+
+TEST(policy_load, ends_complete_when_its_last_line_has_a_line_end) {
+    const std::string whole = account("a@contoso.com", "smtp_client_authentication_disabled = true");
+    EXPECT_TRUE(load_text(whole, "policy.toml").ends_complete);
+    EXPECT_TRUE(load_text(whole + "\n\n  \n", "policy.toml").ends_complete);
+    EXPECT_TRUE(load_text("[organization]\r\nsmtp_client_authentication_disabled = true\r\n", "policy.toml").ends_complete);
+    // Cut inside the last line ("max_messages_per_minute = 10" as "= 1"):
+    // still valid TOML, but not a complete table.
+    const std::string without_end = account("a@contoso.com") + "max_messages_per_minute = 1";
+    const auto r = load_text(without_end, "policy.toml");
+    ASSERT_TRUE(r.ok()) << ::testing::PrintToString(messages(r));
+    EXPECT_FALSE(r.ends_complete);
+    EXPECT_FALSE(ends_with_complete_table(""));
+    EXPECT_FALSE(ends_with_complete_table("[organization]"));
+    EXPECT_TRUE(ends_with_complete_table("[organization]\n"));
 }
 
 TEST(policy_load, every_accepted_hash_method) {
@@ -200,6 +230,27 @@ TEST_F(policy_file_test, missing_file_is_an_error) {
     ASSERT_EQ(r.errors.size(), 1U);
     EXPECT_TRUE(r.errors[0].key.empty());
     EXPECT_THAT(r.errors[0].to_string(), StartsWith(file.string() + ": cannot read file"));
+}
+
+TEST_F(policy_file_test, an_empty_file_is_an_error_naming_the_file) {
+    const auto file = dir_ / "policy.toml";
+    std::ofstream(file).close();
+    const auto r = load_file(file);
+    EXPECT_THAT(messages(r), ElementsAre(StartsWith(file.string() + ": the file is empty")));
+}
+
+TEST_F(policy_file_test, a_directory_is_an_error) {
+    const auto file = dir_ / "policy.toml";
+    std::filesystem::create_directory(file);
+    const auto r = load_file(file);
+    EXPECT_THAT(messages(r), ElementsAre(file.string() + ": is a directory, not a policy file"));
+}
+
+TEST_F(policy_file_test, a_fifo_is_an_error_and_is_not_opened) {
+    const auto file = dir_ / "policy.toml";
+    ASSERT_EQ(::mkfifo(file.c_str(), 0600), 0);
+    const auto r = load_file(file);  // opening it would block: no writer
+    EXPECT_THAT(messages(r), ElementsAre(file.string() + ": is not a regular file"));
 }
 
 TEST_F(policy_file_test, reads_a_file_and_names_it_in_errors) {

@@ -96,7 +96,7 @@ identity = "scanner@contoso.com"
 }
 
 TEST(policy_load, organization_defaults) {
-    const auto r = load_text("", "policy.toml");
+    const auto r = load_text("[organization]\n", "policy.toml");
     ASSERT_TRUE(r.ok());
     EXPECT_FALSE(r.policy.org.security_defaults);
     EXPECT_EQ(r.policy.org.default_authentication_policy, "");

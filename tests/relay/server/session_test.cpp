@@ -34,6 +34,7 @@
 #include <gtest/gtest.h>
 
 #include "auth/openssl_ptr.hpp"
+#include "auth/password.hpp"
 #include "policy/limits.hpp"
 #include "policy/policy.hpp"
 #include "relay/server/context.hpp"
@@ -201,6 +202,18 @@ protected:
         asio::co_spawn(io_, run_session(*ctx_, std::move(socket), listener_kind{false, "submission " + address, address}),
                        [ended](const std::exception_ptr&) { ended->set_value(); });
         return std::make_unique<client>(fd);
+    }
+
+    // The policy in force from now on, as a reload would swap it in.
+    void replace_policy(const std::string& text) {
+        auto loaded = policy::load_text(text, dir_ / "policy.toml");
+        ASSERT_TRUE(loaded.errors.empty()) << loaded.errors.front().to_string();
+        auto engine = std::make_shared<const policy::engine>(std::move(loaded.policy));
+        if (ctx_) {
+            ctx_->set_policy(std::move(engine));
+        } else {
+            policy_ = std::move(engine);
+        }
     }
 
     // Waits for the session to end; false if it has not within `limit`.
@@ -414,6 +427,108 @@ TEST_F(session_test, the_goodbye_after_an_idle_timeout_is_bounded_by_its_own_sho
     char buf[65536];
     for (ssize_t n; (n = ::recv(c->fd(), buf, sizeof buf, MSG_DONTWAIT)) > 0;) received.append(buf, static_cast<std::size_t>(n));
     EXPECT_EQ(received.find("421"), std::string::npos);
+}
+
+// ---------------------------------------------------------------- revocation reaches open sessions
+
+constexpr const char* revoke_base = R"(
+[organization]
+smtp_client_authentication_disabled = false
+
+[[mailbox]]
+identity = "scanner@contoso.com"
+password_hash = "HASH"
+smtp_client_authentication_disabled = SCANNER
+)";
+
+std::string revoke_policy(const std::string& hash, const std::string& scanner, const std::string& binding) {
+    std::string text = revoke_base;
+    text.replace(text.find("HASH"), 4, hash);
+    text.replace(text.find("SCANNER"), 7, scanner);
+    return text + binding;
+}
+
+const std::string bound_here = "\n[[binding]]\nnetwork = \"127.0.0.1/32\"\nidentity = \"scanner@contoso.com\"\n";
+
+constexpr std::string_view mailbox_disabled_at_mail =
+    "550 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Mailbox. "
+    "Visit https://aka.ms/smtp_auth_disabled for more information.";
+
+// A transaction up to RCPT and back: the account may still send.
+void mail_then_rset(client& c) {
+    c.send("MAIL FROM:<scanner@contoso.com>\r\n");
+    ASSERT_EQ(c.reply().substr(0, 4), "250 ");
+    c.send("RSET\r\n");
+    ASSERT_EQ(c.reply().substr(0, 4), "250 ");
+}
+
+// An account that authenticated, then was set to $true: its next MAIL in the
+// same session is refused with the Mailbox text (before, it sent on until the
+// session ended).
+TEST_F(session_test, an_account_disabled_after_its_auth_is_refused_at_the_next_mail) {
+    cfg_.server.require_tls_for_auth = false;
+    const std::string hash = auth::hash_password("Device-Passw0rd!", "$6$");
+    replace_policy(revoke_policy(hash, "false", ""));
+    start();
+    auto c = connect();
+    ASSERT_EQ(c->reply().substr(0, 4), "220 ");
+    c->send("EHLO scanner.test\r\n");
+    ASSERT_EQ(c->reply().substr(0, 4), "250 ");
+    // base64("\0scanner@contoso.com\0Device-Passw0rd!")
+    const std::string encoded = "AHNjYW5uZXJAY29udG9zby5jb20ARGV2aWNlLVBhc3N3MHJkIQ==";
+    c->send("AUTH PLAIN " + encoded + "\r\n");
+    ASSERT_EQ(c->reply().substr(0, 4), "235 ");
+    mail_then_rset(*c);
+    replace_policy(revoke_policy(hash, "true", ""));
+    c->send("MAIL FROM:<scanner@contoso.com>\r\n");
+    EXPECT_EQ(c->reply(), mailbox_disabled_at_mail);
+    // Set back: the same session may send again.
+    replace_policy(revoke_policy(hash, "false", ""));
+    mail_then_rset(*c);
+    c->send("QUIT\r\n");
+    EXPECT_EQ(c->reply().substr(0, 4), "221 ");
+}
+
+TEST_F(session_test, a_bound_account_disabled_during_the_session_is_refused_at_the_next_mail) {
+    replace_policy(revoke_policy("", "false", bound_here));
+    start();
+    auto c = connect();
+    ASSERT_EQ(c->reply().substr(0, 4), "220 ");
+    c->send("EHLO scanner.test\r\n");
+    ASSERT_EQ(c->reply().substr(0, 4), "250 ");
+    mail_then_rset(*c);
+    replace_policy(revoke_policy("", "true", bound_here));
+    c->send("MAIL FROM:<scanner@contoso.com>\r\n");
+    EXPECT_EQ(c->reply(), mailbox_disabled_at_mail);
+    c->send("QUIT\r\n");
+    EXPECT_EQ(c->reply().substr(0, 4), "221 ");
+}
+
+// The binding that let the client send without AUTH is removed: the open
+// session is now what a new one from that address is, not authenticated.
+TEST_F(session_test, a_removed_binding_no_longer_covers_an_open_session) {
+    replace_policy(revoke_policy("", "false", bound_here));
+    start();
+    auto c = connect();
+    ASSERT_EQ(c->reply().substr(0, 4), "220 ");
+    c->send("EHLO scanner.test\r\n");
+    ASSERT_EQ(c->reply().substr(0, 4), "250 ");
+    mail_then_rset(*c);
+    replace_policy(revoke_policy("", "false", ""));
+    c->send("MAIL FROM:<scanner@contoso.com>\r\n");
+    EXPECT_EQ(c->reply(), "530 5.7.57 Client not authenticated to send mail.");
+    // A binding of that network to another account does not cover it either.
+    replace_policy(revoke_policy("", "false", bound_here) +
+                   "\n[[mailbox]]\nidentity = \"other@contoso.com\"\n"
+                   "\n[[binding]]\nnetwork = \"127.0.0.0/8\"\nidentity = \"other@contoso.com\"\n");
+    mail_then_rset(*c);
+    replace_policy(revoke_policy("", "false", "") +
+                   "\n[[mailbox]]\nidentity = \"other@contoso.com\"\n"
+                   "\n[[binding]]\nnetwork = \"127.0.0.0/8\"\nidentity = \"other@contoso.com\"\n");
+    c->send("MAIL FROM:<scanner@contoso.com>\r\n");
+    EXPECT_EQ(c->reply(), "530 5.7.57 Client not authenticated to send mail.");
+    c->send("QUIT\r\n");
+    EXPECT_EQ(c->reply().substr(0, 4), "221 ");
 }
 
 }  // namespace
