@@ -83,6 +83,7 @@ public:
         policy(r.table("policy"), cfg.policy);
         spool(r.table("spool"), cfg.spool);
         queue(r.table("queue"), cfg.queue);
+        auth(r.table("auth"), cfg.auth);
         upstream(r.table("upstream"), cfg.upstream);
         oauth(r.table("oauth"), cfg,
               cfg.upstream.kind == upstream_kind::smtp && cfg.upstream.auth == upstream_auth::xoauth2);
@@ -351,6 +352,12 @@ private:
         read_path(r, "dir", c.dir);
         if (c.dir.empty()) r.error("dir", "must not be empty");
         r.read_number("min_free_bytes", c.min_free_bytes, 0);
+        r.finish();
+    }
+
+    void auth(const toml::table* t, auth_config& a) {
+        table_reader r(or_empty(t), "auth", problems_);
+        r.read_number("max_failures_per_client", a.max_failures_per_client, 0);
         r.finish();
     }
 

@@ -87,6 +87,14 @@ struct queue_config {
     std::uint32_t delay_warning_seconds = 4 * 3600;       // a delay notice to the sender; 0 = none
 };
 
+// [auth]: what failed logins cost a client address.
+struct auth_config {
+    // Failed AUTH attempts from one address within 10 minutes before the
+    // address is refused at connect (421 4.7.0) for a while: 1 minute, then
+    // twice as long each time it happens again, up to an hour. 0: no limit.
+    std::uint32_t max_failures_per_client = 10;
+};
+
 enum class upstream_kind { smtp, directory };
 enum class upstream_tls { starttls, implicit, none };
 enum class upstream_auth { xoauth2, none };
@@ -180,6 +188,7 @@ struct config {
     policy_config policy;
     spool_config spool;
     queue_config queue;
+    auth_config auth;
     upstream_config upstream;
     oauth_config oauth;                       // the default profile
     std::vector<oauth_config> oauth_profiles;  // [oauth.profiles.NAME], sorted by name

@@ -16,6 +16,7 @@ namespace subrelay::relay {
 class spool;
 class delivery;
 class session_registry;
+class client_table;
 class server_tls;
 
 struct relay_context {
@@ -41,6 +42,9 @@ struct relay_context {
 
     std::shared_ptr<const policy::engine> policy_;
     mutable std::mutex policy_mutex_;
+    // Per client address: connections and failed logins (the listeners' and
+    // the sessions' event loop only). Null in tests that need none.
+    client_table* clients = nullptr;
 };
 
 }  // namespace subrelay::relay

@@ -88,13 +88,18 @@ asio::awaitable<void> run_listener(relay_context& ctx, client_table& clients, tc
         const auto verdict = clients.admit(client, now);
         if (verdict != client_table::verdict::accept) {
             if (clients.log_refusal(client, now)) {
+                const char* why = verdict == client_table::verdict::too_fast
+                                      ? "more than server.max_connection_rate_per_client connections a minute"
+                                  : verdict == client_table::verdict::blocked
+                                      ? "blocked after auth.max_failures_per_client failed logins"
+                                      : "server.max_connections_per_client connections already open";
                 spdlog::warn("{}: client {} refused: {} (further refusals of it this minute are not logged)",
-                             kind.name, client,
-                             verdict == client_table::verdict::too_fast
-                                 ? "more than server.max_connection_rate_per_client connections a minute"
-                                 : "server.max_connections_per_client connections already open");
+                             kind.name, client, why);
             }
-            refuse(socket, kind, "421 4.7.0 Too many connections from your host, try again later");
+            refuse(socket, kind,
+                   verdict == client_table::verdict::blocked
+                       ? "421 4.7.0 Too many failed logins from your host, try again later"
+                       : "421 4.7.0 Too many connections from your host, try again later");
             continue;
         }
         asio::co_spawn(acceptor.get_executor(), run_counted_session(ctx, clients, std::move(socket), kind, client),

@@ -360,7 +360,9 @@ int serve(const std::filesystem::path& config_file) {
         // during start-up is handled like any other.
         asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
         asio::steady_timer watcher(io);
-        client_table clients({cfg.server.max_connections_per_client, cfg.server.max_connection_rate_per_client});
+        client_table clients({cfg.server.max_connections_per_client, cfg.server.max_connection_rate_per_client,
+                              cfg.auth.max_failures_per_client});
+        ctx.clients = &clients;
         std::list<listening> listeners;
         for (const auto& a : cfg.server.submission)
             listeners.push_back({open_acceptor(io, a), {false, "submission " + a.to_string(), a.to_string()}});

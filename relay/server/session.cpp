@@ -24,6 +24,7 @@
 #include "auth/sasl_server.hpp"
 #include "relay/delivery/blocking.hpp"
 #include "relay/delivery/delivery.hpp"
+#include "relay/server/client_table.hpp"
 #include "relay/server/device_tls.hpp"
 #include "relay/spool/spool.hpp"
 #include "relay/delivery/system_clock.hpp"
@@ -262,6 +263,7 @@ private:
     smtp::server_session smtp_;
     std::unique_ptr<auth::sasl_server> sasl_;
     std::string tls_description_;
+    std::string attempted_identity_;  // the account the last AUTH tried, for the log
     bool in_data_ = false;                                  // the client is sending DATA
     std::chrono::steady_clock::time_point data_started_{};
     std::uint64_t data_bytes_ = 0;                          // read since DATA began
@@ -490,8 +492,10 @@ asio::awaitable<void> session::authenticate() {
             spdlog::warn("session {} {}: AUTH without TLS ({} allows it): the password crosses the network in clear",
                          client_ip_, kind_.name, why);
         }
+        attempted_identity_.clear();
         sasl_ = std::make_unique<auth::sasl_server>(
             ctx_.cfg.server.hostname, [engine, this](std::string_view identity) -> std::optional<std::string> {
+                attempted_identity_ = std::string(identity);  // for the log; read after the step, on the io thread
                 if (const auto* m = engine->find_login(identity, ctx_.cfg.server.auth_default_domain))
                     return m->password_hash;
                 return std::nullopt;
@@ -534,6 +538,7 @@ asio::awaitable<void> session::authenticate() {
             co_return;
         }
         spdlog::info("auth ok: account={} client={} mechanism={}", m->identity, client_ip_, req.mechanism);
+        if (ctx_.clients != nullptr) ctx_.clients->auth_succeeded(client_ip_);
         smtp_.auth_success(m->identity);
         co_return;
     }
@@ -542,8 +547,16 @@ asio::awaitable<void> session::authenticate() {
     // A malformed user name or password is a failed attempt like a wrong
     // one: logged, answered after the same delay, and counted.
     const bool malformed = result.state == status::malformed;
-    spdlog::info("auth failed: client={} mechanism={} ({})", client_ip_, req.mechanism,
+    // One line per failure, naming the account tried (never the password):
+    // what fail2ban's filter (conf/fail2ban) matches.
+    spdlog::info("auth failed: account={} client={} mechanism={} ({})",
+                 attempted_identity_.empty() ? "-" : attempted_identity_, client_ip_, req.mechanism,
                  malformed ? "malformed: " + result.reason : std::string("wrong password or unknown account"));
+    if (ctx_.clients != nullptr && ctx_.clients->auth_failed(client_ip_, std::chrono::steady_clock::now())) {
+        spdlog::warn("client {}: {} failed logins within 10 minutes; refused at connect for a while "
+                     "(auth.max_failures_per_client)",
+                     client_ip_, ctx_.cfg.auth.max_failures_per_client);
+    }
     asio::steady_timer delay(socket_.get_executor(), failed_auth_delay());
     co_await delay.async_wait(with_error);
     smtp_.auth_failure(malformed ? smtp::reply(501, "5.5.2", "Invalid authentication exchange")

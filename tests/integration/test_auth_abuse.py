@@ -6,6 +6,7 @@ counted as failed attempts."""
 import asyncio
 import base64
 import os
+import subprocess
 import time
 
 import harness
@@ -93,3 +94,70 @@ class MalformedAuthTest(harness.IntegrationCase):
         self.assertFalse("x" * 300 in log, "the attempted name was logged whole")
         self.assertLess(after - before, 1024, "the relay grew by %d KiB over %d malformed attempts"
                         % (after - before, ATTEMPTS))
+
+
+FILTER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "conf", "fail2ban", "subrelay.conf")
+PLAINTEXT_AUTH = [{"networks": ["127.0.0.9", "127.0.0.10", "127.0.0.11"], "auth_without_tls": True}]
+
+
+def auth_from(source_ip, port, attempts):
+    """One session from source_ip (AUTH without TLS is allowed there): AUTH
+    PLAIN with each (identity, password) in turn; the reply lines, or the
+    greeting alone when the connection is refused."""
+    s = harness.connect_from(source_ip, port)
+    f = s.makefile("rb")
+    try:
+        greeting = f.readline()
+        if not greeting.startswith(b"220"):
+            return [greeting.decode().strip()]
+        s.sendall(b"EHLO abuse.test\r\n")
+        while f.readline()[3:4] == b"-":
+            pass
+        replies = []
+        for identity, password in attempts:
+            s.sendall(b"AUTH PLAIN " + harness.plain_credentials(identity, password).encode() + b"\r\n")
+            line = f.readline().decode().strip()
+            replies.append(line)
+            if not line or line.startswith("421"):
+                break
+        return replies
+    finally:
+        s.close()
+
+
+class FailedLoginTest(harness.IntegrationCase):
+    def start(self, **auth):
+        self.start_token()
+        self.start_upstream()
+        relay = self.make_relay([harness.scanner_account()], device_networks=PLAINTEXT_AUTH,
+                                extra_sections={"auth": auth})
+        return self.start_relay(relay)
+
+    def test_an_address_with_too_many_failed_logins_is_refused_at_connect(self):
+        relay = self.start(max_failures_per_client=4)
+        port = relay.submission_port
+        wrong = (SCANNER_ID, "wrong-password")
+        self.assertEqual([r[:3] for r in auth_from("127.0.0.9", port, [wrong] * 3)], ["535", "535", "535"])
+        self.assertEqual(auth_from("127.0.0.9", port, [wrong])[0][:3], "535")   # the fourth
+        self.assertEqual(auth_from("127.0.0.9", port, [(SCANNER_ID, harness.SCANNER_PASSWORD)]),
+                         ["421 4.7.0 Too many failed logins from your host, try again later"])
+        # Another address is not affected, and a good password works there.
+        self.assertEqual(auth_from("127.0.0.10", port, [(SCANNER_ID, harness.SCANNER_PASSWORD)])[0][:3], "235")
+        log = relay.log().decode()
+        self.assertIn("client 127.0.0.9: 4 failed logins within 10 minutes; refused at connect", log)
+        self.assertIn("client 127.0.0.9 refused: blocked after auth.max_failures_per_client failed logins", log)
+
+    def test_the_fail2ban_filter_matches_the_relays_own_lines(self):
+        relay = self.start(max_failures_per_client=None)   # the relay's default (10)
+        port = relay.submission_port
+        auth_from("127.0.0.9", port, [(SCANNER_ID, "wrong-1"), ("nobody@contoso.com", "wrong-2")])
+        auth_from("127.0.0.10", port, [("x" * 300, "pw")])   # malformed: refused before libsasl2
+        auth_from("127.0.0.11", port, [(SCANNER_ID, harness.SCANNER_PASSWORD)])
+        log = relay.log().decode()
+        self.assertIn("auth failed: account=%s client=127.0.0.9 mechanism=PLAIN (wrong password" % SCANNER_ID, log)
+        self.assertIn("auth failed: account=nobody@contoso.com client=127.0.0.9", log)
+        self.assertNotIn("wrong-1", log, "a password reached the log")
+        result = subprocess.run(["fail2ban-regex", "-o", "ip", relay.log_path, FILTER], capture_output=True,
+                                text=True, timeout=120)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertEqual(result.stdout.split(), ["127.0.0.9", "127.0.0.9", "127.0.0.10"], result.stdout)

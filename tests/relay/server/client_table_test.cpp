@@ -58,5 +58,31 @@ TEST(client_table, quiet_clients_are_forgotten) {
     EXPECT_EQ(t.size(), 2u) << "only the open one and the newcomer are kept";
 }
 
+
+TEST(client_table, failed_logins_block_an_address_for_longer_each_time) {
+    client_table t({0, 0, 3});
+    EXPECT_FALSE(t.auth_failed("192.0.2.1", t0));
+    EXPECT_FALSE(t.auth_failed("192.0.2.1", t0 + 1s));
+    EXPECT_TRUE(t.auth_failed("192.0.2.1", t0 + 2s)) << "the third blocks";
+    EXPECT_EQ(t.admit("192.0.2.1", t0 + 3s), verdict::blocked);
+    EXPECT_EQ(t.admit("192.0.2.2", t0 + 3s), verdict::accept) << "only that address";
+    EXPECT_EQ(t.admit("192.0.2.1", t0 + 2s + 1min), verdict::accept) << "a first block lasts a minute";
+    for (int i = 0; i < 3; ++i) t.auth_failed("192.0.2.1", t0 + 2min);
+    EXPECT_EQ(t.admit("192.0.2.1", t0 + 2min + 119s), verdict::blocked) << "the second lasts two";
+    EXPECT_EQ(t.admit("192.0.2.1", t0 + 4min + 1s), verdict::accept);
+}
+
+TEST(client_table, failures_count_within_ten_minutes_and_a_success_forgets_them) {
+    client_table t({0, 0, 3});
+    t.auth_failed("192.0.2.1", t0);
+    t.auth_failed("192.0.2.1", t0 + 1s);
+    EXPECT_FALSE(t.auth_failed("192.0.2.1", t0 + 11min)) << "the window started again";
+    t.auth_failed("192.0.2.1", t0 + 11min);
+    t.auth_succeeded("192.0.2.1");
+    EXPECT_FALSE(t.auth_failed("192.0.2.1", t0 + 12min));
+    client_table unlimited({0, 0, 0});
+    for (int i = 0; i < 100; ++i) EXPECT_FALSE(unlimited.auth_failed("192.0.2.1", t0));
+}
+
 }  // namespace
 }  // namespace subrelay::relay
