@@ -24,6 +24,15 @@ TEST(address, invalid_mailboxes) {
     }
 }
 
+// Found by the address fuzz target: a general address literal may hold ">"
+// by RFC 5321's grammar, but a path ends at the first ">", so the address
+// was valid yet "MAIL FROM:<user@[IP:a>b]>" was refused as a bad address.
+TEST(address, general_literal_without_angle_brackets) {
+    EXPECT_FALSE(valid_mailbox("user@[IP:o1:d*.com>]"));
+    EXPECT_FALSE(valid_mailbox("user@[tag:a<b]"));
+    EXPECT_TRUE(valid_mailbox("user@[tag:a=b]"));
+}
+
 TEST(address, length_limits) {
     EXPECT_TRUE(valid_mailbox(std::string(64, 'a') + "@example.com"));
     EXPECT_FALSE(valid_mailbox(std::string(65, 'a') + "@example.com"));
