@@ -25,11 +25,14 @@ TEST(address, invalid_mailboxes) {
 }
 
 // Found by the address fuzz target: a general address literal may hold ">"
-// by RFC 5321's grammar, but a path ends at the first ">", so the address
-// was valid yet "MAIL FROM:<user@[IP:a>b]>" was refused as a bad address.
-TEST(address, general_literal_without_angle_brackets) {
+// or a quote by RFC 5321's grammar, but a path ends at the first ">" outside
+// quotes, so the address was valid yet "MAIL FROM:<user@[IP:a>b]>" was
+// refused as a bad address.
+TEST(address, general_literal_without_angle_brackets_or_quotes) {
     EXPECT_FALSE(valid_mailbox("user@[IP:o1:d*.com>]"));
     EXPECT_FALSE(valid_mailbox("user@[tag:a<b]"));
+    // The same with a quote, after which the path's ">" was not seen.
+    EXPECT_FALSE(valid_mailbox("un@[IPom::SIZEcd\"o.:om~]"));
     EXPECT_TRUE(valid_mailbox("user@[tag:a=b]"));
 }
 
