@@ -123,15 +123,20 @@ std::string string_field(const json::object& o, std::string_view key) {
     fail(s, what, d.kind, d.hint);
 }
 
+// The longest life believed: a longer one (in seconds) would overflow the
+// clock's nanoseconds once the refresh time is computed from it.
+constexpr std::int64_t max_expires_in = 10LL * 365 * 24 * 3600;
+
 std::optional<std::int64_t> parse_expires_in(const json::value& v) {
     if (v.is_int64()) {
         return v.get_int64();
     }
     if (v.is_uint64()) {
-        return static_cast<std::int64_t>(std::min<std::uint64_t>(v.get_uint64(), 10U * 365 * 24 * 3600));
+        return static_cast<std::int64_t>(std::min<std::uint64_t>(v.get_uint64(), max_expires_in));
     }
     if (v.is_double()) {
-        return static_cast<std::int64_t>(v.get_double());
+        // Clamped before the conversion, which is undefined for 1e300.
+        return static_cast<std::int64_t>(std::clamp(v.get_double(), 0.0, static_cast<double>(max_expires_in)));
     }
     if (v.is_string()) {
         const std::string text(v.get_string());
@@ -174,7 +179,7 @@ token_answer read_token_answer(std::string_view body) {
         if (!parsed) {
             return problem("HTTP 200 with an invalid expires_in", oauth_failure::retryable);
         }
-        a.expires_in = std::max<std::int64_t>(*parsed, 0);
+        a.expires_in = std::clamp<std::int64_t>(*parsed, 0, max_expires_in);
     }
     return a;
 }

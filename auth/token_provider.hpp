@@ -45,7 +45,8 @@ private:
 };
 
 // What a 200 answer of the token endpoint holds: access_token, its life
-// (expires_in, as a number or a string of digits; 600 s when absent) and the
+// (expires_in, as a number or a string of digits; 600 s when absent, at most
+// ten years) and the
 // whole object (for grant::accepted). `problem` is set (and the rest is not
 // to be used) when the answer is not a JSON object, has no access_token, a
 // token_type other than Bearer or an invalid expires_in; `kind` says what

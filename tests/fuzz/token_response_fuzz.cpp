@@ -2,7 +2,8 @@
 // token_type, expires_in) and an error answer (error, AADSTS code, hint,
 // with tokens taken out of what is quoted).
 // Input: one byte choosing the HTTP status, then the body.
-// Checked: nothing throws; an accepted answer has a token and a life >= 0;
+// Checked: nothing throws and nothing is undefined; an accepted answer has
+// a token and a life of 0 to 10 years;
 // a diagnosis has a one-line hint; redact() takes every secret out (for
 // secrets that share no character with "[redacted]") and ends.
 #include <cstddef>
@@ -45,7 +46,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const token_answer a = read_token_answer(body);
     if (a.problem.empty()) {
         FUZZ_CHECK(!a.access_token.empty());
-        FUZZ_CHECK(a.expires_in >= 0);
+        FUZZ_CHECK(a.expires_in >= 0 && a.expires_in <= 10LL * 365 * 24 * 3600);
         FUZZ_CHECK(a.object.contains("access_token"));
     }
 
