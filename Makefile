@@ -4,8 +4,10 @@ JOBS ?= $(shell nproc)
 RELEASE_DIR ?= build/release
 TEST_DIR ?= build/test
 TSAN_DIR ?= build/tsan
+FUZZ_DIR ?= build/fuzz
+FUZZ_SECONDS ?= 300
 
-.PHONY: all deps build demo test test-asan test-build test-tsan tsan-build clean
+.PHONY: all deps build demo test test-asan test-build test-tsan tsan-build fuzz fuzz-build test-fuzz clean
 
 all: build
 
@@ -23,9 +25,10 @@ demo: build
 
 # Every test: unit tests per folder and the integration tests with the real
 # binary, built once with AddressSanitizer and UndefinedBehaviorSanitizer and
-# once with ThreadSanitizer. `ctest -L LABEL` in either build directory runs
-# one group (integration, or a slow suite's own label).
-test: test-asan test-tsan
+# once with ThreadSanitizer, then every fuzz target for 60 s. `ctest -L LABEL`
+# in either build directory runs one group (integration, or a slow suite's
+# own label; fuzz in the fuzz build).
+test: test-asan test-tsan test-fuzz
 
 test-build: deps
 	cmake -S . -B $(TEST_DIR) -DCMAKE_BUILD_TYPE=Debug -DSUBRELAY_SANITIZERS=ON -DSUBRELAY_WARNINGS_AS_ERRORS=ON
@@ -43,6 +46,22 @@ tsan-build: deps
 
 test-tsan: tsan-build
 	cd $(TSAN_DIR) && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ctest -j$(JOBS) --output-on-failure --timeout 900
+
+# libFuzzer targets (tests/fuzz), built with clang, ASan and UBSan. The
+# libraries are compiled with coverage instrumentation (SUBRELAY_FUZZ); the
+# rest of the project is not built here.
+fuzz-build: deps
+	CC=clang CXX=clang++ cmake -S . -B $(FUZZ_DIR) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS=-O1 -DSUBRELAY_FUZZ=ON
+	cmake --build $(FUZZ_DIR) -j$(JOBS) --target fuzzers
+
+# Each target for 60 s on a fresh copy of its seed corpus; any crash fails.
+test-fuzz: fuzz-build
+	cd $(FUZZ_DIR) && ctest -L fuzz -j$(JOBS) --output-on-failure --timeout 600
+
+# Each target for FUZZ_SECONDS (default 300), keeping the corpus it grows in
+# $(FUZZ_DIR)/tests/fuzz/work/TARGET/corpus; crashes land in .../crashes/.
+fuzz: fuzz-build
+	cd $(FUZZ_DIR) && FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_KEEP_CORPUS=1 ctest -L fuzz -j$(JOBS) --output-on-failure --timeout $$(( $(FUZZ_SECONDS) + 600 ))
 
 clean:
 	rm -rf build

@@ -120,8 +120,11 @@ bool token_char(char c) {
 // opaque refresh tokens), from text quoted in a hint.
 std::string redact(std::string text, const std::vector<std::string>& secrets) {
     for (const auto& secret : secrets) {
-        for (auto pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos)) {
-            text.replace(pos, secret.size(), "[redacted]");
+        // Search on after the replacement: a secret may be part of "[redacted]".
+        constexpr std::string_view replacement = "[redacted]";
+        for (auto pos = text.find(secret); pos != std::string::npos;
+             pos = text.find(secret, pos + replacement.size())) {
+            text.replace(pos, secret.size(), replacement);
         }
     }
     std::string out;
@@ -395,8 +398,10 @@ std::string_view to_string(oauth_failure f) {
 std::string redact(std::string text, const std::vector<std::string>& secrets) {
     for (const auto& secret : secrets) {
         if (secret.empty()) continue;
-        for (auto pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos))
-            text.replace(pos, secret.size(), "[redacted]");
+        // Search on after the replacement: a secret may be part of "[redacted]".
+        constexpr std::string_view replacement = "[redacted]";
+        for (auto pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos + replacement.size()))
+            text.replace(pos, secret.size(), replacement);
     }
     return text;
 }

@@ -43,8 +43,6 @@ constexpr int refresh_percent = 80;
 constexpr std::chrono::seconds first_backoff{2};
 // ... up to this; callers get the last error meanwhile, or the cached token.
 constexpr std::chrono::seconds max_backoff{300};
-// expires_in is RECOMMENDED, not required (RFC 6749 5.1): assume a short life.
-constexpr std::int64_t default_expires_in = 600;
 // Longest error_description line quoted in an error.
 constexpr std::size_t max_description = 300;
 
@@ -125,15 +123,20 @@ std::string string_field(const json::object& o, std::string_view key) {
     fail(s, what, d.kind, d.hint);
 }
 
+// The longest life believed: a longer one (in seconds) would overflow the
+// clock's nanoseconds once the refresh time is computed from it.
+constexpr std::int64_t max_expires_in = 10LL * 365 * 24 * 3600;
+
 std::optional<std::int64_t> parse_expires_in(const json::value& v) {
     if (v.is_int64()) {
         return v.get_int64();
     }
     if (v.is_uint64()) {
-        return static_cast<std::int64_t>(std::min<std::uint64_t>(v.get_uint64(), 10U * 365 * 24 * 3600));
+        return static_cast<std::int64_t>(std::min<std::uint64_t>(v.get_uint64(), max_expires_in));
     }
     if (v.is_double()) {
-        return static_cast<std::int64_t>(v.get_double());
+        // Clamped before the conversion, which is undefined for 1e300.
+        return static_cast<std::int64_t>(std::clamp(v.get_double(), 0.0, static_cast<double>(max_expires_in)));
     }
     if (v.is_string()) {
         const std::string text(v.get_string());
@@ -145,6 +148,43 @@ std::optional<std::int64_t> parse_expires_in(const json::value& v) {
     }
     return std::nullopt;
 }
+
+}  // namespace
+
+token_answer read_token_answer(std::string_view body) {
+    token_answer a;
+    auto problem = [&a](std::string what, oauth_failure kind) {
+        a.problem = std::move(what);
+        a.kind = kind;
+        return a;
+    };
+    boost::system::error_code ec;
+    json::value v = json::parse(body, ec);
+    if (ec || !v.is_object()) {
+        return problem("HTTP 200 with a body that is not a JSON object", oauth_failure::retryable);
+    }
+    a.object = std::move(v.get_object());
+    const json::object& o = a.object;
+    a.access_token = string_field(o, "access_token");
+    if (a.access_token.empty()) {
+        return problem("HTTP 200 without access_token", oauth_failure::retryable);
+    }
+    if (auto it = o.find("token_type"); it != o.end()) {
+        if (!it->value().is_string() || !text::iequals(it->value().get_string(), "Bearer")) {
+            return problem("unsupported token_type (expected Bearer)", oauth_failure::configuration);
+        }
+    }
+    if (auto it = o.find("expires_in"); it != o.end()) {
+        auto parsed = parse_expires_in(it->value());
+        if (!parsed) {
+            return problem("HTTP 200 with an invalid expires_in", oauth_failure::retryable);
+        }
+        a.expires_in = std::clamp<std::int64_t>(*parsed, 0, max_expires_in);
+    }
+    return a;
+}
+
+namespace {
 
 // One client-credentials request. Updates nothing; throws token_error.
 asio::awaitable<std::pair<access_token, clock_type::time_point>> request_token(std::shared_ptr<provider_state> s) {
@@ -174,30 +214,14 @@ asio::awaitable<std::pair<access_token, clock_type::time_point>> request_token(s
         fail_with_error_response(*s, *res);
     }
 
-    boost::system::error_code ec;
-    const json::value v = json::parse(res->body, ec);
-    const json::object* o = ec ? nullptr : as_object(v);
-    if (o == nullptr) {
-        fail(*s, "HTTP 200 with a body that is not a JSON object", oauth_failure::retryable);
+    token_answer answer = read_token_answer(res->body);
+    if (!answer.problem.empty()) {
+        fail(*s, answer.problem, answer.kind);
     }
     access_token token;
-    token.value = string_field(*o, "access_token");
-    if (token.value.empty()) {
-        fail(*s, "HTTP 200 without access_token", oauth_failure::retryable);
-    }
-    if (auto it = o->find("token_type"); it != o->end()) {
-        if (!it->value().is_string() || !text::iequals(it->value().get_string(), "Bearer")) {
-            fail(*s, "unsupported token_type (expected Bearer)", oauth_failure::configuration);
-        }
-    }
-    std::int64_t expires_in = default_expires_in;
-    if (auto it = o->find("expires_in"); it != o->end()) {
-        auto parsed = parse_expires_in(it->value());
-        if (!parsed) {
-            fail(*s, "HTTP 200 with an invalid expires_in", oauth_failure::retryable);
-        }
-        expires_in = std::max<std::int64_t>(*parsed, 0);
-    }
+    token.value = std::move(answer.access_token);
+    const std::int64_t expires_in = answer.expires_in;
+    const json::object* o = &answer.object;
     // A rotated refresh token is kept before the access token is used.
     try {
         s->how->accepted(*o);

@@ -3,6 +3,7 @@
 // cached until shortly before expiry, one refresh at a time shared by all
 // waiters.
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <stdexcept>
@@ -13,6 +14,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/json/object.hpp>
 
 #include "auth/grant.hpp"
 #include "auth/oauth_error.hpp"
@@ -41,6 +43,22 @@ private:
     oauth_failure kind_;
     std::string hint_;
 };
+
+// What a 200 answer of the token endpoint holds: access_token, its life
+// (expires_in, as a number or a string of digits; 600 s when absent, at most
+// ten years) and the
+// whole object (for grant::accepted). `problem` is set (and the rest is not
+// to be used) when the answer is not a JSON object, has no access_token, a
+// token_type other than Bearer or an invalid expires_in; `kind` says what
+// that means. Never throws.
+struct token_answer {
+    std::string access_token;
+    std::int64_t expires_in = 600;  // RECOMMENDED, not required (RFC 6749 5.1): assume a short life
+    boost::json::object object;
+    std::string problem;
+    oauth_failure kind = oauth_failure::retryable;
+};
+token_answer read_token_answer(std::string_view body);
 
 // What `subrelay oauth status` shows of a token source.
 struct token_status {

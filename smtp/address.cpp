@@ -160,9 +160,12 @@ bool valid_address_literal(std::string_view s) {
         if (!is_alpha(c) && !is_digit(c) && c != '-') return false;
     }
     if (tag.back() == '-') return false;
+    // RFC 5321 allows "<", ">" and '"' here, but a path ends at the first
+    // ">" outside quotes (parse_command), so an address with one could
+    // never be used.
     for (const char ch : content) {
         const auto c = static_cast<unsigned char>(ch);
-        if (c < 33 || c > 126 || c == '[' || c == '\\' || c == ']') return false;
+        if (c < 33 || c > 126 || c == '[' || c == '\\' || c == ']' || c == '<' || c == '>' || c == '"') return false;
     }
     return true;
 }

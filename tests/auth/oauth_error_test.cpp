@@ -396,6 +396,17 @@ TEST(diagnose_token_failure, tokens_in_the_body_never_reach_the_hint) {
     EXPECT_TRUE(contains(d.hint, "end")) << d.hint;
 }
 
+// Found by the token_response fuzz target: a secret that is part of
+// "[redacted]" (here "ed") was found again inside each replacement, and the
+// loop replaced it forever while the text grew.
+TEST(redact, a_secret_inside_the_replacement_ends) {
+    EXPECT_EQ(redact("red ed", {"ed"}), "r[redacted] [redacted]");
+    EXPECT_EQ(redact("[redacted]", {"[redacted]"}), "[redacted]");
+    const auto d = diagnose_token_failure(400, R"({"error":"invalid_request","error_description":"ed","access_token":"ed"})");
+    EXPECT_EQ(d.kind, oauth_failure::configuration);
+    EXPECT_FALSE(contains(d.hint, " ed")) << d.hint;
+}
+
 TEST(diagnose_token_failure, token_shaped_text_is_not_quoted) {
     // A token cut by the length limit must not leak in part either.
     const std::string token(300, 'A');

@@ -119,6 +119,23 @@ protected:
     subrelay::conf::oauth_config cfg_;
 };
 
+// Found by the token_response fuzz target: "expires_in": 3.59e101 was
+// converted from double to an integer that cannot hold it (undefined), and a
+// long life in digits overflowed the clock once the refresh time was computed.
+TEST(read_token_answer, lives_are_clamped) {
+    constexpr std::int64_t ten_years = 10LL * 365 * 24 * 3600;
+    const auto huge = read_token_answer(R"({"access_token":"t","expires_in":3.59e101})");
+    EXPECT_EQ(huge.problem, "");
+    EXPECT_EQ(huge.expires_in, ten_years);
+    EXPECT_EQ(read_token_answer(R"({"access_token":"t","expires_in":"999999999999"})").expires_in, ten_years);
+    EXPECT_EQ(read_token_answer(R"({"access_token":"t","expires_in":9223372036854775807})").expires_in, ten_years);
+    EXPECT_EQ(read_token_answer(R"({"access_token":"t","expires_in":-1e300})").expires_in, 0);
+    EXPECT_EQ(read_token_answer(R"({"access_token":"t","expires_in":3599.5})").expires_in, 3599);
+    EXPECT_EQ(read_token_answer(R"({"access_token":"t"})").expires_in, 600);
+    EXPECT_EQ(read_token_answer(R"({"access_token":"t","token_type":"MAC"})").kind, oauth_failure::configuration);
+    EXPECT_NE(read_token_answer("<html>").problem, "");
+}
+
 TEST_F(token_provider_test, sends_the_client_credentials_form) {
     serve_counting_tokens();
     auto provider = make();

@@ -24,6 +24,18 @@ TEST(address, invalid_mailboxes) {
     }
 }
 
+// Found by the address fuzz target: a general address literal may hold ">"
+// or a quote by RFC 5321's grammar, but a path ends at the first ">" outside
+// quotes, so the address was valid yet "MAIL FROM:<user@[IP:a>b]>" was
+// refused as a bad address.
+TEST(address, general_literal_without_angle_brackets_or_quotes) {
+    EXPECT_FALSE(valid_mailbox("user@[IP:o1:d*.com>]"));
+    EXPECT_FALSE(valid_mailbox("user@[tag:a<b]"));
+    // The same with a quote, after which the path's ">" was not seen.
+    EXPECT_FALSE(valid_mailbox("un@[IPom::SIZEcd\"o.:om~]"));
+    EXPECT_TRUE(valid_mailbox("user@[tag:a=b]"));
+}
+
 TEST(address, length_limits) {
     EXPECT_TRUE(valid_mailbox(std::string(64, 'a') + "@example.com"));
     EXPECT_FALSE(valid_mailbox(std::string(65, 'a') + "@example.com"));
