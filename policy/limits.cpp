@@ -2,6 +2,8 @@
 
 #include "smtp/text/ascii.hpp"
 
+#include <algorithm>
+
 namespace subrelay::policy {
 
 namespace {
@@ -52,10 +54,62 @@ std::optional<smtp::reply> limiter::check_recipient(std::string_view identity, c
     return std::nullopt;
 }
 
-void limiter::record(std::string_view identity, std::size_t recipients) {
+std::optional<reservation> limiter::reserve_message(std::string_view identity, const effective_limits& l,
+                                                    smtp::reply& refusal) {
     const auto now = now_();
     std::lock_guard lock(mutex_);
     auto& c = get(identity);
+    expire(c, now);
+    if (l.max_messages_per_minute != 0 && c.messages.size() + c.held_messages >= l.max_messages_per_minute) {
+        refusal = replies::message_rate_exceeded();
+        return std::nullopt;
+    }
+    ++c.held_messages;
+    return reservation(*this, text::ascii_lower(identity));
+}
+
+std::optional<smtp::reply> limiter::reserve_recipient(reservation& r, const effective_limits& l) {
+    if (l.max_recipients_per_message != 0 && r.recipients_ >= l.max_recipients_per_message) {
+        return replies::too_many_recipients();
+    }
+    const auto now = now_();
+    std::lock_guard lock(mutex_);
+    auto& c = get(r.identity_);
+    expire(c, now);
+    if (l.max_recipients_per_day != 0 && c.recipients_total + c.held_recipients + 1 > l.max_recipients_per_day) {
+        return replies::daily_recipients_exceeded();
+    }
+    ++c.held_recipients;
+    ++r.recipients_;
+    return std::nullopt;
+}
+
+void limiter::give_back(const std::string& identity, std::size_t recipients, bool record_them) {
+    const auto now = now_();
+    std::lock_guard lock(mutex_);  // held and counted in one step: nobody sees the quota free in between
+    auto& c = get(identity);
+    if (c.held_messages > 0) --c.held_messages;
+    c.held_recipients -= std::min(c.held_recipients, recipients);
+    if (record_them) add(c, now, recipients);
+}
+
+void reservation::commit() {
+    if (limiter_ == nullptr) return;
+    std::exchange(limiter_, nullptr)->give_back(identity_, recipients_, true);
+}
+
+void reservation::release() {
+    if (limiter_ == nullptr) return;
+    std::exchange(limiter_, nullptr)->give_back(identity_, recipients_, false);
+}
+
+void limiter::record(std::string_view identity, std::size_t recipients) {
+    const auto now = now_();
+    std::lock_guard lock(mutex_);
+    add(get(identity), now, recipients);
+}
+
+void limiter::add(counters& c, std::chrono::steady_clock::time_point now, std::size_t recipients) {
     expire(c, now);
     c.messages.push_back(now);
     if (recipients > 0) {

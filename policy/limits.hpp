@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <unordered_map>
 #include <deque>
 
@@ -16,6 +17,45 @@
 #include "smtp/reply.hpp"
 
 namespace subrelay::policy {
+
+class limiter;
+
+// What one transaction holds of its account's quotas, from MAIL and each
+// RCPT until its message is accepted (commit) or not (the destructor, or
+// release(), gives it back): parallel sessions of one account cannot all
+// pass a check that counts only accepted messages.
+class reservation {
+public:
+    reservation(limiter& l, std::string identity) : limiter_(&l), identity_(std::move(identity)) {}
+    reservation(reservation&& other) noexcept
+        : limiter_(std::exchange(other.limiter_, nullptr)), identity_(std::move(other.identity_)),
+          recipients_(other.recipients_) {}
+    reservation& operator=(reservation&& other) noexcept {
+        if (this != &other) {
+            release();
+            limiter_ = std::exchange(other.limiter_, nullptr);
+            identity_ = std::move(other.identity_);
+            recipients_ = other.recipients_;
+        }
+        return *this;
+    }
+    reservation(const reservation&) = delete;
+    reservation& operator=(const reservation&) = delete;
+    ~reservation() { release(); }
+
+    [[nodiscard]] const std::string& identity() const { return identity_; }
+    [[nodiscard]] std::size_t recipients() const { return recipients_; }
+    // The message was accepted: what was held is counted for good.
+    void commit();
+    // The transaction ended without a message: what was held is free again.
+    void release();
+
+private:
+    friend class limiter;
+    limiter* limiter_;
+    std::string identity_;
+    std::size_t recipients_ = 0;
+};
 
 class limiter {
 public:
@@ -32,12 +72,24 @@ public:
     // After the message was accepted (250): counts it and its recipients.
     void record(std::string_view identity, std::size_t recipients);
 
+    // The same checks, counting what other transactions hold: at MAIL, a
+    // reservation of one message (nullopt and a reply when refused); at
+    // RCPT, one recipient more in `r` (a reply when refused).
+    [[nodiscard]] std::optional<reservation> reserve_message(std::string_view identity, const effective_limits& l,
+                                                             smtp::reply& refusal);
+    [[nodiscard]] std::optional<smtp::reply> reserve_recipient(reservation& r, const effective_limits& l);
+
 private:
+    friend class reservation;
     struct counters {
         std::deque<std::chrono::steady_clock::time_point> messages;                              // last minute
         std::deque<std::pair<std::chrono::steady_clock::time_point, std::size_t>> recipients;  // last 24 h
         std::size_t recipients_total = 0;
+        std::size_t held_messages = 0;    // reserved by transactions under way
+        std::size_t held_recipients = 0;
     };
+    void give_back(const std::string& identity, std::size_t recipients, bool record_them);
+    void add(counters& c, std::chrono::steady_clock::time_point now, std::size_t recipients);  // mutex_ held
     counters& get(std::string_view identity);
     void expire(counters& c, std::chrono::steady_clock::time_point now);
 

@@ -82,8 +82,14 @@ public:
                          decision.steps.empty() ? refusal->summary() : decision.steps.back());
             return refusal;
         }
-        if (auto r = ctx_.limits.check_message(m->identity, engine->limits_for(*m))) return r;
-        return engine->check_sender(identity, address);
+        if (auto r = engine->check_sender(identity, address)) return r;
+        // The message is held against the account's quotas from here until
+        // it is accepted or the transaction ends.
+        held_.reset();
+        smtp::reply refusal;
+        held_ = ctx_.limits.reserve_message(m->identity, engine->limits_for(*m), refusal);
+        if (!held_) return refusal;
+        return std::nullopt;
     }
 
     std::optional<smtp::reply> check_recipient(const std::string& identity, const std::string&,
@@ -92,9 +98,19 @@ public:
         const policy::mailbox* m = engine->find(identity);
         if (m == nullptr) return smtp::replies::send_as_denied();
         if (auto r = engine->check_recipient(identity, address)) return r;
-        return ctx_.limits.check_recipient(m->identity, engine->limits_for(*m),
-                                           session_.current_envelope().recipients.size());
+        if (!held_) return smtp::replies::send_as_denied();  // no MAIL of ours: cannot happen
+        return ctx_.limits.reserve_recipient(*held_, engine->limits_for(*m));
     }
+
+    // The message was accepted: what it held is counted for good.
+    void commit_held() {
+        if (held_) held_->commit();
+        held_.reset();
+    }
+    // The transaction ended without a message (RSET, a refusal, a failure):
+    // what it held is free for the account's other sessions.
+    void release_held() { held_.reset(); }
+    [[nodiscard]] bool holding() const { return held_.has_value(); }
 
 private:
     [[nodiscard]] std::string_view kind_name() const { return kind_.implicit_tls ? "submissions" : "submission"; }
@@ -103,6 +119,7 @@ private:
     const smtp::server_session& session_;
     const std::string& client_ip_;
     const listener_kind& kind_;
+    std::optional<policy::reservation> held_;
 };
 
 // The session's rules: the server's, with what a device profile relaxes.
@@ -658,7 +675,7 @@ asio::awaitable<void> session::store() {
     }
     spdlog::info("accepted id={} account={} client={} from=<{}> to={} size={}", id, record_.identity, client_ip_,
                  record_.sender, smtp::bracketed_list(record_.recipients), size);
-    ctx_.limits.record(record_.identity, record_.recipients.size());
+    adapter_.commit_held();
     smtp_.stored(smtp::reply(250, "2.0.0", "Ok: queued as " + id));
     ctx_.delivery.enqueue(id, record_.upstream_mailbox);
 }
@@ -679,7 +696,11 @@ asio::awaitable<void> session::run() {
         smtp::step s = smtp_.advance();
         if (smtp_.refused_bare_lf()) note_bare_lf();
         if (!co_await write(s.send, idle_timeout())) break;
-        const bool in_data = smtp_.current_state() == smtp::server_session::state::data;
+        const auto state = smtp_.current_state();
+        using smtp_state = smtp::server_session::state;
+        if (adapter_.holding() && state != smtp_state::mail && state != smtp_state::rcpt && state != smtp_state::data)
+            adapter_.release_held();  // RSET, a new EHLO, a refused DATA: the transaction is over
+        const bool in_data = state == smtp_state::data;
         if (in_data && !in_data_) {
             data_started_ = std::chrono::steady_clock::now();
             data_bytes_ = 0;

@@ -161,3 +161,50 @@ class FailedLoginTest(harness.IntegrationCase):
                                 text=True, timeout=120)
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
         self.assertEqual(result.stdout.split(), ["127.0.0.9", "127.0.0.9", "127.0.0.10"], result.stdout)
+
+
+class QuotaReservationTest(harness.IntegrationCase):
+    """Ten parallel sessions of an account limited to 3 messages a minute and
+    10 recipients a day were all accepted (10 messages, 90 recipients): the
+    limits were checked at MAIL and RCPT but counted after the message was
+    stored. Now MAIL and RCPT hold their share until the message is accepted
+    or the transaction ends."""
+
+    def test_parallel_sessions_cannot_pass_the_account_limits(self):
+        account = harness.scanner_account(settings={"max_messages_per_minute": 3, "max_recipients_per_day": 10})
+        relay = self.full_stack([account])
+        sessions = []   # (dialogue, MAIL reply code, recipients accepted)
+        for n in range(10):
+            d = relay.authenticated_dialogue(SCANNER_ID, harness.SCANNER_PASSWORD)
+            d.send("MAIL FROM:<%s>" % SCANNER_ID)
+            code = d.read_reply()[-1][:3]
+            accepted = 0
+            if code == "250":
+                for r in range(9):
+                    d.send("RCPT TO:<r%d-%d@example.org>" % (n, r))
+                    accepted += d.read_reply()[-1].startswith("250")
+            sessions.append((d, code, accepted))
+        self.assertEqual([c for _, c, _ in sessions].count("250"), 3, [c for _, c, _ in sessions])
+        self.assertEqual(sum(a for _, _, a in sessions), 10)
+        # The session holding most gives up (RSET): its share is free again.
+        holders = sorted((s for s in sessions if s[1] == "250"), key=lambda s: -s[2])
+        giver = holders[0][0]
+        giver.send("RSET")
+        giver.expect("250 *")
+        late = relay.authenticated_dialogue(SCANNER_ID, harness.SCANNER_PASSWORD)
+        late.send("MAIL FROM:<%s>" % SCANNER_ID)
+        late.expect("250 *")
+        late.send("RCPT TO:<late@example.org>")
+        late.expect("250 *")
+        senders = [d for d, _, a in holders[1:] if a > 0] + [late]
+        for d in senders:
+            d.send("DATA")
+            d.expect("354 *")
+            d.send_raw(harness.make_message(SCANNER_ID, "dest@example.org", "quota", body_lines=["x"]) + b".\r\n")
+            d.expect("250 2.0.0 *")
+        for d, _, _ in sessions:
+            d.close()
+        late.close()
+        messages = self.upstream.wait_messages(len(senders))
+        self.assertEqual(len(messages), len(senders))
+        self.assertLessEqual(sum(len(meta["rcpt_tos"]) for _, meta in messages), 10)

@@ -110,5 +110,46 @@ TEST_F(limiter_test, thread_safe_counting) {
     EXPECT_EQ(limits_.check_recipient("a@contoso.com", make(0, 1001, 0), 1), replies::daily_recipients_exceeded());
 }
 
+
+// Ten parallel sessions of an account limited to 3 messages a minute and
+// 10 recipients a day were all accepted: the checks counted accepted
+// messages only. What a transaction holds counts from MAIL and RCPT on.
+TEST_F(limiter_test, parallel_transactions_share_the_quotas) {
+    limiter& l = limits_;
+    const effective_limits lim = make(3, 10, 0);
+    std::vector<reservation> held;
+    smtp::reply refusal;
+    for (int i = 0; i < 3; ++i) {
+        auto r = l.reserve_message("scanner@contoso.com", lim, refusal);
+        ASSERT_TRUE(r) << i;
+        held.push_back(std::move(*r));
+    }
+    EXPECT_FALSE(l.reserve_message("Scanner@Contoso.com", lim, refusal)) << "a fourth at once";
+    EXPECT_EQ(refusal.code, 421);
+    for (int i = 0; i < 10; ++i) EXPECT_FALSE(l.reserve_recipient(held[i % 3], lim)) << i;
+    EXPECT_TRUE(l.reserve_recipient(held[0], lim)) << "an eleventh recipient the same day";
+    // An abandoned transaction gives its share back; an accepted one keeps it.
+    const std::size_t given_back = held[2].recipients();
+    held[2].release();
+    for (std::size_t i = 0; i < given_back; ++i) EXPECT_FALSE(l.reserve_recipient(held[0], lim));
+    held[0].commit();
+    held[1].commit();
+    auto again = l.reserve_message("scanner@contoso.com", lim, refusal);
+    EXPECT_TRUE(again) << "two accepted in this minute, one free";
+    EXPECT_FALSE(l.reserve_message("scanner@contoso.com", lim, refusal));
+}
+
+TEST_F(limiter_test, a_dropped_reservation_frees_its_share) {
+    limiter& l = limits_;
+    const effective_limits lim = make(1, 0, 0);
+    smtp::reply refusal;
+    {
+        auto r = l.reserve_message("a@contoso.com", lim, refusal);
+        ASSERT_TRUE(r);
+        EXPECT_FALSE(l.reserve_message("a@contoso.com", lim, refusal));
+    }  // the session ended
+    EXPECT_TRUE(l.reserve_message("a@contoso.com", lim, refusal));
+}
+
 }  // namespace
 }  // namespace subrelay::policy
