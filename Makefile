@@ -59,7 +59,7 @@ test-fuzz: fuzz-build
 	cd $(FUZZ_DIR) && ctest -L fuzz -j$(JOBS) --output-on-failure --timeout 600
 
 # Each target for FUZZ_SECONDS (default 300), keeping the corpus it grows in
-# $(FUZZ_DIR)/tests/fuzz/work/TARGET/corpus; crashes land in .../crashes/.
+# $(FUZZ_DIR)/tests/fuzz/runs/TARGET/corpus; crashes land in .../crashes/.
 fuzz: fuzz-build
 	cd $(FUZZ_DIR) && FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_KEEP_CORPUS=1 ctest -L fuzz -j$(JOBS) --output-on-failure --timeout $$(( $(FUZZ_SECONDS) + 600 ))
 
