@@ -14,15 +14,7 @@ from harness import SCANNER_ID
 
 ATTEMPTS = 5000
 PARALLEL = 100
-ASAN_QUARANTINE = "quarantine_size_mb=1"   # see test_large_messages
-
-
-def status_kib(pid, field):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise AssertionError("no %s in /proc/%d/status" % (field, pid))
+from harness import status_kib
 
 
 async def malformed_logins(port, attempts):
@@ -62,15 +54,8 @@ class MalformedAuthTest(harness.IntegrationCase):
         self.start_upstream()
         relay = self.make_relay([harness.scanner_account()],
                                 device_networks=[{"networks": ["127.0.0.2"], "auth_without_tls": True}])
-        asan_options = os.environ.get("ASAN_OPTIONS")
-        os.environ["ASAN_OPTIONS"] = (asan_options + ":" if asan_options else "") + ASAN_QUARANTINE
-        try:
+        with harness.small_asan_quarantine():
             self.start_relay(relay)
-        finally:
-            if asan_options is None:
-                del os.environ["ASAN_OPTIONS"]
-            else:
-                os.environ["ASAN_OPTIONS"] = asan_options
         pid = relay.process.pid
 
         # Warm up (pools, TLS-free sessions, allocator arenas), then measure.

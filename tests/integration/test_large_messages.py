@@ -29,20 +29,7 @@ DELIVERED = 4
 DELIVERED_MIB = 20
 DELIVERY_GROWTH_LIMIT_MIB = 48
 
-# AddressSanitizer keeps freed memory in a quarantine of up to 256 MiB, and
-# the TLS sessions free and take back a record buffer for every 16 KiB
-# record (SSL_MODE_RELEASE_BUFFERS): the quarantine alone would fill with
-# 240 MiB of TLS traffic. A small one keeps the measurement about the relay.
-# (Other builds ignore the variable.)
-ASAN_QUARANTINE = "quarantine_size_mb=1"
-
-
-def status_kib(pid, field):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise AssertionError("no %s in /proc/%d/status" % (field, pid))
+from harness import status_kib
 
 
 def reset_peak(pid):
@@ -68,15 +55,8 @@ def one_mib_of_lines(seed):
 
 class LargeMessageTest(harness.IntegrationCase):
     def start_measured_relay(self, relay):
-        asan_options = os.environ.get("ASAN_OPTIONS")
-        os.environ["ASAN_OPTIONS"] = (asan_options + ":" if asan_options else "") + ASAN_QUARANTINE
-        try:
+        with harness.small_asan_quarantine():
             self.start_relay(relay)
-        finally:
-            if asan_options is None:
-                del os.environ["ASAN_OPTIONS"]
-            else:
-                os.environ["ASAN_OPTIONS"] = asan_options
 
     def test_parallel_large_messages_keep_the_relay_small(self):
         self.start_token()
