@@ -536,6 +536,13 @@ asio::awaitable<void> delivery::worker(lane& l) {
         if (target->broken()) break;  // this connection is gone
         deadline = std::chrono::steady_clock::now() + idle_keepalive;
     }
+    // A connection that broke off takes no QUIT: its socket is closed. (The
+    // QUIT of a TLS connection reset in the middle of DATA could wait for a
+    // reply up to upstream.command_timeout_seconds, and hold up shutdown.)
+    if (target->broken()) {
+        target->cancel();
+        co_return;
+    }
     co_await target->close();
 }
 

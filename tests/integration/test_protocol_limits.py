@@ -87,7 +87,9 @@ class ProtocolLimitsTest(harness.IntegrationCase):
     def test_an_auth_command_with_a_long_initial_response_is_read(self):
         relay = self.start()
         d = relay.tls_dialogue()
-        response = base64.b64encode(b"\0" + SCANNER_ID.encode() + b"\0" + b"p" * 4000).decode()
+        # Every field at its longest (authorization and user name 255
+        # octets, password 1,024): a line of 2,059 octets.
+        response = base64.b64encode(b"z" * 255 + b"\0" + b"u" * 255 + b"\0" + b"p" * 1024).decode()
         self.assertGreater(len("AUTH PLAIN " + response), 2048)
         d.send("AUTH PLAIN " + response)
         d.expect("535 *")   # a wrong password, not "500 5.5.2 Line too long"

@@ -78,7 +78,12 @@ protected:
         dir_ = subrelay::test_support::make_temp_dir("subrelay-cli");
     }
     void TearDown() override { fs::remove_all(dir_); }
-    void write(const std::string& name, const std::string& text) { std::ofstream(dir_ / name) << text; }
+    // Written readable by the owner only, as an operator keeps them (a policy
+    // file or key that others may read gets a warning from check-config).
+    void write(const std::string& name, const std::string& text) {
+        std::ofstream(dir_ / name) << text;
+        std::filesystem::permissions(dir_ / name, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    }
     // A self-signed RSA certificate and its key, in dir_.
     void make_certificate(const std::string& cn, const std::string& cert, const std::string& key) {
         const std::string command = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=" + cn +
