@@ -55,6 +55,22 @@ def binary():
     return path
 
 
+_THREAD_SANITIZER = {}
+
+
+def under_thread_sanitizer():
+    """Whether the relay under test was built with ThreadSanitizer, whose
+    shadow memory grows with the memory the program touches: a relay's RSS
+    says little about the relay there, and the tests that measure it check
+    their bound in the other builds only (the ASan+UBSan suite runs the same
+    tests in the same `make test`)."""
+    path = binary()
+    if path not in _THREAD_SANITIZER:
+        with open(path, "rb") as f:
+            _THREAD_SANITIZER[path] = b"__tsan_init" in f.read()
+    return _THREAD_SANITIZER[path]
+
+
 def run_root():
     """One directory per test run; run_tests.py removes it when all passed."""
     root = os.environ.get("SUBRELAY_IT_ROOT")

@@ -77,8 +77,9 @@ class MalformedAuthTest(harness.IntegrationCase):
         log = relay.log().decode()
         self.assertTrue("(malformed: a user name over 255 octets)" in log, "no malformed-name line in the log")
         self.assertFalse("x" * 300 in log, "the attempted name was logged whole")
-        self.assertLess(after - before, 1024, "the relay grew by %d KiB over %d malformed attempts"
-                        % (after - before, ATTEMPTS))
+        if not harness.under_thread_sanitizer():
+            self.assertLess(after - before, 1024, "the relay grew by %d KiB over %d malformed attempts"
+                            % (after - before, ATTEMPTS))
 
 
 FILTER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "conf", "fail2ban", "subrelay.conf")
