@@ -92,7 +92,7 @@ class LaneRecoveryTest(SchedulerCase):
         # Restarted while the upstream is still down.
         self.assertEqual(relay.stop(), 0)
         before = relay.log().count(failed)
-        relay.start()
+        self.start_relay(relay)  # tracked: stopped at the end of the test like the first
         harness.wait_for(lambda: relay.log().count(failed) > before, what="the restarted relay's try")
         self.assertEqual(relay.state_files(), [], "an unavailable upstream counts no attempt of any message")
         self.assertIn(b"is unavailable", relay.log())
