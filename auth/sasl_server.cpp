@@ -235,19 +235,21 @@ struct sasl_server::impl {
             return SASL_BADPARAM;
         }
         const std::string_view password(pass, passlen);
-        std::optional<std::string> hash;
+        std::optional<password_record> account;
         try {
-            hash = self->lookup(std::string_view(user));
+            account = self->lookup(std::string_view(user));
         } catch (const std::exception& e) {
             spdlog::error("sasl: password lookup failed: {}", e.what());
             return SASL_FAIL;
         }
-        if (!hash) {
+        if (!account) {
             // Same work as for a known account, then fail.
             (void)verify_password(password, dummy_hash());
             return SASL_NOUSER;
         }
-        return shared_verified_cache().verify(password, *hash) ? SASL_OK : SASL_BADAUTH;
+        // A locked-out account costs the guesser's victim no hashing at all.
+        if (account->locked) return SASL_BADAUTH;
+        return shared_verified_cache().verify(password, account->hash) ? SASL_OK : SASL_BADAUTH;
     }
 
     // Keeps the identity exactly as typed: no realm is appended and nothing

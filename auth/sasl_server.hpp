@@ -8,12 +8,20 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace subrelay::auth {
 
-// Returns the crypt(3) hash for an identity (case-insensitive), or nullopt
-// if there is no such account.
-using password_lookup = std::function<std::optional<std::string>(std::string_view identity)>;
+// What the relay knows of the account a client logs in as.
+struct password_record {
+    password_record(std::string h, bool l = false) : hash(std::move(h)), locked(l) {}  // NOLINT: implicit
+    std::string hash;     // crypt(3)
+    bool locked = false;  // refused without checking the password (the account is locked out for this client)
+};
+
+// Returns the account's record for an identity (case-insensitive), or
+// nullopt if there is no such account.
+using password_lookup = std::function<std::optional<password_record>(std::string_view identity)>;
 
 struct sasl_result {
     // malformed: a user name or password no account can have (a NUL in a

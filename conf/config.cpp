@@ -358,6 +358,10 @@ private:
     void auth(const toml::table* t, auth_config& a) {
         table_reader r(or_empty(t), "auth", problems_);
         r.read_number("max_failures_per_client", a.max_failures_per_client, 0);
+        r.read_number("lockout_threshold", a.lockout_threshold, 0);
+        r.read_number("lockout_seconds", a.lockout_seconds, 1, 3600);
+        r.read_number("verify_threads", a.verify_threads, 1, 64);
+        r.read_number("max_waiting_logins", a.max_waiting_logins, 0);
         r.finish();
     }
 

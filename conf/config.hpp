@@ -87,12 +87,26 @@ struct queue_config {
     std::uint32_t delay_warning_seconds = 4 * 3600;       // a delay notice to the sender; 0 = none
 };
 
-// [auth]: what failed logins cost a client address.
+// [auth]: what failed logins cost a client address and an account, and
+// where passwords are checked.
 struct auth_config {
     // Failed AUTH attempts from one address within 10 minutes before the
     // address is refused at connect (421 4.7.0) for a while: 1 minute, then
     // twice as long each time it happens again, up to an hour. 0: no limit.
     std::uint32_t max_failures_per_client = 10;
+    // Failed logins to one account from addresses it has never logged in
+    // from before the account is locked (Smart Lockout's threshold; 0: no
+    // lockout). While locked, logins from those addresses are answered like
+    // a wrong password without checking it; its familiar addresses may still
+    // log in. The first lock lasts lockout_seconds, each next one twice as
+    // long, up to an hour.
+    std::uint32_t lockout_threshold = 10;
+    std::uint32_t lockout_seconds = 60;
+    // Threads that check passwords (crypt(3)), apart from the spool's, and
+    // how many logins may wait for them before new ones get 454 4.7.0
+    // (0: no bound).
+    std::uint32_t verify_threads = 2;
+    std::uint32_t max_waiting_logins = 32;
 };
 
 enum class upstream_kind { smtp, directory };

@@ -17,6 +17,8 @@ class spool;
 class delivery;
 class session_registry;
 class client_table;
+class account_lockout;
+class login_pool;
 class server_tls;
 
 struct relay_context {
@@ -45,6 +47,12 @@ struct relay_context {
     // Per client address: connections and failed logins (the listeners' and
     // the sessions' event loop only). Null in tests that need none.
     client_table* clients = nullptr;
+    // Per account: Smart Lockout's failures, locks and familiar addresses.
+    // Null: no lockout.
+    account_lockout* lockout = nullptr;
+    // Where SASL steps (crypt(3)) run, with a bound on those waiting.
+    // Null: on `blocking`, unbounded.
+    login_pool* logins = nullptr;
 };
 
 }  // namespace subrelay::relay

@@ -24,7 +24,10 @@
 #include "auth/sasl_server.hpp"
 #include "auth/token_provider.hpp"
 #include "policy/reload.hpp"
+#include "relay/server/account_lockout.hpp"
+#include "relay/server/client_table.hpp"
 #include "relay/server/context.hpp"
+#include "relay/server/login_pool.hpp"
 #include "relay/server/control.hpp"
 #include "relay/delivery/credentials.hpp"
 #include "relay/delivery/delivery.hpp"
@@ -196,8 +199,8 @@ private:
 // exist. The objects themselves go afterwards, in reverse order of creation.
 class shutdown_order {
 public:
-    shutdown_order(event_loop& io, event_loop& delivery_io, asio::thread_pool& blocking)
-        : io_(io), delivery_io_(delivery_io), blocking_(blocking) {}
+    shutdown_order(event_loop& io, event_loop& delivery_io, asio::thread_pool& blocking, login_pool& logins)
+        : io_(io), delivery_io_(delivery_io), blocking_(blocking), logins_(logins) {}
     // Runs the delivery's loop on its own thread from now on.
     void start_delivery() { delivering_.emplace(delivery_io_); }
     ~shutdown_order() {
@@ -205,6 +208,7 @@ public:
         if (delivering_) delivering_->finish();
         delivery_io_.stop();
         blocking_.join();
+        logins_.join();
         delivery_io_.shutdown();
         io_.shutdown();
     }
@@ -215,6 +219,7 @@ private:
     event_loop& io_;
     event_loop& delivery_io_;
     asio::thread_pool& blocking_;
+    login_pool& logins_;
     std::optional<delivery_thread> delivering_;
 };
 
@@ -339,6 +344,9 @@ int serve(const std::filesystem::path& config_file) {
         event_loop delivery_io(1);
         // fsync and crypt(3) wait more than they compute: more threads than cores.
         asio::thread_pool blocking(8);
+        // Password checks have threads of their own: guesses cannot take
+        // the spool's.
+        login_pool logins(cfg.auth.verify_threads, cfg.auth.max_waiting_logins);
 
         std::unique_ptr<upstream_credentials> credentials;
         if (cfg.upstream.kind == conf::upstream_kind::smtp && cfg.upstream.auth == conf::upstream_auth::xoauth2) {
@@ -363,6 +371,9 @@ int serve(const std::filesystem::path& config_file) {
         client_table clients({cfg.server.max_connections_per_client, cfg.server.max_connection_rate_per_client,
                               cfg.auth.max_failures_per_client});
         ctx.clients = &clients;
+        account_lockout lockout({cfg.auth.lockout_threshold, std::chrono::seconds(cfg.auth.lockout_seconds)});
+        ctx.lockout = &lockout;
+        ctx.logins = &logins;
         std::list<listening> listeners;
         for (const auto& a : cfg.server.submission)
             listeners.push_back({open_acceptor(io, a), {false, "submission " + a.to_string(), a.to_string()}});
@@ -387,7 +398,7 @@ int serve(const std::filesystem::path& config_file) {
         control.start();
         asio::co_spawn(io, handle_signals(ctx, reloader, signals, listeners, watcher, control), asio::detached);
 
-        shutdown_order order(io, delivery_io, blocking);
+        shutdown_order order(io, delivery_io, blocking, logins);
         delivery.start();
         order.start_delivery();
         spdlog::info("subrelay {} ready as {}", SUBRELAY_VERSION, cfg.server.hostname);

@@ -24,7 +24,9 @@
 #include "auth/sasl_server.hpp"
 #include "relay/delivery/blocking.hpp"
 #include "relay/delivery/delivery.hpp"
+#include "relay/server/account_lockout.hpp"
 #include "relay/server/client_table.hpp"
+#include "relay/server/login_pool.hpp"
 #include "relay/server/device_tls.hpp"
 #include "relay/spool/spool.hpp"
 #include "relay/delivery/system_clock.hpp"
@@ -280,7 +282,9 @@ private:
     smtp::server_session smtp_;
     std::unique_ptr<auth::sasl_server> sasl_;
     std::string tls_description_;
-    std::string attempted_identity_;  // the account the last AUTH tried, for the log
+    std::string attempted_identity_;  // the account the last AUTH tried, as typed, for the log
+    std::string attempted_account_;   // its canonical identity, when there is such an account
+    bool attempt_locked_ = false;     // it was refused by the account's lockout
     bool in_data_ = false;                                  // the client is sending DATA
     std::chrono::steady_clock::time_point data_started_{};
     std::uint64_t data_bytes_ = 0;                          // read since DATA began
@@ -510,22 +514,49 @@ asio::awaitable<void> session::authenticate() {
                          client_ip_, kind_.name, why);
         }
         attempted_identity_.clear();
+        attempted_account_.clear();
+        attempt_locked_ = false;
+        // Called on the login pool, within the step; what it notes is read
+        // on the io thread once the step is back.
         sasl_ = std::make_unique<auth::sasl_server>(
-            ctx_.cfg.server.hostname, [engine, this](std::string_view identity) -> std::optional<std::string> {
-                attempted_identity_ = std::string(identity);  // for the log; read after the step, on the io thread
-                if (const auto* m = engine->find_login(identity, ctx_.cfg.server.auth_default_domain))
-                    return m->password_hash;
-                return std::nullopt;
+            ctx_.cfg.server.hostname,
+            [engine, this](std::string_view identity) -> std::optional<auth::password_record> {
+                attempted_identity_ = std::string(identity);  // for the log
+                const auto* m = engine->find_login(identity, ctx_.cfg.server.auth_default_domain);
+                if (m == nullptr) return std::nullopt;
+                attempted_account_ = m->identity;
+                attempt_locked_ = ctx_.lockout != nullptr &&
+                                  ctx_.lockout->refuses(m->identity, client_ip_, std::chrono::steady_clock::now());
+                return auth::password_record(m->password_hash, attempt_locked_);
             });
     }
-    // SASL steps may run crypt(3), which takes tens of milliseconds: not on the io thread.
+    // A storm of logins waits no longer than the queue allows: beyond it,
+    // 454 at once (RFC 4954), and nothing is counted against the client.
+    if (ctx_.logins != nullptr && !ctx_.logins->has_room()) {
+        sasl_.reset();
+        if (ctx_.logins->log_full(std::chrono::steady_clock::now())) {
+            spdlog::warn("logins: {} waiting for a password check (auth.max_waiting_logins); new logins get 454 "
+                         "until the queue shortens",
+                         ctx_.logins->waiting());
+        }
+        smtp_.auth_failure(smtp::reply(454, "4.7.0", "Temporary authentication failure"));
+        co_return;
+    }
+    // SASL steps may run crypt(3), which takes tens of milliseconds: not on
+    // the io thread, and not on the pool that spool writes need.
     auto sasl_step = [this, &req] {
         if (req.first)
             return sasl_->start(req.mechanism, req.has_initial_response ? std::optional<std::string_view>(req.data)
                                                                         : std::nullopt);
         return sasl_->step(req.data);
     };
-    auth::sasl_result result = co_await run_blocking(ctx_.blocking, sasl_step);
+    auth::sasl_result result;
+    if (ctx_.logins != nullptr) {
+        login_pool::ticket waiting(*ctx_.logins);
+        result = co_await run_blocking(ctx_.logins->pool(), sasl_step);
+    } else {
+        result = co_await run_blocking(ctx_.blocking, sasl_step);
+    }
 
     using status = auth::sasl_result::status;
     switch (result.state) {
@@ -556,23 +587,38 @@ asio::awaitable<void> session::authenticate() {
         }
         spdlog::info("auth ok: account={} client={} mechanism={}", m->identity, client_ip_, req.mechanism);
         if (ctx_.clients != nullptr) ctx_.clients->auth_succeeded(client_ip_);
+        if (ctx_.lockout != nullptr) ctx_.lockout->succeeded(m->identity, client_ip_);
         smtp_.auth_success(m->identity);
         co_return;
     }
     }
     sasl_.reset();
     // A malformed user name or password is a failed attempt like a wrong
-    // one: logged, answered after the same delay, and counted.
+    // one: logged, answered after the same delay, and counted. So is a
+    // login refused because its account is locked: the client cannot tell
+    // it from a wrong password.
     const bool malformed = result.state == status::malformed;
+    const auto now = std::chrono::steady_clock::now();
+    const char* what = malformed         ? "malformed: "
+                       : attempt_locked_ ? "account locked out"
+                                         : "wrong password or unknown account";
     // One line per failure, naming the account tried (never the password):
     // what fail2ban's filter (conf/fail2ban) matches.
-    spdlog::info("auth failed: account={} client={} mechanism={} ({})",
-                 attempted_identity_.empty() ? "-" : attempted_identity_, client_ip_, req.mechanism,
-                 malformed ? "malformed: " + result.reason : std::string("wrong password or unknown account"));
-    if (ctx_.clients != nullptr && ctx_.clients->auth_failed(client_ip_, std::chrono::steady_clock::now())) {
+    spdlog::info("auth failed: account={} client={} mechanism={} ({}{})",
+                 attempted_identity_.empty() ? "-" : attempted_identity_, client_ip_, req.mechanism, what,
+                 malformed ? result.reason : std::string());
+    if (ctx_.clients != nullptr && ctx_.clients->auth_failed(client_ip_, now)) {
         spdlog::warn("client {}: {} failed logins within 10 minutes; refused at connect for a while "
                      "(auth.max_failures_per_client)",
                      client_ip_, ctx_.cfg.auth.max_failures_per_client);
+    }
+    if (ctx_.lockout != nullptr && !malformed && !attempt_locked_ && !attempted_account_.empty()) {
+        const auto lock = ctx_.lockout->failed(attempted_account_, client_ip_, now);
+        if (lock != std::chrono::steady_clock::duration::zero())
+            spdlog::warn("account {}: locked for {} s after {} failed logins from addresses it has not logged in "
+                         "from (auth.lockout_threshold); its familiar addresses may still log in",
+                         attempted_account_, std::chrono::duration_cast<std::chrono::seconds>(lock).count(),
+                         ctx_.cfg.auth.lockout_threshold);
     }
     asio::steady_timer delay(socket_.get_executor(), failed_auth_delay());
     co_await delay.async_wait(with_error);

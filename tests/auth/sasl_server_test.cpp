@@ -14,6 +14,7 @@
 namespace {
 
 using subrelay::auth::hash_password;
+using subrelay::auth::password_record;
 using subrelay::auth::sasl_result;
 using subrelay::auth::sasl_server;
 using status = sasl_result::status;
@@ -215,6 +216,15 @@ TEST_F(sasl_test, a_stored_hash_that_is_malformed_fails) {
     sasl_server server("relay.example.net",
                        [](std::string_view) -> std::optional<std::string> { return std::string("*"); });
     EXPECT_EQ(server.start("PLAIN", plain("", "printer", "print-pass")).state, status::failure);
+}
+
+TEST_F(sasl_test, a_locked_account_fails_even_with_its_password) {
+    sasl_server server("relay.example.net", [](std::string_view) -> std::optional<password_record> {
+        return password_record(accounts_->at("printer"), true);
+    });
+    const auto r = server.start("PLAIN", plain("", "printer", "print-pass"));
+    EXPECT_EQ(r.state, status::failure);
+    EXPECT_TRUE(r.identity.empty());
 }
 
 TEST_F(sasl_test, global_init_is_idempotent) {

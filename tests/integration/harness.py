@@ -604,8 +604,9 @@ class Relay:
                 "max_connection_rate_per_client": 0,
             },
             "tls": {"cert_file": "relay-cert.pem", "key_file": "relay-key.pem"},
-            # Many tests fail logins on purpose from one address.
-            "auth": {"max_failures_per_client": 0},
+            # Many tests fail logins on purpose from one address, and many
+            # log in at once.
+            "auth": {"max_failures_per_client": 0, "lockout_threshold": 0, "max_waiting_logins": 0},
             "policy": {"file": "policy.toml"},
             "spool": {"dir": "spool"},
         }

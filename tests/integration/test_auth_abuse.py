@@ -149,6 +149,102 @@ class FailedLoginTest(harness.IntegrationCase):
         self.assertEqual(result.stdout.split(), ["127.0.0.9", "127.0.0.9", "127.0.0.10"], result.stdout)
 
 
+class AccountLockoutTest(harness.IntegrationCase):
+    """Guesses at one account from many addresses: after auth.lockout_threshold
+    failures from addresses the account never logged in from, it is locked
+    for those addresses (the same 535 as a wrong password, without checking
+    it), while an address it has logged in from still logs in (Smart
+    Lockout's familiar-location rule)."""
+
+    def start(self, **auth):
+        self.start_token()
+        self.start_upstream()
+        relay = self.make_relay([harness.scanner_account()], device_networks=PLAINTEXT_AUTH,
+                                extra_sections={"auth": auth})
+        return self.start_relay(relay)
+
+    def test_guesses_lock_the_account_for_unfamiliar_addresses_only(self):
+        relay = self.start(lockout_threshold=3)
+        port = relay.submission_port
+        good, wrong = (SCANNER_ID, harness.SCANNER_PASSWORD), (SCANNER_ID, "wrong-password")
+        # The scanner logs in from 127.0.0.10 every day.
+        self.assertEqual(auth_from("127.0.0.10", port, [good])[0][:3], "235")
+        # Someone guesses from 127.0.0.9, from three sessions.
+        refused = [auth_from("127.0.0.9", port, [wrong])[0] for _ in range(3)]
+        self.assertEqual([r[:3] for r in refused], ["535"] * 3, refused)
+        # Now the right password from an unfamiliar address gets exactly the
+        # reply of a wrong one: nothing tells a guesser it was right.
+        self.assertEqual(auth_from("127.0.0.9", port, [good]), [refused[0]])
+        self.assertEqual(auth_from("127.0.0.11", port, [good]), [refused[0]])
+        # The scanner's own address still logs in, and sends.
+        self.assertEqual(auth_from("127.0.0.10", port, [good])[0][:3], "235")
+        log = relay.log().decode()
+        self.assertIn("account %s: locked for 60 s after 3 failed logins from addresses it has not logged in from"
+                      % SCANNER_ID, log)
+        self.assertIn("auth failed: account=%s client=127.0.0.11 mechanism=PLAIN (account locked out)" % SCANNER_ID,
+                      log)
+
+    def test_failures_at_a_familiar_address_do_not_lock_out_the_rest(self):
+        relay = self.start(lockout_threshold=3)
+        port = relay.submission_port
+        good, wrong = (SCANNER_ID, harness.SCANNER_PASSWORD), (SCANNER_ID, "old-password")
+        self.assertEqual(auth_from("127.0.0.10", port, [good])[0][:3], "235")
+        # The scanner at 127.0.0.10 keeps an old password for a while.
+        for _ in range(2):
+            self.assertEqual([r[:3] for r in auth_from("127.0.0.10", port, [wrong] * 2)], ["535"] * 2)
+        # A new device elsewhere, with the right one, is not locked out.
+        self.assertEqual(auth_from("127.0.0.11", port, [good])[0][:3], "235")
+        self.assertNotIn("locked for", relay.log().decode())
+
+
+class LoginQueueTest(harness.IntegrationCase):
+    """Password checks run on threads of their own with a bounded queue: a
+    storm of logins beyond auth.max_waiting_logins is answered 454 4.7.0 at
+    once (it used to queue without bound on the threads that spool writes
+    use), and mail still goes."""
+
+    def test_logins_beyond_the_queue_get_454_and_mail_still_goes(self):
+        self.start_token()
+        self.start_upstream()
+        relay = self.make_relay([harness.scanner_account()], device_networks=PLAINTEXT_AUTH,
+                                extra_sections={"auth": {"verify_threads": 1, "max_waiting_logins": 1}})
+        self.start_relay(relay)
+        port = relay.submission_port
+        sessions = []
+        for _ in range(12):
+            s = harness.connect_from("127.0.0.9", port)
+            f = s.makefile("rb")
+            self.assertTrue(f.readline().startswith(b"220"))
+            s.sendall(b"EHLO storm.test\r\n")
+            while f.readline()[3:4] == b"-":
+                pass
+            sessions.append((s, f))
+        # All at once: each check takes a while, so most find the queue full.
+        wrong = b"AUTH PLAIN " + harness.plain_credentials(SCANNER_ID, "guess").encode() + b"\r\n"
+        for s, _ in sessions:
+            s.sendall(wrong)
+        replies = [f.readline().decode().strip() for _, f in sessions]
+        for s, _ in sessions:
+            s.close()
+        busy = [r for r in replies if r.startswith("454")]
+        self.assertTrue(busy, replies)
+        self.assertEqual(set(busy), {"454 4.7.0 Temporary authentication failure"})
+        self.assertEqual({r[:3] for r in replies} - {"454", "535"}, set(), replies)
+        self.assertIn("logins: 1 waiting for a password check (auth.max_waiting_logins)", relay.log().decode())
+        # Once the storm has passed, a device logs in and its mail goes.
+        d = relay.authenticated_dialogue(SCANNER_ID, harness.SCANNER_PASSWORD)
+        d.send("MAIL FROM:<%s>" % SCANNER_ID)
+        d.expect("250 *")
+        d.send("RCPT TO:<dest@example.org>")
+        d.expect("250 *")
+        d.send("DATA")
+        d.expect("354 *")
+        d.send_raw(harness.make_message(SCANNER_ID, "dest@example.org", "after the storm", body_lines=["x"]) + b".\r\n")
+        d.expect("250 2.0.0 *")
+        d.close()
+        self.assertEqual(len(self.upstream.wait_messages(1)), 1)
+
+
 class QuotaReservationTest(harness.IntegrationCase):
     """Ten parallel sessions of an account limited to 3 messages a minute and
     10 recipients a day were all accepted (10 messages, 90 recipients): the
