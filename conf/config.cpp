@@ -165,6 +165,7 @@ private:
         r.read_number("idle_timeout_seconds", s.idle_timeout_seconds, 1);
         r.read_number("min_data_rate", s.min_data_rate, 0);
         r.read_number("session_timeout_seconds", s.session_timeout_seconds, 1);
+        r.read_number("stress_session_timeout_seconds", s.stress_session_timeout_seconds, 1);
         r.read_number("tls_handshake_timeout_seconds", s.tls_handshake_timeout_seconds, 1);
         if (r.read("auth_default_domain", s.auth_default_domain) && !s.auth_default_domain.empty() &&
             !smtp::valid_mailbox("postmaster@" + s.auth_default_domain)) {

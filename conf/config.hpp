@@ -31,6 +31,7 @@ struct server_config {
     std::uint32_t idle_timeout_seconds = 300;     // per command (RFC 5321 4.5.3.2: 5 min); 10 s under pressure
     std::uint32_t min_data_rate = 1024;           // bytes a second on average in DATA after 30 s; 0: none
     std::uint32_t session_timeout_seconds = 1800; // whole session
+    std::uint32_t stress_session_timeout_seconds = 300;  // whole session, under pressure (above 80 % of max_connections)
     std::uint32_t tls_handshake_timeout_seconds = 60;  // implicit TLS and after STARTTLS
     // Completes an AUTH user name without a domain ("scanner" -> "scanner@DOMAIN"),
     // like Postfix's smtpd_sasl_local_domain. Empty: names are used as given.

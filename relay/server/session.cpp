@@ -246,7 +246,9 @@ private:
     asio::awaitable<void> close();
     // Above 80 % of server.max_connections the relay is under pressure, and
     // idle clients get 10 s (as in Postfix's stress mode) instead of the
-    // configured timeout, so that slots come free for devices with mail.
+    // configured timeout, and whole sessions
+    // server.stress_session_timeout_seconds, so that slots come free for
+    // devices with mail.
     [[nodiscard]] bool under_pressure() const {
         return ctx_.sessions.size() * 5 > static_cast<std::size_t>(ctx_.cfg.server.max_connections) * 4;
     }
@@ -344,8 +346,12 @@ bool session::data_too_slow(std::chrono::steady_clock::time_point now) const {
 }
 
 std::chrono::steady_clock::duration session::deadline(std::chrono::seconds limit) const {
-    auto left = started_ + std::chrono::seconds(ctx_.cfg.server.session_timeout_seconds) -
-                std::chrono::steady_clock::now();
+    // Under pressure a session as a whole gets less too, so that the slots
+    // of clients that keep a session busy (NOOPs, slow messages) come free.
+    auto session_limit = std::chrono::seconds(ctx_.cfg.server.session_timeout_seconds);
+    if (under_pressure())
+        session_limit = std::min(session_limit, std::chrono::seconds(ctx_.cfg.server.stress_session_timeout_seconds));
+    auto left = started_ + session_limit - std::chrono::steady_clock::now();
     return std::max<std::chrono::steady_clock::duration>(std::min<std::chrono::steady_clock::duration>(limit, left),
                                                          std::chrono::milliseconds(1));
 }

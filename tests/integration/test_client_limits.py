@@ -94,6 +94,37 @@ class PressureTest(harness.IntegrationCase):
         for s in held:
             s.close()
 
+    def test_under_pressure_busy_sessions_get_less_time_too(self):
+        relay = self.full_stack([harness.scanner_account()],
+                                extra_sections={"server": {"max_connections": 10, "idle_timeout_seconds": 300,
+                                                           "session_timeout_seconds": 1800,
+                                                           "stress_session_timeout_seconds": 3}})
+        held = []
+        for _ in range(9):   # above 80 % of 10
+            s, line = greeting_from("127.0.0.8", relay.submission_port)
+            self.assertTrue(line.startswith(b"220 "), line)
+            held.append(s)
+        # A client that is never idle: a NOOP a second, answered until the
+        # session's time under pressure is over (it had 1,800 s before).
+        s = held[0]
+        s.settimeout(1)
+        received = b""
+        for _ in range(60):
+            s.sendall(b"NOOP\r\n")
+            chunk = b"-"
+            try:
+                while chunk and b"421 " not in received:
+                    chunk = s.recv(1024)
+                    received += chunk
+            except socket.timeout:
+                pass   # a second without more to read
+            if not chunk or b"421 " in received:
+                break
+        last = received.splitlines()[-1] if received else b""
+        self.assertTrue(last.startswith(b"421 4.4.2 "), last)
+        for s in held:
+            s.close()
+
     def test_drip_fed_data_is_cut_off(self):
         relay = self.full_stack([harness.scanner_account()])
         d = relay.data_dialogue(harness.SCANNER_ID, harness.SCANNER_PASSWORD, harness.SCANNER_ID,
