@@ -187,6 +187,21 @@ def dot_stuff(message):
     return stuffed + b".\r\n"
 
 
+def submit_on(d, sender, rcpt="alice@example.org", subject="test"):
+    """One message on an open dialogue (EHLO done, AUTH done if needed):
+    the reply to MAIL if it is not 250, else the reply to the data."""
+    d.send("MAIL FROM:<%s>" % sender)
+    reply = d.read_reply()[-1]
+    if not reply.startswith("250"):
+        return reply
+    d.send("RCPT TO:<%s>" % rcpt)
+    d.expect("250 *")
+    d.send("DATA")
+    d.expect("354 *")
+    d.send_raw(dot_stuff(make_message(sender, rcpt, subject)))
+    return d.read_reply()[-1]
+
+
 def make_message(sender, recipient, subject, body_lines=None, extra_headers=()):
     """A CRLF message with a unique Message-ID; bytes."""
     token = os.urandom(6).hex()

@@ -53,6 +53,30 @@ def one_mib_of_lines(seed):
     return content, wire
 
 
+class large_message:
+    """A message of `mib` MiB of lines under a unique Subject: its header
+    (`head`), the repeated MiB as sent after DATA (`wire`), and the SHA-256
+    and length of the message the relay must keep and pass on."""
+
+    def __init__(self, name, mib):
+        self.subject = "%s %s" % (name, os.urandom(4).hex())
+        self.head = harness.make_message(SCANNER_ID, "dest@example.org", self.subject, body_lines=[])
+        content, self.wire = one_mib_of_lines(name.replace(" ", ""))
+        self.mib = mib
+        digest = hashlib.sha256(self.head)
+        for _ in range(mib):
+            digest.update(content)
+        self.sha256 = digest.hexdigest()
+        self.length = len(self.head) + mib * len(content)
+
+    def send(self, d):
+        """Its content and the final dot, in a dialogue after 354."""
+        d.send_raw(self.head)
+        for _ in range(self.mib):
+            d.sock.sendall(self.wire)   # not send_raw: the transcript keeps no 30 MiB
+        d.send_raw(b".\r\n")
+
+
 class LargeMessageTest(harness.IntegrationCase):
     def start_measured_relay(self, relay):
         with harness.small_asan_quarantine():
@@ -70,15 +94,10 @@ class LargeMessageTest(harness.IntegrationCase):
         expected = {}
         dialogues = []
         for n in range(SESSIONS):
-            subject = "large %d %s" % (n, os.urandom(4).hex())
-            head = harness.make_message(SCANNER_ID, "dest@example.org", subject, body_lines=[])
-            content, wire = one_mib_of_lines("m%d" % n)
-            digest = hashlib.sha256(head)
-            for _ in range(MESSAGE_MIB):
-                digest.update(content)
-            expected[subject] = (digest.hexdigest(), len(head) + MESSAGE_MIB * len(content))
+            message = large_message("large %d" % n, MESSAGE_MIB)
+            expected[message.subject] = (message.sha256, message.length)
             d = relay.data_dialogue(SCANNER_ID, SCANNER_PASSWORD, SCANNER_ID, ["dest@example.org"])
-            dialogues.append((d, head, wire))
+            dialogues.append((d, message))
 
         # Every session is in DATA: from here the peak is the messages'.
         at_start = status_kib(pid, "VmRSS")
@@ -87,12 +106,9 @@ class LargeMessageTest(harness.IntegrationCase):
         errors = []
 
         def send(n):
-            d, head, wire = dialogues[n]
+            d, message = dialogues[n]
             try:
-                d.send_raw(head)
-                for _ in range(MESSAGE_MIB):
-                    d.sock.sendall(wire)   # not send_raw: the transcript keeps no 30 MiB
-                d.send_raw(b".\r\n")
+                message.send(d)
                 replies[n] = d.read_reply()[-1]
                 d.send("QUIT")
                 d.expect("221 *")
@@ -138,18 +154,10 @@ class LargeMessageTest(harness.IntegrationCase):
         pid = relay.process.pid
         expected = {}
         for n in range(DELIVERED):
-            subject = "outgoing %d %s" % (n, os.urandom(4).hex())
-            head = harness.make_message(SCANNER_ID, "dest@example.org", subject, body_lines=[])
-            content, wire = one_mib_of_lines("d%d" % n)
-            digest = hashlib.sha256(head)
-            for _ in range(DELIVERED_MIB):
-                digest.update(content)
-            expected[subject] = digest.hexdigest()
+            message = large_message("outgoing %d" % n, DELIVERED_MIB)
+            expected[message.subject] = message.sha256
             d = relay.data_dialogue(SCANNER_ID, SCANNER_PASSWORD, SCANNER_ID, ["dest@example.org"])
-            d.send_raw(head)
-            for _ in range(DELIVERED_MIB):
-                d.sock.sendall(wire)
-            d.send_raw(b".\r\n")
+            message.send(d)
             d.expect("250 2.0.0 *")
             d.close()
         self.assertEqual(len(relay.queued_ids()), DELIVERED)

@@ -254,17 +254,7 @@ class BindingTest(PolicyRelay):
         return d
 
     def submit(self, d, sender, rcpt="alice@example.org"):
-        """MAIL, RCPT, DATA without AUTH; returns the reply to MAIL if it is not 250, else to the data."""
-        d.send("MAIL FROM:<%s>" % sender)
-        reply = d.read_reply()[-1]
-        if not reply.startswith("250"):
-            return reply
-        d.send("RCPT TO:<%s>" % rcpt)
-        d.expect("250 *")
-        d.send("DATA")
-        d.expect("354 *")
-        d.send_raw(harness.dot_stuff(harness.make_message(sender, rcpt, "bound")))
-        return d.read_reply()[-1]
+        return harness.submit_on(d, sender, rcpt, subject="bound")
 
     def test_bound_address_submits_without_auth(self):
         d = self.dialogue_from("127.0.0.2")

@@ -247,17 +247,7 @@ class RevocationTest(PolicySafety):
         self.assertEqual(code, 0, "subrelay %s exited %d:\n%s%s" % (" ".join(args), code, out, err))
 
     def submit(self, d, sender, rcpt="alice@example.org"):
-        """One message on an open session; the reply to MAIL if it is not 250, else to the data."""
-        d.send("MAIL FROM:<%s>" % sender)
-        reply = d.read_reply()[-1]
-        if not reply.startswith("250"):
-            return reply
-        d.send("RCPT TO:<%s>" % rcpt)
-        d.expect("250 *")
-        d.send("DATA")
-        d.expect("354 *")
-        d.send_raw(harness.dot_stuff(harness.make_message(sender, rcpt, "revocation")))
-        return d.read_reply()[-1]
+        return harness.submit_on(d, sender, rcpt, subject="revocation")
 
     def edit_and_wait(self, *args):
         offset = len(self.relay.log())
@@ -284,32 +274,29 @@ class RevocationTest(PolicySafety):
         d.expect("221 *")
         d.close()
 
-    def bound_dialogue(self):
-        d = harness.Dialogue(harness.connect_from("127.0.0.2", self.relay.submission_port))
-        d.expect("220 *")
-        d.send("EHLO printer.contoso.test")
-        d.expect("250 *")
-        return d
-
-    def test_a_removed_binding_no_longer_covers_its_open_session(self):
+    def bound_session(self):
+        """A relay where 127.0.0.2 is bound to bound@contoso.com (enabled),
+        and a session from there that has sent one message."""
         self.start_with_policy(org={"smtp_client_authentication_disabled": True},
                                mailboxes=[account("bound@contoso.com", smtp_client_authentication_disabled=False,
                                                   password=None)],
                                bindings=[{"network": "127.0.0.2/32", "identity": "bound@contoso.com"}])
-        d = self.bound_dialogue()
+        d = harness.Dialogue(harness.connect_from("127.0.0.2", self.relay.submission_port))
+        d.expect("220 *")
+        d.send("EHLO printer.contoso.test")
+        d.expect("250 *")
         self.assertRegex(self.submit(d, "bound@contoso.com"), r"^250 2\.0\.0 ")
+        return d
+
+    def test_a_removed_binding_no_longer_covers_its_open_session(self):
+        d = self.bound_session()
         self.edit_and_wait("remove-relaybinding", "-Network", "127.0.0.2/32")
         self.assertEqual(self.submit(d, "bound@contoso.com"), REPLY_NOT_AUTHENTICATED,
                          "a session must not send once the binding that covered it is removed")
         d.close()
 
     def test_a_bound_account_set_to_true_is_refused_on_its_open_session(self):
-        self.start_with_policy(org={"smtp_client_authentication_disabled": True},
-                               mailboxes=[account("bound@contoso.com", smtp_client_authentication_disabled=False,
-                                                  password=None)],
-                               bindings=[{"network": "127.0.0.2/32", "identity": "bound@contoso.com"}])
-        d = self.bound_dialogue()
-        self.assertRegex(self.submit(d, "bound@contoso.com"), r"^250 2\.0\.0 ")
+        d = self.bound_session()
         self.edit_and_wait("set-casmailbox", "-Identity", "bound@contoso.com", "-SmtpClientAuthenticationDisabled",
                            "$true")
         self.assertEqual(self.submit(d, "bound@contoso.com"), REPLY_DISABLED_MAILBOX_AT_MAIL)
