@@ -7,6 +7,7 @@
 
 #include "conf/toml_reader/toml_reader.hpp"
 #include "smtp/address.hpp"
+#include "smtp/header.hpp"
 #include "smtp/text/ascii.hpp"
 
 namespace subrelay::policy {
@@ -135,6 +136,8 @@ void read_mailbox(const toml::table& t, const std::string& prefix, mailbox& m, s
             r.error("null_sender", "expected \"rewrite\" or \"refuse\", got " + quote(null_sender));
         }
     }
+    bool check_header_from = true;
+    if (r.read("check_header_from", check_header_from)) m.check_header_from = check_header_from;
     r.finish();
 }
 
@@ -250,6 +253,7 @@ load_result load_text(std::string_view text, const std::filesystem::path& file) 
         o.read_number("max_messages_per_minute", policy.org.max_messages_per_minute, 0);
         o.read_number("max_recipients_per_day", policy.org.max_recipients_per_day, 0);
         o.read_number("max_recipients_per_message", policy.org.max_recipients_per_message, 0);
+        o.read("check_header_from", policy.org.check_header_from);
         o.finish();
     }
 
@@ -502,6 +506,31 @@ std::optional<smtp::reply> engine::check_sender(std::string_view identity, std::
         if (sender_matches(sender, address)) return std::nullopt;
     }
     return smtp::replies::send_as_denied();
+}
+
+bool engine::checks_header_from(const mailbox& m) const {
+    return m.check_header_from.value_or(policy_.org.check_header_from);
+}
+
+std::optional<header_from_refusal> engine::check_header_from(std::string_view identity,
+                                                             std::string_view header_section, bool truncated) const {
+    const mailbox* m = find(identity);
+    if (m == nullptr) return header_from_refusal{smtp::replies::send_as_denied(), "", "no such account"};
+    if (!checks_header_from(*m)) return std::nullopt;
+    const auto found = smtp::sender_addresses(header_section);
+    if (const auto* e = std::get_if<smtp::header_error>(&found)) {
+        return header_from_refusal{smtp::replies::send_as_denied(), "",
+                                   "the " + e->field + ": header cannot be read (" + e->message + ")"};
+    }
+    for (const auto& address : std::get<std::vector<std::string>>(found)) {
+        if (auto r = check_sender(m->identity, address)) return header_from_refusal{*r, address, ""};
+    }
+    if (truncated) {
+        return header_from_refusal{smtp::replies::send_as_denied(), "",
+                                   "the header section is longer than " + std::to_string(header_section.size()) +
+                                       " octets and was not read to its end"};
+    }
+    return std::nullopt;
 }
 
 std::optional<smtp::reply> engine::check_recipient(std::string_view identity, std::string_view address) const {

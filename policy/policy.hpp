@@ -37,6 +37,9 @@ struct mailbox {
     std::optional<std::uint32_t> max_recipients_per_day;
     std::optional<std::uint32_t> max_recipients_per_message;
     null_sender_mode null_sender = null_sender_mode::rewrite;
+    // The From: and Sender: of a message must be allowed_senders too;
+    // nullopt => the organization's check_header_from.
+    std::optional<bool> check_header_from;
 
     friend bool operator==(const mailbox&, const mailbox&) = default;
 };
@@ -52,6 +55,10 @@ struct organization {
     // Exchange Online's limits; 0 => no limit.
     std::uint32_t max_recipients_per_day = 10000;
     std::uint32_t max_recipients_per_message = 500;
+    // Exchange refuses a message whose From: the mailbox may not send as
+    // (550 5.7.60), whatever the envelope says: so does the relay, before
+    // the message is queued.
+    bool check_header_from = true;
 
     friend bool operator==(const organization&, const organization&) = default;
 };
@@ -137,6 +144,13 @@ struct effective_limits {
     std::uint32_t max_recipients_per_message = 0;
 };
 
+// Why a message was refused for its From: or Sender: header.
+struct header_from_refusal {
+    smtp::reply reply;    // 550 5.7.60, as for an envelope sender the account may not use
+    std::string address;  // the address the account may not send as; "" when the reason is elsewhere
+    std::string reason;   // when address is "": why the header could not be checked
+};
+
 // Exchange's replies for the policy's refusals (text in one place).
 namespace replies {
 smtp::reply security_defaults();      // 535 5.7.139 ... user is locked by your organization's security defaults policy. ...
@@ -178,6 +192,22 @@ public:
     // or "*@domain"); else 550 5.7.60. The null sender is accepted unless
     // the account's null_sender is "refuse".
     [[nodiscard]] std::optional<smtp::reply> check_sender(std::string_view identity, std::string_view address) const;
+
+    // Whether the From:/Sender: check applies to an account: its own
+    // check_header_from, else the organization's.
+    [[nodiscard]] bool checks_header_from(const mailbox& m) const;
+
+    // At the end of DATA, before the message is queued: nullopt when it may
+    // go, else the refusal. `header_section` is the message's header section
+    // as smtp::header_collector keeps it; `truncated` when it went on past
+    // what was kept. When the check applies to the account, every address
+    // of every From: and Sender: field must pass check_sender; a field that
+    // cannot be read, or a header section longer than what was kept (a
+    // From: after it would go unseen), is refused too. A message without
+    // From: or Sender: passes. An unknown account is refused.
+    [[nodiscard]] std::optional<header_from_refusal> check_header_from(std::string_view identity,
+                                                                      std::string_view header_section,
+                                                                      bool truncated) const;
 
     // nullopt: the account may send to `address` (allowed_recipient_domains
     // empty, or the domain is listed, case-insensitive); else 550 5.7.1.

@@ -61,6 +61,9 @@ std::string to_toml(const policy_file& p) {
     if (org.max_recipients_per_message != defaults.max_recipients_per_message) {
         number_key(out, "max_recipients_per_message", org.max_recipients_per_message);
     }
+    if (org.check_header_from != defaults.check_header_from) {
+        key(out, "check_header_from", toml_bool(org.check_header_from));
+    }
 
     for (const auto& a : p.authentication_policies) {
         out += "\n[[authentication_policy]]\n";
@@ -85,6 +88,7 @@ std::string to_toml(const policy_file& p) {
         if (m.max_recipients_per_day) number_key(out, "max_recipients_per_day", *m.max_recipients_per_day);
         if (m.max_recipients_per_message) number_key(out, "max_recipients_per_message", *m.max_recipients_per_message);
         if (m.null_sender == null_sender_mode::refuse) string_key(out, "null_sender", "refuse");
+        if (m.check_header_from) key(out, "check_header_from", toml_bool(*m.check_header_from));
     }
 
     for (const auto& b : p.bindings) {

@@ -62,7 +62,8 @@ bool read_password(const context& c, std::string& password, bool& generated) {
 bool has_account_settings(const context& c) {
     for (const char* name :
          {o_disabled, o_allowed_senders, o_allowed_recipient_domains, o_upstream_mailbox, o_authentication_policy,
-          o_max_messages_per_minute, o_max_recipients_per_day, o_max_recipients_per_message, o_null_sender}) {
+          o_max_messages_per_minute, o_max_recipients_per_day, o_max_recipients_per_message, o_null_sender,
+          o_check_header_from}) {
         if (c.opts.has(name)) return true;
     }
     return false;
@@ -99,6 +100,7 @@ std::string apply_account_settings(const context& c, policy::policy_file& p, pol
             return "NullSender must be rewrite or refuse, not '" + mode + "'.";
         }
     }
+    if (o.has(o_check_header_from)) m.check_header_from = o.tristate(o_check_header_from);
     return "";
 }
 
@@ -221,6 +223,8 @@ int get_relayaccount(context& c) {
         prop<mailbox>("MaxRecipientsPerDay", [](const mailbox& m) { return m.max_recipients_per_day; }),
         prop<mailbox>("MaxRecipientsPerMessage", [](const mailbox& m) { return m.max_recipients_per_message; }),
         prop<mailbox>("NullSender", [](const mailbox& m) { return null_sender_name(m.null_sender); }),
+        // Blank: the organization's CheckHeaderFrom decides.
+        prop<mailbox>("CheckHeaderFrom", [](const mailbox& m) { return m.check_header_from; }),
     };
     auto p = load_policy(c);
     if (!p) return 1;

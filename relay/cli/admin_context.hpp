@@ -29,6 +29,7 @@ inline constexpr const char* o_disabled = "smtpclientauthenticationdisabled";
 inline constexpr const char* o_max_messages_per_minute = "maxmessagesperminute";
 inline constexpr const char* o_max_recipients_per_day = "maxrecipientsperday";
 inline constexpr const char* o_max_recipients_per_message = "maxrecipientspermessage";
+inline constexpr const char* o_check_header_from = "checkheaderfrom";
 
 // Exchange's words for an identity that names nothing.
 std::string not_found(std::string_view identity);

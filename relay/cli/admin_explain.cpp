@@ -99,6 +99,10 @@ int explain(context& c) {
           << (m->allowed_recipient_domains.empty() ? std::string("any domain")
                                                    : as_text(m->allowed_recipient_domains))
           << '\n';
+    // Whether the message's From: and Sender: must be allowed senders too, and who says so.
+    c.out << "Header From/Sender: "
+          << (engine.checks_header_from(*m) ? "checked against the allowed senders" : "not checked")
+          << (m->check_header_from ? " (account's CheckHeaderFrom)" : " (organization's CheckHeaderFrom)") << '\n';
     const auto limits = engine.limits_for(*m);
     c.out << "Limits: MaxMessagesPerMinute " << limit_text(limits.max_messages_per_minute) << ", MaxRecipientsPerDay "
           << limit_text(limits.max_recipients_per_day) << ", MaxRecipientsPerMessage "

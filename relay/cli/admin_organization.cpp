@@ -1,6 +1,6 @@
 // Organization-wide settings: Get-/Set-TransportConfig (SMTP AUTH for the
 // tenant) and Get-/Set-OrganizationConfig (default authentication policy,
-// security defaults, default limits).
+// security defaults, default limits, the From: header check).
 #include "relay/cli/admin_context.hpp"
 #include "relay/cli/admin_view.hpp"
 
@@ -47,6 +47,7 @@ int get_organizationconfig(context& c) {
         prop<organization>("MaxRecipientsPerDay", [](const organization& o) { return o.max_recipients_per_day; }),
         prop<organization>("MaxRecipientsPerMessage",
                            [](const organization& o) { return o.max_recipients_per_message; }),
+        prop<organization>("CheckHeaderFrom", [](const organization& o) { return o.check_header_from; }),
     };
     auto p = load_policy(c);
     if (!p) return 1;
@@ -57,10 +58,10 @@ int get_organizationconfig(context& c) {
 int set_organizationconfig(context& c) {
     const auto& o = c.opts;
     if (!o.has(o_default_authentication_policy) && !o.has(o_security_defaults) && !o.has(o_max_messages_per_minute) &&
-        !o.has(o_max_recipients_per_day) && !o.has(o_max_recipients_per_message)) {
+        !o.has(o_max_recipients_per_day) && !o.has(o_max_recipients_per_message) && !o.has(o_check_header_from)) {
         return nothing_to_change(c,
                                  "-DefaultAuthenticationPolicy, -SecurityDefaults, -MaxMessagesPerMinute, "
-                                 "-MaxRecipientsPerDay or -MaxRecipientsPerMessage");
+                                 "-MaxRecipientsPerDay, -MaxRecipientsPerMessage or -CheckHeaderFrom");
     }
     return apply_edit(
         c,
@@ -81,6 +82,7 @@ int set_organizationconfig(context& c) {
             if (o.has(o_max_recipients_per_message)) {
                 p.org.max_recipients_per_message = o.count(o_max_recipients_per_message);
             }
+            if (o.has(o_check_header_from)) p.org.check_header_from = o.boolean(o_check_header_from);
             return "";
         },
         true);

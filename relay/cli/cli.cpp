@@ -59,7 +59,8 @@ std::vector<option_spec> account_options() {
             {"MaxMessagesPerMinute", value_kind::nullable_count},
             {"MaxRecipientsPerDay", value_kind::nullable_count},
             {"MaxRecipientsPerMessage", value_kind::nullable_count},
-            {"NullSender", value_kind::text}};
+            {"NullSender", value_kind::text},
+            {"CheckHeaderFrom", value_kind::tristate}};
 }
 
 // Every verb, in the order `subrelay --help` lists them.
@@ -177,21 +178,27 @@ Exits 0 when every step passed, 1 when one failed.
         admin_verb({.name = "get-organizationconfig",
                     .summary = "show the organization's defaults and limits",
                     .usage = "usage: subrelay get-organizationconfig [--json]\n\n"
-                             "Shows DefaultAuthenticationPolicy, SecurityDefaults and the default limits.\n",
+                             "Shows DefaultAuthenticationPolicy, SecurityDefaults, the default limits and\n"
+                             "CheckHeaderFrom.\n",
                     .options = {json_option},
                     .run = with_config<get_organizationconfig>}),
         admin_verb({.name = "set-organizationconfig",
                     .summary = "change the organization's defaults and limits",
                     .usage = "usage: subrelay set-organizationconfig [-DefaultAuthenticationPolicy NAME|$null]\n"
                              "           [-SecurityDefaults $true|$false] [-MaxMessagesPerMinute N]\n"
-                             "           [-MaxRecipientsPerDay N] [-MaxRecipientsPerMessage N]\n\n"
+                             "           [-MaxRecipientsPerDay N] [-MaxRecipientsPerMessage N]\n"
+                             "           [-CheckHeaderFrom $true|$false]\n\n"
+                             "CheckHeaderFrom $true (the default): every address in a message's From: and\n"
+                             "Sender: must be one of the account's allowed senders, else 550 5.7.60 at the\n"
+                             "end of DATA; accounts whose own CheckHeaderFrom is set are not affected.\n"
                              "SecurityDefaults $true turns SMTP AUTH off for every account. A limit of 0\n"
                              "(or unlimited) means no limit.\n",
                     .options = {{"DefaultAuthenticationPolicy", value_kind::nullable_text},
                                 {"SecurityDefaults", value_kind::boolean},
                                 {"MaxMessagesPerMinute", value_kind::count},
                                 {"MaxRecipientsPerDay", value_kind::count},
-                                {"MaxRecipientsPerMessage", value_kind::count}},
+                                {"MaxRecipientsPerMessage", value_kind::count},
+                                {"CheckHeaderFrom", value_kind::boolean}},
                     .run = with_config<set_organizationconfig>}),
         admin_verb({.name = "get-casmailbox",
                     .summary = "show SmtpClientAuthenticationDisabled per account",
@@ -240,11 +247,15 @@ Exits 0 when every step passed, 1 when one failed.
                              "           [--allowed-senders LIST|$null] [--allowed-recipient-domains LIST|$null]\n"
                              "           [--upstream-mailbox M|$null] [--authentication-policy NAME|$null]\n"
                              "           [--max-messages-per-minute N|$null] [--max-recipients-per-day N|$null]\n"
-                             "           [--max-recipients-per-message N|$null] [--null-sender rewrite|refuse]\n\n"
+                             "           [--max-recipients-per-message N|$null] [--null-sender rewrite|refuse]\n"
+                             "           [-CheckHeaderFrom $true|$false|$null]\n\n"
                              "$null clears a setting (the default applies: the organization's limits, the\n"
                              "default upstream mailbox, the identity as the only sender). 0 = no limit.\n"
                              "--null-sender: MAIL FROM:<> is relayed with the account's identity as the\n"
-                             "envelope sender (rewrite, the default) or refused (refuse).\n",
+                             "envelope sender (rewrite, the default) or refused (refuse).\n"
+                             "-CheckHeaderFrom: the message's From: and Sender: addresses must be allowed\n"
+                             "senders too ($true), are not checked ($false), or the organization decides\n"
+                             "($null).\n",
                     .options = account_options(),
                     .positional_option = "identity",
                     .run = with_config<set_relayaccount>}),

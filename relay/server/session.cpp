@@ -33,6 +33,7 @@
 #include "relay/delivery/client_tls.hpp"
 #include "relay/server/tls.hpp"
 #include "smtp/address.hpp"
+#include "smtp/header.hpp"
 #include "smtp/received.hpp"
 #include "smtp/server_session.hpp"
 #include "smtp/text/ascii.hpp"
@@ -243,6 +244,8 @@ private:
     void prepare_message();
     void write_chunk();
     smtp::reply spool_failure(const std::exception& e) const;  // logs, and says which 4xx
+    // The From:/Sender: check at the end of DATA (policy::engine::check_header_from); logs a refusal.
+    std::optional<smtp::reply> header_from_refusal() const;
     asio::awaitable<void> close();
     // Above 80 % of server.max_connections the relay is under pressure, and
     // idle clients get 10 s (as in Postfix's stress mode) instead of the
@@ -303,6 +306,9 @@ private:
     smtp::received_info received_;
     spool::incoming incoming_;
     std::string chunk_;
+    // The message's header section, for the From:/Sender: check (at most
+    // smtp::header_collector::default_limit octets).
+    smtp::header_collector header_;
 };
 
 void session::note_bare_lf() {
@@ -658,6 +664,7 @@ void session::prepare_message() {
     received_.tls = tls_description_;
     if (env.recipients.size() == 1) received_.single_recipient = env.recipients.front();
     received_.date = smtp::rfc5322_date_now(system_wall_clock());
+    header_.clear();
 }
 
 // On the blocking pool: the message's file is made with its first piece.
@@ -683,6 +690,7 @@ smtp::reply session::spool_failure(const std::exception& e) const {
 asio::awaitable<void> session::receive_data() {
     smtp_.take_data(chunk_);
     if (!incoming_.active()) prepare_message();
+    header_.add(chunk_);
     std::optional<smtp::reply> failure;
     try {
         auto write_piece = [this] { write_chunk(); };
@@ -703,11 +711,33 @@ asio::awaitable<void> session::drop_message() {
         co_await run_blocking(ctx_.blocking, drop);
     }
     std::string().swap(chunk_);  // an idle session holds no DATA buffer
+    header_.clear();
+}
+
+std::optional<smtp::reply> session::header_from_refusal() const {
+    const auto refusal = ctx_.policy()->check_header_from(record_.identity, header_.header(), header_.truncated());
+    if (!refusal) return std::nullopt;
+    if (refusal->address.empty()) {
+        spdlog::info("header from refused: account={} client={} from=<> reason=\"{}\"", record_.identity, client_ip_,
+                     refusal->reason);
+    } else {
+        spdlog::info("header from refused: account={} client={} from=<{}>", record_.identity, client_ip_,
+                     refusal->address);
+    }
+    return refusal->reply;
 }
 
 asio::awaitable<void> session::store() {
     smtp_.take_data(chunk_);
     if (!incoming_.active()) prepare_message();
+    header_.add(chunk_);
+    if (auto refused = header_from_refusal()) {
+        // Nothing is queued: the spool file goes, and what the message held of the account's quotas.
+        co_await drop_message();
+        adapter_.release_held();
+        smtp_.stored(*refused);
+        co_return;
+    }
     std::string id;
     std::optional<smtp::reply> failure;
     try {

@@ -374,5 +374,105 @@ TEST(bindings, listener_filter) {
     EXPECT_STREQ(bound(e, "192.168.5.9", "submissions", "0.0.0.0:465"), "tls@contoso.com");
 }
 
+// The From: and Sender: of a message, checked like the envelope sender.
+constexpr std::string_view header_from_file = R"(
+[organization]
+check_header_from = true
+[[mailbox]]
+identity = "scanner@contoso.com"
+[[mailbox]]
+identity = "copier@contoso.com"
+allowed_senders = ["copier@contoso.com", "*@scans.contoso.com"]
+[[mailbox]]
+identity = "legacy@contoso.com"
+check_header_from = false
+)";
+
+std::string refused_address(const engine& e, std::string_view identity, std::string_view header,
+                            bool truncated = false) {
+    const auto r = e.check_header_from(identity, header, truncated);
+    if (!r) return "(allowed)";
+    EXPECT_EQ(r->reply, smtp::replies::send_as_denied());
+    EXPECT_EQ(r->reply.code, 550);
+    EXPECT_EQ(r->reply.enhanced, "5.7.60");
+    EXPECT_EQ(r->address.empty(), !r->reason.empty());
+    return r->address.empty() ? "reason: " + r->reason : r->address;
+}
+
+TEST(header_from, load_and_precedence) {
+    const auto r = load_text(header_from_file, "policy.toml");
+    ASSERT_TRUE(r.ok()) << ::testing::PrintToString(messages(r));
+    EXPECT_TRUE(r.policy.org.check_header_from);
+    EXPECT_EQ(r.policy.mailboxes[0].check_header_from, std::nullopt);
+    EXPECT_EQ(r.policy.mailboxes[2].check_header_from, std::optional<bool>(false));
+    EXPECT_TRUE(load_text("[organization]\n", "policy.toml").policy.org.check_header_from) << "on by default";
+
+    // Account true/false wins; unset follows the organization.
+    for (const bool org : {true, false}) {
+        for (const std::optional<bool> own : {std::optional<bool>(), std::optional<bool>(true), std::optional<bool>(false)}) {
+            policy_file p;
+            p.org.check_header_from = org;
+            mailbox m;
+            m.identity = "a@contoso.com";
+            m.check_header_from = own;
+            p.mailboxes.push_back(m);
+            const engine e(std::move(p));
+            EXPECT_EQ(e.checks_header_from(*e.find("a@contoso.com")), own.value_or(org));
+            EXPECT_EQ(e.check_header_from("a@contoso.com", "From: ceo@contoso.com\r\n", false).has_value(),
+                      own.value_or(org));
+        }
+    }
+}
+
+TEST(header_from, addresses_must_be_allowed_senders) {
+    const auto e = load_engine(header_from_file);
+    EXPECT_EQ(refused_address(e, "scanner@contoso.com", "From: \"The CEO\" <ceo@contoso.com>\r\n"), "ceo@contoso.com");
+    EXPECT_EQ(refused_address(e, "scanner@contoso.com", "From: Scanner <SCANNER@contoso.com>\r\nTo: a@b.example\r\n"),
+              "(allowed)");
+    EXPECT_EQ(refused_address(e, "scanner@contoso.com", "From: scanner@contoso.com\r\nSender: ceo@contoso.com\r\n"),
+              "ceo@contoso.com");
+    EXPECT_EQ(refused_address(e, "scanner@contoso.com", "From: Team: scanner@contoso.com, ceo@contoso.com;\r\n"),
+              "ceo@contoso.com");
+    EXPECT_EQ(refused_address(e, "scanner@contoso.com", "From: Undisclosed:;\r\n"), "(allowed)");
+    EXPECT_EQ(refused_address(e, "scanner@contoso.com", "To: a@b.example\r\nSubject: no From\r\n"), "(allowed)");
+    EXPECT_EQ(refused_address(e, "scanner@contoso.com", ""), "(allowed)");
+    // *@domain entries, as for MAIL FROM.
+    EXPECT_EQ(refused_address(e, "copier@contoso.com", "From: Floor 2 <floor2@scans.contoso.com>\r\n"), "(allowed)");
+    EXPECT_EQ(refused_address(e, "copier@contoso.com", "From: floor2@contoso.com\r\n"), "floor2@contoso.com");
+    // The check is off for this account.
+    EXPECT_EQ(refused_address(e, "legacy@contoso.com", "From: ceo@contoso.com\r\n"), "(allowed)");
+    EXPECT_EQ(refused_address(e, "legacy@contoso.com", "From: The CEO\r\n"), "(allowed)");
+}
+
+TEST(header_from, what_cannot_be_checked_is_refused) {
+    const auto e = load_engine(header_from_file);
+    EXPECT_THAT(refused_address(e, "scanner@contoso.com", "From: The CEO\r\n"),
+                StartsWith("reason: the From: header cannot be read ("));
+    EXPECT_THAT(refused_address(e, "scanner@contoso.com", "From: scanner@contoso.com\r\nsender: <ceo@contoso.com\r\n"),
+                StartsWith("reason: the Sender: header cannot be read ("));
+    // A header section longer than what was kept: a From: may follow unseen.
+    EXPECT_THAT(refused_address(e, "scanner@contoso.com", "From: scanner@contoso.com\r\nX-Pad: 0123", true),
+                StartsWith("reason: the header section is longer than"));
+    // An address seen before the cut is named.
+    EXPECT_EQ(refused_address(e, "scanner@contoso.com", "From: ceo@contoso.com\r\nX-Pad: 0123", true),
+              "ceo@contoso.com");
+    // An account removed by a reload since MAIL.
+    EXPECT_EQ(refused_address(e, "gone@contoso.com", "From: gone@contoso.com\r\n"), "reason: no such account");
+}
+
+TEST(policy_load_errors, check_header_from) {
+    const auto r = load_text(R"(
+[organization]
+check_header_from = "yes"
+[[mailbox]]
+identity = "a@contoso.com"
+check_header_from = 1
+)",
+                             "policy.toml");
+    EXPECT_THAT(messages(r),
+                ElementsAre("policy.toml: organization.check_header_from: expected a boolean, got a string",
+                            "policy.toml: mailbox[0].check_header_from: expected a boolean, got an integer"));
+}
+
 }  // namespace
 }  // namespace subrelay::policy

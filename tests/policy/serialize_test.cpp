@@ -51,6 +51,7 @@ TEST(to_toml, writes_only_what_is_not_default) {
     EXPECT_THAT(text, Not(HasSubstr("password_hash")));
     EXPECT_THAT(text, Not(HasSubstr("max_")));
     EXPECT_THAT(text, Not(HasSubstr("security_defaults")));
+    EXPECT_THAT(text, Not(HasSubstr("check_header_from"))) << "on by default, unset per account";
     EXPECT_THAT(text, Not(HasSubstr("mailbox]]\nidentity = \"a@contoso.com\"\nsmtp_client")))
         << "an unset mailbox switch stays unset";
     expect_round_trip(p);
@@ -81,6 +82,7 @@ TEST(to_toml, everything_set) {
     bound.identity = "floor2@contoso.com";
     bound.smtp_client_authentication_disabled = true;
     bound.null_sender = null_sender_mode::refuse;
+    bound.check_header_from = true;
     p.mailboxes.push_back(bound);
     p.bindings.push_back(make_binding("10.1.20.0/24", "floor2@contoso.com", {"submission", "[::1]:2587"}));
     p.bindings.push_back(make_binding("2001:db8::/48", "Scanner@Contoso.com"));
@@ -90,7 +92,31 @@ TEST(to_toml, everything_set) {
     EXPECT_THAT(text, HasSubstr("max_messages_per_minute = 0\n"));
     EXPECT_THAT(text, HasSubstr("max_messages_per_minute = 31\n"));
     EXPECT_THAT(text, HasSubstr("null_sender = \"refuse\"\n"));
+    EXPECT_THAT(text, HasSubstr("null_sender = \"refuse\"\ncheck_header_from = true\n"));
     EXPECT_THAT(text, HasSubstr("network = \"::ffff:10.9.0.1\"\n")) << "bindings keep their text";
+}
+
+// [organization] check_header_from is written only when off (its default is
+// on); a mailbox's only when set, either way.
+TEST(to_toml, check_header_from) {
+    policy_file p;
+    p.org.check_header_from = false;
+    mailbox on;
+    on.identity = "on@contoso.com";
+    on.check_header_from = true;
+    mailbox off;
+    off.identity = "off@contoso.com";
+    off.check_header_from = false;
+    mailbox unset;
+    unset.identity = "unset@contoso.com";
+    p.mailboxes = {on, off, unset};
+    expect_round_trip(p);
+    const auto text = to_toml(p);
+    EXPECT_THAT(text, HasSubstr("[organization]\nsmtp_client_authentication_disabled = true\ncheck_header_from = false\n"));
+    EXPECT_THAT(text, HasSubstr("identity = \"on@contoso.com\"\ncheck_header_from = true\n"));
+    EXPECT_THAT(text, HasSubstr("identity = \"off@contoso.com\"\ncheck_header_from = false\n"));
+    EXPECT_THAT(text, HasSubstr("identity = \"unset@contoso.com\"\n"));
+    EXPECT_THAT(text, Not(HasSubstr("identity = \"unset@contoso.com\"\ncheck_header_from")));
 }
 
 TEST(to_toml, nasty_strings_are_escaped) {

@@ -675,6 +675,66 @@ TEST_F(admin, relay_bindings) {
     ASSERT_EQ(run({"remove-relayaccount", "-Identity", "scanner@contoso.com"}).status, 0);
 }
 
+// ---- the From: header check ----------------------------------------------------
+
+TEST_F(admin, check_header_from_for_the_organization) {
+    auto g = run({"get-organizationconfig"});
+    ASSERT_EQ(g.status, 0) << g.err;
+    EXPECT_NE(g.out.find("CheckHeaderFrom             : True\n"), std::string::npos) << "on by default\n" << g.out;
+
+    auto s = run({"set-organizationconfig", "-CheckHeaderFrom", "$false"});
+    ASSERT_EQ(s.status, 0) << s.err;
+    EXPECT_FALSE(read_policy().org.check_header_from);
+    EXPECT_NE(policy_text().find("[organization]\nsmtp_client_authentication_disabled = true\ncheck_header_from = false\n"),
+              std::string::npos)
+        << policy_text();
+    auto j = run({"get-organizationconfig", "--json"});
+    EXPECT_EQ(boost::json::parse(j.out).as_object().at("CheckHeaderFrom").as_bool(), false) << j.out;
+
+    ASSERT_EQ(run({"set-organizationconfig", "--check-header-from", "true"}).status, 0);
+    EXPECT_TRUE(read_policy().org.check_header_from);
+    EXPECT_EQ(policy_text().find("check_header_from"), std::string::npos) << "the default is not written";
+    // The organization's value is $true or $false, never $null.
+    EXPECT_NE(run({"set-organizationconfig", "-CheckHeaderFrom", "$null"}).status, 0);
+    EXPECT_TRUE(read_policy().org.check_header_from);
+}
+
+TEST_F(admin, check_header_from_per_account) {
+    auto unset = run({"get-relayaccount", "-Identity", "scanner@contoso.com"});
+    ASSERT_EQ(unset.status, 0) << unset.err;
+    EXPECT_NE(unset.out.find("CheckHeaderFrom                  : \n"), std::string::npos) << unset.out;
+
+    ASSERT_EQ(run({"set-relayaccount", "-Identity", "scanner@contoso.com", "-CheckHeaderFrom", "$false"}).status, 0);
+    auto p = read_policy();
+    EXPECT_EQ(find(p, "scanner@contoso.com")->check_header_from, std::optional<bool>(false));
+    EXPECT_EQ(find(p, "printer@contoso.com")->check_header_from, std::nullopt) << "other accounts untouched";
+    auto off = run({"get-relayaccount", "-Identity", "scanner@contoso.com"});
+    EXPECT_NE(off.out.find("CheckHeaderFrom                  : False\n"), std::string::npos) << off.out;
+    auto j = run({"get-relayaccount", "-Identity", "scanner@contoso.com", "--json"});
+    EXPECT_EQ(boost::json::parse(j.out).as_array().at(0).as_object().at("CheckHeaderFrom").as_bool(), false) << j.out;
+
+    auto e = run({"explain", "scanner@contoso.com"});
+    EXPECT_NE(e.out.find("Header From/Sender: not checked (account's CheckHeaderFrom)\n"), std::string::npos) << e.out;
+    auto printer = run({"explain", "printer@contoso.com"});
+    EXPECT_NE(printer.out.find("Header From/Sender: checked against the allowed senders (organization's "
+                               "CheckHeaderFrom)\n"),
+              std::string::npos)
+        << printer.out;
+
+    ASSERT_EQ(run({"set-relayaccount", "-Identity", "scanner@contoso.com", "--check-header-from", "true"}).status, 0);
+    EXPECT_EQ(find(read_policy(), "scanner@contoso.com")->check_header_from, std::optional<bool>(true));
+    ASSERT_EQ(run({"set-relayaccount", "-Identity", "scanner@contoso.com", "-CheckHeaderFrom:$null"}).status, 0);
+    EXPECT_EQ(find(read_policy(), "scanner@contoso.com")->check_header_from, std::nullopt);
+    EXPECT_EQ(policy_text().find("check_header_from"), std::string::npos) << "unset is not written";
+
+    // At creation too.
+    ASSERT_EQ(run({"new-relayaccount", "-Identity", "fax@contoso.com", "--generate-password", "-CheckHeaderFrom",
+                   "$false"})
+                  .status,
+              0);
+    EXPECT_EQ(find(read_policy(), "fax@contoso.com")->check_header_from, std::optional<bool>(false));
+}
+
 // ---- explain ---------------------------------------------------------------------
 
 std::vector<std::string> lines_of(const std::string& text) {
