@@ -15,6 +15,64 @@ constexpr auto recipient_window = std::chrono::hours(24);
 
 limiter::limiter(clock_fn now) : now_(std::move(now)) {}
 
+limiter_snapshot limiter::snapshot(std::chrono::system_clock::time_point system_now) {
+    using system_duration = std::chrono::system_clock::duration;
+    const auto now = now_();
+    // An event counted while this runs may be a little younger than `now`:
+    // it comes out a little in the future, which restore() takes as now.
+    const auto to_system = [&](std::chrono::steady_clock::time_point t) {
+        return system_now - std::chrono::duration_cast<system_duration>(now - t);
+    };
+    limiter_snapshot out;
+    std::lock_guard lock(mutex_);
+    for (auto& [identity, c] : by_identity_) {
+        expire(c, now);
+        if (c.messages.empty() && c.recipients.empty()) continue;
+        counted_account a{identity, {}, {}};
+        a.messages.reserve(c.messages.size());
+        for (const auto t : c.messages) a.messages.push_back(to_system(t));
+        a.recipients.reserve(c.recipients.size());
+        for (const auto& [t, n] : c.recipients) a.recipients.emplace_back(to_system(t), n);
+        out.accounts.push_back(std::move(a));
+    }
+    std::sort(out.accounts.begin(), out.accounts.end(),
+              [](const counted_account& x, const counted_account& y) { return x.identity < y.identity; });
+    return out;
+}
+
+void limiter::restore(const limiter_snapshot& s, std::chrono::system_clock::time_point system_now) {
+    using steady = std::chrono::steady_clock;
+    const auto now = now_();
+    // The time an event of `age` ago has on this process's clock, or nullopt
+    // when it has left `window`. Compared before subtracting: a time far in
+    // the past or future must not overflow.
+    const auto when = [&](std::chrono::system_clock::time_point t,
+                          steady::duration window) -> std::optional<steady::time_point> {
+        if (t >= system_now) return now;  // the clock was set back since: counts as now
+        if (t <= system_now - window) return std::nullopt;
+        return now - std::chrono::duration_cast<steady::duration>(system_now - t);
+    };
+    std::lock_guard lock(mutex_);
+    for (const auto& a : s.accounts) {
+        auto& c = get(a.identity);
+        std::vector<steady::time_point> messages(c.messages.begin(), c.messages.end());
+        for (const auto t : a.messages)
+            if (const auto at = when(t, message_window)) messages.push_back(*at);
+        std::sort(messages.begin(), messages.end());
+        c.messages.assign(messages.begin(), messages.end());
+
+        std::vector<std::pair<steady::time_point, std::size_t>> recipients(c.recipients.begin(), c.recipients.end());
+        for (const auto& [t, n] : a.recipients)
+            if (const auto at = when(t, recipient_window); at && n > 0) recipients.emplace_back(*at, n);
+        std::stable_sort(recipients.begin(), recipients.end(),
+                         [](const auto& x, const auto& y) { return x.first < y.first; });
+        c.recipients.assign(recipients.begin(), recipients.end());
+        c.recipients_total = 0;
+        for (const auto& r : c.recipients) c.recipients_total += r.second;
+        expire(c, now);
+    }
+}
+
 limiter::counters& limiter::get(std::string_view identity) { return by_identity_[text::ascii_lower(identity)]; }
 
 void limiter::expire(counters& c, std::chrono::steady_clock::time_point now) {
@@ -110,6 +168,7 @@ void limiter::record(std::string_view identity, std::size_t recipients) {
 }
 
 void limiter::add(counters& c, std::chrono::steady_clock::time_point now, std::size_t recipients) {
+    changes_.fetch_add(1, std::memory_order_acq_rel);
     expire(c, now);
     c.messages.push_back(now);
     if (recipients > 0) {

@@ -1,7 +1,10 @@
 #pragma once
 // Per-account submission counters (messages per minute, recipients per
 // day). They live outside the immutable engine so that they survive a
-// policy reload. Thread-safe. Time comes from an injected clock.
+// policy reload, and are copied out as wall-clock times (snapshot) and back
+// (restore) so that they survive a restart. Thread-safe. Time comes from an
+// injected clock.
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -12,6 +15,7 @@
 #include <utility>
 #include <unordered_map>
 #include <deque>
+#include <vector>
 
 #include "policy/policy.hpp"
 #include "smtp/reply.hpp"
@@ -19,6 +23,23 @@
 namespace subrelay::policy {
 
 class limiter;
+
+// What the limiter has counted for one account, with wall-clock times: a
+// steady_clock time means nothing to the next process.
+struct counted_account {
+    using time_point = std::chrono::system_clock::time_point;
+    std::string identity;                                       // lower case
+    std::vector<time_point> messages;                           // oldest first
+    std::vector<std::pair<time_point, std::size_t>> recipients;  // oldest first; counts > 0
+    friend bool operator==(const counted_account&, const counted_account&) = default;
+};
+
+// Every account with something still in its windows, by identity. What
+// transactions under way hold is not part of it: they end with the process.
+struct limiter_snapshot {
+    std::vector<counted_account> accounts;
+    friend bool operator==(const limiter_snapshot&, const limiter_snapshot&) = default;
+};
 
 // What one transaction holds of its account's quotas, from MAIL and each
 // RCPT until its message is accepted (commit) or not (the destructor, or
@@ -52,6 +73,23 @@ public:
 
 private:
     friend class limiter;
+
+// What the limiter has counted for one account, with wall-clock times: a
+// steady_clock time means nothing to the next process.
+struct counted_account {
+    using time_point = std::chrono::system_clock::time_point;
+    std::string identity;                                       // lower case
+    std::vector<time_point> messages;                           // oldest first
+    std::vector<std::pair<time_point, std::size_t>> recipients;  // oldest first; counts > 0
+    friend bool operator==(const counted_account&, const counted_account&) = default;
+};
+
+// Every account with something still in its windows, by identity. What
+// transactions under way hold is not part of it: they end with the process.
+struct limiter_snapshot {
+    std::vector<counted_account> accounts;
+    friend bool operator==(const limiter_snapshot&, const limiter_snapshot&) = default;
+};
     limiter* limiter_;
     std::string identity_;
     std::size_t recipients_ = 0;
@@ -79,6 +117,19 @@ public:
                                                              smtp::reply& refusal);
     [[nodiscard]] std::optional<smtp::reply> reserve_recipient(reservation& r, const effective_limits& l);
 
+    // The counted messages and recipients still in their windows, with
+    // times converted to the wall clock, which reads `system_now` at this
+    // moment.
+    [[nodiscard]] limiter_snapshot snapshot(std::chrono::system_clock::time_point system_now);
+    // Adds what a snapshot (of an earlier process) holds to the counters
+    // (at start, before any session). Times are converted back by their age
+    // at `system_now`: what has left its window is dropped, and a time in the
+    // future (the clock was set back) counts as now.
+    void restore(const limiter_snapshot& s, std::chrono::system_clock::time_point system_now);
+    // How many times the counters have grown: when it differs from the value
+    // read before the last snapshot that was saved, there is news to save.
+    [[nodiscard]] std::uint64_t changes() const { return changes_.load(std::memory_order_acquire); }
+
 private:
     friend class reservation;
     struct counters {
@@ -94,6 +145,7 @@ private:
     void expire(counters& c, std::chrono::steady_clock::time_point now);
 
     clock_fn now_;
+    std::atomic<std::uint64_t> changes_{0};
     std::mutex mutex_;
     std::unordered_map<std::string, counters> by_identity_;
 };

@@ -32,6 +32,7 @@
 #include "relay/delivery/credentials.hpp"
 #include "relay/delivery/delivery.hpp"
 #include "relay/server/device_tls.hpp"
+#include "relay/server/limits_keeper.hpp"
 #include "relay/server/listener.hpp"
 #include "relay/server/logging.hpp"
 #include "relay/server/private_files.hpp"
@@ -362,12 +363,17 @@ int serve(const std::filesystem::path& config_file) {
         relay::delivery delivery(delivery_io, blocking, cfg, spool, credentials.get());
         session_registry sessions;
         policy::limiter limits;
+        // The counters of the last run, before any session counts: a restart
+        // does not give an account a fresh quota.
+        limits_keeper kept_limits(limits, spool.dir() / "limits.state");
+        kept_limits.restore();
         relay_context ctx{cfg, io, blocking, tls, spool, delivery, sessions, limits, policy, {}};
 
         // Signals are caught before any port opens: a SIGTERM that arrives
         // during start-up is handled like any other.
         asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
         asio::steady_timer watcher(io);
+        asio::steady_timer limits_timer(io);
         client_table clients({cfg.server.max_connections_per_client, cfg.server.max_connection_rate_per_client,
                               cfg.auth.max_failures_per_client});
         ctx.clients = &clients;
@@ -391,6 +397,7 @@ int serve(const std::filesystem::path& config_file) {
 
         policy_reloader reloader(ctx);
         asio::co_spawn(io, watch_policy(reloader, watcher), asio::detached);
+        asio::co_spawn(io, keep_limits(kept_limits, blocking, limits_timer), asio::detached);
         // `subrelay queue` and `subrelay oauth status` talk to the delivery here.
         control_server control(delivery_io, cfg.spool.dir, [&delivery](boost::json::object request) {
             return delivery.control(std::move(request));
@@ -403,6 +410,9 @@ int serve(const std::filesystem::path& config_file) {
         order.start_delivery();
         spdlog::info("subrelay {} ready as {}", SUBRELAY_VERSION, cfg.server.hostname);
         io.run();
+        // No session counts any more: what was counted since the last
+        // snapshot is saved now (the timer may be saving one meanwhile).
+        kept_limits.save_if_changed();
         spdlog::info("stopped");
         return 0;
     } catch (const tls_setting_error& e) {

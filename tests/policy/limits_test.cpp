@@ -1,6 +1,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <thread>
 
 #include "policy/limits.hpp"
@@ -149,6 +150,181 @@ TEST_F(limiter_test, a_dropped_reservation_frees_its_share) {
         EXPECT_FALSE(l.reserve_message("a@contoso.com", lim, refusal));
     }  // the session ended
     EXPECT_TRUE(l.reserve_message("a@contoso.com", lim, refusal));
+}
+
+// ---------------------------------------------------------------------------
+// snapshot and restore: the counters of one process, with wall-clock times,
+// taken up by the next (whose steady clock starts somewhere else).
+
+using sys_time = std::chrono::system_clock::time_point;
+
+// 2026-01-01 12:00:00 UTC, a wall-clock time as the relay reads one.
+const sys_time noon = sys_time(std::chrono::sys_days(std::chrono::year(2026) / 1 / 1)) + 12h;
+
+// A second process: its steady clock is nowhere near the first one's.
+class restarted_limiter {
+public:
+    std::chrono::steady_clock::time_point now_{std::chrono::hours(5)};
+    limiter limits_{[this] { return now_; }};
+};
+
+TEST_F(limiter_test, snapshot_holds_wall_clock_times) {
+    limits_.record("Scanner@Contoso.com", 2);
+    now_ += 20s;
+    limits_.record("scanner@contoso.com", 3);
+    limits_.record("b@contoso.com", 0);
+    const limiter_snapshot s = limits_.snapshot(noon);
+    const limiter_snapshot expected{{
+        {"b@contoso.com", {noon}, {}},
+        {"scanner@contoso.com", {noon - 20s, noon}, {{noon - 20s, 2}, {noon, 3}}},
+    }};
+    EXPECT_EQ(s, expected);
+}
+
+TEST_F(limiter_test, snapshot_and_restore_round_trip) {
+    const auto l = make(3, 6, 0);
+    limits_.record("scanner@contoso.com", 2);
+    now_ += 20s;
+    limits_.record("scanner@contoso.com", 3);
+    limits_.record("b@contoso.com", 1);
+    const limiter_snapshot s = limits_.snapshot(noon);
+
+    // The relay starts again 10 s later.
+    restarted_limiter next;
+    next.limits_.restore(s, noon + 10s);
+    EXPECT_EQ(next.limits_.snapshot(noon + 10s), s) << "nothing lost, nothing moved";
+    EXPECT_EQ(next.limits_.check_message("scanner@contoso.com", l), std::nullopt) << "two of three this minute";
+    next.limits_.record("scanner@contoso.com", 1);
+    EXPECT_EQ(next.limits_.check_message("Scanner@contoso.com", l), replies::message_rate_exceeded());
+    EXPECT_EQ(next.limits_.check_recipient("scanner@contoso.com", l, 0), replies::daily_recipients_exceeded())
+        << "5 before the restart and 1 after: the day's 6 are used";
+    EXPECT_EQ(next.limits_.check_recipient("b@contoso.com", l, 4), std::nullopt);
+    EXPECT_EQ(next.limits_.check_recipient("b@contoso.com", l, 5), replies::daily_recipients_exceeded());
+
+    // The windows go on sliding from the times of the first process: the
+    // first message (30 s old at the restart) leaves 30 s later.
+    next.now_ += 29s;
+    EXPECT_TRUE(next.limits_.check_message("scanner@contoso.com", l).has_value());
+    next.now_ += 1s;
+    EXPECT_EQ(next.limits_.check_message("scanner@contoso.com", l), std::nullopt);
+    // Its 2 recipients leave a day after they were counted.
+    next.now_ += 24h - 61s;
+    EXPECT_EQ(next.limits_.check_recipient("scanner@contoso.com", l, 0), replies::daily_recipients_exceeded());
+    next.now_ += 1s;
+    EXPECT_EQ(next.limits_.check_recipient("scanner@contoso.com", l, 1), std::nullopt);
+    EXPECT_EQ(next.limits_.check_recipient("scanner@contoso.com", l, 2), replies::daily_recipients_exceeded());
+}
+
+TEST(limiter_restore, what_left_its_window_is_dropped) {
+    const limiter_snapshot s{{
+        {"a@contoso.com",
+         {noon - 61s, noon - 60s, noon - 59s},
+         {{noon - 24h - 1s, 5}, {noon - 24h, 4}, {noon - 23h, 2}}},
+        {"gone@contoso.com", {noon - 1h}, {{noon - 48h, 7}}},
+    }};
+    restarted_limiter next;
+    next.limits_.restore(s, noon);
+    const limiter_snapshot kept{{{"a@contoso.com", {noon - 59s}, {{noon - 23h, 2}}}}};
+    EXPECT_EQ(next.limits_.snapshot(noon), kept) << "an event a full window old has left it";
+    EXPECT_TRUE(next.limits_.check_message("a@contoso.com", make(1, 0, 0)).has_value());
+    EXPECT_EQ(next.limits_.check_recipient("a@contoso.com", make(0, 3, 0), 0), std::nullopt);
+    EXPECT_TRUE(next.limits_.check_recipient("a@contoso.com", make(0, 3, 0), 1).has_value());
+    EXPECT_EQ(next.limits_.check_message("gone@contoso.com", make(1, 0, 0)), std::nullopt);
+    EXPECT_EQ(next.limits_.check_recipient("gone@contoso.com", make(0, 1, 0), 0), std::nullopt);
+}
+
+// The clock was set back an hour between the runs: what was counted "in
+// the future" counts as now, and leaves a window later, not an hour more.
+TEST(limiter_restore, times_in_the_future_count_as_now) {
+    const limiter_snapshot s{{{"a@contoso.com", {noon + 1h}, {{noon + 1h, 3}}}}};
+    restarted_limiter next;
+    next.limits_.restore(s, noon);
+    EXPECT_EQ(next.limits_.snapshot(noon), (limiter_snapshot{{{"a@contoso.com", {noon}, {{noon, 3}}}}}));
+    const auto l = make(1, 3, 0);
+    EXPECT_EQ(next.limits_.check_message("a@contoso.com", l), replies::message_rate_exceeded());
+    EXPECT_EQ(next.limits_.check_recipient("a@contoso.com", l, 0), replies::daily_recipients_exceeded());
+    next.now_ += 59s;
+    EXPECT_TRUE(next.limits_.check_message("a@contoso.com", l).has_value());
+    next.now_ += 1s;
+    EXPECT_EQ(next.limits_.check_message("a@contoso.com", l), std::nullopt);
+    next.now_ += 24h - 60s;
+    EXPECT_EQ(next.limits_.check_recipient("a@contoso.com", l, 2), std::nullopt);
+}
+
+// Times far out of any window (a damaged clock, the smallest and largest
+// time points) neither overflow nor count wrongly; an unsorted snapshot and
+// counts of zero are taken as they come.
+TEST(limiter_restore, odd_snapshots) {
+    const limiter_snapshot s{{{"A@Contoso.com",
+                               {sys_time::max(), noon - 10s, sys_time::min(), noon - 30s},
+                               {{sys_time::min(), 9}, {noon - 2h, 0}, {noon - 1h, 1}, {noon - 3h, 1}}}}};
+    restarted_limiter next;
+    next.limits_.restore(s, noon);
+    EXPECT_EQ(next.limits_.snapshot(noon),
+              (limiter_snapshot{
+                  {{"a@contoso.com", {noon - 30s, noon - 10s, noon}, {{noon - 3h, 1}, {noon - 1h, 1}}}}}));
+    next.now_ += 30s;  // the oldest leaves first
+    EXPECT_EQ(next.limits_.check_message("a@contoso.com", make(3, 0, 0)), std::nullopt);
+}
+
+TEST(limiter_restore, restore_adds_to_what_is_counted) {
+    restarted_limiter next;
+    next.limits_.record("a@contoso.com", 1);
+    next.limits_.restore({{{"a@contoso.com", {noon - 5s}, {{noon - 5s, 2}}}}}, noon);
+    EXPECT_TRUE(next.limits_.check_message("a@contoso.com", make(2, 0, 0)).has_value());
+    EXPECT_TRUE(next.limits_.check_recipient("a@contoso.com", make(0, 3, 0), 0).has_value());
+    EXPECT_EQ(next.limits_.snapshot(noon),
+              (limiter_snapshot{{{"a@contoso.com", {noon - 5s, noon}, {{noon - 5s, 2}, {noon, 1}}}}}));
+}
+
+// What is worth saving: counted messages, not checks, reservations given
+// back or what was restored.
+TEST_F(limiter_test, changes_count_what_was_counted) {
+    const auto l = make(5, 5, 0);
+    EXPECT_EQ(limits_.changes(), 0U);
+    (void)limits_.check_message("a@contoso.com", l);
+    (void)limits_.check_recipient("a@contoso.com", l, 0);
+    smtp::reply refusal;
+    {
+        auto r = limits_.reserve_message("a@contoso.com", l, refusal);
+        ASSERT_TRUE(r);
+        EXPECT_FALSE(limits_.reserve_recipient(*r, l));
+    }  // released
+    limits_.restore({{{"a@contoso.com", {noon}, {}}}}, noon);
+    EXPECT_EQ(limits_.changes(), 0U);
+    auto r = limits_.reserve_message("a@contoso.com", l, refusal);
+    ASSERT_TRUE(r);
+    r->commit();
+    EXPECT_EQ(limits_.changes(), 1U);
+    limits_.record("b@contoso.com", 2);
+    EXPECT_EQ(limits_.changes(), 2U);
+    (void)limits_.snapshot(noon);
+    EXPECT_EQ(limits_.changes(), 2U) << "a snapshot changes nothing";
+}
+
+// Snapshots are taken on another thread than the sessions' (ThreadSanitizer
+// checks the locking).
+TEST_F(limiter_test, snapshots_while_counting) {
+    std::atomic<bool> done{false};
+    std::thread writer([this, &done] {
+        smtp::reply refusal;
+        for (int i = 0; i < 500; ++i) {
+            auto r = limits_.reserve_message("a@contoso.com", make(0, 0, 0), refusal);
+            (void)limits_.reserve_recipient(*r, make(0, 0, 0));
+            r->commit();
+        }
+        done = true;
+    });
+    std::size_t last = 0;
+    while (!done) {
+        const auto s = limits_.snapshot(noon);
+        const std::size_t n = s.accounts.empty() ? 0 : s.accounts[0].recipients.size();
+        EXPECT_GE(n, last);
+        last = n;
+    }
+    writer.join();
+    EXPECT_EQ(limits_.snapshot(noon).accounts.at(0).recipients.size(), 500U);
+    EXPECT_EQ(limits_.changes(), 500U);
 }
 
 }  // namespace
