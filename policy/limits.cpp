@@ -10,6 +10,11 @@ namespace {
 
 constexpr auto message_window = std::chrono::minutes(1);
 constexpr auto recipient_window = std::chrono::hours(24);
+// Recipients accepted within a minute of each other share one entry, dated
+// by the first: an account keeps at most 1,440 of them (one a message would
+// be millions a day on a busy relay, in memory and in limits.state), at the
+// price of recipients leaving the day's window up to a minute early.
+constexpr auto recipient_bucket = std::chrono::minutes(1);
 
 }  // namespace
 
@@ -84,34 +89,6 @@ void limiter::expire(counters& c, std::chrono::steady_clock::time_point now) {
     }
 }
 
-std::optional<smtp::reply> limiter::check_message(std::string_view identity, const effective_limits& l) {
-    if (l.max_messages_per_minute == 0) return std::nullopt;
-    const auto now = now_();
-    std::lock_guard lock(mutex_);
-    const auto it = by_identity_.find(text::ascii_lower(identity));
-    if (it == by_identity_.end()) return std::nullopt;
-    expire(it->second, now);
-    if (it->second.messages.size() >= l.max_messages_per_minute) return replies::message_rate_exceeded();
-    return std::nullopt;
-}
-
-std::optional<smtp::reply> limiter::check_recipient(std::string_view identity, const effective_limits& l,
-                                                    std::size_t in_message) {
-    if (l.max_recipients_per_message != 0 && in_message >= l.max_recipients_per_message) {
-        return replies::too_many_recipients();
-    }
-    if (l.max_recipients_per_day == 0) return std::nullopt;
-    const auto now = now_();
-    std::lock_guard lock(mutex_);
-    std::size_t recorded = 0;
-    if (const auto it = by_identity_.find(text::ascii_lower(identity)); it != by_identity_.end()) {
-        expire(it->second, now);
-        recorded = it->second.recipients_total;
-    }
-    if (recorded + in_message + 1 > l.max_recipients_per_day) return replies::daily_recipients_exceeded();
-    return std::nullopt;
-}
-
 std::optional<reservation> limiter::reserve_message(std::string_view identity, const effective_limits& l,
                                                     smtp::reply& refusal) {
     const auto now = now_();
@@ -161,18 +138,15 @@ void reservation::release() {
     std::exchange(limiter_, nullptr)->give_back(identity_, recipients_, false);
 }
 
-void limiter::record(std::string_view identity, std::size_t recipients) {
-    const auto now = now_();
-    std::lock_guard lock(mutex_);
-    add(get(identity), now, recipients);
-}
-
 void limiter::add(counters& c, std::chrono::steady_clock::time_point now, std::size_t recipients) {
     changes_.fetch_add(1, std::memory_order_acq_rel);
     expire(c, now);
     c.messages.push_back(now);
     if (recipients > 0) {
-        c.recipients.emplace_back(now, recipients);
+        if (!c.recipients.empty() && now - c.recipients.back().first < recipient_bucket)
+            c.recipients.back().second += recipients;
+        else
+            c.recipients.emplace_back(now, recipients);
         c.recipients_total += recipients;
     }
 }

@@ -73,23 +73,6 @@ public:
 
 private:
     friend class limiter;
-
-// What the limiter has counted for one account, with wall-clock times: a
-// steady_clock time means nothing to the next process.
-struct counted_account {
-    using time_point = std::chrono::system_clock::time_point;
-    std::string identity;                                       // lower case
-    std::vector<time_point> messages;                           // oldest first
-    std::vector<std::pair<time_point, std::size_t>> recipients;  // oldest first; counts > 0
-    friend bool operator==(const counted_account&, const counted_account&) = default;
-};
-
-// Every account with something still in its windows, by identity. What
-// transactions under way hold is not part of it: they end with the process.
-struct limiter_snapshot {
-    std::vector<counted_account> accounts;
-    friend bool operator==(const limiter_snapshot&, const limiter_snapshot&) = default;
-};
     limiter* limiter_;
     std::string identity_;
     std::size_t recipients_ = 0;
@@ -100,19 +83,10 @@ public:
     using clock_fn = std::function<std::chrono::steady_clock::time_point()>;
     explicit limiter(clock_fn now = [] { return std::chrono::steady_clock::now(); });
 
-    // At MAIL: may the account start another message now? (sliding minute;
-    // 421 4.4.2 when over max_messages_per_minute.) Does not count it.
-    [[nodiscard]] std::optional<smtp::reply> check_message(std::string_view identity, const effective_limits& l);
-    // At RCPT: would one more recipient exceed the message or the daily
-    // limit? `in_message` is the number already accepted for this message.
-    [[nodiscard]] std::optional<smtp::reply> check_recipient(std::string_view identity, const effective_limits& l,
-                                                             std::size_t in_message);
-    // After the message was accepted (250): counts it and its recipients.
-    void record(std::string_view identity, std::size_t recipients);
-
-    // The same checks, counting what other transactions hold: at MAIL, a
-    // reservation of one message (nullopt and a reply when refused); at
-    // RCPT, one recipient more in `r` (a reply when refused).
+    // At MAIL: a reservation of one message, or nullopt and the reply
+    // (421 4.4.2 past max_messages_per_minute in the sliding minute,
+    // counting what other transactions hold). At RCPT: one recipient more
+    // in `r`, or the reply (past the message's or the day's limit).
     [[nodiscard]] std::optional<reservation> reserve_message(std::string_view identity, const effective_limits& l,
                                                              smtp::reply& refusal);
     [[nodiscard]] std::optional<smtp::reply> reserve_recipient(reservation& r, const effective_limits& l);

@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "policy/limits_state.hpp"
+#include "tests/policy/limiter_calls.hpp"
 #include "tests/relay/temp_dir.hpp"
 
 namespace subrelay::relay {
@@ -53,7 +54,7 @@ TEST_F(limits_keeper_test, saves_only_what_is_new_and_restores_it) {
         EXPECT_FALSE(keeper.changed());
         keeper.save_if_changed();
         EXPECT_FALSE(fs::exists(file_)) << "nothing counted, nothing written";
-        limits.record("a@contoso.com", 2);
+        policy::test_calls::record(limits, "a@contoso.com", 2);
         EXPECT_TRUE(keeper.changed());
         keeper.save_if_changed();
         EXPECT_FALSE(keeper.changed());
@@ -63,15 +64,15 @@ TEST_F(limits_keeper_test, saves_only_what_is_new_and_restores_it) {
         fs::remove(file_);
         keeper.save_if_changed();
         EXPECT_FALSE(fs::exists(file_)) << "written again although nothing changed";
-        limits.record("a@contoso.com", 1);
+        policy::test_calls::record(limits, "a@contoso.com", 1);
         keeper.save_if_changed();
     }
     policy::limiter next;
     limits_keeper keeper(next, file_);
     keeper.restore();
     EXPECT_THAT(log_.str(), HasSubstr("info limits: counters of 1 account(s) restored from " + file_.string()));
-    EXPECT_TRUE(next.check_message("a@contoso.com", one_a_minute).has_value());
-    EXPECT_TRUE(next.check_recipient("a@contoso.com", {0, 3, 0}, 0).has_value());
+    EXPECT_TRUE(policy::test_calls::check_message(next, "a@contoso.com", one_a_minute).has_value());
+    EXPECT_TRUE(policy::test_calls::check_recipient(next, "a@contoso.com", {0, 3, 0}, 0).has_value());
     EXPECT_FALSE(keeper.changed()) << "what was restored is in the file already";
 }
 
@@ -83,9 +84,9 @@ TEST_F(limits_keeper_test, a_damaged_file_is_a_warning_and_empty_counters) {
     EXPECT_EQ(log_.str(), "warning limits: " + file_.string() +
                               ": line 3: \"soon\" is not a time (milliseconds since 1970); the message and "
                               "recipient counters start empty\n");
-    EXPECT_EQ(limits.check_message("a@contoso.com", one_a_minute), std::nullopt);
+    EXPECT_EQ(policy::test_calls::check_message(limits, "a@contoso.com", one_a_minute), std::nullopt);
     // The next snapshot replaces it.
-    limits.record("a@contoso.com", 1);
+    policy::test_calls::record(limits, "a@contoso.com", 1);
     keeper.save_if_changed();
     EXPECT_EQ(policy::load_limits_state(file_)->accounts.size(), 1U);
 }
@@ -94,7 +95,7 @@ TEST_F(limits_keeper_test, a_failed_save_is_logged_once_and_tried_again) {
     const fs::path file = dir_ / "gone" / "limits.state";  // its directory is missing for a while
     policy::limiter limits;
     limits_keeper keeper(limits, file);
-    limits.record("a@contoso.com", 1);
+    policy::test_calls::record(limits, "a@contoso.com", 1);
     keeper.save_if_changed();
     keeper.save_if_changed();
     EXPECT_THAT(log_.str(), HasSubstr("warning limits: cannot save the message and recipient counters: create "));
