@@ -633,6 +633,7 @@ private:
             static constexpr std::array<std::string_view, 5> names{"trace", "debug", "info", "warn", "error"};
             l.level = names[static_cast<std::size_t>(i)];
         }
+        if (const int f = read_choice(r, "format", {"text", "json"}); f >= 0) l.format = f == 0 ? "text" : "json";
         r.finish();
     }
 

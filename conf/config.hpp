@@ -194,6 +194,7 @@ oauth_defaults derive_oauth_defaults(oauth_provider provider, oauth_cloud cloud,
 
 struct log_config {
     std::string level = "info";        // trace, debug, info, warn, error
+    std::string format = "text";       // text | json (JSON lines with the message's key=value fields)
 };
 
 struct config {

@@ -320,7 +320,7 @@ int serve(const std::filesystem::path& config_file) {
         return 1;
     }
     const conf::config& cfg = parsed.cfg;
-    if (!setup_logging(cfg.log.level)) {
+    if (!setup_logging(cfg.log.level, cfg.log.format == "json" ? log_format::json : log_format::text)) {
         std::cerr << config_file.string() << ": log.level: unknown level\n";
         return 1;
     }
