@@ -8,6 +8,7 @@
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 #include <spdlog/formatter.h>
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -51,7 +52,9 @@ std::string valid_utf8(std::string_view s) {
 // message, and its fields.
 class json_formatter final : public spdlog::formatter {
 public:
-    json_formatter() : time_(std::make_unique<spdlog::pattern_formatter>("%Y-%m-%dT%H:%M:%S.%e%z", spdlog::pattern_time_type::local, "")) {}
+    json_formatter()
+        : time_(std::make_unique<spdlog::pattern_formatter>("%Y-%m-%dT%H:%M:%S.%e%z", spdlog::pattern_time_type::local,
+                                                            "")) {}
 
     void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
         spdlog::memory_buf_t time;

@@ -38,7 +38,7 @@ class JsonLogTest(harness.IntegrationCase):
         log = entries(relay.log())
         for e in log:
             self.assertEqual(set(e) >= {"time", "level", "msg"}, True, e)
-            self.assertRegex(e["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d{4}$")
+            self.assertRegex(e["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d$")
             self.assertIn(e["level"], {"trace", "debug", "info", "warning", "error", "critical"})
         accepted = [e for e in log if e["msg"].startswith("accepted ")]
         self.assertEqual(len(accepted), 1, accepted)

@@ -34,10 +34,10 @@ TEST(log_fields, only_keys_after_a_space_and_the_first_of_each) {
 }
 
 TEST(json_log_line, is_one_json_object_with_the_fields) {
-    const std::string line = json_log_line("2026-12-05T09:00:00.000+0000", "info",
+    const std::string line = json_log_line("2026-12-05T09:00:00.000+00:00", "info",
                                            "auth failed: account=a@b client=192.0.2.1 msg=x time=y level=z");
     const auto v = boost::json::parse(line).as_object();
-    EXPECT_EQ(v.at("time"), "2026-12-05T09:00:00.000+0000");
+    EXPECT_EQ(v.at("time"), "2026-12-05T09:00:00.000+00:00");
     EXPECT_EQ(v.at("level"), "info");
     EXPECT_EQ(v.at("msg"), "auth failed: account=a@b client=192.0.2.1 msg=x time=y level=z")
         << "a field cannot replace the line's own";
