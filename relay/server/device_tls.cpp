@@ -30,13 +30,13 @@ server_tls_options device_tls_options(const conf::device_network& device) {
     return o;
 }
 
-server_tls::server_tls(const conf::config& cfg) : default_(make_server_context(cfg.tls)) {
+server_tls::contexts::contexts(const conf::config& cfg) : default_(make_server_context(cfg.tls)) {
     for (std::size_t i = 0; i < cfg.device_networks.size(); ++i) {
         const auto& device = cfg.device_networks[i];
         if (!device.has_tls_settings()) continue;
         try {
-            devices_.emplace_back(&device, std::make_unique<boost::asio::ssl::context>(
-                                               make_server_context(cfg.tls, device_tls_options(device))));
+            devices.emplace_back(&device, std::make_unique<boost::asio::ssl::context>(
+                                              make_server_context(cfg.tls, device_tls_options(device))));
         } catch (const tls_setting_error& e) {
             // A refused option is the profile's (the version is always valid,
             // so it is the cipher list): name its key, not [tls]'s.
@@ -46,10 +46,23 @@ server_tls::server_tls(const conf::config& cfg) : default_(make_server_context(c
     }
 }
 
-boost::asio::ssl::context& server_tls::context_for(const conf::device_network* device) {
-    for (auto& [d, ctx] : devices_)
-        if (d == device) return *ctx;
-    return default_;
+server_tls::server_tls(const conf::config& cfg) : cfg_(cfg), current_(std::make_shared<contexts>(cfg)) {}
+
+std::shared_ptr<boost::asio::ssl::context> server_tls::context_for(const conf::device_network* device) const {
+    std::shared_ptr<contexts> set;
+    {
+        std::lock_guard lock(mutex_);
+        set = current_;
+    }
+    for (auto& [d, ctx] : set->devices)
+        if (d == device) return {set, ctx.get()};
+    return {set, &set->default_};
+}
+
+void server_tls::reload() {
+    auto fresh = std::make_shared<contexts>(cfg_);  // throws, and nothing changes
+    std::lock_guard lock(mutex_);
+    current_ = std::move(fresh);
 }
 
 }  // namespace subrelay::relay

@@ -259,6 +259,13 @@ asio::awaitable<void> handle_signals(relay_context& ctx, policy_reloader& reload
         if (ec) co_return;
         if (sig == SIGHUP) {
             reloader.reload("SIGHUP");
+            // A renewed certificate needs no restart: new sessions get it.
+            try {
+                ctx.tls.reload();
+                spdlog::info("TLS certificates and keys reloaded (SIGHUP)");
+            } catch (const std::exception& e) {
+                spdlog::error("TLS certificates and keys not reloaded (SIGHUP): {}; the current ones stay", e.what());
+            }
             continue;
         }
         if (shutting_down) {

@@ -280,6 +280,7 @@ private:
     // OpenSSL on the socket itself, made at the handshake: a session that
     // never starts TLS does not pay for it, and an idle TLS session holds
     // only the SSL object (its record buffers are released between records).
+    std::shared_ptr<ssl::context> tls_context_;  // the context ssl_ was made from (kept across a reload)
     auth::ssl_ptr ssl_;
     std::string client_ip_;
     const conf::device_network* device_;  // the client's device profile, or nullptr
@@ -474,7 +475,8 @@ asio::awaitable<void> session::say_goodbye(const std::string& bye) {
 asio::awaitable<bool> session::handshake() {
     expires_after(std::chrono::seconds(ctx_.cfg.server.tls_handshake_timeout_seconds));
     boost::system::error_code ec;
-    ssl_.reset(SSL_new(ctx_.tls.context_for(device_).native_handle()));
+    tls_context_ = ctx_.tls.context_for(device_);
+    ssl_.reset(SSL_new(tls_context_->native_handle()));
     if (!ssl_ || SSL_set_fd(ssl_.get(), socket_.native_handle()) != 1) {
         const unsigned long e = ERR_get_error();
         ERR_clear_error();

@@ -53,6 +53,21 @@ def _run(args, cwd):
             " ".join(args[:2]), result.stderr.decode(errors="replace")))
 
 
+def issue_leaf(directory, ca_cert, ca_key, name):
+    """A new key and a certificate from the CA for localhost and 127.0.0.1,
+    as DIRECTORY/NAME.key and NAME.pem (replaced if they exist)."""
+    key = os.path.join(directory, name + ".key")
+    csr = os.path.join(directory, name + ".csr")
+    cert = os.path.join(directory, name + ".pem")
+    _run(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+          "-nodes", "-keyout", key, "-out", csr,
+          "-subj", "/O=subrelay tests/CN=localhost"], directory)
+    _run(["x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key,
+          "-CAcreateserial", "-days", "2", "-extfile", os.path.join(directory, "leaf.ext"),
+          "-out", cert], directory)
+    return Leaf(cert=cert, key=key)
+
+
 def make_pki(directory):
     os.makedirs(directory, exist_ok=True)
     ca_cert = os.path.join(directory, "ca.pem")
@@ -68,16 +83,7 @@ def make_pki(directory):
         f.write(_LEAF_EXT)
     leaves = {}
     for name in LEAF_NAMES:
-        key = os.path.join(directory, name + ".key")
-        csr = os.path.join(directory, name + ".csr")
-        cert = os.path.join(directory, name + ".pem")
-        _run(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-              "-nodes", "-keyout", key, "-out", csr,
-              "-subj", "/O=subrelay tests/CN=localhost"], directory)
-        _run(["x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key,
-              "-CAcreateserial", "-days", "2", "-extfile", ext_file,
-              "-out", cert], directory)
-        leaves[name] = Leaf(cert=cert, key=key)
+        leaves[name] = issue_leaf(directory, ca_cert, ca_key, name)
     return Pki(directory=directory, ca_cert=ca_cert, ca_key=ca_key, leaves=leaves)
 
 

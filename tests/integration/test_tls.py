@@ -1,8 +1,15 @@
 """TLS as openssl s_client sees it."""
+import hashlib
+import os
 import re
+import shutil
+import signal
+import socket
+import ssl
 import subprocess
 
 import harness
+import pki
 
 
 class OpensslClientTest(harness.IntegrationCase):
@@ -46,3 +53,46 @@ class OpensslClientTest(harness.IntegrationCase):
         self.assertIsNone(re.search(r"^New, TLSv1(\.1)?, Cipher is (?!\(NONE\))", out, re.M),
                           "TLS 1.1 must not be negotiated:\n" + out)
         self.assertNotRegex(out, r"(?m)^220 ")
+
+
+class CertificateReloadTest(harness.IntegrationCase):
+    """A renewed certificate needs no restart: SIGHUP reads the certificate
+    and key again and new sessions get them; a renewal that cannot be
+    loaded (a half-written key) is logged and the current one stays."""
+
+    def served(self, relay):
+        """The SHA-256 of the certificate the implicit-TLS listener serves
+        (verified against the test CA for localhost)."""
+        context = ssl.create_default_context(cafile=self.pki.ca_cert)
+        with socket.create_connection(("127.0.0.1", relay.submissions_port), timeout=15) as raw:
+            with context.wrap_socket(raw, server_hostname="localhost") as tls:
+                return hashlib.sha256(tls.getpeercert(binary_form=True)).hexdigest()
+
+    def hup_and_wait(self, relay, line):
+        offset = len(relay.log())
+        os.kill(relay.process.pid, signal.SIGHUP)
+        harness.wait_for(lambda: line in relay.log()[offset:], what=line.decode())
+
+    def test_sighup_serves_a_renewed_certificate(self):
+        relay = self.make_relay([harness.scanner_account()], kind="directory")
+        self.start_relay(relay)
+        pid = relay.process.pid
+        first = self.served(relay)
+
+        renewed = pki.issue_leaf(self.pki.directory, self.pki.ca_cert, self.pki.ca_key, "relay-renewed")
+        for source, target in ((renewed.key, "relay-key.pem"), (renewed.cert, "relay-cert.pem")):
+            shutil.copyfile(source, os.path.join(relay.workdir, target + ".new"))
+            os.replace(os.path.join(relay.workdir, target + ".new"), os.path.join(relay.workdir, target))
+        self.hup_and_wait(relay, b"TLS certificates and keys reloaded (SIGHUP)")
+        second = self.served(relay)
+        self.assertNotEqual(second, first, "the renewed certificate is not served after SIGHUP")
+        with open(renewed.cert, "rb") as f:
+            self.assertEqual(second, hashlib.sha256(ssl.PEM_cert_to_DER_cert(f.read().decode())).hexdigest())
+        self.assertEqual(relay.process.pid, pid)
+
+        # A half-written key: the renewed certificate stays in service.
+        with open(os.path.join(relay.workdir, "relay-key.pem"), "r+b") as f:
+            f.truncate(20)
+        self.hup_and_wait(relay, b"TLS certificates and keys not reloaded (SIGHUP): tls.")
+        self.assertEqual(self.served(relay), second)
+        self.assertTrue(relay.process.running())

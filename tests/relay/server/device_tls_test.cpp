@@ -18,12 +18,16 @@ class device_tls : public ::testing::Test {
 protected:
     void SetUp() override {
         dir_ = test_support::make_temp_dir("subrelay-device-tls");
+        make_certificate();
+        cfg_.tls.certificates = {{dir_ / "cert.pem", dir_ / "key.pem"}};
+    }
+    // A new key and certificate in the same files.
+    void make_certificate() {
         const int rc = std::system(("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 "
                                     "-subj /CN=localhost -keyout " + (dir_ / "key.pem").string() + " -out " +
                                     (dir_ / "cert.pem").string() + " 2>/dev/null")
                                        .c_str());
         ASSERT_EQ(rc, 0);
-        cfg_.tls.certificates = {{dir_ / "cert.pem", dir_ / "key.pem"}};
     }
     void TearDown() override { fs::remove_all(dir_); }
 
@@ -39,8 +43,8 @@ protected:
 TEST_F(device_tls, profiles_without_tls_settings_share_the_default_context) {
     add_device().accept_bare_lf = true;
     server_tls tls(cfg_);
-    SSL_CTX* def = tls.context_for(nullptr).native_handle();
-    EXPECT_EQ(tls.context_for(&cfg_.device_networks[0]).native_handle(), def);
+    SSL_CTX* def = tls.context_for(nullptr)->native_handle();
+    EXPECT_EQ(tls.context_for(&cfg_.device_networks[0])->native_handle(), def);
     EXPECT_EQ(SSL_CTX_get_min_proto_version(def), TLS1_2_VERSION);
 }
 
@@ -54,10 +58,10 @@ TEST_F(device_tls, each_profile_gets_its_own_settings) {
     modern.tls_security_level = 3;
     server_tls tls(cfg_);
 
-    SSL_CTX* def = tls.context_for(nullptr).native_handle();
-    SSL_CTX* old = tls.context_for(&cfg_.device_networks[0]).native_handle();
-    SSL_CTX* weak = tls.context_for(&cfg_.device_networks[1]).native_handle();
-    SSL_CTX* strict = tls.context_for(&cfg_.device_networks[2]).native_handle();
+    SSL_CTX* def = tls.context_for(nullptr)->native_handle();
+    SSL_CTX* old = tls.context_for(&cfg_.device_networks[0])->native_handle();
+    SSL_CTX* weak = tls.context_for(&cfg_.device_networks[1])->native_handle();
+    SSL_CTX* strict = tls.context_for(&cfg_.device_networks[2])->native_handle();
     EXPECT_NE(old, def);
     EXPECT_NE(weak, def);
     EXPECT_NE(old, weak);
@@ -94,6 +98,38 @@ TEST_F(device_tls, a_cipher_list_openssl_refuses_names_its_key) {
         EXPECT_EQ(e.key(), "device_network[1].tls_ciphers");
         EXPECT_THAT(e.what(), ::testing::StartsWith("device_network[1].tls_ciphers: no usable cipher in \"NO-SUCH-CIPHER\""));
     }
+}
+
+// The certificate a context serves, as DER.
+std::string served_certificate(boost::asio::ssl::context& ctx) {
+    X509* cert = SSL_CTX_get0_certificate(ctx.native_handle());
+    if (cert == nullptr) return {};
+    unsigned char* der = nullptr;
+    const int n = i2d_X509(cert, &der);
+    std::string out(reinterpret_cast<const char*>(der), n > 0 ? static_cast<std::size_t>(n) : 0);
+    OPENSSL_free(der);
+    return out;
+}
+
+TEST_F(device_tls, a_reload_reads_the_certificate_again_and_keeps_what_sessions_hold) {
+    server_tls tls(cfg_);
+    const auto before = tls.context_for(nullptr);
+    const std::string old_cert = served_certificate(*before);
+    ASSERT_FALSE(old_cert.empty());
+    // The certificate is renewed in place, as certbot or an admin does.
+    make_certificate();
+    tls.reload();
+    const auto after = tls.context_for(nullptr);
+    EXPECT_NE(served_certificate(*after), old_cert) << "new sessions get the new certificate";
+    EXPECT_EQ(served_certificate(*before), old_cert) << "a session under way keeps its context";
+}
+
+TEST_F(device_tls, a_reload_that_fails_keeps_the_current_certificate) {
+    server_tls tls(cfg_);
+    const std::string cert = served_certificate(*tls.context_for(nullptr));
+    fs::resize_file(dir_ / "key.pem", 10);  // a half-written key
+    EXPECT_THROW(tls.reload(), tls_setting_error);
+    EXPECT_EQ(served_certificate(*tls.context_for(nullptr)), cert);
 }
 
 }  // namespace
