@@ -167,6 +167,7 @@ private:
         r.read_number("session_timeout_seconds", s.session_timeout_seconds, 1);
         r.read_number("stress_session_timeout_seconds", s.stress_session_timeout_seconds, 1);
         r.read_number("tls_handshake_timeout_seconds", s.tls_handshake_timeout_seconds, 1);
+        if (r.read("user", s.user) && s.user.empty()) r.error("user", "must not be empty (leave it out to stay as started)");
         if (r.read("auth_default_domain", s.auth_default_domain) && !s.auth_default_domain.empty() &&
             !smtp::valid_mailbox("postmaster@" + s.auth_default_domain)) {
             r.error("auth_default_domain", "\"" + s.auth_default_domain + "\" is not a valid domain");

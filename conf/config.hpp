@@ -36,6 +36,9 @@ struct server_config {
     // Completes an AUTH user name without a domain ("scanner" -> "scanner@DOMAIN"),
     // like Postfix's smtpd_sasl_local_domain. Empty: names are used as given.
     std::string auth_default_domain;
+    // Without systemd's User=: bind the ports as root, then run as this
+    // user (empty: stay as started).
+    std::string user;
 };
 
 enum class tls_version { v1_0, v1_1, v1_2, v1_3 };

@@ -36,6 +36,7 @@
 #include "relay/server/listener.hpp"
 #include "relay/server/logging.hpp"
 #include "relay/server/private_files.hpp"
+#include "relay/server/privileges.hpp"
 #include "relay/server/session.hpp"
 #include "relay/spool/spool.hpp"
 #include "relay/delivery/client_tls.hpp"
@@ -342,14 +343,29 @@ int serve(const std::filesystem::path& config_file) {
         auth::sasl_server::global_init();
         relay::server_tls tls(cfg);
 
-        relay::spool spool(cfg.spool.dir);
-        spool.open();
-
         // Two event loops: one for the submission sessions, one for the
         // delivery (upstream connections, token requests, retries). They meet
         // only in delivery::enqueue, which posts to the delivery's loop.
         event_loop io(1);
         event_loop delivery_io(1);
+
+        // The ports are bound (as root, for 587 and 465) and the TLS keys
+        // read before the switch to server.user; the spool is the user's.
+        std::list<listening> listeners;
+        for (const auto& a : cfg.server.submission)
+            listeners.push_back({open_acceptor(io, a), {false, "submission " + a.to_string(), a.to_string()}});
+        for (const auto& a : cfg.server.submissions)
+            listeners.push_back({open_acceptor(io, a), {true, "submissions " + a.to_string(), a.to_string()}});
+        if (!cfg.server.user.empty()) {
+            const run_as user = find_user(cfg.server.user);
+            if (auto problem = spool_ownership_problem(cfg.spool.dir, user); !problem.empty())
+                throw std::runtime_error(problem);
+            switch_to(user);
+            spdlog::info("running as user {} (uid {}, gid {})", user.name, user.uid, user.gid);
+        }
+
+        relay::spool spool(cfg.spool.dir);
+        spool.open();
         // fsync and crypt(3) wait more than they compute: more threads than cores.
         asio::thread_pool blocking(8);
         // Password checks have threads of their own: guesses cannot take
@@ -387,11 +403,6 @@ int serve(const std::filesystem::path& config_file) {
         account_lockout lockout({cfg.auth.lockout_threshold, std::chrono::seconds(cfg.auth.lockout_seconds)});
         ctx.lockout = &lockout;
         ctx.logins = &logins;
-        std::list<listening> listeners;
-        for (const auto& a : cfg.server.submission)
-            listeners.push_back({open_acceptor(io, a), {false, "submission " + a.to_string(), a.to_string()}});
-        for (const auto& a : cfg.server.submissions)
-            listeners.push_back({open_acceptor(io, a), {true, "submissions " + a.to_string(), a.to_string()}});
         for (auto& l : listeners) {
             auto ep = l.acceptor.local_endpoint();
             spdlog::info("listening on {}:{} ({})", ep.address().to_string(), ep.port(),
