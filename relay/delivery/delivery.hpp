@@ -89,6 +89,8 @@ public:
     // its place in the schedule at once; a message in flight is held or
     // deleted as soon as its attempt ends.
     boost::asio::awaitable<boost::json::object> control(boost::json::object request);
+    // The messages in the queue (waiting, ready, in flight or parked). On executor() only.
+    [[nodiscard]] std::size_t queued() const { return messages_.size(); }
     // The clock given to the constructor jumped (tests): look at the due times again.
     void clock_changed();
 

@@ -37,6 +37,7 @@
 #include "relay/server/logging.hpp"
 #include "relay/server/private_files.hpp"
 #include "relay/server/privileges.hpp"
+#include "relay/server/service_notify.hpp"
 #include "relay/server/session.hpp"
 #include "relay/spool/spool.hpp"
 #include "relay/delivery/client_tls.hpp"
@@ -248,6 +249,22 @@ asio::awaitable<void> shut_down(relay_context& ctx, std::list<listening>& listen
     ctx.io.stop();
 }
 
+asio::awaitable<std::size_t> count_queue(delivery& d) { co_return d.queued(); }
+
+// The queue as the service manager shows it (systemctl status): at start
+// and every 10 s, asked of the delivery on its own thread.
+asio::awaitable<void> report_status(relay_context& ctx) {
+    asio::steady_timer timer(ctx.io);
+    for (;;) {
+        const std::size_t queued = co_await asio::co_spawn(ctx.delivery.executor(), count_queue(ctx.delivery),
+                                                           use_awaitable);
+        notify_status(queue_status(queued));
+        timer.expires_after(std::chrono::seconds(10));
+        auto [ec] = co_await timer.async_wait(with_error);
+        if (ec) co_return;
+    }
+}
+
 // The first SIGTERM (or SIGINT) shuts down in order; a second one during
 // that stops at once: accepted mail is on disk, and a message cut off on
 // its way upstream stays queued.
@@ -259,6 +276,7 @@ asio::awaitable<void> handle_signals(relay_context& ctx, policy_reloader& reload
         auto [ec, sig] = co_await signals.async_wait(with_error);
         if (ec) co_return;
         if (sig == SIGHUP) {
+            notify_reloading();
             reloader.reload("SIGHUP");
             // A renewed certificate needs no restart: new sessions get it.
             try {
@@ -267,6 +285,7 @@ asio::awaitable<void> handle_signals(relay_context& ctx, policy_reloader& reload
             } catch (const std::exception& e) {
                 spdlog::error("TLS certificates and keys not reloaded (SIGHUP): {}; the current ones stay", e.what());
             }
+            notify_ready("reloaded");
             continue;
         }
         if (shutting_down) {
@@ -276,6 +295,7 @@ asio::awaitable<void> handle_signals(relay_context& ctx, policy_reloader& reload
         }
         shutting_down = true;
         spdlog::info("signal {}: shutting down", sig);
+        notify_stopping();
         asio::co_spawn(ctx.io, shut_down(ctx, listeners, watcher, control), asio::detached);
     }
 }
@@ -427,6 +447,9 @@ int serve(const std::filesystem::path& config_file) {
         delivery.start();
         order.start_delivery();
         spdlog::info("subrelay {} ready as {}", SUBRELAY_VERSION, cfg.server.hostname);
+        // Every listener is bound and the spool open: systemd's Type=notify may go on.
+        notify_ready("ready");
+        asio::co_spawn(io, report_status(ctx), asio::detached);
         io.run();
         // No session counts any more: what was counted since the last
         // snapshot is saved now (the timer may be saving one meanwhile).
