@@ -3,6 +3,7 @@
 // Nothing reads TOML after start-up.
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -196,6 +197,12 @@ struct log_config {
     std::string level = "info";        // trace, debug, info, warn, error
 };
 
+// [admin]: the HTTP listener for /metrics, /healthz and /readyz.
+struct admin_config {
+    // Where it listens; loopback by default, none when `listen = ""`.
+    std::optional<listen_address> listen = listen_address{"127.0.0.1", 9587};
+};
+
 struct config {
     std::filesystem::path source;      // the file parsed (for messages)
     server_config server;
@@ -208,6 +215,7 @@ struct config {
     oauth_config oauth;                       // the default profile
     std::vector<oauth_config> oauth_profiles;  // [oauth.profiles.NAME], sorted by name
     log_config log;
+    admin_config admin;
     std::vector<device_network> device_networks;  // [[device_network]], in file order
 
     // The device profile of a client on a listener ("submission" or
