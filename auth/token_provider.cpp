@@ -266,9 +266,11 @@ asio::awaitable<void> run_fetch(std::shared_ptr<provider_state> s, std::shared_p
         } catch (const token_error& e) {
             s->status.last_error = e.what();
             s->status.last_hint = e.hint();
+            ++s->status.failures[std::string(to_string(e.kind()))];
         } catch (const std::exception& e) {
             s->status.last_error = e.what();
             s->status.last_hint.clear();
+            ++s->status.failures["other"];
         }
     }
     f->finished = true;

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -68,6 +69,9 @@ struct token_status {
     std::string last_error;                              // of the last failed request, if the last one failed
     std::string last_hint;                               // what to do about it (may be empty)
     std::size_t fetches = 0;                             // requests made to the endpoint
+    // Failed requests by to_string(oauth_failure), "other" for a failure
+    // without a classification (for the metrics).
+    std::map<std::string, std::size_t, std::less<>> failures;
 };
 
 // The seam delivery uses; tests bring fakes.

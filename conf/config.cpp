@@ -94,6 +94,7 @@ public:
         cfg.oauth.smtp_port = cfg.upstream.port;
         cfg.oauth.smtp_tls = cfg.upstream.tls;
         log(r.table("log"), cfg.log);
+        admin(r.table("admin"), cfg.admin);
         device_networks(r, cfg.device_networks);
         r.finish();
     }
@@ -635,6 +636,25 @@ private:
             l.level = names[static_cast<std::size_t>(i)];
         }
         if (const int f = read_choice(r, "format", {"text", "json"}); f >= 0) l.format = f == 0 ? "text" : "json";
+        r.finish();
+    }
+
+    void admin(const toml::table* t, admin_config& a) {
+        table_reader r(or_empty(t), "admin", problems_);
+        std::string listen;
+        if (r.read("listen", listen)) {
+            if (listen.empty()) {
+                a.listen.reset();
+            } else {
+                listen_address address;
+                std::string why;
+                if (parse_listen_address(listen, address, why)) {
+                    a.listen = address;
+                } else {
+                    r.error("listen", why);
+                }
+            }
+        }
         r.finish();
     }
 

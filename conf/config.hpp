@@ -3,6 +3,7 @@
 // Nothing reads TOML after start-up.
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -200,6 +201,12 @@ struct log_config {
     std::string format = "text";       // text | json (JSON lines with the message's key=value fields)
 };
 
+// [admin]: the HTTP listener for /metrics, /healthz and /readyz.
+struct admin_config {
+    // Where it listens; loopback by default, none when `listen = ""`.
+    std::optional<listen_address> listen = listen_address{"127.0.0.1", 9587};
+};
+
 struct config {
     std::filesystem::path source;      // the file parsed (for messages)
     server_config server;
@@ -212,6 +219,7 @@ struct config {
     oauth_config oauth;                       // the default profile
     std::vector<oauth_config> oauth_profiles;  // [oauth.profiles.NAME], sorted by name
     log_config log;
+    admin_config admin;
     std::vector<device_network> device_networks;  // [[device_network]], in file order
 
     // The device profile of a client on a listener ("submission" or

@@ -90,12 +90,40 @@ std::string upstream_credentials::status_json() const {
         o["fetches"] = st.token.fetches;
         o["last_error"] = st.token.last_error;
         o["hint"] = st.token.last_hint;
+        boost::json::object failures;
+        for (const auto& [kind, n] : st.token.failures) failures[kind] = n;
+        o["failures"] = std::move(failures);
         sources.emplace_back(std::move(o));
     }
     boost::json::object doc;
     doc["written_at"] = unix_seconds(std::chrono::system_clock::now());
     doc["sources"] = std::move(sources);
     return boost::json::serialize(doc);
+}
+
+boost::asio::awaitable<boost::json::array> upstream_credentials::check_tokens() {
+    boost::json::array out;
+    // The sources may grow while a request is awaited: walk a copy of the keys.
+    std::vector<std::string> keys;
+    for (const auto& [key, s] : sources_)
+        if (s.tokens != nullptr) keys.push_back(key);
+    for (const auto& key : keys) {
+        const auto it = sources_.find(key);
+        if (it == sources_.end()) continue;
+        boost::json::object o{{"profile", it->second.profile}, {"mailbox", it->second.mailbox}};
+        std::string error;
+        try {
+            (void)co_await it->second.tokens->get();
+        } catch (const auth::token_error& e) {
+            error = std::string(auth::to_string(e.kind()));
+        } catch (const std::exception&) {
+            error = "other";
+        }
+        o["ready"] = error.empty();
+        o["error"] = error;
+        out.emplace_back(std::move(o));
+    }
+    co_return out;
 }
 
 }  // namespace subrelay::relay

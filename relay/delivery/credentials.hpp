@@ -13,6 +13,8 @@
 #include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/json/array.hpp>
 
 #include "auth/token_provider.hpp"
 #include "conf/config.hpp"
@@ -55,6 +57,13 @@ public:
     //  "fetches", "last_error", "hint"}]}. Every profile is listed, a
     // per-mailbox profile once per mailbox seen.
     [[nodiscard]] std::string status_json() const;
+
+    // Whether each token source can give a token now: a cached one, else
+    // one asked for here (single-flight with the delivery's requests; after
+    // a failure, that failure until its backoff ends). For /readyz; each
+    // entry {"profile", "mailbox", "ready", "error": classification or ""}.
+    // Must be called on the executor.
+    boost::asio::awaitable<boost::json::array> check_tokens();
 
 private:
     struct source {

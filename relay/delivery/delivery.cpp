@@ -19,6 +19,7 @@
 #include "relay/delivery/target.hpp"
 #include "relay/delivery/client_tls.hpp"
 #include "relay/delivery/upstream.hpp"
+#include "relay/metrics/relay_metrics.hpp"
 #include "smtp/address.hpp"
 #include "smtp/dsn.hpp"
 
@@ -285,6 +286,7 @@ void delivery::pause_lane(lane& l) {
 void delivery::lane_failed(lane& l, const lane_failure& f) {
     spdlog::warn("upstream connection for {} failed: {}{}", l.mailbox, f.reason,
                  f.what.hint.empty() ? "" : " (" + f.what.hint + ")");
+    metrics::relay().connection_failed(f.upstream_reply);
     if (f.what.throttled) {
         pause_lane(l);  // what waits goes when the pause ends; open connections go on
         return;
@@ -671,6 +673,7 @@ asio::awaitable<delivery::attempt_result> delivery::attempt(lane& l, delivery_ta
                      "reply=\"{}\"{}",
                      id, env.identity, env.client_address, l.mailbox, env.sender, smtp::bracketed_list(attempted),
                      w.msg.size(), verdict, rec.reply_line, rec.hint.empty() ? "" : " hint=\"" + rec.hint + "\"");
+        metrics::relay().delivery_attempt(verdict, rec.reply_line, now - env.received_at);
         if (!to.empty()) {
             result_of_attempt.what = outcome::retry;
             result_of_attempt.retry_at = w.st.next_attempt;
@@ -739,6 +742,11 @@ asio::awaitable<boost::json::object> delivery::control(boost::json::object reque
         reply["status"] = credentials_ != nullptr ? boost::json::parse(credentials_->status_json())
                                                   : boost::json::value(boost::json::object{{"sources", boost::json::array{}}});
         co_return reply;
+    }
+    if (verb == "token-readiness") {
+        boost::json::array tokens;
+        if (credentials_ != nullptr) tokens = co_await credentials_->check_tokens();
+        co_return boost::json::object{{"ok", true}, {"tokens", std::move(tokens)}};
     }
     if (verb != "retry" && verb != "hold" && verb != "release" && verb != "delete")
         co_return boost::json::object{{"ok", false}, {"error", "unknown verb '" + verb + "'"}};
@@ -866,7 +874,8 @@ asio::awaitable<void> delivery::change_after_attempt(std::string verb, std::stri
 boost::json::object delivery::status_reply() const {
     boost::json::object messages;
     for (const auto& [id, e] : messages_) {
-        boost::json::object m{{"status", status_name(static_cast<int>(e.state))}, {"upstream_mailbox", e.mailbox}};
+        boost::json::object m{{"status", status_name(static_cast<int>(e.state))}, {"upstream_mailbox", e.mailbox},
+                              {"received_at", e.received_at}};
         if (const auto at = due_.due_of(id)) m["due"] = *at;
         messages[id] = std::move(m);
     }

@@ -83,7 +83,7 @@ public:
     // the message stays queued as it was). Resolves when every worker ended.
     boost::asio::awaitable<void> stop(std::chrono::seconds grace = std::chrono::seconds(30));  // run it on executor()
     // A request from the control socket (relay/server/control.hpp): "status",
-    // "oauth-status", "retry", "hold", "release", "delete". Run it on executor().
+    // "oauth-status", "token-readiness", "retry", "hold", "release", "delete". Run it on executor().
     // The daemon is the only writer of queue state while it runs: these
     // change a message's files under its lock, on the blocking pool, and
     // its place in the schedule at once; a message in flight is held or

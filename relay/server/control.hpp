@@ -8,6 +8,7 @@
 //
 // Requests: {"verb": "status"}                  messages' live status, lanes
 //           {"verb": "oauth-status"}            the token sources
+//           {"verb": "token-readiness"}         whether each gives a token now
 //           {"verb": "retry"|"hold"|"release"|"delete", "ids": [...]}
 // Replies:  {"ok": true, ...} or {"ok": false, "error": "what"}.
 #include <filesystem>

@@ -9,6 +9,8 @@
 #include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
 
+#include "relay/metrics/relay_metrics.hpp"
+
 namespace subrelay::relay {
 
 namespace asio = boost::asio;
@@ -43,6 +45,13 @@ void refuse(tcp::socket& socket, const listener_kind& kind, const std::string& t
         socket.write_some(asio::buffer(line), ignored);
     }
     socket.close(ignored);
+}
+
+// The outcome label of a connection the client table refused.
+const char* connection_refusal(client_table::verdict v) {
+    if (v == client_table::verdict::too_fast) return "refused_client_rate";
+    if (v == client_table::verdict::blocked) return "refused_client_blocked";
+    return "refused_client_connections";
 }
 
 // The session, then its slot back to the client's count.
@@ -83,6 +92,7 @@ asio::awaitable<void> run_listener(relay_context& ctx, client_table& clients, tc
                              kind.name, ctx.cfg.server.max_connections);
             }
             refuse(socket, kind, "421 4.7.0 " + ctx.cfg.server.hostname + " Too many connections, try again later");
+            metrics::relay().connections.inc({kind.name, "refused_max_connections"});
             continue;
         }
         const auto verdict = clients.admit(client, now);
@@ -100,8 +110,10 @@ asio::awaitable<void> run_listener(relay_context& ctx, client_table& clients, tc
                    verdict == client_table::verdict::blocked
                        ? "421 4.7.0 Too many failed logins from your host, try again later"
                        : "421 4.7.0 Too many connections from your host, try again later");
+            metrics::relay().connections.inc({kind.name, connection_refusal(verdict)});
             continue;
         }
+        metrics::relay().connections.inc({kind.name, "accepted"});
         asio::co_spawn(acceptor.get_executor(), run_counted_session(ctx, clients, std::move(socket), kind, client),
                        asio::detached);
     }

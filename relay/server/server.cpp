@@ -24,7 +24,9 @@
 #include "auth/sasl_server.hpp"
 #include "auth/token_provider.hpp"
 #include "policy/reload.hpp"
+#include "relay/metrics/relay_metrics.hpp"
 #include "relay/server/account_lockout.hpp"
+#include "relay/server/admin.hpp"
 #include "relay/server/client_table.hpp"
 #include "relay/server/context.hpp"
 #include "relay/server/login_pool.hpp"
@@ -112,18 +114,21 @@ private:
         if (!loaded.ok()) {
             for (const auto& e : loaded.errors) spdlog::error("{}", e.to_string());
             spdlog::error("policy file {} is invalid; the previous policy stays in force", file().string());
+            metrics::relay().policy_reload_failures.inc();
             return;
         }
         const auto check = policy::check_reload(ctx_.policy()->file(), loaded, file());
         if (!check.apply) {
             spdlog::error("{}", check.message);
             spdlog::error("policy file {} is not applied; the previous policy stays in force", file().string());
+            metrics::relay().policy_reload_failures.inc();
             return;
         }
         if (check.warn) spdlog::warn("{}", check.message);
         const auto accounts = loaded.policy.mailboxes.size();
         ctx_.set_policy(std::make_shared<const policy::engine>(std::move(loaded.policy)));
         spdlog::info("policy reloaded ({}): {} account(s)", why, accounts);
+        metrics::relay().policy_reloads.inc();
     }
 
     relay_context& ctx_;
@@ -234,8 +239,9 @@ asio::awaitable<void> stop_delivery(relay_context& ctx, control_server& control)
 }
 
 asio::awaitable<void> shut_down(relay_context& ctx, std::list<listening>& listeners, asio::steady_timer& watcher,
-                                control_server& control) {
+                                control_server& control, admin_server* admin) {
     watcher.cancel();
+    if (admin != nullptr) admin->stop();
     for (auto& l : listeners) {
         boost::system::error_code ec;
         l.acceptor.close(ec);
@@ -270,7 +276,7 @@ asio::awaitable<void> report_status(relay_context& ctx) {
 // its way upstream stays queued.
 asio::awaitable<void> handle_signals(relay_context& ctx, policy_reloader& reloader, asio::signal_set& signals,
                                      std::list<listening>& listeners, asio::steady_timer& watcher,
-                                     control_server& control) {
+                                     control_server& control, admin_server* admin) {
     bool shutting_down = false;
     for (;;) {
         auto [ec, sig] = co_await signals.async_wait(with_error);
@@ -296,7 +302,7 @@ asio::awaitable<void> handle_signals(relay_context& ctx, policy_reloader& reload
         shutting_down = true;
         spdlog::info("signal {}: shutting down", sig);
         notify_stopping();
-        asio::co_spawn(ctx.io, shut_down(ctx, listeners, watcher, control), asio::detached);
+        asio::co_spawn(ctx.io, shut_down(ctx, listeners, watcher, control, admin), asio::detached);
     }
 }
 
@@ -441,7 +447,16 @@ int serve(const std::filesystem::path& config_file) {
             return delivery.control(std::move(request));
         });
         control.start();
-        asio::co_spawn(io, handle_signals(ctx, reloader, signals, listeners, watcher, control), asio::detached);
+        // /metrics, /healthz and /readyz ([admin] listen), on the sessions' loop.
+        std::optional<admin_server> admin;
+        if (cfg.admin.listen) {
+            admin.emplace(io, *cfg.admin.listen, relay_admin_handlers(ctx));
+            const auto ep = admin->local_endpoint();
+            spdlog::info("admin listening on {}:{} (/metrics, /healthz, /readyz)", ep.address().to_string(), ep.port());
+            admin->start();
+        }
+        asio::co_spawn(io, handle_signals(ctx, reloader, signals, listeners, watcher, control, admin ? &*admin : nullptr),
+                       asio::detached);
 
         shutdown_order order(io, delivery_io, blocking, logins);
         delivery.start();

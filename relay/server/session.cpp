@@ -29,6 +29,8 @@
 #include "relay/server/login_pool.hpp"
 #include "relay/server/device_tls.hpp"
 #include "relay/spool/spool.hpp"
+#include "relay/metrics/relay_metrics.hpp"
+#include "relay/server/counted_policy.hpp"
 #include "relay/delivery/system_clock.hpp"
 #include "relay/delivery/client_tls.hpp"
 #include "relay/server/tls.hpp"
@@ -46,6 +48,17 @@ using asio::use_awaitable;
 constexpr auto with_error = asio::as_tuple(use_awaitable);
 
 namespace {
+
+// The label of an AUTH refused by the policy (subrelay_auth_total).
+const char* auth_refusal_reason(policy::auth_source source) {
+    switch (source) {
+    case policy::auth_source::security_defaults: return "security_defaults";
+    case policy::auth_source::authentication_policy: return "policy";
+    case policy::auth_source::mailbox: return "mailbox";
+    case policy::auth_source::organization: return "tenant";
+    }
+    return "policy";
+}
 
 // The policy as the state machine sees it, read afresh at each check so a
 // reload takes effect for sessions already open: at each MAIL the account's
@@ -189,7 +202,7 @@ public:
           client_ip_(peer_address(socket_)),
           device_(ctx.cfg.device_network_for(client_ip_, listener_kind_name(kind_), kind_.address)),
           adapter_(ctx, smtp_, client_ip_, kind_),
-          smtp_(session_options(ctx.cfg, kind_.implicit_tls, device_), &adapter_),
+          smtp_(session_options(ctx.cfg, kind_.implicit_tls, device_), &counted_),
           started_(std::chrono::steady_clock::now()) {
         boost::system::error_code ec;
         // Reads are tried first and waited for only when nothing is there,
@@ -285,6 +298,7 @@ private:
     std::string client_ip_;
     const conf::device_network* device_;  // the client's device profile, or nullptr
     policy_adapter adapter_;
+    counted_policy counted_{adapter_};  // adapter_ with its refusals counted
     smtp::server_session smtp_;
     std::unique_ptr<auth::sasl_server> sasl_;
     std::string tls_description_;
@@ -491,10 +505,12 @@ asio::awaitable<bool> session::handshake() {
         const bool just_left = ec == ssl::error::stream_truncated || ec == asio::error::eof;
         spdlog::log(just_left ? spdlog::level::debug : spdlog::level::info, "session {} {}: TLS handshake failed: {}",
                     client_ip_, kind_.name, ec == asio::error::timed_out ? "timed out" : ec.message());
+        metrics::relay().tls_handshake_failures.inc({kind_.name});
         co_return false;
     }
     tls_ = true;
     tls_description_ = describe_tls(ssl_.get());
+    metrics::relay().tls_handshakes.inc({SSL_get_version(ssl_.get()), SSL_get_cipher_name(ssl_.get())});
     // Which devices still need old TLS: the protocol and cipher of every session.
     spdlog::info("session {} {}: {}{}{}", client_ip_, kind_.name, tls_description_, device_ ? " by " : "",
                  device_name(ctx_.cfg, device_));
@@ -554,6 +570,7 @@ asio::awaitable<void> session::authenticate() {
                          ctx_.logins->waiting());
         }
         smtp_.auth_failure(smtp::reply(454, "4.7.0", "Temporary authentication failure"));
+        metrics::relay().auth.inc({"temporary"});
         co_return;
     }
     // SASL steps may run crypt(3), which takes tens of milliseconds: not on
@@ -580,10 +597,12 @@ asio::awaitable<void> session::authenticate() {
     case status::bad_mechanism:
         sasl_.reset();
         smtp_.auth_failure(smtp::reply(504, "5.5.4", "Unrecognized authentication type"));
+        metrics::relay().auth.inc({"bad_mechanism"});
         co_return;
     case status::protocol_error:
         sasl_.reset();
         smtp_.auth_failure(smtp::reply(501, "5.5.2", "Invalid authentication exchange"));
+        metrics::relay().auth.inc({"malformed"});
         co_return;
     case status::malformed:
     case status::failure:
@@ -597,12 +616,14 @@ asio::awaitable<void> session::authenticate() {
             spdlog::info("auth refused: account={} client={} reason=\"{}\"", m->identity, client_ip_,
                          decision.steps.empty() ? decision.refusal->summary() : decision.steps.back());
             smtp_.auth_failure(*decision.refusal);
+            metrics::relay().auth.inc({auth_refusal_reason(decision.source)});
             co_return;
         }
         spdlog::info("auth ok: account={} client={} mechanism={}", m->identity, client_ip_, req.mechanism);
         if (ctx_.clients != nullptr) ctx_.clients->auth_succeeded(client_ip_);
         if (ctx_.lockout != nullptr) ctx_.lockout->succeeded(m->identity, client_ip_);
         smtp_.auth_success(m->identity);
+        metrics::relay().auth.inc({"ok"});
         co_return;
     }
     }
@@ -638,6 +659,7 @@ asio::awaitable<void> session::authenticate() {
     co_await delay.async_wait(with_error);
     smtp_.auth_failure(malformed ? smtp::reply(501, "5.5.2", "Invalid authentication exchange")
                                  : smtp::replies::auth_credentials_incorrect());
+    metrics::relay().auth.inc({malformed ? "malformed" : attempt_locked_ ? "lockout" : "bad_credentials"});
 }
 
 // The envelope and the Received: header of the message being received, as
@@ -704,6 +726,7 @@ asio::awaitable<void> session::receive_data() {
         // The rest of the message is read and dropped; its end gets the 4xx.
         co_await drop_message();
         smtp_.data_failed(*failure);
+        metrics::relay().refused("data", failure->code);
     }
 }
 
@@ -738,6 +761,7 @@ asio::awaitable<void> session::store() {
         co_await drop_message();
         adapter_.release_held();
         smtp_.stored(*refused);
+        metrics::relay().refused("data", refused->code);
         co_return;
     }
     std::string id;
@@ -755,12 +779,14 @@ asio::awaitable<void> session::store() {
     co_await drop_message();
     if (failure) {
         smtp_.stored(*failure);
+        metrics::relay().refused("data", failure->code);
         co_return;
     }
     spdlog::info("accepted id={} account={} client={} from=<{}> to={} size={}", id, record_.identity, client_ip_,
                  record_.sender, smtp::bracketed_list(record_.recipients), size);
     adapter_.commit_held();
     smtp_.stored(smtp::reply(250, "2.0.0", "Ok: queued as " + id));
+    metrics::relay().note_accepted(size);
     ctx_.delivery.enqueue(id, record_.upstream_mailbox);
 }
 

@@ -473,6 +473,29 @@ TEST_F(config_file, errors_name_the_file_as_given) {
     EXPECT_THAT(messages(r), ElementsAre(file.string() + ": log.level: expected a string, got an integer"));
 }
 
+TEST(config, admin_listens_on_loopback_by_default) {
+    const auto r = parse_text(minimal, "relay.toml");
+    ASSERT_TRUE(r.ok()) << ::testing::PrintToString(messages(r));
+    ASSERT_TRUE(r.cfg.admin.listen.has_value());
+    EXPECT_EQ(r.cfg.admin.listen->to_string(), "127.0.0.1:9587");
+}
+
+TEST(config, admin_listen_is_read_and_empty_turns_it_off) {
+    auto r = parse_text(with("[admin]\nlisten = \"[::1]:0\"\n"), "relay.toml");
+    ASSERT_TRUE(r.ok()) << ::testing::PrintToString(messages(r));
+    ASSERT_TRUE(r.cfg.admin.listen.has_value());
+    EXPECT_EQ(r.cfg.admin.listen->host, "::1");
+    EXPECT_EQ(r.cfg.admin.listen->port, 0);
+    r = parse_text(with("[admin]\nlisten = \"\"\n"), "relay.toml");
+    ASSERT_TRUE(r.ok()) << ::testing::PrintToString(messages(r));
+    EXPECT_FALSE(r.cfg.admin.listen.has_value());
+}
+
+TEST(config, admin_listen_must_be_an_address) {
+    EXPECT_THAT(only_error(with("[admin]\nlisten = \"localhost\"\n")), StartsWith("relay.toml: admin.listen: "));
+    EXPECT_THAT(only_error(with("[admin]\nbogus = 1\n")), HasSubstr("admin.bogus"));
+}
+
 }  // namespace
 }  // namespace subrelay::conf
 

@@ -582,8 +582,11 @@ class Relay:
 
     def __init__(self, workdir, pki, accounts, org_disabled=True, upstream_port=None, token_url=None,
                  kind="smtp", log_level=None, extra_sections=None, submission_port=None,
-                 submissions_port=None, omit_sections=(), device_networks=()):
+                 submissions_port=None, omit_sections=(), device_networks=(), admin=False):
         self.workdir = workdir
+        # The admin listener (/metrics, /healthz, /readyz) on a free port;
+        # off unless asked for (its default port would clash between relays).
+        self.admin = admin
         os.makedirs(workdir, exist_ok=True)
         self.pki = pki
         self.accounts = {a.identity: a for a in accounts}
@@ -624,6 +627,7 @@ class Relay:
             "auth": {"max_failures_per_client": 0, "lockout_threshold": 0, "max_waiting_logins": 0},
             "policy": {"file": "policy.toml"},
             "spool": {"dir": "spool"},
+            "admin": {"listen": "127.0.0.1:0" if self.admin else ""},
         }
         if self.kind == "smtp":
             sections["upstream"] = {
@@ -713,6 +717,34 @@ class Relay:
     def log(self):
         with open(self.log_path, "rb") as f:
             return f.read()
+
+    # -- the admin listener
+    @property
+    def admin_port(self):
+        """The port the admin listener bound in the latest start (from its log line)."""
+        marker = b"==== start %d ====" % self.starts
+        found = re.findall(rb"admin listening on 127\.0\.0\.1:(\d+) ", self.log().split(marker)[-1])
+        if not found:
+            raise AssertionError("the relay logged no admin listener:\n" + tail(self.log_path))
+        return int(found[-1])
+
+    def admin_request(self, path, method="GET", timeout=30):
+        """(status, headers {lower-case name: value}, body str) of one request to the admin listener."""
+        import http.client
+        c = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=timeout)
+        try:
+            c.request(method, path)
+            r = c.getresponse()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read().decode("utf-8")
+        finally:
+            c.close()
+
+    def metrics(self):
+        """The /metrics text, parsed: {(name, ((label, value), ...)): float}, labels sorted."""
+        status, _, body = self.admin_request("/metrics")
+        if status != 200:
+            raise AssertionError("/metrics answered %d" % status)
+        return parse_metrics(body), body
 
     # -- the spool, read directly (safe while the relay runs: files are renamed into place)
     @property
@@ -821,6 +853,30 @@ class Relay:
         d.send("DATA")
         d.expect("354 *")
         return d
+
+
+_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)",?')
+
+
+def parse_metrics(text):
+    """Samples of a Prometheus text exposition: {(name, ((label, value), ...)): float}."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = _SAMPLE.match(line)
+        if not m:
+            raise AssertionError("not a sample line: %r" % line)
+        labels = tuple(sorted((k, v.replace('\\"', '"').replace("\\n", "\n").replace("\\\\", "\\"))
+                              for k, v in _LABEL.findall(m.group(2) or "")))
+        out[(m.group(1), labels)] = float(m.group(3))
+    return out
+
+
+def metric(samples, name, **labels):
+    """The value of one series (0 when absent)."""
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 def plain_credentials(identity, password):

@@ -17,6 +17,7 @@ LIBRARIES = {
     "auth": "auth",
     "policy": "policy",
     "relay/spool": "spool",
+    "relay/metrics": "metrics",
     "relay/delivery": "delivery",
     "relay/server": "server",
     "relay/cli": "cli",
@@ -31,10 +32,11 @@ ALLOWED = {
     "conf": {"text", "smtp", "toml_reader"},
     "auth": {"text", "conf"},
     "spool": set(),
+    "metrics": set(),
     "policy": {"text", "smtp", "conf", "toml_reader", "spool"},
-    "delivery": {"text", "smtp", "conf", "auth", "spool"},
-    "server": {"text", "smtp", "conf", "auth", "policy", "spool", "delivery"},
-    "cli": {"text", "smtp", "conf", "auth", "policy", "spool", "delivery", "server"},
+    "delivery": {"text", "smtp", "conf", "auth", "spool", "metrics"},
+    "server": {"text", "smtp", "conf", "auth", "policy", "spool", "delivery", "metrics"},
+    "cli": {"text", "smtp", "conf", "auth", "policy", "spool", "delivery", "metrics", "server"},
     "subrelay": {"cli"},
 }
 

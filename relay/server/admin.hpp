@@ -1,0 +1,84 @@
+#pragma once
+// The admin listener ([admin] listen, loopback by default): a small
+// HTTP/1.1 server on Boost.Beast, GET only, for Prometheus and for health
+// checks.
+//
+//   GET /metrics   the metrics in the Prometheus text format (0.0.4)
+//   GET /healthz   200 "ok": the process answers
+//   GET /readyz    200 when the spool is writable, the policy is loaded and
+//                  every OAuth token source gives a token; else 503 with a
+//                  JSON body naming what is not ready (never a secret)
+//
+// Any other path is 404, any other method 405. Requests are small (header
+// at most max_header bytes, no body), each connection reads and writes
+// within request_timeout, and serves at most max_requests requests.
+#include <chrono>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/http/verb.hpp>
+#include <boost/json/array.hpp>
+
+#include "conf/config.hpp"
+
+namespace subrelay::relay {
+
+struct relay_context;
+
+struct admin_reply {
+    unsigned status = 200;
+    std::string content_type = "text/plain; charset=utf-8";
+    std::string body;
+};
+
+enum class admin_endpoint { metrics, healthz, readyz, not_found, method_not_allowed };
+// Which endpoint a request is for (the query string is ignored).
+admin_endpoint route(boost::beast::http::verb method, std::string_view target);
+
+// /readyz's answer from what was found: 200 {"ready": true, ...} or 503
+// {"ready": false, "not_ready": ["spool", "policy", "token:PROFILE"...], ...}.
+// `tokens` as upstream_credentials::check_tokens() gives them.
+admin_reply readiness_reply(bool spool_writable, bool policy_loaded, const boost::json::array& tokens);
+
+class admin_server {
+public:
+    struct handlers {
+        std::function<boost::asio::awaitable<std::string>()> metrics;     // the exposition text
+        std::function<boost::asio::awaitable<admin_reply>()> readiness;  // /readyz
+    };
+
+    // Binds `at` (port 0: any free port). Throws std::runtime_error.
+    admin_server(boost::asio::io_context& io, const conf::listen_address& at, handlers h);
+    ~admin_server();
+    admin_server(const admin_server&) = delete;
+    admin_server& operator=(const admin_server&) = delete;
+
+    [[nodiscard]] boost::asio::ip::tcp::endpoint local_endpoint() const;
+    void start();  // accepts on the io_context given to the constructor
+    void stop();   // stops accepting; call on that io_context
+
+    static constexpr std::size_t max_header = 8 * 1024;
+    static constexpr std::chrono::seconds request_timeout{10};
+    static constexpr unsigned max_requests = 100;
+
+private:
+    boost::asio::awaitable<void> accept_loop();
+    boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket socket);
+    boost::asio::awaitable<admin_reply> answer(boost::beast::http::verb method, std::string_view target);
+
+    boost::asio::io_context& io_;
+    boost::asio::ip::tcp::acceptor acceptor_;
+    handlers handlers_;
+};
+
+// The relay's handlers: the metrics with the queue, the upstream
+// connections and the token counts read from the delivery (on its own
+// thread, as `subrelay queue list` reads them) and the spool's free space;
+// readiness from the spool, the policy and the delivery's token sources.
+admin_server::handlers relay_admin_handlers(relay_context& ctx);
+
+}  // namespace subrelay::relay
