@@ -36,6 +36,10 @@ struct server_config {
     // Completes an AUTH user name without a domain ("scanner" -> "scanner@DOMAIN"),
     // like Postfix's smtpd_sasl_local_domain. Empty: names are used as given.
     std::string auth_default_domain;
+    // Load balancers (HAProxy) that send the PROXY protocol header (v1 or
+    // v2): a connection from one of these networks must start with it, and
+    // the client address it names is the one the relay uses. Empty: off.
+    std::vector<network> proxy_protocol_from;
 };
 
 enum class tls_version { v1_0, v1_1, v1_2, v1_3 };
