@@ -173,6 +173,18 @@ private:
             !smtp::valid_mailbox("postmaster@" + s.auth_default_domain)) {
             r.error("auth_default_domain", "\"" + s.auth_default_domain + "\" is not a valid domain");
         }
+        std::vector<std::string> proxies;
+        if (r.read("proxy_protocol_from", proxies)) {
+            for (std::size_t n = 0; n < proxies.size(); ++n) {
+                network net;
+                std::string why;
+                if (network::parse(proxies[n], net, why)) {
+                    s.proxy_protocol_from.push_back(net);
+                } else {
+                    add(toml_reader::index_key(r.path("proxy_protocol_from"), n), "\"" + proxies[n] + "\" " + why);
+                }
+            }
+        }
         r.finish();
 
         if (!s.require_tls_for_auth) {

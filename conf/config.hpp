@@ -40,6 +40,10 @@ struct server_config {
     // Without systemd's User=: bind the ports as root, then run as this
     // user (empty: stay as started).
     std::string user;
+    // Load balancers (HAProxy) that send the PROXY protocol header (v1 or
+    // v2): a connection from one of these networks must start with it, and
+    // the client address it names is the one the relay uses. Empty: off.
+    std::vector<network> proxy_protocol_from;
 };
 
 enum class tls_version { v1_0, v1_1, v1_2, v1_3 };

@@ -1,15 +1,20 @@
 #include "relay/server/listener.hpp"
 
+#include <algorithm>
+#include <variant>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
 
 #include "relay/metrics/relay_metrics.hpp"
+#include "relay/server/proxy_header.hpp"
 
 namespace subrelay::relay {
 
@@ -57,8 +62,121 @@ const char* connection_refusal(client_table::verdict v) {
 // The session, then its slot back to the client's count.
 asio::awaitable<void> run_counted_session(relay_context& ctx, client_table& clients, tcp::socket socket,
                                           listener_kind kind, std::string client) {
-    co_await run_session(ctx, std::move(socket), std::move(kind));
+    co_await run_session(ctx, std::move(socket), std::move(kind), client);
     clients.release(client);
+}
+
+// Counts a connection of `client` in its limits (client_table), or refuses
+// it: 421, logged once a minute per client.
+bool admit(client_table& clients, tcp::socket& socket, const listener_kind& kind, const std::string& client) {
+    const auto now = client_table::clock::now();
+    const auto verdict = clients.admit(client, now);
+    if (verdict == client_table::verdict::accept) {
+        metrics::relay().connections.inc({kind.name, "accepted"});
+        return true;
+    }
+    metrics::relay().connections.inc({kind.name, connection_refusal(verdict)});
+    if (clients.log_refusal(client, now)) {
+        const char* why = verdict == client_table::verdict::too_fast
+                              ? "more than server.max_connection_rate_per_client connections a minute"
+                          : verdict == client_table::verdict::blocked
+                              ? "blocked after auth.max_failures_per_client failed logins"
+                              : "server.max_connections_per_client connections already open";
+        spdlog::warn("{}: client {} refused: {} (further refusals of it this minute are not logged)", kind.name,
+                     client, why);
+    }
+    refuse(socket, kind,
+           verdict == client_table::verdict::blocked
+               ? "421 4.7.0 Too many failed logins from your host, try again later"
+               : "421 4.7.0 Too many connections from your host, try again later");
+    return false;
+}
+
+// Whether `peer` is a load balancer of server.proxy_protocol_from.
+bool trusted_proxy(const conf::config& cfg, const asio::ip::address& peer) {
+    if (cfg.server.proxy_protocol_from.empty()) return false;
+    const auto ip = conf::network::parse_address(peer.to_string());
+    return ip && std::any_of(cfg.server.proxy_protocol_from.begin(), cfg.server.proxy_protocol_from.end(),
+                             [&ip](const conf::network& n) { return n.contains(*ip); });
+}
+
+// How long a proxy has for its header (at most server.tls_handshake_timeout_seconds).
+constexpr std::chrono::seconds proxy_header_timeout{10};
+
+struct proxy_read {
+    bool ok = false;
+    proxy_header header;
+    std::string error;  // when not ok
+};
+
+// Reads a PROXY header and not one byte more, so that what follows (SMTP,
+// a TLS ClientHello) is the session's: peeks, and takes off the socket
+// only what the parser says is header.
+asio::awaitable<proxy_read> read_proxy_header(tcp::socket& socket, std::chrono::steady_clock::duration limit) {
+    using namespace asio::experimental::awaitable_operators;
+    const auto failed = [](std::string why) { return proxy_read{false, {}, std::move(why)}; };
+    boost::system::error_code ec;
+    socket.non_blocking(true, ec);
+    asio::steady_timer deadline(socket.get_executor(), limit);
+    std::string have;
+    for (;;) {
+        const std::size_t wanted = parse_proxy_header(have).wanted;
+        auto ready = co_await (socket.async_wait(tcp::socket::wait_read, with_error) || deadline.async_wait(with_error));
+        if (ready.index() == 1) co_return failed("no complete PROXY header in time");
+        if (auto [wait_ec] = std::get<0>(ready); wait_ec) co_return failed(wait_ec.message());
+        std::string peeked(wanted, '\0');
+        const std::size_t n = socket.receive(asio::buffer(peeked), tcp::socket::message_peek, ec);
+        if (ec == asio::error::would_block || ec == asio::error::try_again) continue;
+        if (ec && ec != asio::error::eof) co_return failed(ec.message());
+        if (n == 0) co_return failed(have.empty() ? "closed without a PROXY header" : "closed within the PROXY header");
+        peeked.resize(n);
+        std::string seen = have + peeked;
+        const proxy_parse p = parse_proxy_header(seen);
+        if (p.state == proxy_parse::status::invalid) co_return failed(p.error);
+        const bool done = p.state == proxy_parse::status::done;
+        std::string taken(done ? p.length - have.size() : n, '\0');
+        if (socket.receive(asio::buffer(taken), 0, ec) != taken.size() || ec)
+            co_return failed("the PROXY header could not be read");
+        if (done) co_return proxy_read{true, p.header, {}};
+        have = std::move(seen);
+    }
+}
+
+// A connection from a trusted proxy: its header comes first (before the
+// greeting, before TLS), and then the client it names is admitted and
+// served like one that connected directly; the proxy itself is not limited
+// as a client. Without a valid header the connection is closed, logged once
+// a minute per proxy.
+asio::awaitable<void> run_proxied(relay_context& ctx, client_table& clients, tcp::socket socket, listener_kind kind,
+                                  std::string proxy) {
+    try {
+        const auto limit = std::min<std::chrono::steady_clock::duration>(
+            proxy_header_timeout, std::chrono::seconds(ctx.cfg.server.tls_handshake_timeout_seconds));
+        const proxy_read read = co_await read_proxy_header(socket, limit);
+        if (!read.ok) {
+            if (clients.log_refusal(proxy, client_table::clock::now()))
+                spdlog::warn("{}: connection from proxy {} closed: {} (server.proxy_protocol_from; further ones "
+                             "this minute are not logged)",
+                             kind.name, proxy, read.error);
+            boost::system::error_code ignored;
+            socket.close(ignored);
+            co_return;
+        }
+        if (read.header.source.empty()) {
+            // LOCAL (a health check), or a client the header cannot name:
+            // the proxy's own address stands for the client.
+            spdlog::debug("{}: proxy {} connects for itself (PROXY v{}{})", kind.name, proxy, read.header.version,
+                          read.header.local ? " LOCAL" : "");
+            co_await run_session(ctx, std::move(socket), std::move(kind), proxy);
+            co_return;
+        }
+        const std::string& client = read.header.source;
+        if (!admit(clients, socket, kind, client)) co_return;
+        spdlog::debug("{}: client {} via proxy {} (PROXY v{})", kind.name, client, proxy, read.header.version);
+        co_await run_counted_session(ctx, clients, std::move(socket), std::move(kind), client);
+    } catch (const std::exception& e) {
+        spdlog::error("{}: connection from proxy {} ended by an error: {}", kind.name, proxy, e.what());
+    }
 }
 
 }  // namespace
@@ -95,25 +213,13 @@ asio::awaitable<void> run_listener(relay_context& ctx, client_table& clients, tc
             metrics::relay().connections.inc({kind.name, "refused_max_connections"});
             continue;
         }
-        const auto verdict = clients.admit(client, now);
-        if (verdict != client_table::verdict::accept) {
-            if (clients.log_refusal(client, now)) {
-                const char* why = verdict == client_table::verdict::too_fast
-                                      ? "more than server.max_connection_rate_per_client connections a minute"
-                                  : verdict == client_table::verdict::blocked
-                                      ? "blocked after auth.max_failures_per_client failed logins"
-                                      : "server.max_connections_per_client connections already open";
-                spdlog::warn("{}: client {} refused: {} (further refusals of it this minute are not logged)",
-                             kind.name, client, why);
-            }
-            refuse(socket, kind,
-                   verdict == client_table::verdict::blocked
-                       ? "421 4.7.0 Too many failed logins from your host, try again later"
-                       : "421 4.7.0 Too many connections from your host, try again later");
-            metrics::relay().connections.inc({kind.name, connection_refusal(verdict)});
+        if (trusted_proxy(ctx.cfg, peer.address())) {
+            // Its client is known once the header is read: admitted then.
+            asio::co_spawn(acceptor.get_executor(), run_proxied(ctx, clients, std::move(socket), kind, client),
+                           asio::detached);
             continue;
         }
-        metrics::relay().connections.inc({kind.name, "accepted"});
+        if (!admit(clients, socket, kind, client)) continue;
         asio::co_spawn(acceptor.get_executor(), run_counted_session(ctx, clients, std::move(socket), kind, client),
                        asio::detached);
     }

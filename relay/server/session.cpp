@@ -194,12 +194,12 @@ std::chrono::milliseconds failed_auth_delay() {
 // One connection. Lives in the registry while it runs.
 class session : public std::enable_shared_from_this<session> {
 public:
-    session(relay_context& ctx, asio::ip::tcp::socket socket, listener_kind kind)
+    session(relay_context& ctx, asio::ip::tcp::socket socket, listener_kind kind, std::string client)
         : ctx_(ctx),
           kind_(std::move(kind)),
           socket_(std::move(socket)),
           timer_(socket_.get_executor()),
-          client_ip_(peer_address(socket_)),
+          client_ip_(client.empty() ? peer_address(socket_) : std::move(client)),
           device_(ctx.cfg.device_network_for(client_ip_, listener_kind_name(kind_), kind_.address)),
           adapter_(ctx, smtp_, client_ip_, kind_),
           smtp_(session_options(ctx.cfg, kind_.implicit_tls, device_), &counted_),
@@ -875,10 +875,11 @@ asio::awaitable<void> session::run() {
     co_await close();
 }
 
-asio::awaitable<void> run_session(relay_context& ctx, asio::ip::tcp::socket socket, listener_kind kind) {
+asio::awaitable<void> run_session(relay_context& ctx, asio::ip::tcp::socket socket, listener_kind kind,
+                                  std::string client) {
     std::shared_ptr<session> s;
     try {
-        s = std::make_shared<session>(ctx, std::move(socket), std::move(kind));
+        s = std::make_shared<session>(ctx, std::move(socket), std::move(kind), std::move(client));
         ctx.sessions.add(s);
         co_await s->run();
     } catch (const std::exception& e) {

@@ -53,8 +53,11 @@ struct listener_kind {
     std::string address;  // "127.0.0.1:587", as in the configuration
 };
 
-// Runs one session to its end. Never throws.
+// Runs one session to its end. Never throws. `client` is the client's
+// address as everything in the session uses it (bindings, device profiles,
+// failed logins, logs, Received:): the one a PROXY header named, or empty
+// for the TCP peer's.
 boost::asio::awaitable<void> run_session(relay_context& ctx, boost::asio::ip::tcp::socket socket,
-                                         listener_kind kind);
+                                         listener_kind kind, std::string client = {});
 
 }  // namespace subrelay::relay

@@ -84,6 +84,7 @@ TEST(config, defaults) {
     EXPECT_EQ(c.server.session_timeout_seconds, 1800U);
     EXPECT_EQ(c.server.tls_handshake_timeout_seconds, 60U);
     EXPECT_TRUE(c.server.auth_default_domain.empty());
+    EXPECT_TRUE(c.server.proxy_protocol_from.empty());
     EXPECT_TRUE(c.device_networks.empty());
     EXPECT_TRUE(c.tls.session_tickets);
     EXPECT_EQ(c.tls.session_cache_size, 20480U);
@@ -106,6 +107,27 @@ TEST(config, defaults) {
     EXPECT_TRUE(c.oauth.ca_file.empty());
     EXPECT_EQ(c.oauth.timeout_seconds, 30U);
     EXPECT_EQ(c.log.level, "info");
+}
+
+TEST(config, proxy_protocol_from_lists_networks_and_addresses) {
+    const auto r = parse_text(set("server", R"(proxy_protocol_from = ["10.0.0.0/24", "2001:db8::7", "127.0.0.1"])"),
+                              "relay.toml");
+    ASSERT_TRUE(r.ok()) << ::testing::PrintToString(messages(r));
+    const auto& from = r.cfg.server.proxy_protocol_from;
+    ASSERT_EQ(from.size(), 3U);
+    EXPECT_EQ(from[0].to_string(), "10.0.0.0/24");
+    EXPECT_TRUE(from[0].contains(std::string_view("10.0.0.9")));
+    EXPECT_FALSE(from[0].contains(std::string_view("10.0.1.9")));
+    EXPECT_TRUE(from[1].contains(std::string_view("2001:db8::7")));
+    EXPECT_TRUE(from[2].contains(std::string_view("127.0.0.1")));
+    EXPECT_FALSE(from[2].contains(std::string_view("127.0.0.5")));
+}
+
+TEST(config, proxy_protocol_from_names_a_bad_network) {
+    EXPECT_THAT(only_error(set("server", R"(proxy_protocol_from = ["10.0.0.0/24", "haproxy.local"])")),
+                StartsWith("relay.toml: server.proxy_protocol_from[1]: \"haproxy.local\" "));
+    EXPECT_THAT(only_error(set("server", R"(proxy_protocol_from = "10.0.0.1")")),
+                StartsWith("relay.toml: server.proxy_protocol_from: "));
 }
 
 TEST(config, full_file_is_read) {
