@@ -111,14 +111,18 @@ def auth_from(source_ip, port, attempts):
         s.close()
 
 
-class FailedLoginTest(harness.IntegrationCase):
+class PlaintextAuthCase(harness.IntegrationCase):
     def start(self, **auth):
+        """The full stack with AUTH allowed without TLS from PLAINTEXT_AUTH
+        and these [auth] settings."""
         self.start_token()
         self.start_upstream()
         relay = self.make_relay([harness.scanner_account()], device_networks=PLAINTEXT_AUTH,
                                 extra_sections={"auth": auth})
         return self.start_relay(relay)
 
+
+class FailedLoginTest(PlaintextAuthCase):
     def test_an_address_with_too_many_failed_logins_is_refused_at_connect(self):
         relay = self.start(max_failures_per_client=4)
         port = relay.submission_port
@@ -149,19 +153,12 @@ class FailedLoginTest(harness.IntegrationCase):
         self.assertEqual(result.stdout.split(), ["127.0.0.9", "127.0.0.9", "127.0.0.10"], result.stdout)
 
 
-class AccountLockoutTest(harness.IntegrationCase):
+class AccountLockoutTest(PlaintextAuthCase):
     """Guesses at one account from many addresses: after auth.lockout_threshold
     failures from addresses the account never logged in from, it is locked
     for those addresses (the same 535 as a wrong password, without checking
     it), while an address it has logged in from still logs in (Smart
     Lockout's familiar-location rule)."""
-
-    def start(self, **auth):
-        self.start_token()
-        self.start_upstream()
-        relay = self.make_relay([harness.scanner_account()], device_networks=PLAINTEXT_AUTH,
-                                extra_sections={"auth": auth})
-        return self.start_relay(relay)
 
     def test_guesses_lock_the_account_for_unfamiliar_addresses_only(self):
         relay = self.start(lockout_threshold=3)

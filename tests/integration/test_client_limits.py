@@ -77,14 +77,19 @@ class ClientLimitsTest(harness.IntegrationCase):
 
 
 class PressureTest(harness.IntegrationCase):
-    def test_under_pressure_idle_clients_get_ten_seconds(self):
-        relay = self.full_stack([harness.scanner_account()],
-                                extra_sections={"server": {"max_connections": 10, "idle_timeout_seconds": 300}})
+    def hold_sessions(self, relay, count):
+        """`count` greeted sessions from 127.0.0.8, left open."""
         held = []
-        for _ in range(9):   # above 80 % of 10
+        for _ in range(count):
             s, line = greeting_from("127.0.0.8", relay.submission_port)
             self.assertTrue(line.startswith(b"220 "), line)
             held.append(s)
+        return held
+
+    def test_under_pressure_idle_clients_get_ten_seconds(self):
+        relay = self.full_stack([harness.scanner_account()],
+                                extra_sections={"server": {"max_connections": 10, "idle_timeout_seconds": 300}})
+        held = self.hold_sessions(relay, 9)   # above 80 % of 10
         s = held[0]
         s.sendall(b"NOOP\r\n")
         f = s.makefile("rb")
@@ -99,11 +104,7 @@ class PressureTest(harness.IntegrationCase):
                                 extra_sections={"server": {"max_connections": 10, "idle_timeout_seconds": 300,
                                                            "session_timeout_seconds": 1800,
                                                            "stress_session_timeout_seconds": 3}})
-        held = []
-        for _ in range(9):   # above 80 % of 10
-            s, line = greeting_from("127.0.0.8", relay.submission_port)
-            self.assertTrue(line.startswith(b"220 "), line)
-            held.append(s)
+        held = self.hold_sessions(relay, 9)   # above 80 % of 10
         # A client that is never idle: a NOOP a second, answered until the
         # session's time under pressure is over (it had 1,800 s before).
         s = held[0]
