@@ -5,9 +5,10 @@ RELEASE_DIR ?= build/release
 TEST_DIR ?= build/test
 TSAN_DIR ?= build/tsan
 FUZZ_DIR ?= build/fuzz
+DEB_DIR ?= build/deb
 FUZZ_SECONDS ?= 300
 
-.PHONY: all deps build demo test test-asan test-build test-tsan tsan-build fuzz fuzz-build test-fuzz clean
+.PHONY: all deps build demo deb test test-asan test-build test-tsan tsan-build fuzz fuzz-build test-fuzz clean
 
 all: build
 
@@ -22,6 +23,11 @@ build: deps
 # messages are written to demo/outbox instead of going upstream.
 demo: build
 	./scripts/demo $(RELEASE_DIR)/relay/subrelay
+
+# The Debian package (cmake/package.cmake): a release build with Debian's
+# hardening flags in $(DEB_DIR), packaged by CPack; `lintian` checks it.
+deb: deps
+	./scripts/build-deb $(DEB_DIR) $(JOBS)
 
 # Every test: unit tests per folder and the integration tests with the real
 # binary, built once with AddressSanitizer and UndefinedBehaviorSanitizer and
@@ -39,13 +45,14 @@ test-asan: test-build
 
 # The same tests built with ThreadSanitizer: a data race stops the process
 # that has it (a unit test binary, or the relay, whose log the integration
-# tests check).
+# tests check). The package test (label package) runs in the first build
+# only: it builds and installs its own release binary.
 tsan-build: deps
 	cmake -S . -B $(TSAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DSUBRELAY_TSAN=ON -DSUBRELAY_WARNINGS_AS_ERRORS=ON
 	cmake --build $(TSAN_DIR) -j$(JOBS)
 
 test-tsan: tsan-build
-	cd $(TSAN_DIR) && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ctest -j$(JOBS) --output-on-failure --timeout 900
+	cd $(TSAN_DIR) && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ctest -j$(JOBS) -LE package --output-on-failure --timeout 900
 
 # libFuzzer targets (tests/fuzz), built with clang, ASan and UBSan. The
 # libraries are compiled with coverage instrumentation (SUBRELAY_FUZZ); the

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
+#include <system_error>
 
 #include "relay/spool/durable_file.hpp"
 
@@ -20,14 +21,29 @@ std::string system_error(const std::filesystem::path& file, std::string_view wha
 }
 
 // Writes `text` to a temporary file next to `file`, syncs it, renames it
-// over `file` and syncs the directory. "" on success, else the error.
-std::string replace_file(const std::filesystem::path& file, const std::string& text, mode_t mode) {
+// over `file` and syncs the directory. The new file gets `mode` whatever the
+// umask and, when `owner` is given, that file's owner and group: a policy
+// installed root:subrelay 0640 for a relay running as subrelay stays
+// readable by it after root edits it. "" on success, else the error.
+std::string replace_file(const std::filesystem::path& file, const std::string& text, mode_t mode,
+                         const struct stat* owner) {
     const auto dir = file.has_parent_path() ? file.parent_path() : std::filesystem::path(".");
     const auto tmp = dir / (file.filename().string() + ".tmp." + std::to_string(::getpid()));
+    const auto write = [&](int fd) {
+        relay::write_all(fd, text, tmp);
+        if (owner == nullptr) return;
+        struct stat now {};
+        if (::fstat(fd, &now) != 0) throw std::system_error(errno, std::generic_category(), tmp.string());
+        if (now.st_uid == owner->st_uid && now.st_gid == owner->st_gid) return;
+        if (::fchown(fd, owner->st_uid, owner->st_gid) != 0) {
+            throw std::system_error(errno, std::generic_category(),
+                                    file.string() + ": cannot keep its owner " + std::to_string(owner->st_uid) + ":" +
+                                        std::to_string(owner->st_gid) + " (edit it as its owner, or as root)");
+        }
+    };
     try {
         // The umask must not narrow (or widen) the mode of the policy file.
-        relay::write_file_atomically(file, tmp, {text}, mode, relay::existing_tmp::replace,
-                                     relay::file_mode::exact);
+        relay::write_file_atomically(file, tmp, write, mode, relay::existing_tmp::replace, relay::file_mode::exact);
     } catch (const std::runtime_error& e) {
         return e.what();
     }
@@ -108,7 +124,7 @@ edit_result edit_file(const std::filesystem::path& file, const policy_change& ch
         return result;
     }
 
-    if (auto error = replace_file(file, text, mode); !error.empty()) {
+    if (auto error = replace_file(file, text, mode, exists ? &st : nullptr); !error.empty()) {
         result.errors.push_back(std::move(error));
         return result;
     }

@@ -72,15 +72,17 @@ const std::vector<verb_def>& verb_table() {
          .usage = "usage: subrelay serve [--config FILE]\n\n"
                   "Runs the relay in the foreground, logging to standard error.\n"
                   "SIGTERM or SIGINT stop it cleanly (open sessions get 421 4.3.2, accepted\n"
-                  "messages stay in the spool); SIGHUP reloads the policy file.\n",
+                  "messages stay in the spool); SIGHUP reloads the policy file and the TLS\n"
+                  "certificates and keys.\n",
          .options = {config_option},
          .run = run_serve},
         {.name = "check-config",
          .summary = "validate the configuration and the policy file",
          .usage = "usage: subrelay check-config [--config FILE]\n\n"
-                  "Validates the configuration, the policy file it names, the TLS certificate\n"
-                  "and the OAuth client secret. Prints `ok` and exits 0, or prints one line per\n"
-                  "problem (`FILE: key: what is wrong`) and exits 1.\n",
+                  "Validates the configuration, the policy file it names, the TLS certificates\n"
+                  "and device profiles, the upstream's CA file and client certificate, and each\n"
+                  "OAuth profile's secret, certificate and key. Prints `ok` and exits 0, or\n"
+                  "prints one line per problem (`FILE: key: what is wrong`) and exits 1.\n",
          .options = {config_option},
          .run = run_check_config},
         {.name = "hash-password",

@@ -94,6 +94,37 @@ TEST_F(edit_file_test, basic_edit) {
     EXPECT_TRUE(leftovers().empty()) << ::testing::PrintToString(leftovers());
 }
 
+// The Debian package installs the policy root:subrelay 0640 so that the
+// relay, running as subrelay, can read it. An edit by root must not hand
+// the file to root's group: the relay could no longer read its policy.
+TEST_F(edit_file_test, the_file_keeps_its_owner_and_group) {
+    write("[[mailbox]]\nidentity = \"a@contoso.com\"\n");
+    ::chmod(file_.c_str(), 0640);
+    struct stat before {};
+    ASSERT_EQ(::stat(file_.c_str(), &before), 0);
+    // Another group than the editor's: any group when root, else one of ours.
+    gid_t other = ::getegid();
+    if (::geteuid() == 0) {
+        other = before.st_gid == 65534 ? 65533 : 65534;
+    } else {
+        std::vector<gid_t> groups(static_cast<std::size_t>(::getgroups(0, nullptr)));
+        groups.resize(static_cast<std::size_t>(::getgroups(static_cast<int>(groups.size()), groups.data())));
+        for (gid_t g : groups) {
+            if (g != before.st_gid) other = g;
+        }
+        if (other == before.st_gid) GTEST_SKIP() << "this user is in one group only";
+    }
+    ASSERT_EQ(::chown(file_.c_str(), static_cast<uid_t>(-1), other), 0);
+    const auto r = edit_file(file_, add_mailbox("b@contoso.com"));
+    ASSERT_TRUE(r.ok) << ::testing::PrintToString(r.errors);
+    ASSERT_TRUE(r.changed);
+    struct stat after {};
+    ASSERT_EQ(::stat(file_.c_str(), &after), 0);
+    EXPECT_EQ(after.st_gid, other);
+    EXPECT_EQ(after.st_uid, before.st_uid);
+    EXPECT_EQ(after.st_mode & 07777, 0640U);
+}
+
 TEST_F(edit_file_test, no_change_leaves_the_file_untouched) {
     const std::string original = "# hand-written, with comments\n[[mailbox]]\nidentity = \"a@contoso.com\"\n";
     write(original);
