@@ -282,7 +282,7 @@ struct server_session::commands {
         auto& cmd = std::get<command>(parsed);
         if (r.syntax != nullptr)
             if (auto e = r.syntax(s, cmd)) return *e;
-        if (r.policy != nullptr)
+        if (r.policy != nullptr && !s.options_.deferred_policy)
             if (auto e = r.policy(s, cmd)) return *e;
         return std::move(cmd);
     }
@@ -390,15 +390,40 @@ void server_session::handle_line(const std::string& line) {
     }
     auto checked = commands::check(*this, *rule, line);
     if (auto* refusal = std::get_if<reply>(&checked)) {
-        if (counts_as_error(*refusal))
-            bad_command(*refusal);
-        else
-            reply_with(*refusal);
-        // A 421 (from a policy: a rate limit, say) ends the session, as RFC 5321 3.8 says.
-        if (refusal->code == 421) close_session();
+        refuse_command(*refusal);
         return;
     }
-    rule->proceed(*this, std::get<command>(checked));
+    auto& cmd = std::get<command>(checked);
+    if (rule->policy != nullptr && options_.deferred_policy) {
+        // The driver decides, maybe after a wait; pipelined commands after
+        // this one stay buffered until it has.
+        check_ = policy_check{rule->kind, sender_identity(), envelope_.sender, cmd.path};
+        checked_ = std::move(cmd);
+        pending_ = action::check_policy;
+        return;
+    }
+    rule->proceed(*this, cmd);
+}
+
+void server_session::refuse_command(const reply& r) {
+    if (counts_as_error(r))
+        bad_command(r);
+    else
+        reply_with(r);
+    // A 421 (from a policy: a rate limit, say) ends the session, as RFC 5321 3.8 says.
+    if (r.code == 421) close_session();
+}
+
+void server_session::policy_checked(const std::optional<reply>& refusal) {
+    if (pending_ != action::check_policy || !checked_) return;
+    pending_ = action::need_input;
+    command cmd = std::move(*checked_);
+    checked_.reset();
+    if (refusal) {
+        refuse_command(*refusal);
+        return;
+    }
+    commands::find(check_.kind)->proceed(*this, cmd);
 }
 
 void server_session::handle_auth_response(const std::string& line) {

@@ -51,10 +51,16 @@ struct server_options {
     // DATA is handed to the driver in pieces of at least this many bytes
     // (the last one may be smaller), and at most about twice that is held.
     std::size_t data_chunk_size = 128 * 1024;
+    // false: MAIL and RCPT are checked by calling the server_policy. true:
+    // the session stops at each with action::check_policy and the driver
+    // answers with policy_checked(), so that a check may wait (for counters
+    // shared between nodes) without holding up the driver's thread.
+    bool deferred_policy = false;
 };
 
-// What the policy says about a sender or recipient. Called synchronously:
-// the implementation must not block (policy is in memory).
+// What the policy says about a sender or recipient. Called synchronously
+// (unless server_options::deferred_policy): the implementation must not
+// block (policy is in memory).
 class server_policy {
 public:
     virtual ~server_policy() = default;
@@ -73,6 +79,7 @@ enum class action {
     discard,       // the message being received is refused: drop what was appended, then advance() again
     store,         // append take_data() (the rest, maybe empty), make the message durable,
                    // then stored(reply)
+    check_policy,  // (deferred_policy) decide about pending_check(), then policy_checked()
     close,         // write `send`, then close the connection
 };
 
@@ -88,6 +95,15 @@ struct envelope {
     std::string identity;                 // authenticated account (empty if none)
     bool smtputf8 = false;
     std::string body_type;                // "", "7BIT" or "8BITMIME"
+};
+
+// A MAIL or RCPT waiting for the policy (server_options::deferred_policy):
+// its syntax and the session's own checks passed.
+struct policy_check {
+    verb kind = verb::mail;   // verb::mail or verb::rcpt
+    std::string identity;     // the account it is checked against
+    std::string sender;       // RCPT: the transaction's MAIL FROM path ("" for <>)
+    std::string address;      // the path of this command
 };
 
 struct auth_request {
@@ -124,6 +140,12 @@ public:
     void auth_challenge(std::string_view challenge);   // sends 334 base64(challenge)
     void auth_success(std::string identity);           // 235 2.7.0 Authentication successful
     void auth_failure(const reply& r);                 // e.g. 535 5.7.139 ...; counts failures
+
+    // After action::check_policy: the command to decide about, and the
+    // decision (nullopt: accepted; otherwise the reply, e.g. 550 5.7.60 or
+    // 421 4.4.2, which also ends the session).
+    [[nodiscard]] const policy_check& pending_check() const { return check_; }
+    void policy_checked(const std::optional<reply>& refusal);
 
     // The envelope of the transaction; fixed once DATA is answered 354.
     [[nodiscard]] const envelope& current_envelope() const { return envelope_; }
@@ -180,6 +202,7 @@ private:
     bool handle_data_bytes();         // false: more input needed
     void end_of_data();               // the terminator was read
     void refuse_line(const reply& r); // a line refused before it was read as a command
+    void refuse_command(const reply& r);  // a command refused by a check or the policy
     void end_auth_exchange();         // back to where AUTH began
     void reply_with(const reply& r);  // every reply goes through here
     void bad_command(const reply& r);  // reply, count, and close after too many
@@ -207,6 +230,8 @@ private:
     std::string bound_identity_;
     envelope envelope_;
     auth_request auth_;
+    policy_check check_;                 // action::check_policy: what the driver decides about
+    std::optional<command> checked_;     // ... and the command that proceeds if accepted
     std::size_t auth_failures_ = 0;
     std::size_t unknown_commands_ = 0;
     std::size_t junk_commands_ = 0;     // since the last accepted message

@@ -153,6 +153,8 @@ smtp::server_options session_options(const conf::config& cfg, bool implicit_tls,
     o.implicit_tls = implicit_tls;
     o.require_tls_for_auth = cfg.server.require_tls_for_auth && !(device != nullptr && device->auth_without_tls);
     o.bare_lf_mode = device != nullptr && device->accept_bare_lf ? smtp::bare_lf::accept : smtp::bare_lf::reject;
+    // MAIL and RCPT are decided here (decide()), where a decision may wait.
+    o.deferred_policy = true;
     return o;
 }
 
@@ -254,6 +256,8 @@ private:
     // message's spool file as it comes, the file made durable at the end.
     asio::awaitable<void> receive_data();
     asio::awaitable<void> store();
+    // The policy's decision about a MAIL or RCPT (nullopt: accepted).
+    asio::awaitable<std::optional<smtp::reply>> decide(const smtp::policy_check& c);
     void prepare_message();
     void write_chunk();
     smtp::reply spool_failure(const std::exception& e) const;  // logs, and says which 4xx
@@ -730,6 +734,11 @@ asio::awaitable<void> session::receive_data() {
     }
 }
 
+asio::awaitable<std::optional<smtp::reply>> session::decide(const smtp::policy_check& c) {
+    if (c.kind == smtp::verb::mail) co_return counted_.check_sender(c.identity, c.address);
+    co_return counted_.check_recipient(c.identity, c.sender, c.address);
+}
+
 asio::awaitable<void> session::drop_message() {
     if (incoming_.active()) {
         auto drop = [this] { incoming_.abort(); };
@@ -866,6 +875,9 @@ asio::awaitable<void> session::run() {
             continue;
         case smtp::action::store:
             co_await store();
+            continue;
+        case smtp::action::check_policy:
+            smtp_.policy_checked(co_await decide(smtp_.pending_check()));
             continue;
         case smtp::action::close:
             co_await close();

@@ -1263,3 +1263,73 @@ TEST_F(server, an_accepted_message_starts_the_junk_count_again) {
 
 }  // namespace
 }  // namespace subrelay::smtp
+
+// ---------------------------------------------------------------- deferred policy
+
+// server_options::deferred_policy: MAIL and RCPT stop with
+// action::check_policy; the driver decides (it may wait for counters shared
+// between nodes) and the session goes on with the next pipelined command.
+namespace subrelay::smtp {
+namespace {
+
+class deferred : public server {
+protected:
+    void ready_deferred() {
+        auto o = plain_options();
+        o.deferred_policy = true;
+        start(o);
+        s().set_identity("alice@example.com");
+        ASSERT_EQ(say("EHLO client.test\r\n"), ehlo_plain);
+    }
+};
+
+TEST_F(deferred, pipelined_commands_wait_for_each_decision) {
+    ready_deferred();
+    EXPECT_EQ(say("MAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.org>\r\nRCPT TO:<x@example.net>\r\n"
+                  "DATA\r\n"),
+              "");
+    ASSERT_EQ(next_, action::check_policy);
+    EXPECT_EQ(s().pending_check().kind, verb::mail);
+    EXPECT_EQ(s().pending_check().identity, "alice@example.com");
+    EXPECT_EQ(s().pending_check().address, "alice@example.com");
+    EXPECT_EQ(s().current_state(), state::ready) << "nothing proceeds before the decision";
+    s().policy_checked(std::nullopt);
+    EXPECT_EQ(go(), "250 2.1.0 Sender ok\r\n");
+    ASSERT_EQ(next_, action::check_policy);
+    EXPECT_EQ(s().pending_check().kind, verb::rcpt);
+    EXPECT_EQ(s().pending_check().sender, "alice@example.com");
+    EXPECT_EQ(s().pending_check().address, "bob@example.org");
+    s().policy_checked(std::nullopt);
+    EXPECT_EQ(go(), "250 2.1.5 Recipient ok\r\n");
+    ASSERT_EQ(next_, action::check_policy);
+    EXPECT_EQ(s().pending_check().address, "x@example.net");
+    s().policy_checked(reply(550, "5.7.1", "Recipient not allowed"));
+    EXPECT_EQ(go(), "550 5.7.1 Recipient not allowed\r\n354 End data with <CR><LF>.<CR><LF>\r\n");
+    EXPECT_EQ(s().current_envelope().recipients, std::vector<std::string>{"bob@example.org"});
+    EXPECT_TRUE(policy_.sender_calls.empty() && policy_.recipient_calls.empty())
+        << "the server_policy is not called when the driver decides";
+}
+
+TEST_F(deferred, a_421_decision_closes_the_session) {
+    ready_deferred();
+    EXPECT_EQ(say("MAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.org>\r\n"), "");
+    ASSERT_EQ(next_, action::check_policy);
+    s().policy_checked(reply(421, "4.4.2", "Message submission rate for this client has exceeded the configured limit"));
+    EXPECT_EQ(go(), "421 4.4.2 Message submission rate for this client has exceeded the configured limit\r\n");
+    EXPECT_EQ(next_, action::close);
+}
+
+TEST_F(deferred, commands_refused_by_the_session_reach_no_decision) {
+    ready_deferred();
+    EXPECT_EQ(say("RCPT TO:<bob@example.org>\r\n").substr(0, 4), "503 ");
+    EXPECT_EQ(say("MAIL FROM:<bad address>\r\n").substr(0, 4), "501 ");
+    EXPECT_EQ(next_, action::need_input);
+    // A decision nobody asked for changes nothing.
+    s().policy_checked(reply(550, "5.7.1", "no"));
+    EXPECT_EQ(go(), "");
+    EXPECT_EQ(say("MAIL FROM:<alice@example.com>\r\n"), "");
+    EXPECT_EQ(next_, action::check_policy);
+}
+
+}  // namespace
+}  // namespace subrelay::smtp
