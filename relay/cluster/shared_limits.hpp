@@ -161,7 +161,9 @@ public:
 
     // Stops the library's thread and joins it (waiting at most for the
     // command under way, about cluster.timeout_ms). Calls pending and
-    // calls made afterwards complete with `unavailable`. Idempotent.
+    // calls made afterwards complete with `unavailable`. Idempotent. Call
+    // it (or destroy this) before the executors of its callers go: their
+    // answers are posted to them. Not from the transition callback.
     void stop();
 
     class connection;  // the library's thread's state (shared_limits.cpp)
