@@ -23,7 +23,11 @@
 // Keys are cluster.key_prefix, then a word for the kind of data ("lease:",
 // "window:", "value:", "failures:"), then the key the caller gives; each
 // expires a little after its last lease or window, so nothing is left
-// behind by a node that stops.
+// behind by a node that stops. A key is used with one window (or ttl) only.
+//
+// A call that timed out may have been done by Redis all the same: such a
+// lease is held until its ttl ends, such a take or reservation counts
+// until it leaves its window. The limits err on the safe side that way.
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -156,7 +160,8 @@ public:
     [[nodiscard]] unsigned nodes() const { return nodes_; }
 
     // One node's share of a limit while the nodes cannot share it: limit /
-    // nodes, at least 1 when limit > 0 (0 stays "no limit").
+    // nodes rounded down, at least 1 when limit > 0 (0 stays "no limit");
+    // nodes 0 counts as 1.
     static unsigned share(unsigned limit, unsigned nodes);
 
     // Stops the library's thread and joins it (waiting at most for the
@@ -166,9 +171,8 @@ public:
     // answers are posted to them. Not from the transition callback.
     void stop();
 
-    class connection;  // the library's thread's state (shared_limits.cpp)
-
 private:
+    class connection;  // the library's thread's state (shared_limits.cpp)
     enum class state { connecting, up, down, stopped };
 
     // A queued call: runs against the connection (nullptr: Redis cannot
