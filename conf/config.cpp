@@ -95,6 +95,7 @@ public:
         cfg.oauth.smtp_tls = cfg.upstream.tls;
         log(r.table("log"), cfg.log);
         admin(r.table("admin"), cfg.admin);
+        cluster(r.table("cluster"), cfg.cluster);
         device_networks(r, cfg.device_networks);
         r.finish();
     }
@@ -667,6 +668,31 @@ private:
                 }
             }
         }
+        r.finish();
+    }
+
+    void cluster(const toml::table* t, cluster_config& c) {
+        table_reader r(or_empty(t), "cluster", problems_);
+        std::string redis;
+        if (r.read("redis", redis) && !redis.empty()) {
+            redis_endpoint endpoint;
+            std::string why;
+            // The messages of parse_redis_url never show the password.
+            if (parse_redis_url(redis, endpoint, why)) {
+                c.redis = std::move(endpoint);
+            } else {
+                r.error("redis", why);
+            }
+        }
+        r.read_number("nodes", c.nodes, 1, 1000);
+        if (r.read("key_prefix", c.key_prefix) &&
+            (c.key_prefix.size() > 64 || std::any_of(c.key_prefix.begin(), c.key_prefix.end(), [](char ch) {
+                 const auto u = static_cast<unsigned char>(ch);
+                 return u <= 0x20 || u >= 0x7f;
+             }))) {
+            r.error("key_prefix", "must be at most 64 printable ASCII characters without spaces");
+        }
+        r.read_number("timeout_ms", c.timeout_ms, 1, 60000);
         r.finish();
     }
 

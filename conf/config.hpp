@@ -211,6 +211,31 @@ struct admin_config {
     std::optional<listen_address> listen = listen_address{"127.0.0.1", 9587};
 };
 
+// Where the nodes of a cluster share their limits: a Redis server, by TCP
+// or by Unix socket (cluster.redis).
+struct redis_endpoint {
+    std::string host;                  // TCP: a host name or an IP address (IPv6 without brackets)
+    std::uint16_t port = 0;
+    std::filesystem::path socket;      // a Unix socket instead (absolute); empty: TCP
+    std::uint32_t database = 0;        // SELECTed after connecting
+    std::string password;              // sent with AUTH; a secret: never in a log line or a message
+    [[nodiscard]] bool is_unix() const { return !socket.empty(); }
+    // "HOST:PORT" ("[::1]:6379") or the socket's path: all that a log line
+    // or a message may say about where Redis is.
+    [[nodiscard]] std::string location() const;
+};
+
+// [cluster]: several nodes behind a load balancer sharing the upstream
+// mailboxes' limits and the accounts' quotas in Redis.
+struct cluster_config {
+    std::optional<redis_endpoint> redis;   // nullopt: no cluster (redis = "", the default)
+    // How many nodes share the limits: while Redis cannot be reached, each
+    // node keeps limit / nodes of each limit.
+    std::uint32_t nodes = 1;
+    std::string key_prefix = "subrelay:";  // before every Redis key
+    std::uint32_t timeout_ms = 250;        // connecting, and each command
+};
+
 struct config {
     std::filesystem::path source;      // the file parsed (for messages)
     server_config server;
@@ -224,6 +249,7 @@ struct config {
     std::vector<oauth_config> oauth_profiles;  // [oauth.profiles.NAME], sorted by name
     log_config log;
     admin_config admin;
+    cluster_config cluster;
     std::vector<device_network> device_networks;  // [[device_network]], in file order
 
     // The device profile of a client on a listener ("submission" or
@@ -268,5 +294,14 @@ parse_result parse_text(std::string_view text, const std::filesystem::path& file
 
 // Parses "host:port" / "[v6]:port".
 bool parse_listen_address(std::string_view text, listen_address& out, std::string& why);
+
+// Parses cluster.redis: "redis://HOST:PORT[/DB]",
+// "redis://:PASSWORD@HOST:PORT[/DB]" (the password percent-encoded as in
+// any URL) or "unix:///path/to/redis.sock[?db=N]". False with `why` set on
+// error; `why` never contains the password.
+bool parse_redis_url(std::string_view text, redis_endpoint& out, std::string& why);
+// The URL with whatever stands before its '@' (the password) replaced by
+// "***", for messages: "redis://:***@10.0.0.5:6379/2".
+std::string mask_redis_url(std::string_view text);
 
 }  // namespace subrelay::conf
