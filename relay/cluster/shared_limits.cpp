@@ -361,7 +361,7 @@ void shared_limits::clear_failures(std::string_view key) noexcept {
 void shared_limits::post_command(std::vector<std::string> argv) noexcept {
     struct fire_and_forget final : job {
         explicit fire_and_forget(std::vector<std::string> a) : argv(std::move(a)) {}
-        void complete(connection* conn) noexcept override {
+        void run(connection* conn) noexcept override {
             if (conn == nullptr) return;
             try {
                 conn->call(argv);
@@ -447,12 +447,13 @@ void shared_limits::run() {
             std::unique_ptr<job> j = std::move(queue_.front());
             queue_.pop_front();
             lock.unlock();
-            j->complete(conn_.get());
+            j->run(conn_.get());
             if (conn_ && !conn_->failure().empty()) {
                 const std::string reason = conn_->failure();  // mark_down drops the connection
                 mark_down(reason);
                 next_attempt = std::chrono::steady_clock::now() + reconnect_interval;
             }
+            j->answer();  // after mark_down: the caller sees available() as it is
             j.reset();
             lock.lock();
             continue;

@@ -153,6 +153,8 @@ public:
 
     // Whether Redis answers now: while false, callers keep their own share.
     [[nodiscard]] bool available() const { return state_.load() == state::up; }
+    // The first connection has not been tried yet (operations wait for it).
+    [[nodiscard]] bool connecting() const { return state_.load() == state::connecting; }
     // How many times available() changed (for a metric).
     [[nodiscard]] std::uint64_t transitions() const { return transitions_.load(); }
     // "HOST:PORT" or the socket's path: what a log line may say.
@@ -177,9 +179,17 @@ private:
 
     // A queued call: runs against the connection (nullptr: Redis cannot
     // be reached) and posts its result to the caller's executor.
+    // run() and answer() are apart so that a failure marks Redis down
+    // before the caller hears of it: a caller that resumes on
+    // `unavailable` finds available() false.
     struct job {
         virtual ~job() = default;
-        virtual void complete(connection* conn) noexcept = 0;
+        virtual void run(connection* conn) noexcept = 0;
+        virtual void answer() noexcept {}
+        void complete(connection* conn) noexcept {
+            run(conn);
+            answer();
+        }
     };
 
     template <typename T>
@@ -196,7 +206,7 @@ private:
               op(std::move(o)),
               result(std::move(unavailable)) {}
 
-        void complete(connection* conn) noexcept override {
+        void run(connection* conn) noexcept override {
             if (conn != nullptr) {
                 try {
                     result = op(*conn);
@@ -204,6 +214,8 @@ private:
                     // result stays "unavailable"
                 }
             }
+        }
+        void answer() noexcept override {
             // Posted, never run here: the caller resumes on its own executor.
             boost::asio::post(work, [h = std::move(handler), r = std::move(result)]() mutable { std::move(h)(std::move(r)); });
         }

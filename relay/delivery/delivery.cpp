@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <limits>
 #include <optional>
 
 #include <boost/asio/as_tuple.hpp>
@@ -17,11 +18,13 @@
 #include "relay/spool/durable_file.hpp"
 #include "relay/delivery/system_clock.hpp"
 #include "relay/delivery/target.hpp"
+#include "relay/cluster/shared_limits.hpp"
 #include "relay/delivery/client_tls.hpp"
 #include "relay/delivery/upstream.hpp"
 #include "relay/metrics/relay_metrics.hpp"
 #include "smtp/address.hpp"
 #include "smtp/dsn.hpp"
+#include "smtp/text/ascii.hpp"
 
 namespace subrelay::relay {
 
@@ -46,6 +49,19 @@ struct delivery::lane {
     std::string down_reply;                                 // the upstream's reply that keeps it down, if any
     std::string down_reason;                                // why it is down (`queue list`)
     std::string down_hint;                                  // the fix, if known
+    std::int64_t slot_wait_until = 0;                       // [cluster]: no new connection before (unix seconds)
+    unsigned leaving = 0;                                   // [cluster]: connections closing, beyond this node's share
+};
+
+// [cluster]: a connection's place among its upstream mailbox's connections
+// on every node, and the renewal of its lease.
+struct delivery::connection_slot {
+    explicit connection_slot(asio::io_context& io) : renewal(io) {}
+    cluster::lease held;           // empty: none (Redis unreachable: the node's share instead)
+    asio::steady_timer renewal;
+    bool lost = false;             // Redis no longer counts the lease: close after the message in hand
+    bool leaving = false;          // counted in the lane's `leaving`
+    bool done = false;             // the connection ended
 };
 
 namespace {
@@ -54,6 +70,19 @@ namespace {
 constexpr std::chrono::seconds idle_keepalive{10};
 // The first wait before probing an unavailable upstream mailbox again (then doubling).
 constexpr std::chrono::seconds first_probe_wait{10};
+// [cluster]: a connection's lease lasts lease_ttl unless renewed (a node
+// that dies loses its leases that way), and is renewed every lease_renewal.
+constexpr std::chrono::milliseconds lease_ttl{30'000};
+constexpr std::chrono::seconds lease_renewal{10};
+// [cluster]: after losing Redis a node waits this long before it sends on
+// its share: what the other nodes sent in the last minute is not known here.
+constexpr std::chrono::seconds fallback_wait{60};
+// The shared minute, with a second's margin: a place is taken before the
+// message goes, and the upstream counts when it accepts it.
+constexpr std::chrono::milliseconds rate_window{61'000};
+
+std::string connections_key(const std::string& mailbox) { return "connections:" + text::ascii_lower(mailbox); }
+std::string minute_key(const std::string& mailbox) { return "messages-per-minute:" + text::ascii_lower(mailbox); }
 
 std::int64_t system_now() {
     return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -240,12 +269,12 @@ void delivery::forget(const std::string& id) {
 
 void delivery::kick(lane& l) {
     if (stopping_ || l.ready.empty() || l.down) return;
-    if (now_() < l.paused_until) return;  // its due entry kicks again
+    if (now_() < l.paused_until || now_() < l.slot_wait_until) return;  // its due entry kicks again
     // Connections waiting for work take it before another one is opened.
     const std::size_t idle = l.idle_waiters.size();
     for (auto* t : l.idle_waiters) t->cancel();
     if (l.ready.size() <= idle) return;
-    if (l.active >= std::max(1u, cfg_.upstream.max_connections_per_mailbox)) return;
+    if (l.active >= connection_limit()) return;
     ++l.active;
     ++workers_;
     asio::co_spawn(io_, worker(l), [this, &l](std::exception_ptr e) { worker_ended(l, e); });
@@ -348,7 +377,7 @@ void delivery::lane_up(lane& l) {
     }
     l.parked.clear();
     // More connections for the backlog (the prober takes the first message).
-    const unsigned max = std::max(1u, cfg_.upstream.max_connections_per_mailbox);
+    const unsigned max = connection_limit();
     for (std::size_t more = l.ready.size() > 0 ? l.ready.size() - 1 : 0; more > 0 && l.active < max; --more) {
         ++l.active;
         ++workers_;
@@ -448,14 +477,129 @@ asio::awaitable<bool> delivery::wait_for_rate(lane& l) {
     if (max == 0 || cfg_.upstream.kind != conf::upstream_kind::smtp) co_return !stopping_;
     for (;;) {
         if (stopping_) co_return false;
-        const auto now = std::chrono::steady_clock::now();
-        while (!l.sent.empty() && now - l.sent.front() >= std::chrono::minutes(1)) l.sent.pop_front();
-        if (l.sent.size() < max) co_return true;
+        std::chrono::steady_clock::time_point until;
+        if (limits_shared()) {
+            // The mailbox's minute across the nodes.
+            const cluster::take_result r = co_await shared_->take(minute_key(l.mailbox), max, rate_window);
+            if (r.status == cluster::take_status::granted) co_return !stopping_;
+            until = std::chrono::steady_clock::now() + r.wait;
+            if (r.status == cluster::take_status::unavailable) continue;  // this node's share from now on
+        } else if (in_fallback_wait()) {
+            until = fallback_since_ + fallback_wait;
+        } else {
+            // This node's minute: the whole limit, or its share while Redis is unreachable.
+            const std::uint32_t limit = shared_ != nullptr ? cluster::shared_limits::share(max, shared_->nodes()) : max;
+            const auto now = std::chrono::steady_clock::now();
+            while (!l.sent.empty() && now - l.sent.front() >= std::chrono::minutes(1)) l.sent.pop_front();
+            if (l.sent.size() < limit) co_return true;
+            until = l.sent[l.sent.size() - limit] + std::chrono::minutes(1);
+        }
         // The excess waits in the queue rather than being sent to be throttled.
-        asio::steady_timer timer(io_, l.sent.front() + std::chrono::minutes(1));
+        asio::steady_timer timer(io_, until);
         waits_.insert(&timer);
         co_await timer.async_wait(with_error);
         waits_.erase(&timer);
+    }
+}
+
+bool delivery::limits_shared() {
+    if (shared_ == nullptr) return false;
+    // Before the first connection is tried, the operations wait for it.
+    const bool shared = shared_->available() || shared_->connecting();
+    if (shared == seen_shared_) return shared;
+    seen_shared_ = shared;
+    const unsigned nodes = shared_->nodes();
+    if (!shared) {
+        fallback_since_ = std::chrono::steady_clock::now();
+        const unsigned connections = std::max(1u, cfg_.upstream.max_connections_per_mailbox);
+        spdlog::warn("delivery: limits not shared (Redis at {} unreachable): each upstream mailbox gets {} of {} "
+                     "connections and {} of {} messages a minute on this node, after {} s without sending",
+                     shared_->location(), cluster::shared_limits::share(connections, nodes), connections,
+                     cluster::shared_limits::share(cfg_.upstream.max_messages_per_minute, nodes),
+                     cfg_.upstream.max_messages_per_minute, fallback_wait.count());
+        return false;
+    }
+    spdlog::info("delivery: limits shared again through Redis at {}", shared_->location());
+    // What this node sent while on its own counts in each mailbox's shared minute.
+    const auto now = std::chrono::steady_clock::now();
+    for (const auto& [mailbox, l] : lanes_) {
+        const auto since = std::max(fallback_since_, now - std::chrono::minutes(1));
+        const auto n = std::count_if(l->sent.begin(), l->sent.end(), [since](auto t) { return t >= since; });
+        if (n > 0) asio::co_spawn(io_, add_to_shared_minute(l->mailbox, static_cast<unsigned>(n)), asio::detached);
+    }
+    return true;
+}
+
+asio::awaitable<void> delivery::add_to_shared_minute(std::string mailbox, unsigned count) {
+    // A reservation never released counts until it leaves the window; the
+    // limit only has to let it in.
+    (void)co_await shared_->reserve(minute_key(mailbox), std::numeric_limits<unsigned>::max(), rate_window, count);
+}
+
+bool delivery::in_fallback_wait() const {
+    return std::chrono::steady_clock::now() < fallback_since_ + fallback_wait;
+}
+
+unsigned delivery::connection_limit() {
+    const unsigned max = std::max(1u, cfg_.upstream.max_connections_per_mailbox);
+    if (shared_ == nullptr || limits_shared()) return max;
+    return cluster::shared_limits::share(max, shared_->nodes());
+}
+
+asio::awaitable<delivery::slot_claim> delivery::claim_slot(lane& l, connection_slot& slot) {
+    const unsigned max = std::max(1u, cfg_.upstream.max_connections_per_mailbox);
+    if (limits_shared()) {
+        const cluster::lease_result r = co_await shared_->acquire_lease(connections_key(l.mailbox), max, lease_ttl);
+        if (r.status == cluster::lease_status::granted) {
+            slot.held = r.held;
+            co_return slot_claim::ok;
+        }
+        if (r.status == cluster::lease_status::full) co_return slot_claim::full;
+        (void)limits_shared();  // unreachable now: this node's share
+    }
+    if (in_fallback_wait() || l.active > connection_limit()) co_return slot_claim::over_share;
+    co_return slot_claim::ok;
+}
+
+asio::awaitable<bool> delivery::keep_slot(lane& l, connection_slot& slot) {
+    if (slot.lost) co_return false;
+    if (limits_shared()) {
+        if (!slot.held.empty()) co_return true;
+        // Opened while Redis was unreachable: it needs a lease now, or it closes.
+        const cluster::lease_result r = co_await shared_->acquire_lease(
+            connections_key(l.mailbox), std::max(1u, cfg_.upstream.max_connections_per_mailbox), lease_ttl);
+        if (r.status == cluster::lease_status::granted) {
+            slot.held = r.held;
+            co_return true;
+        }
+        if (r.status == cluster::lease_status::full) co_return false;
+        (void)limits_shared();
+    }
+    // Redis unreachable: a lease cannot be renewed (it expires by itself),
+    // and this node keeps to its share.
+    slot.held = {};
+    if (l.active - l.leaving > connection_limit()) {
+        ++l.leaving;
+        slot.leaving = true;
+        co_return false;
+    }
+    co_return true;
+}
+
+asio::awaitable<void> delivery::keep_lease(std::shared_ptr<connection_slot> slot) {
+    while (!slot->done) {
+        slot->renewal.expires_after(lease_renewal);
+        co_await slot->renewal.async_wait(with_error);
+        if (slot->done || slot->held.empty()) continue;  // ended, or no lease while Redis is away
+        const cluster::lease held = slot->held;
+        const cluster::renew_status r = co_await shared_->renew_lease(held, lease_ttl);
+        if (r == cluster::renew_status::lost && slot->held.member == held.member) {
+            slot->lost = true;
+            slot->held = {};
+            spdlog::warn("upstream connection: its lease ({}) expired before it was renewed; closing after the "
+                         "message in hand",
+                         held.key);
+        }
     }
 }
 
@@ -464,6 +608,40 @@ asio::awaitable<void> delivery::worker(lane& l) {
         lane& l;
         ~active_guard() { --l.active; }
     } guard{l};
+
+    // [cluster]: the connection's place among the mailbox's connections on every node.
+    const bool shares = shared_ != nullptr && cfg_.upstream.kind == conf::upstream_kind::smtp;
+    auto slot = std::make_shared<connection_slot>(io_);
+    struct slot_guard {
+        delivery& d;
+        lane& l;
+        std::shared_ptr<connection_slot> slot;
+        ~slot_guard() {
+            slot->done = true;
+            slot->renewal.cancel();
+            if (slot->leaving) --l.leaving;
+            if (!slot->held.empty()) d.shared_->release_lease(slot->held);
+        }
+    } slot_kept{*this, l, slot};
+    if (shares) {
+        const slot_claim claim = co_await claim_slot(l, *slot);
+        if (claim != slot_claim::ok) {
+            // Another node holds the mailbox's connections (look again in a
+            // second), or this node waits out its minute after losing Redis.
+            const std::int64_t wait =
+                claim == slot_claim::full || !in_fallback_wait()
+                    ? 1
+                    : std::chrono::duration_cast<std::chrono::seconds>(fallback_since_ + fallback_wait -
+                                                                       std::chrono::steady_clock::now())
+                              .count() + 1;
+            l.probing = false;
+            l.slot_wait_until = std::max(now_() + wait, l.slot_wait_until);
+            schedule(lane_key(l.mailbox), std::max(l.slot_wait_until, l.paused_until));
+            co_return;
+        }
+        // Renews whatever lease the slot holds, as long as the connection lives.
+        asio::co_spawn(io_, keep_lease(slot), asio::detached);
+    }
 
     std::unique_ptr<delivery_target> target;
     std::optional<lane_failure> failed;
@@ -526,6 +704,7 @@ asio::awaitable<void> delivery::worker(lane& l) {
                          l.mailbox);
             break;
         }
+        if (shares && !co_await keep_slot(l, *slot)) break;
         if (!co_await wait_for_rate(l)) break;
         if (l.ready.empty()) continue;  // taken meanwhile by another connection
         std::string id = l.ready.front();

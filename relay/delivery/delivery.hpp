@@ -57,6 +57,10 @@
 #include "relay/spool/queue_state.hpp"
 #include "relay/spool/spool.hpp"
 
+namespace subrelay::cluster {
+class shared_limits;
+}  // namespace subrelay::cluster
+
 namespace subrelay::relay {
 
 class delivery_target;
@@ -69,6 +73,16 @@ public:
     delivery(boost::asio::io_context& io, boost::asio::thread_pool& blocking, const conf::config& cfg,
              relay::spool& spool, upstream_credentials* credentials, clock_fn now = {});
     ~delivery();
+
+    // With [cluster]: the upstream mailboxes' limits (connections,
+    // messages a minute) are shared with the other nodes through `shared`:
+    // each connection holds a lease, each message takes a place in the
+    // mailbox's shared minute. While Redis is unreachable this node keeps
+    // its share of each (the limit divided by cluster.nodes), after waiting
+    // out one minute (what the others sent in it is not sent again on top)
+    // and trimming its connections to the share; when Redis is back, what
+    // it sent meanwhile is added to the shared minute. Before start().
+    void share_limits(cluster::shared_limits* shared) { shared_ = shared; }
 
     // Opens the state store and queues every message already in the spool
     // (held ones stay; those waiting for a retry wait until their time).
@@ -131,6 +145,22 @@ private:
     // Files the message under its outcome: forgotten, waiting until retry_at, or parked.
     void settle(const std::string& id, const attempt_result& r);
     boost::asio::awaitable<bool> wait_for_rate(lane& l);
+    // Shared limits ([cluster]). A connection's place among the mailbox's
+    // connections across the nodes: a lease while Redis is reachable, this
+    // node's share while it is not.
+    struct connection_slot;
+    enum class slot_claim { ok, full, over_share };
+    boost::asio::awaitable<slot_claim> claim_slot(lane& l, connection_slot& slot);
+    // Before each message on an open connection: false when it must close
+    // (its lease was lost, or it is beyond this node's share).
+    boost::asio::awaitable<bool> keep_slot(lane& l, connection_slot& slot);
+    boost::asio::awaitable<void> keep_lease(std::shared_ptr<connection_slot> slot);
+    // Whether the limits are shared right now; notes when that changes.
+    bool limits_shared();
+    [[nodiscard]] unsigned connection_limit();
+    // This node lost Redis less than a minute ago: it sends nothing yet.
+    [[nodiscard]] bool in_fallback_wait() const;
+    boost::asio::awaitable<void> add_to_shared_minute(std::string mailbox, unsigned count);
     boost::asio::awaitable<void> run_timer();
     boost::asio::awaitable<boost::json::object> change(std::string verb, std::string id);
     boost::asio::awaitable<void> change_after_attempt(std::string verb, std::string id);
@@ -182,6 +212,9 @@ private:
     std::map<std::string, std::string> after_attempt_;  // id -> "hold" or "delete", asked while in flight
     bool stopping_ = false;
     unsigned workers_ = 0;
+    cluster::shared_limits* shared_ = nullptr;         // [cluster]; null: this node's limits alone
+    bool seen_shared_ = true;                          // what limits_shared() saw last
+    std::chrono::steady_clock::time_point fallback_since_{};  // when this node last lost Redis
 };
 
 }  // namespace subrelay::relay

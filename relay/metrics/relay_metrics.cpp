@@ -45,7 +45,12 @@ relay_metrics::relay_metrics(registry& r)
       policy_reloads(r.counter("subrelay_policy_reloads_total", "Policy files read and put in force.")),
       policy_reload_failures(r.counter("subrelay_policy_reload_failures_total",
                                        "Policy reloads refused (invalid file, or a change not allowed); the previous "
-                                       "policy stayed in force.")) {}
+                                       "policy stayed in force.")),
+      cluster_shared(r.gauge("subrelay_cluster_limits_shared",
+                             "1 while the limits are shared with the other nodes in Redis ([cluster]), 0 while "
+                             "Redis is unreachable and this node keeps its share of each limit.")),
+      cluster_transitions(r.counter("subrelay_cluster_redis_transitions_total",
+                                    "Times Redis became reachable or unreachable ([cluster]).")) {}
 
 std::string reply_class(std::string_view reply_line) {
     if (reply_line.empty() || reply_line[0] < '2' || reply_line[0] > '5') return "none";

@@ -31,6 +31,8 @@ struct relay_metrics {
     gauge_family& spool_free_bytes;         // (scrape time)
     counter_family& policy_reloads;
     counter_family& policy_reload_failures;
+    gauge_family& cluster_shared;           // (scrape time; with [cluster] only)
+    counter_family& cluster_transitions;    // (scrape time; with [cluster] only)
 
     // One attempt at a message ended: `verdict` "sent", "deferred" or
     // "bounced", `reply_line` the upstream's reply ("" if none). A message

@@ -18,6 +18,7 @@
 #include <boost/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "relay/cluster/shared_limits.hpp"
 #include "relay/delivery/delivery.hpp"
 #include "relay/metrics/relay_metrics.hpp"
 #include "relay/server/context.hpp"
@@ -43,7 +44,8 @@ admin_endpoint route(http::verb method, std::string_view target) {
     return e;
 }
 
-admin_reply readiness_reply(bool spool_writable, bool policy_loaded, const json::array& tokens) {
+admin_reply readiness_reply(bool spool_writable, bool policy_loaded, const json::array& tokens,
+                            const std::optional<cluster_readiness>& cluster) {
     json::array not_ready;
     if (!spool_writable) not_ready.emplace_back("spool");
     if (!policy_loaded) not_ready.emplace_back("policy");
@@ -70,6 +72,15 @@ admin_reply readiness_reply(bool spool_writable, bool policy_loaded, const json:
                       {"policy", policy_loaded},
                       {"tokens", std::move(token_report)},
                       {"not_ready", std::move(not_ready)}};
+    if (cluster) {
+        // Ready either way: a node that keeps its share of each limit still
+        // serves; the body says which, for the admin and the dashboards.
+        body["cluster"] = json::object{
+            {"redis", cluster->redis},
+            {"limits", cluster->shared ? "shared" : "fallback"},
+            {"nodes", cluster->nodes},
+        };
+    }
     return {all ? 200U : 503U, "application/json", json::serialize(body) + "\n"};
 }
 
@@ -259,6 +270,10 @@ asio::awaitable<void> collect(relay_context& ctx) {
     for (const auto& [labels, n] : failures) m.token_failures.set_total(labels, n);
 
     if (const auto free = ctx.spool.free_bytes()) m.spool_free_bytes.set(static_cast<double>(*free));
+    if (ctx.shared != nullptr) {
+        m.cluster_shared.set(ctx.shared->available() ? 1 : 0);
+        m.cluster_transitions.set_total({}, static_cast<double>(ctx.shared->transitions()));
+    }
 }
 
 }  // namespace
@@ -280,7 +295,10 @@ admin_server::handlers relay_admin_handlers(relay_context& ctx) {
             ctx.delivery.executor(), ctx.delivery.control(std::move(request)), use_awaitable);
         json::array list;
         if (const auto* t = tokens.if_contains("tokens"); t != nullptr && t->is_array()) list = t->get_array();
-        admin_reply r = readiness_reply(spool_ok, policy_ok, list);
+        std::optional<cluster_readiness> cluster;
+        if (ctx.shared != nullptr)
+            cluster = cluster_readiness{ctx.shared->available(), ctx.shared->location(), ctx.shared->nodes()};
+        admin_reply r = readiness_reply(spool_ok, policy_ok, list, cluster);
         co_return r;
     };
     return h;

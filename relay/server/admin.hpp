@@ -14,6 +14,7 @@
 // within request_timeout, and serves at most max_requests requests.
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -42,7 +43,15 @@ admin_endpoint route(boost::beast::http::verb method, std::string_view target);
 // /readyz's answer from what was found: 200 {"ready": true, ...} or 503
 // {"ready": false, "not_ready": ["spool", "policy", "token:PROFILE"...], ...}.
 // `tokens` as upstream_credentials::check_tokens() gives them.
-admin_reply readiness_reply(bool spool_writable, bool policy_loaded, const boost::json::array& tokens);
+// How the limits are kept with [cluster]: shared in Redis, or this node's
+// share while Redis is unreachable (a degraded state, still ready).
+struct cluster_readiness {
+    bool shared = false;
+    std::string redis;     // where Redis is (host and port, or socket): never the password
+    unsigned nodes = 1;
+};
+admin_reply readiness_reply(bool spool_writable, bool policy_loaded, const boost::json::array& tokens,
+                            const std::optional<cluster_readiness>& cluster = std::nullopt);
 
 class admin_server {
 public:

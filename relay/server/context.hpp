@@ -20,6 +20,11 @@ class client_table;
 class account_lockout;
 class login_pool;
 class server_tls;
+}  // namespace subrelay::relay
+namespace subrelay::cluster {
+class shared_limits;
+}  // namespace subrelay::cluster
+namespace subrelay::relay {
 
 struct relay_context {
     const conf::config& cfg;
@@ -53,6 +58,8 @@ struct relay_context {
     // Where SASL steps (crypt(3)) run, with a bound on those waiting.
     // Null: on `blocking`, unbounded.
     login_pool* logins = nullptr;
+    // The limits shared with the other nodes ([cluster]). Null: one node.
+    cluster::shared_limits* shared = nullptr;
 };
 
 }  // namespace subrelay::relay

@@ -32,6 +32,7 @@
 #include "relay/server/login_pool.hpp"
 #include "relay/server/control.hpp"
 #include "relay/delivery/credentials.hpp"
+#include "relay/cluster/shared_limits.hpp"
 #include "relay/delivery/delivery.hpp"
 #include "relay/server/device_tls.hpp"
 #include "relay/server/limits_keeper.hpp"
@@ -207,8 +208,9 @@ private:
 // exist. The objects themselves go afterwards, in reverse order of creation.
 class shutdown_order {
 public:
-    shutdown_order(event_loop& io, event_loop& delivery_io, asio::thread_pool& blocking, login_pool& logins)
-        : io_(io), delivery_io_(delivery_io), blocking_(blocking), logins_(logins) {}
+    shutdown_order(event_loop& io, event_loop& delivery_io, asio::thread_pool& blocking, login_pool& logins,
+                   cluster::shared_limits* shared)
+        : io_(io), delivery_io_(delivery_io), blocking_(blocking), logins_(logins), shared_(shared) {}
     // Runs the delivery's loop on its own thread from now on.
     void start_delivery() { delivering_.emplace(delivery_io_); }
     ~shutdown_order() {
@@ -217,6 +219,8 @@ public:
         delivery_io_.stop();
         blocking_.join();
         logins_.join();
+        // Redis's thread answers what is pending before the loops it answers on go.
+        if (shared_ != nullptr) shared_->stop();
         delivery_io_.shutdown();
         io_.shutdown();
     }
@@ -228,6 +232,7 @@ private:
     event_loop& delivery_io_;
     asio::thread_pool& blocking_;
     login_pool& logins_;
+    cluster::shared_limits* shared_;
     std::optional<delivery_thread> delivering_;
 };
 
@@ -409,7 +414,16 @@ int serve(const std::filesystem::path& config_file) {
             spdlog::info("upstream: writing messages to directory {}", cfg.upstream.directory.string());
         }
 
+        // [cluster]: the upstream mailboxes' limits shared with the other nodes, in Redis.
+        std::unique_ptr<cluster::shared_limits> shared;
+        if (cfg.cluster.redis) {
+            shared = std::make_unique<cluster::shared_limits>(cfg.cluster);
+            spdlog::info("cluster: {} node(s) share the upstream mailboxes' limits through Redis at {}",
+                         cfg.cluster.nodes, shared->location());
+        }
+
         relay::delivery delivery(delivery_io, blocking, cfg, spool, credentials.get());
+        delivery.share_limits(shared.get());
         session_registry sessions;
         policy::limiter limits;
         // The counters of the last run, before any session counts: a restart
@@ -417,6 +431,7 @@ int serve(const std::filesystem::path& config_file) {
         limits_keeper kept_limits(limits, spool.dir() / "limits.state");
         kept_limits.restore();
         relay_context ctx{cfg, io, blocking, tls, spool, delivery, sessions, limits, policy, {}};
+        ctx.shared = shared.get();
 
         // Signals are caught before any port opens: a SIGTERM that arrives
         // during start-up is handled like any other.
@@ -458,7 +473,7 @@ int serve(const std::filesystem::path& config_file) {
         asio::co_spawn(io, handle_signals(ctx, reloader, signals, listeners, watcher, control, admin ? &*admin : nullptr),
                        asio::detached);
 
-        shutdown_order order(io, delivery_io, blocking, logins);
+        shutdown_order order(io, delivery_io, blocking, logins, shared.get());
         delivery.start();
         order.start_delivery();
         spdlog::info("subrelay {} ready as {}", SUBRELAY_VERSION, cfg.server.hostname);

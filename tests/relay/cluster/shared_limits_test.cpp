@@ -416,6 +416,8 @@ TEST_F(shared_limits_test, a_killed_redis_makes_calls_unavailable_at_once_and_wa
     // The first call finds the connection closed; every later one is
     // answered without asking Redis.
     EXPECT_EQ(await(a.acquire_lease("k", 3, 60s)).status, lease_status::unavailable);
+    // Marked down before the answer is posted: a caller that hears
+    // `unavailable` finds available() false (the delivery goes by it).
     EXPECT_FALSE(a.available());
     for (int i = 0; i < 50; ++i) {
         EXPECT_EQ(await(a.take("k", 3, 60s)).status, take_status::unavailable);

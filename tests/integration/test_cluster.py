@@ -1,0 +1,173 @@
+"""Two relay nodes that share one upstream mailbox's limits through Redis
+([cluster]), as Exchange Online counts them: never more than 3 connections
+and 30 messages a minute for the mailbox in total, whichever node sends.
+The test upstream enforces both the way Exchange does (432 4.3.2
+Concurrent connections limit exceeded, and a throttling reply past 30 a
+minute) and counts every time it had to.
+
+Redis (Debian's redis-server, on a Unix socket) is stopped in the middle
+of the run: each node then keeps its share (1 connection, 15 messages a
+minute) after waiting out a minute, nothing is lost or sent twice, and
+/readyz and /metrics say the limits are not shared. When Redis is back,
+the nodes share again.
+
+Its own ctest label, redis (`ctest -L redis`); it waits out the windows, so
+it takes about two minutes."""
+import json
+import os
+import shutil
+import socket
+import tempfile
+import threading
+
+import harness
+from harness import SCANNER_ID
+
+MESSAGES = 45
+PER_MINUTE = 30
+CONNECTIONS = 3
+
+
+class RedisServer:
+    """Debian's redis-server on a Unix socket in a directory of its own."""
+
+    def __init__(self, case):
+        self.case = case
+        # A short path: a Unix socket's name is at most 107 bytes.
+        self.dir = tempfile.mkdtemp(prefix="subrelay-redis-")
+        case.addCleanup(shutil.rmtree, self.dir, True)
+        self.socket = os.path.join(self.dir, "redis.sock")
+        self.log = os.path.join(case.workdir, "redis.log")
+        self.process = None
+
+    def start(self):
+        binary = harness.require_tool("redis-server")
+        self.process = harness.Process([binary, "--port", "0", "--unixsocket", self.socket, "--unixsocketperm", "700",
+                                        "--save", "", "--appendonly", "no", "--dir", self.dir], self.log)
+        self.case._processes.append(self.process)
+        harness.wait_for(lambda: self.ping() or not self.process.running(), what="redis-server")
+        assert self.process.running(), harness.tail(self.log)
+
+    def ping(self):
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(2)
+                s.connect(self.socket)
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self):
+        self.process.stop()
+
+    def url(self):
+        return "unix://" + self.socket
+
+
+def readiness(relay):
+    status, _, body = relay.admin_request("/readyz")
+    return status, json.loads(body)
+
+
+def shared_gauge(relay):
+    parsed, _ = relay.metrics()
+    return parsed.get(("subrelay_cluster_limits_shared", ()))
+
+
+def subject_of(eml):
+    for line in eml.split(b"\r\n"):
+        if line.lower().startswith(b"subject: "):
+            return line[9:].decode()
+    return None
+
+
+class ClusterTest(harness.IntegrationCase):
+    def node(self, name, redis):
+        relay = harness.Relay(os.path.join(self.workdir, name), self.pki, [harness.scanner_account()],
+                              upstream_port=self.upstream.port, token_url=self.token.url, admin=True,
+                              extra_sections={
+                                  "cluster": {"redis": redis.url(), "nodes": 2},
+                                  "upstream": {"max_connections_per_mailbox": CONNECTIONS,
+                                               "max_messages_per_minute": PER_MINUTE},
+                              })
+        self.log_files.append(relay.log_path)
+        self.start_relay(relay)
+        return relay
+
+    def test_two_nodes_share_the_mailbox_limits_and_keep_their_share_without_redis(self):
+        self.start_token()
+        self.start_upstream(max_auth_connections=CONNECTIONS, max_messages_per_minute=PER_MINUTE)
+        redis = RedisServer(self)
+        redis.start()
+        a = self.node("node-a", redis)
+        b = self.node("node-b", redis)
+        for relay in (a, b):
+            status, body = readiness(relay)
+            self.assertEqual(status, 200, body)
+            self.assertEqual(body["cluster"]["limits"], "shared")
+            self.assertEqual(shared_gauge(relay), 1)
+
+        # 45 messages for the one upstream mailbox, through both nodes at once.
+        subjects = ["cluster %02d" % i for i in range(MESSAGES)]
+        batches = {a: [], b: []}
+        for i, subject in enumerate(subjects):
+            batches[a if i % 2 == 0 else b].append(
+                harness.make_message(SCANNER_ID, "alice@example.org", subject))
+        errors = []
+
+        def submit(relay, messages):
+            try:
+                harness.smtplib_send(relay, messages, ["alice@example.org"])
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append("%s: %r" % (relay.workdir, e))
+
+        threads = [threading.Thread(target=submit, args=(r, m)) for r, m in batches.items()]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+
+        # The first minute's 30 go; the rest wait for the shared minute.
+        self.upstream.wait_messages(PER_MINUTE, timeout=60)
+        self.assertEqual(len(self.upstream.messages()), PER_MINUTE)
+
+        # Redis goes away: each node keeps its share, after a minute's wait.
+        redis.stop()
+        for relay in (a, b):
+            harness.wait_for(lambda r=relay: readiness(r)[1]["cluster"]["limits"] == "fallback", timeout=120,
+                             what="the node noticing that Redis is gone")
+            status, body = readiness(relay)
+            self.assertEqual(status, 200, "a node on its share is still ready: %s" % body)
+            self.assertEqual(shared_gauge(relay), 0)
+        self.upstream.wait_messages(MESSAGES, timeout=240)
+
+        delivered = self.upstream.messages()
+        got = sorted(subject_of(eml) for eml, _ in delivered)
+        self.assertEqual(got, subjects, "every message once, none lost, none twice")
+        counters = self.upstream.counters()
+        self.assertEqual(counters["concurrency_refused"], 0, counters)
+        self.assertEqual(counters["rate_limited"], 0, counters)
+        self.assertLessEqual(counters["max_authenticated_per_mailbox"], CONNECTIONS, counters)
+        for relay in (a, b):
+            log = relay.log().decode("utf-8", "replace")
+            self.assertEqual(log.count("is unreachable"), 1, "Redis's loss is logged once")
+            self.assertIn("delivery: limits not shared", log)
+            self.assertNotIn("concurrent connections limit", log.lower())
+
+        # Redis is back: the nodes share again, and deliver.
+        redis.start()
+        for relay in (a, b):
+            harness.wait_for(lambda r=relay: readiness(r)[1]["cluster"]["limits"] == "shared", timeout=30,
+                             what="the node finding Redis again")
+            self.assertEqual(shared_gauge(relay), 1)
+        harness.smtplib_send(a, harness.make_message(SCANNER_ID, "alice@example.org", "after redis"),
+                             ["alice@example.org"])
+        self.upstream.wait_messages(MESSAGES + 1, timeout=120)
+        harness.wait_for(lambda: b"limits shared again" in a.log(), what="the node's line about sharing again")
+
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()
