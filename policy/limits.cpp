@@ -138,6 +138,18 @@ void reservation::release() {
     std::exchange(limiter_, nullptr)->give_back(identity_, recipients_, false);
 }
 
+void reservation::release_recipient() {
+    if (limiter_ == nullptr || recipients_ == 0) return;
+    --recipients_;
+    limiter_->give_back_recipient(identity_);
+}
+
+void limiter::give_back_recipient(const std::string& identity) {
+    std::lock_guard lock(mutex_);
+    auto& c = get(identity);
+    if (c.held_recipients > 0) --c.held_recipients;
+}
+
 void limiter::add(counters& c, std::chrono::steady_clock::time_point now, std::size_t recipients) {
     changes_.fetch_add(1, std::memory_order_acq_rel);
     expire(c, now);

@@ -70,6 +70,9 @@ public:
     void commit();
     // The transaction ended without a message: what was held is free again.
     void release();
+    // The last recipient reserved was refused after all (by the quota the
+    // nodes of a cluster share): its place is free again.
+    void release_recipient();
 
 private:
     friend class limiter;
@@ -114,6 +117,7 @@ private:
         std::size_t held_recipients = 0;
     };
     void give_back(const std::string& identity, std::size_t recipients, bool record_them);
+    void give_back_recipient(const std::string& identity);
     void add(counters& c, std::chrono::steady_clock::time_point now, std::size_t recipients);  // mutex_ held
     counters& get(std::string_view identity);
     void expire(counters& c, std::chrono::steady_clock::time_point now);

@@ -22,6 +22,7 @@
 
 #include "auth/openssl_ptr.hpp"
 #include "auth/sasl_server.hpp"
+#include "relay/cluster/shared_limits.hpp"
 #include "relay/delivery/blocking.hpp"
 #include "relay/delivery/delivery.hpp"
 #include "relay/server/account_lockout.hpp"
@@ -103,7 +104,7 @@ public:
         // it is accepted or the transaction ends.
         held_.reset();
         smtp::reply refusal;
-        held_ = ctx_.limits.reserve_message(m->identity, engine->limits_for(*m), refusal);
+        held_ = ctx_.limits.reserve_message(m->identity, local_limits(*engine, *m), refusal);
         if (!held_) return refusal;
         return std::nullopt;
     }
@@ -115,7 +116,29 @@ public:
         if (m == nullptr) return smtp::replies::send_as_denied();
         if (auto r = engine->check_recipient(identity, address)) return r;
         if (!held_) return smtp::replies::send_as_denied();  // no MAIL of ours: cannot happen
-        return ctx_.limits.reserve_recipient(*held_, engine->limits_for(*m));
+        return ctx_.limits.reserve_recipient(*held_, local_limits(*engine, *m));
+    }
+
+    // The account's limits as they apply on this node: the whole of each,
+    // or with [cluster] while Redis is unreachable, this node's share.
+    [[nodiscard]] policy::effective_limits local_limits(const policy::engine& engine, const policy::mailbox& m) const {
+        policy::effective_limits l = engine.limits_for(m);
+        if (ctx_.shared != nullptr && !ctx_.shared->available() && !ctx_.shared->connecting()) {
+            l.max_messages_per_minute = cluster::shared_limits::share(l.max_messages_per_minute, ctx_.shared->nodes());
+            l.max_recipients_per_day = cluster::shared_limits::share(l.max_recipients_per_day, ctx_.shared->nodes());
+        }
+        return l;
+    }
+    // The account's limits, whole (for the quotas the nodes share).
+    [[nodiscard]] std::optional<policy::effective_limits> limits_of(const std::string& identity) const {
+        auto engine = ctx_.policy();
+        const policy::mailbox* m = engine->find(identity);
+        if (m == nullptr) return std::nullopt;
+        return engine->limits_for(*m);
+    }
+    // The last recipient was refused by the shared quota after all.
+    void release_recipient() {
+        if (held_) held_->release_recipient();
     }
 
     // The message was accepted: what it held is counted for good.
@@ -258,6 +281,8 @@ private:
     asio::awaitable<void> store();
     // The policy's decision about a MAIL or RCPT (nullopt: accepted).
     asio::awaitable<std::optional<smtp::reply>> decide(const smtp::policy_check& c);
+    // The transaction ended without a message: its quotas are free again, here and in the cluster.
+    void release_quota();
     void prepare_message();
     void write_chunk();
     smtp::reply spool_failure(const std::exception& e) const;  // logs, and says which 4xx
@@ -303,6 +328,28 @@ private:
     const conf::device_network* device_;  // the client's device profile, or nullptr
     policy_adapter adapter_;
     counted_policy counted_{adapter_};  // adapter_ with its refusals counted
+    // [cluster]: what the transaction holds of its account's quotas in
+    // Redis, given back with the local reservation (RSET, a refusal, the
+    // session's end) or left to count at the 250.
+    class shared_quota {
+    public:
+        explicit shared_quota(cluster::shared_limits* limits) : limits_(limits) {}
+        ~shared_quota() { release(); }
+        shared_quota(const shared_quota&) = delete;
+        shared_quota& operator=(const shared_quota&) = delete;
+        void add(cluster::reservation r) {
+            if (!r.empty()) held_.push_back(std::move(r));
+        }
+        void release() {
+            for (const auto& r : held_) limits_->release(r);
+            held_.clear();
+        }
+        void commit() { held_.clear(); }
+
+    private:
+        cluster::shared_limits* limits_;
+        std::vector<cluster::reservation> held_;
+    } shared_quota_{ctx_.shared};
     smtp::server_session smtp_;
     std::unique_ptr<auth::sasl_server> sasl_;
     std::string tls_description_;
@@ -735,8 +782,42 @@ asio::awaitable<void> session::receive_data() {
 }
 
 asio::awaitable<std::optional<smtp::reply>> session::decide(const smtp::policy_check& c) {
-    if (c.kind == smtp::verb::mail) co_return counted_.check_sender(c.identity, c.address);
-    co_return counted_.check_recipient(c.identity, c.sender, c.address);
+    const bool mail = c.kind == smtp::verb::mail;
+    if (mail) shared_quota_.release();  // a new transaction
+    std::optional<smtp::reply> r =
+        mail ? counted_.check_sender(c.identity, c.address) : counted_.check_recipient(c.identity, c.sender, c.address);
+    if (r || ctx_.shared == nullptr || !adapter_.holding()) co_return r;
+    // [cluster]: the account's quota across the nodes (this node's own
+    // counters, just reserved, hold its share while Redis is unreachable).
+    const auto limits = adapter_.limits_of(c.identity);
+    if (!limits) co_return r;
+    const std::string account = text::ascii_lower(c.identity);
+    // (No co_await inside ?: : GCC 12 destroys the temporaries of a
+    // conditional expression's suspended branch too early.)
+    const std::string key = (mail ? "account-messages:" : "account-recipients:") + account;
+    const unsigned limit = mail ? limits->max_messages_per_minute : limits->max_recipients_per_day;
+    const std::chrono::milliseconds window = mail ? std::chrono::minutes(1) : std::chrono::hours(24);
+    cluster::reserve_result got = co_await ctx_.shared->reserve(key, limit, window, 1);
+    if (got.status != cluster::reserve_status::refused) {
+        shared_quota_.add(got.held);
+        co_return std::nullopt;
+    }
+    const smtp::reply refusal = mail ? policy::replies::message_rate_exceeded() : policy::replies::daily_recipients_exceeded();
+    spdlog::info("session {}: {} refused: account={} over its {} on all nodes ({})", client_ip_, mail ? "MAIL" : "RCPT",
+                 c.identity, mail ? "messages a minute" : "recipients a day",
+                 mail ? limits->max_messages_per_minute : limits->max_recipients_per_day);
+    if (mail) {
+        release_quota();
+    } else {
+        adapter_.release_recipient();
+    }
+    metrics::relay().refused(mail ? "mail" : "rcpt", refusal.code);
+    co_return refusal;
+}
+
+void session::release_quota() {
+    adapter_.release_held();
+    shared_quota_.release();
 }
 
 asio::awaitable<void> session::drop_message() {
@@ -768,7 +849,7 @@ asio::awaitable<void> session::store() {
     if (auto refused = header_from_refusal()) {
         // Nothing is queued: the spool file goes, and what the message held of the account's quotas.
         co_await drop_message();
-        adapter_.release_held();
+        release_quota();
         smtp_.stored(*refused);
         metrics::relay().refused("data", refused->code);
         co_return;
@@ -794,6 +875,7 @@ asio::awaitable<void> session::store() {
     spdlog::info("accepted id={} account={} client={} from=<{}> to={} size={}", id, record_.identity, client_ip_,
                  record_.sender, smtp::bracketed_list(record_.recipients), size);
     adapter_.commit_held();
+    shared_quota_.commit();
     smtp_.stored(smtp::reply(250, "2.0.0", "Ok: queued as " + id));
     metrics::relay().note_accepted(size);
     ctx_.delivery.enqueue(id, record_.upstream_mailbox);
@@ -818,7 +900,7 @@ asio::awaitable<void> session::run() {
         const auto state = smtp_.current_state();
         using smtp_state = smtp::server_session::state;
         if (adapter_.holding() && state != smtp_state::mail && state != smtp_state::rcpt && state != smtp_state::data)
-            adapter_.release_held();  // RSET, a new EHLO, a refused DATA: the transaction is over
+            release_quota();  // RSET, a new EHLO, a refused DATA: the transaction is over
         const bool in_data = state == smtp_state::data;
         if (in_data && !in_data_) {
             data_started_ = std::chrono::steady_clock::now();

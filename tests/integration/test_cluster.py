@@ -168,6 +168,71 @@ class ClusterTest(harness.IntegrationCase):
         harness.wait_for(lambda: b"limits shared again" in a.log(), what="the node's line about sharing again")
 
 
+    def test_an_accounts_quotas_hold_across_the_nodes(self):
+        """An account allowed 3 messages a minute and 3 recipients a day gets
+        them once in all, whichever node its devices use; with Redis gone,
+        each node allows its share (1 and 1)."""
+        redis = RedisServer(self)
+        redis.start()
+        rate = harness.Account("rate@contoso.com", "Rate-Passw0rd!1", disabled=False,
+                               settings={"max_messages_per_minute": 3})
+        day = harness.Account("day@contoso.com", "Day-Passw0rd!2", disabled=False,
+                              settings={"max_recipients_per_day": 3})
+        other = harness.Account("other@contoso.com", "Other-Passw0rd!3", disabled=False,
+                                settings={"max_messages_per_minute": 2})
+        nodes = []
+        for name in ("node-a", "node-b"):
+            relay = harness.Relay(os.path.join(self.workdir, name), self.pki, [rate, day, other], kind="directory",
+                                  extra_sections={"cluster": {"redis": redis.url(), "nodes": 2}})
+            self.log_files.append(relay.log_path)
+            nodes.append(self.start_relay(relay))
+        a, b = nodes
+
+        def send(relay, account, rcpts):
+            """The replies to MAIL and each RCPT, and to DATA if it came to that."""
+            import smtplib
+            s = smtplib.SMTP("127.0.0.1", relay.submission_port, timeout=30)
+            try:
+                s.ehlo("device.contoso.test")
+                s.starttls(context=relay.client_tls_context())
+                s.ehlo("device.contoso.test")
+                s.login(account.identity, account.password)
+                replies = [s.mail(account.identity)[0]]
+                if replies[0] != 250:
+                    return replies
+                for r in rcpts:
+                    replies.append(s.rcpt(r)[0])
+                if 250 in replies[1:]:
+                    replies.append(s.data(harness.make_message(account.identity, rcpts[0], "quota"))[0])
+                return replies
+            finally:
+                try:
+                    s.quit()
+                except Exception:  # noqa: BLE001 - a 421 closed it
+                    s.close()
+
+        # Messages a minute: 3 in all, over both nodes.
+        self.assertEqual(send(a, rate, ["x@example.org"]), [250, 250, 250])
+        self.assertEqual(send(b, rate, ["x@example.org"]), [250, 250, 250])
+        self.assertEqual(send(a, rate, ["x@example.org"]), [250, 250, 250])
+        self.assertEqual(send(b, rate, ["x@example.org"]), [421])
+        self.assertEqual(send(a, rate, ["x@example.org"]), [421])
+        # Recipients a day: 3 in all; a refused RCPT leaves the others' places.
+        self.assertEqual(send(a, day, ["r1@example.org", "r2@example.org"]), [250, 250, 250, 250])
+        self.assertEqual(send(b, day, ["r3@example.org", "r4@example.org"]), [250, 250, 554, 250])
+        self.assertEqual(send(a, day, ["r5@example.org"]), [250, 554])
+        self.assertIn(b"over its messages a minute on all nodes", b.log() + a.log())
+
+        # Without Redis each node keeps its share: `other` may send 2 a
+        # minute, so 1 on each node. (The first message after Redis went finds
+        # it gone and counts on the node.)
+        redis.stop()
+        self.assertEqual(send(a, other, ["y@example.org"])[:2], [250, 250])
+        self.assertEqual(send(a, other, ["y@example.org"]), [421], "node a's share is 1 of 2")
+        self.assertEqual(send(b, other, ["y@example.org"])[:2], [250, 250])
+        self.assertEqual(send(b, other, ["y@example.org"]), [421], "node b's share is 1 of 2")
+
+
 if __name__ == "__main__":
     import unittest
     unittest.main()

@@ -155,6 +155,24 @@ TEST_F(limiter_test, a_dropped_reservation_frees_its_share) {
     EXPECT_TRUE(l.reserve_message("a@contoso.com", lim, refusal));
 }
 
+TEST_F(limiter_test, a_recipient_given_back_frees_its_place_in_the_day) {
+    const effective_limits lim = make(0, 2, 0);
+    smtp::reply refusal;
+    auto r = limits_.reserve_message("a@contoso.com", lim, refusal);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(limits_.reserve_recipient(*r, lim), std::nullopt);
+    EXPECT_EQ(limits_.reserve_recipient(*r, lim), std::nullopt);
+    EXPECT_EQ(limits_.reserve_recipient(*r, lim), replies::daily_recipients_exceeded());
+    r->release_recipient();  // the second was refused elsewhere after all
+    EXPECT_EQ(r->recipients(), 1U);
+    EXPECT_EQ(limits_.reserve_recipient(*r, lim), std::nullopt);
+    r->commit();
+    auto next = limits_.reserve_message("a@contoso.com", lim, refusal);
+    ASSERT_TRUE(next);
+    EXPECT_EQ(limits_.reserve_recipient(*next, lim), replies::daily_recipients_exceeded())
+        << "two recipients were counted for good";
+}
+
 // ---------------------------------------------------------------------------
 // snapshot and restore: the counters of one process, with wall-clock times,
 // taken up by the next (whose steady clock starts somewhere else).
