@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <future>
 #include <random>
 
 #include <spdlog/spdlog.h>
@@ -338,6 +339,49 @@ boost::asio::awaitable<value_result> shared_limits::get(std::string_view key) {
         return {true, r->text};
     };
     return submit(std::move(op), value_result{});
+}
+
+value_result shared_limits::get_now(std::string_view key) {
+    struct waiting_job final : job {
+        explicit waiting_job(std::string k) : key(std::move(k)) {}
+        void run(connection* conn) noexcept override {
+            if (conn == nullptr) return;
+            try {
+                const auto r = conn->call({"GET", key});
+                if (!r) return;
+                if (r->type == reply::kind::nil) {
+                    result = {true, std::nullopt};
+                } else if (r->type == reply::kind::string) {
+                    result = {true, r->text};
+                } else {
+                    conn->fail("GET gave an unexpected reply");
+                }
+            } catch (...) {
+                result = {};
+            }
+        }
+        void answer() noexcept override {
+            try {
+                done.set_value(result);
+            } catch (...) {
+                // set twice cannot happen; nothing to do
+            }
+        }
+        std::string key;
+        value_result result;
+        std::promise<value_result> done;
+    };
+    try {
+        auto j = std::make_unique<waiting_job>(full_key("value:", key));
+        std::future<value_result> answer = j->done.get_future();
+        std::unique_ptr<job> queued = std::move(j);
+        if (!push(queued)) return {};
+        // A little past the command's own timeout: the library's thread gives up first.
+        if (answer.wait_for(timeout_ + milliseconds(100)) != std::future_status::ready) return {};
+        return answer.get();
+    } catch (...) {
+        return {};
+    }
 }
 
 boost::asio::awaitable<count_result> shared_limits::add_failure(std::string_view key, milliseconds window) {

@@ -144,6 +144,10 @@ public:
     // Redis could not be asked.
     boost::asio::awaitable<bool> set_with_ttl(std::string_view key, std::string_view value, milliseconds ttl);
     boost::asio::awaitable<value_result> get(std::string_view key);
+    // The same for a thread that may wait (the password checks' pool, inside
+    // libsasl2's callback): blocks until Redis answers, at most about
+    // cluster.timeout_ms; not available then.
+    [[nodiscard]] value_result get_now(std::string_view key);
     // Counts one failure and returns how many there were in the last
     // `window` (an account's failed logins in a sliding hour).
     boost::asio::awaitable<count_result> add_failure(std::string_view key, milliseconds window);

@@ -50,6 +50,10 @@ constexpr auto with_error = asio::as_tuple(use_awaitable);
 
 namespace {
 
+// [cluster]: how long an address an account logged in from stays familiar
+// to every node (each node also remembers its own last 16).
+constexpr std::chrono::hours familiar_for{24 * 30};
+
 // The label of an AUTH refused by the policy (subrelay_auth_total).
 const char* auth_refusal_reason(policy::auth_source source) {
     switch (source) {
@@ -281,6 +285,18 @@ private:
     asio::awaitable<void> store();
     // The policy's decision about a MAIL or RCPT (nullopt: accepted).
     asio::awaitable<std::optional<smtp::reply>> decide(const smtp::policy_check& c);
+    // Smart Lockout: whether a login as `account` from this client is
+    // refused without checking its password. With [cluster] a lock made by
+    // any node counts, and so does an address familiar to any node. Called
+    // on the password checks' pool, which may wait for Redis.
+    bool locked_out(const std::string& account);
+    // [cluster]: Smart Lockout shared by the nodes (failures, locks and
+    // familiar addresses in Redis); while Redis is unreachable each node
+    // goes by what it saw itself.
+    [[nodiscard]] bool shares_lockout() const {
+        return ctx_.shared != nullptr && ctx_.lockout != nullptr && ctx_.cfg.auth.lockout_threshold > 0;
+    }
+    asio::awaitable<void> count_shared_failure(const std::string& account);
     // The transaction ended without a message: its quotas are free again, here and in the cluster.
     void release_quota();
     void prepare_message();
@@ -606,8 +622,7 @@ asio::awaitable<void> session::authenticate() {
                 const auto* m = engine->find_login(identity, ctx_.cfg.server.auth_default_domain);
                 if (m == nullptr) return std::nullopt;
                 attempted_account_ = m->identity;
-                attempt_locked_ = ctx_.lockout != nullptr &&
-                                  ctx_.lockout->refuses(m->identity, client_ip_, std::chrono::steady_clock::now());
+                attempt_locked_ = locked_out(m->identity);
                 return auth::password_record(m->password_hash, attempt_locked_);
             });
     }
@@ -673,6 +688,12 @@ asio::awaitable<void> session::authenticate() {
         spdlog::info("auth ok: account={} client={} mechanism={}", m->identity, client_ip_, req.mechanism);
         if (ctx_.clients != nullptr) ctx_.clients->auth_succeeded(client_ip_);
         if (ctx_.lockout != nullptr) ctx_.lockout->succeeded(m->identity, client_ip_);
+        if (shares_lockout()) {
+            // Familiar to every node from now on; the failures are forgotten.
+            const std::string account = text::ascii_lower(m->identity);
+            co_await ctx_.shared->set_with_ttl("familiar:" + account + "|" + client_ip_, "1", familiar_for);
+            ctx_.shared->clear_failures(account);
+        }
         smtp_.auth_success(m->identity);
         metrics::relay().auth.inc({"ok"});
         co_return;
@@ -706,6 +727,8 @@ asio::awaitable<void> session::authenticate() {
                          attempted_account_, std::chrono::duration_cast<std::chrono::seconds>(lock).count(),
                          ctx_.cfg.auth.lockout_threshold);
     }
+    if (shares_lockout() && !malformed && !attempt_locked_ && !attempted_account_.empty())
+        co_await count_shared_failure(attempted_account_);
     asio::steady_timer delay(socket_.get_executor(), failed_auth_delay());
     co_await delay.async_wait(with_error);
     smtp_.auth_failure(malformed ? smtp::reply(501, "5.5.2", "Invalid authentication exchange")
@@ -818,6 +841,47 @@ asio::awaitable<std::optional<smtp::reply>> session::decide(const smtp::policy_c
 void session::release_quota() {
     adapter_.release_held();
     shared_quota_.release();
+}
+
+bool session::locked_out(const std::string& account) {
+    if (ctx_.lockout == nullptr) return false;
+    const bool here = ctx_.lockout->refuses(account, client_ip_, std::chrono::steady_clock::now());
+    if (!shares_lockout()) return here;
+    const std::string key = text::ascii_lower(account);
+    const cluster::value_result lock = ctx_.shared->get_now("lock:" + key);
+    const bool elsewhere = lock.available && lock.value.has_value();
+    if (!here && !elsewhere) return false;
+    if (!here && ctx_.lockout->familiar(account, client_ip_)) return false;
+    // An address the account logged in from through another node is familiar too.
+    const cluster::value_result familiar = ctx_.shared->get_now("familiar:" + key + "|" + client_ip_);
+    return !(familiar.available && familiar.value.has_value());
+}
+
+asio::awaitable<void> session::count_shared_failure(const std::string& account) {
+    const std::string key = text::ascii_lower(account);
+    if (ctx_.lockout->familiar(account, client_ip_)) co_return;
+    const cluster::value_result familiar = co_await ctx_.shared->get("familiar:" + key + "|" + client_ip_);
+    if (!familiar.available || familiar.value) co_return;  // Redis away: this node's own count decides
+    const cluster::count_result failures = co_await ctx_.shared->add_failure(key, account_lockout::failure_window);
+    if (!failures.available || failures.count < ctx_.cfg.auth.lockout_threshold) co_return;
+    // Locked for every node; each lock twice the last one of the day, up to an hour.
+    const cluster::value_result last = co_await ctx_.shared->get("lock-length:" + key);
+    std::int64_t seconds = ctx_.cfg.auth.lockout_seconds;
+    if (last.value) {
+        try {
+            seconds = std::stoll(*last.value) * 2;
+        } catch (const std::exception&) {
+            // not a number: the first lock again
+        }
+    }
+    const std::int64_t longest = std::chrono::duration_cast<std::chrono::seconds>(account_lockout::longest_lock).count();
+    seconds = std::clamp<std::int64_t>(seconds, 1, longest);
+    co_await ctx_.shared->set_with_ttl("lock:" + key, "1", std::chrono::seconds(seconds));
+    co_await ctx_.shared->set_with_ttl("lock-length:" + key, std::to_string(seconds), account_lockout::lock_memory);
+    ctx_.shared->clear_failures(key);
+    spdlog::warn("account {}: locked on every node for {} s after {} failed logins from addresses it has not logged "
+                 "in from (auth.lockout_threshold); its familiar addresses may still log in",
+                 account, seconds, failures.count);
 }
 
 asio::awaitable<void> session::drop_message() {

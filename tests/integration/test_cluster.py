@@ -22,6 +22,7 @@ import threading
 
 import harness
 from harness import SCANNER_ID
+from test_auth_abuse import PLAINTEXT_AUTH, auth_from
 
 MESSAGES = 45
 PER_MINUTE = 30
@@ -231,6 +232,37 @@ class ClusterTest(harness.IntegrationCase):
         self.assertEqual(send(a, other, ["y@example.org"]), [421], "node a's share is 1 of 2")
         self.assertEqual(send(b, other, ["y@example.org"])[:2], [250, 250])
         self.assertEqual(send(b, other, ["y@example.org"]), [421], "node b's share is 1 of 2")
+
+
+    def test_smart_lockout_counts_and_locks_on_every_node(self):
+        """Guesses spread over both nodes lock the account on both; an address
+        the account logged in from through one node is familiar to the other."""
+        redis = RedisServer(self)
+        redis.start()
+        nodes = []
+        for name in ("node-a", "node-b"):
+            relay = harness.Relay(os.path.join(self.workdir, name), self.pki, [harness.scanner_account()],
+                                  kind="directory", device_networks=PLAINTEXT_AUTH,
+                                  extra_sections={"cluster": {"redis": redis.url(), "nodes": 2},
+                                                  "auth": {"lockout_threshold": 3}})
+            self.log_files.append(relay.log_path)
+            nodes.append(self.start_relay(relay))
+        a, b = nodes
+        good, wrong = (SCANNER_ID, harness.SCANNER_PASSWORD), (SCANNER_ID, "wrong-password")
+        # The scanner at 127.0.0.10 logs in through node b only.
+        self.assertEqual(auth_from("127.0.0.10", b.submission_port, [good])[0][:3], "235")
+        # Three guesses from 127.0.0.9, two on a and one on b: no node saw three.
+        refused = [auth_from("127.0.0.9", a.submission_port, [wrong])[0] for _ in range(2)]
+        refused.append(auth_from("127.0.0.9", b.submission_port, [wrong])[0])
+        self.assertEqual([r[:3] for r in refused], ["535"] * 3, refused)
+        # Locked on both: the right password from unfamiliar addresses gets the wrong password's reply.
+        self.assertEqual(auth_from("127.0.0.9", a.submission_port, [good]), [refused[0]])
+        self.assertEqual(auth_from("127.0.0.11", b.submission_port, [good]), [refused[0]])
+        # The scanner's address is familiar on a too, though it never logged in there.
+        self.assertEqual(auth_from("127.0.0.10", a.submission_port, [good])[0][:3], "235")
+        logs = a.log().decode() + b.log().decode()
+        self.assertIn("account %s: locked on every node for 60 s after 3 failed logins" % SCANNER_ID, logs)
+        self.assertIn("client=127.0.0.11 mechanism=PLAIN (account locked out)", b.log().decode())
 
 
 if __name__ == "__main__":
