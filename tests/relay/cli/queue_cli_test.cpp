@@ -140,6 +140,17 @@ TEST_F(queue_cli, list_an_empty_queue) {
     EXPECT_EQ(json::parse(j.out), json::value(json::array{}));
 }
 
+TEST_F(queue_cli, a_spool_not_made_yet_is_an_empty_queue_however_long_its_path) {
+    // Past sockaddr_un's 108 bytes the control socket is reached through its
+    // directory, which must not be required to exist.
+    const std::string deep = std::string(120, 'd');
+    std::ofstream(config_) << "[server]\nsubmission = []\n[spool]\ndir = \"" << deep << "/spool\"\n"
+                              "[upstream]\nkind = \"directory\"\ndirectory = \"out\"\n";
+    auto r = run({"list"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "queue is empty\n");
+}
+
 TEST_F(queue_cli, list_shows_one_row_per_message) {
     const std::string fresh = store({"a@example.com"}, 30, "");
     const std::string old =
