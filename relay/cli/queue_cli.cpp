@@ -575,17 +575,15 @@ private:
                     "and stays queued if the upstream refuses it\n";
     }
 
-    [[nodiscard]] std::vector<std::string> names_in_queue(const fs::path& from) {
-        std::vector<std::string> names;
-        std::error_code ec;
-        for (const auto& entry : fs::directory_iterator(from / "queue", ec)) names.push_back(entry.path().filename().string());
-        if (ec) fail("cannot read " + (from / "queue").string() + ": " + ec.message());
-        std::sort(names.begin(), names.end());
-        return names;
-    }
-
     void import_through_relay(const fs::path& from, import_tally& t) {
-        for (const auto& name : names_in_queue(from)) {
+        std::vector<std::string> names;
+        try {
+            names = queue_names(from);
+        } catch (const spool_error& e) {
+            fail(e.what());
+            return;
+        }
+        for (const auto& name : names) {
             std::optional<json::object> reply;
             try {
                 reply = ask_relay(dir_, json::object{{"verb", "import"}, {"dir", from.string()}, {"ids", json::array{json::value(name)}}});

@@ -30,20 +30,6 @@ fs::path import_dir(const fs::path& spool_dir) { return spool_dir / "import"; }
     throw spool_error(std::string(what) + " " + path.string() + ": " + errno_text(err), err);
 }
 
-// The shared helpers throw std::runtime_error; callers here expect spool_error.
-template <typename F>
-auto as_spool_error(F&& f) {
-    try {
-        return std::forward<F>(f)();
-    } catch (const spool_error&) {
-        throw;
-    } catch (const std::system_error& e) {
-        throw spool_error(e.what(), e.code().value());
-    } catch (const std::runtime_error& e) {
-        throw spool_error(e.what());
-    }
-}
-
 std::size_t read_at(int fd, char* buf, std::size_t n, std::uint64_t offset, const fs::path& path) {
     for (;;) {
         const ssize_t got = ::pread(fd, buf, n, static_cast<off_t>(offset));
@@ -231,10 +217,12 @@ import_source::import_source(fs::path dir, const fs::path& own) : dir_(std::move
         throw spool_error(dir_.string() + ": " + staged.problems.front() + "; nothing imported");
 }
 
-std::vector<std::string> import_source::messages() const {
+std::vector<std::string> import_source::messages() const { return queue_names(dir_); }
+
+std::vector<std::string> queue_names(const fs::path& dir) {
     std::vector<std::string> names;
     std::error_code ec;
-    const fs::path queue = dir_ / "queue";
+    const fs::path queue = dir / "queue";
     for (const auto& entry : fs::directory_iterator(queue, ec)) names.push_back(entry.path().filename().string());
     if (ec) throw spool_error("cannot read " + queue.string() + ": " + ec.message());
     std::sort(names.begin(), names.end());

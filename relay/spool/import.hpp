@@ -79,6 +79,10 @@ private:
     fd_guard lock_{-1};
 };
 
+// The names in DIR/queue, sorted, read without any lock (for a listing).
+// Throws spool_error.
+std::vector<std::string> queue_names(const std::filesystem::path& dir);
+
 // Files in DIR/tmp that hold bytes: messages that were being received and
 // never acknowledged with 250 (empty files are kept for reuse). They are not
 // imported. Throws spool_error when DIR/tmp cannot be read (none: 0).

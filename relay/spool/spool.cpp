@@ -26,18 +26,6 @@ namespace {
 
 constexpr std::string_view magic = "subrelay-spool 1\n";
 
-// The shared helpers throw std::runtime_error; the spool's callers expect spool_error.
-template <typename F>
-void as_spool_error(F&& f) {
-    try {
-        std::forward<F>(f)();
-    } catch (const spool_error&) {
-        throw;
-    } catch (const std::runtime_error& e) {
-        throw spool_error(e.what());
-    }
-}
-
 }  // namespace
 
 std::string format_envelope(const spool_envelope& env) {

@@ -21,6 +21,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "relay/spool/durable_file.hpp"
@@ -51,6 +52,19 @@ public:
 private:
     int errno_ = 0;
 };
+
+// Runs f(): the shared file helpers (durable_file.hpp) throw
+// std::runtime_error, the spool's callers expect spool_error.
+template <typename F>
+void as_spool_error(F&& f) {
+    try {
+        std::forward<F>(f)();
+    } catch (const spool_error&) {
+        throw;
+    } catch (const std::runtime_error& e) {
+        throw spool_error(e.what());
+    }
+}
 
 class spool {
 public:
