@@ -139,10 +139,21 @@ std::string read_receipt(const fs::path& path) {
 // rename(2) that never replaces `to`. Throws spool_error (EEXIST when `to` exists).
 void rename_without_replacing(const fs::path& from, const fs::path& to) {
     if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) return;
-    if (errno != EINVAL && errno != ENOSYS) fail("rename " + from.string() + " to", to, errno);
-    // A file system without RENAME_NOREPLACE: a hard link fails the same way.
-    if (::link(from.c_str(), to.c_str()) != 0) fail("link " + from.string() + " to", to, errno);
-    ::unlink(from.c_str());
+    int err = errno;
+    if (err == EINVAL || err == ENOSYS) {
+        // A file system without RENAME_NOREPLACE: a hard link fails the same way.
+        if (::link(from.c_str(), to.c_str()) == 0) {
+            ::unlink(from.c_str());
+            return;
+        }
+        err = errno;
+        std::error_code ec;
+        if (err == EEXIST && fs::equivalent(from, to, ec)) {  // linked before a crash
+            ::unlink(from.c_str());
+            return;
+        }
+    }
+    fail("rename " + from.string() + " to", to, err);
 }
 
 // Step 3: the staged state, then the staged message, into their places.
@@ -154,7 +165,10 @@ void commit_staged(const fs::path& spool_dir, const std::string& key, const std:
         // Before the message: a message without its state would be delivered again in full.
         const fs::path states = spool_dir / "state";
         as_spool_error([&] { ensure_private_directory(states); });
-        if (::rename(state.c_str(), (states / id).c_str()) != 0) fail("rename " + state.string() + " to", states / id, errno);
+        if (::rename(state.c_str(), (states / id).c_str()) != 0) {
+            const int err = errno;
+            fail("rename " + state.string() + " to", states / id, err);
+        }
         as_spool_error([&] { fsync_dir(states); });
     }
     const fs::path queue = spool_dir / "queue";
