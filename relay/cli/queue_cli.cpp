@@ -553,6 +553,8 @@ private:
         import_tally t;
         if (live_) import_through_relay(from, t);
         else import_here(from, t);
+        // Refused before any message: the error says all.
+        if (status_ != 0 && t.imported + t.already + t.skipped == 0) return status_;
         out_ << "-- " << t.imported << " imported, " << t.already << " already imported before, " << t.skipped
              << " skipped (left in " << (from / "queue").string() << "); " << unacknowledged
              << " never-acknowledged file(s) in " << (from / "tmp").string() << " not imported\n";

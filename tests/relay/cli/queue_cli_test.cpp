@@ -507,6 +507,7 @@ TEST_F(queue_import, refusals) {
         EXPECT_NE(busy.err.find("spool " + other().string() + " is in use by process " + std::to_string(::getpid())),
                   std::string::npos)
             << busy.err;
+        EXPECT_EQ(busy.out, "") << "no summary of an import that did not begin";
     }
     EXPECT_TRUE(fs::exists(other() / "queue" / id));
     EXPECT_EQ(run({"list"}).out, "queue is empty\n");
