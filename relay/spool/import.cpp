@@ -306,7 +306,7 @@ staged_imports finish_staged_imports(const fs::path& spool_dir) {
     return out;
 }
 
-import_result import_message(const import_source& from, const std::string& name, spool& to,
+import_result import_message(const import_source& from, const std::string& name, const spool& to,
                              const state_store& states, std::int64_t now, const import_step_hook& after_step) {
     const auto step_done = [&after_step](import_step s) {
         if (after_step) after_step(s);

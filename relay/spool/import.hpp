@@ -101,7 +101,7 @@ using import_step_hook = std::function<void(import_step)>;
 // Never throws for the trouble of one message: a failure before the
 // receipt leaves nothing here (skipped), one after it leaves the message
 // to be queued by the next spool::open() (skipped, saying so).
-import_result import_message(const import_source& from, const std::string& name, spool& to,
+import_result import_message(const import_source& from, const std::string& name, const spool& to,
                              const state_store& states, std::int64_t now, const import_step_hook& after_step = {});
 
 // The state an imported message gets here, from the one it had in DIR
