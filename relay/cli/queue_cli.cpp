@@ -600,10 +600,14 @@ private:
             }
             if (auto ok = reply->find("ok"); ok == reply->end() || !ok->value().is_bool() || !ok->value().get_bool()) {
                 const std::string error = text_in(*reply, "error");
-                const bool access = error.find(std::strerror(EACCES)) != std::string::npos ||
-                                    error.find(std::strerror(EROFS)) != std::string::npos;
+                // This command sees DIR; the relay may not (its user, or a sandbox with a private /tmp and
+                // a read-only system).
+                const bool unseen = error.find(std::strerror(EACCES)) != std::string::npos ||
+                                    error.find(std::strerror(EROFS)) != std::string::npos ||
+                                    error.find(" is not a directory") != std::string::npos ||
+                                    error.find("it has no queue/") != std::string::npos;
                 fail("the relay cannot import from " + from.string() + ": " + error +
-                     (access ? " (the relay's user must own " + from.string() +
+                     (unseen ? " (the relay's user must own " + from.string() +
                                    ", in a place the relay may write to: beside its spool)"
                              : std::string()));
                 return;
