@@ -577,4 +577,18 @@ std::string engine::upstream_mailbox_for(std::string_view identity) const {
     return m == nullptr ? std::string() : m->upstream_mailbox;
 }
 
+bool upstream_mailbox_configured(const conf::config& cfg, const engine* policy, std::string_view upstream) {
+    if (upstream.empty() || cfg.upstream.kind == conf::upstream_kind::directory ||
+        cfg.upstream.auth == conf::upstream_auth::none || text::iequals(upstream, cfg.upstream.mailbox))
+        return true;
+    const auto is_it = [upstream](const std::string& m) { return text::iequals(m, upstream); };
+    const auto serves = [&is_it](const conf::oauth_config& p) {
+        return is_it(p.subject) || std::any_of(p.mailboxes.begin(), p.mailboxes.end(), is_it);
+    };
+    if (serves(cfg.oauth) || std::any_of(cfg.oauth_profiles.begin(), cfg.oauth_profiles.end(), serves)) return true;
+    if (policy == nullptr) return false;
+    const auto& accounts = policy->file().mailboxes;
+    return std::any_of(accounts.begin(), accounts.end(), [&is_it](const mailbox& m) { return is_it(m.upstream_mailbox); });
+}
+
 }  // namespace subrelay::policy

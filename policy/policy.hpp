@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "conf/config.hpp"
 #include "conf/network.hpp"
 #include "smtp/reply.hpp"
 
@@ -234,5 +235,14 @@ private:
     policy_file policy_;
     std::unordered_map<std::string, std::size_t> index_;  // lower-cased identity -> mailboxes index
 };
+
+// Whether this node is set up to deliver through an upstream mailbox: it is
+// upstream.mailbox, an OAuth profile lists it (or acts as it), or an account
+// of `policy` (may be null) names it as its upstream_mailbox. Any mailbox
+// is when nothing depends on it (upstream.kind = "directory", or
+// upstream.auth = "none"); so is "" (upstream.mailbox). A message for
+// another one (imported from another node's spool) is still tried, through
+// the default OAuth profile.
+bool upstream_mailbox_configured(const conf::config& cfg, const engine* policy, std::string_view upstream);
 
 }  // namespace subrelay::policy

@@ -93,13 +93,14 @@ const std::vector<verb_def>& verb_table() {
          .options = {{"Scheme", value_kind::text}},
          .run = run_hash_password},
         {.name = "queue",
-         .summary = "list, show, retry, hold, release or delete queued messages",
+         .summary = "list, show, retry, hold, release or delete queued messages; import another node's spool",
          .usage = R"(usage: subrelay queue list [--json]
        subrelay queue show ID
        subrelay queue retry ID...|--all
        subrelay queue hold ID...|--all
        subrelay queue release ID...|--all
        subrelay queue delete ID...|--all [--yes]
+       subrelay queue import DIR
        (each with [--config FILE])
 
 Looks at and changes the relay's queue. While the relay runs, changes are
@@ -116,6 +117,16 @@ files, under each message's lock.
   release  deliver held messages again.
   delete   remove messages and their state. Asks for confirmation at a
            terminal; elsewhere --yes is required.
+  import   take over the queue of another node's spool DIR (moved here from
+           a node that is gone): each message of DIR/queue is written into
+           this spool with its envelope and its delivery state (a held one
+           stays held; the others are tried at once), then removed from DIR.
+           Refused while a relay serves DIR. Files in DIR/tmp were never
+           acknowledged and are not imported; damaged files stay in DIR.
+           Prints `imported ID` or `skipped ID: why` per message, then a
+           summary. Run it again after an interruption: nothing is imported
+           twice. Exits 0 when every message of DIR/queue is now queued here
+           (imported now or by an earlier run), 1 otherwise.
 A message that is being delivered right now is held or deleted as soon as
 its attempt ends.
 )",

@@ -1,13 +1,19 @@
 // `subrelay queue ...`: look at and change the queue (list, show, retry,
-// hold, release, delete), like Postfix's postqueue and postsuper. While the
-// relay runs, changes are asked of it over its control socket
-// (relay/server/control.hpp): it alone writes queue state. Without a relay,
-// each change takes the message's lock (relay/spool/queue_state.hpp).
+// hold, release, delete), like Postfix's postqueue and postsuper, and take
+// over another node's spool (import). While the relay runs, changes are
+// asked of it over its control socket (relay/server/control.hpp): it alone
+// writes queue state. Without a relay, each change takes the message's lock
+// (relay/spool/queue_state.hpp); an import takes the whole spool, as the
+// relay would (relay/spool/import.hpp).
 
+#include <pwd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <iomanip>
 #include <iostream>
 #include <map>
@@ -19,7 +25,9 @@
 
 #include "conf/config.hpp"
 #include "relay/cli/verb.hpp"
+#include "policy/policy.hpp"
 #include "relay/server/control.hpp"
+#include "relay/spool/import.hpp"
 #include "relay/spool/queue_state.hpp"
 #include "relay/spool/spool.hpp"
 #include "smtp/text/ascii.hpp"
@@ -36,6 +44,7 @@ namespace {
 struct options {
     std::string action;
     std::vector<std::string> ids;
+    std::string import_dir;  // `import DIR`
     bool all = false;
     bool json = false;
     bool yes = false;
@@ -45,15 +54,21 @@ struct options {
 // Reads `queue ACTION ...` from the parsed command line. Returns the exit
 // status of a usage error.
 std::optional<int> read_options(const invocation& v, options& o) {
-    static const std::set<std::string> actions = {"list", "show", "retry", "hold", "release", "delete"};
+    static const std::set<std::string> actions = {"list", "show", "retry", "hold", "release", "delete", "import"};
     o.config = v.config_file();
     o.all = v.opts.flag("all");
     o.json = v.opts.flag("json");
     o.yes = v.opts.flag("yes");
     const auto& words = v.opts.positionals;
-    if (words.empty()) return v.usage_error("which action? list, show, retry, hold, release or delete");
+    if (words.empty()) return v.usage_error("which action? list, show, retry, hold, release, delete or import");
     o.action = words.front();
     if (!actions.count(o.action)) return v.usage_error("unknown action '" + o.action + "'");
+    if (o.action == "import") {
+        if (words.size() != 2 || words[1].empty() || o.all || o.json || o.yes)
+            return v.usage_error("`queue import` takes one directory: the other node's spool");
+        o.import_dir = words[1];
+        return std::nullopt;
+    }
     // Queue ids are upper case; accept them in any case.
     for (auto it = words.begin() + 1; it != words.end(); ++it) o.ids.push_back(text::ascii_upper(*it));
     const std::string& act = o.action;
@@ -138,18 +153,20 @@ json::array json_strings(const std::vector<std::string>& v) {
 class queue_command {
 public:
     queue_command(options o, const conf::config& cfg, std::istream& in, std::ostream& out, std::ostream& err)
-        : o_(std::move(o)), dir_(cfg.spool.dir), spool_(dir_), states_(dir_), in_(in), out_(out), err_(err) {}
+        : o_(std::move(o)), cfg_(cfg), dir_(cfg.spool.dir), spool_(dir_), states_(dir_), in_(in), out_(out), err_(err) {}
 
     int run() {
         live_ = ask_status();
         const std::string& a = o_.action;
         if (a == "list") return list();
         if (a == "show") return show(o_.ids.front());
+        if (a == "import") return import_spool();
         return change();
     }
 
 private:
     options o_;
+    const conf::config& cfg_;
     fs::path dir_;
     spool spool_;
     state_store states_;
@@ -500,6 +517,169 @@ private:
     void save(const std::string& id, const queue_state& st) {
         states_.open();
         states_.save(id, st);
+    }
+
+    // `queue import DIR`: the messages of another node's spool, imported
+    // into this one (relay/spool/import.hpp) and removed from DIR, each with
+    // its envelope and queue state. While the relay runs it does the work,
+    // a message per request, and starts delivering each at once; otherwise
+    // this command takes the spool as the relay would and writes it itself.
+    struct import_tally {
+        std::size_t imported = 0;
+        std::size_t already = 0;
+        std::size_t skipped = 0;
+        std::size_t left = 0;  // imported but still in DIR too (a re-run removes it)
+    };
+
+    int import_spool() {
+        fs::path from = fs::absolute(o_.import_dir).lexically_normal();  // the relay does not share our directory
+        if (from.filename().empty()) from = from.parent_path();
+        std::error_code ec;
+        if (!fs::is_directory(from / "queue", ec)) {
+            fail(from.string() + " is not a spool directory: it has no queue/");
+            return status_;
+        }
+        if (fs::equivalent(from, dir_, ec)) {
+            fail(from.string() + " is this node's own spool (spool.dir)");
+            return status_;
+        }
+        std::size_t unacknowledged = 0;
+        try {
+            unacknowledged = unacknowledged_files(from);
+        } catch (const spool_error& e) {
+            fail(e.what());
+            return status_;
+        }
+        import_tally t;
+        if (live_) import_through_relay(from, t);
+        else import_here(from, t);
+        // Refused before any message: the error says all.
+        if (status_ != 0 && t.imported + t.already + t.skipped == 0) return status_;
+        out_ << "-- " << t.imported << " imported, " << t.already << " already imported before, " << t.skipped
+             << " skipped (left in " << (from / "queue").string() << "); " << unacknowledged
+             << " never-acknowledged file(s) in " << (from / "tmp").string() << " not imported\n";
+        if (t.skipped > 0 || t.left > 0) status_ = 1;
+        return status_;
+    }
+
+    // One message's outcome, as a line and in the tally.
+    void report_import(const std::string& outcome, const std::string& text, const std::string& id,
+                       const std::string& mailbox, bool mailbox_configured, bool source_removed, import_tally& t) {
+        out_ << text << '\n';
+        if (outcome == "imported") ++t.imported;
+        else if (outcome == "already") ++t.already;
+        else ++t.skipped;
+        if (outcome != "skipped" && !source_removed) ++t.left;
+        if (outcome == "imported" && !mailbox_configured)
+            err_ << "subrelay queue import: warning: " << id << ": upstream mailbox " << mailbox
+                 << " is not configured on this node (not upstream.mailbox, in no OAuth profile, the "
+                    "upstream_mailbox of no account); it is imported, tried through the default OAuth profile, "
+                    "and stays queued if the upstream refuses it\n";
+    }
+
+    void import_through_relay(const fs::path& from, import_tally& t) {
+        std::vector<std::string> names;
+        try {
+            names = queue_names(from);
+        } catch (const spool_error& e) {
+            fail(e.what());
+            return;
+        }
+        for (const auto& name : names) {
+            std::optional<json::object> reply;
+            try {
+                reply = ask_relay(dir_, json::object{{"verb", "import"}, {"dir", from.string()}, {"ids", json::array{json::value(name)}}});
+            } catch (const std::exception& e) {
+                fail(std::string(e.what()) + "; import again: what was imported stays imported, and is not imported twice");
+                return;
+            }
+            if (!reply) {
+                fail("the relay stopped while asked; import again: what was imported stays imported, and is not "
+                     "imported twice");
+                return;
+            }
+            if (auto ok = reply->find("ok"); ok == reply->end() || !ok->value().is_bool() || !ok->value().get_bool()) {
+                const std::string error = text_in(*reply, "error");
+                // This command sees DIR; the relay may not (its user, or a sandbox with a private /tmp and
+                // a read-only system).
+                const bool unseen = error.find(std::strerror(EACCES)) != std::string::npos ||
+                                    error.find(std::strerror(EROFS)) != std::string::npos ||
+                                    error.find(" is not a directory") != std::string::npos ||
+                                    error.find("it has no queue/") != std::string::npos;
+                fail("the relay cannot import from " + from.string() + ": " + error +
+                     (unseen ? " (the relay's user must own " + from.string() +
+                                   ", in a place the relay may write to: beside its spool)"
+                             : std::string()));
+                return;
+            }
+            const auto results = reply->find("results");
+            if (results == reply->end() || !results->value().is_array()) continue;
+            for (const auto& v : results->value().get_array()) {
+                if (!v.is_object()) continue;
+                const json::object& r = v.get_object();
+                const auto flag = [&r](std::string_view key) {
+                    const auto it = r.find(key);
+                    return it != r.end() && it->value().is_bool() && it->value().get_bool();
+                };
+                report_import(text_in(r, "outcome"), text_in(r, "text"), text_in(r, "queue_id"),
+                              text_in(r, "upstream_mailbox"), flag("mailbox_configured") || !r.contains("mailbox_configured"),
+                              flag("source_removed"), t);
+            }
+        }
+    }
+
+    void import_here(const fs::path& from, import_tally& t) {
+        // What is written here must be the relay's to read.
+        struct stat st {};
+        if (::stat(dir_.c_str(), &st) == 0 && st.st_uid != ::geteuid()) {
+            const passwd* owner = ::getpwuid(st.st_uid);
+            fail("spool " + dir_.string() + " belongs to " + (owner != nullptr ? std::string(owner->pw_name) + " (uid " : "uid ") +
+                 std::to_string(st.st_uid) + (owner != nullptr ? ")" : "") + ", and this command runs as uid " +
+                 std::to_string(::geteuid()) + ": run it as the spool's owner, so that the relay can read what it writes");
+            return;
+        }
+        spool here(dir_);
+        try {
+            here.open();  // no relay may start on it meanwhile; tmp/ leftovers go, as at a start
+        } catch (const spool_error& e) {
+            // A relay may have started since: it does the import then.
+            if ((live_ = ask_status())) {
+                import_through_relay(from, t);
+                return;
+            }
+            fail(e.what());
+            return;
+        }
+        for (const auto& id : here.imports_finished()) out_ << "queued " << id << " (its import was interrupted)\n";
+        for (const auto& problem : here.import_problems()) fail(problem);
+        state_store states(dir_);
+        std::optional<import_source> source;
+        try {
+            states.open();
+            source.emplace(from, dir_);
+        } catch (const std::exception& e) {
+            fail(e.what());
+            return;
+        }
+        std::optional<policy::engine> policy;
+        if (auto loaded = policy::load_file(cfg_.policy.file); loaded.ok()) policy.emplace(std::move(loaded.policy));
+        std::vector<std::string> names;
+        try {
+            names = source->messages();
+        } catch (const spool_error& e) {
+            fail(e.what());
+            return;
+        }
+        for (const auto& name : names) {
+            const import_result r = import_message(*source, name, here, states, now_seconds());
+            const std::string mailbox = r.envelope.upstream_mailbox.empty() ? cfg_.upstream.mailbox : r.envelope.upstream_mailbox;
+            const char* outcome = r.what == import_result::outcome::imported  ? "imported"
+                                  : r.what == import_result::outcome::already ? "already"
+                                                                              : "skipped";
+            report_import(outcome, describe(r), r.id, mailbox,
+                          policy::upstream_mailbox_configured(cfg_, policy ? &*policy : nullptr, mailbox),
+                          r.source_removed, t);
+        }
     }
 };
 

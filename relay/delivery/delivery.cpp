@@ -22,6 +22,7 @@
 #include "relay/delivery/client_tls.hpp"
 #include "relay/delivery/upstream.hpp"
 #include "relay/metrics/relay_metrics.hpp"
+#include "relay/spool/import.hpp"
 #include "smtp/address.hpp"
 #include "smtp/dsn.hpp"
 #include "smtp/text/ascii.hpp"
@@ -90,6 +91,13 @@ std::int64_t system_now() {
 }
 
 std::string lane_key(const std::string& mailbox) { return "lane:" + mailbox; }
+
+// The hint for an upstream mailbox this node is not set up for (a message imported from another node's spool).
+std::string not_configured_hint(const std::string& mailbox) {
+    return "upstream mailbox " + mailbox +
+           " is not configured on this node (not upstream.mailbox, in no OAuth profile, the upstream_mailbox of no "
+           "account): set it up here, then `subrelay queue retry --all`";
+}
 constexpr std::string_view lane_prefix = "lane:";
 
 std::string status_of(const std::string& reply, const char* fallback) {
@@ -342,6 +350,11 @@ void delivery::lane_failed(lane& l, const lane_failure& f) {
     schedule(lane_key(l.mailbox), now + l.probe_wait.count());
     spdlog::warn("upstream mailbox {} is unavailable: {} message(s) wait; next try in {}s", l.mailbox,
                  l.parked.size(), l.probe_wait.count());
+    if (!configured(l.mailbox)) {
+        // Most likely why: the messages came from another node's spool. They stay queued.
+        l.down_hint = not_configured_hint(l.mailbox);
+        spdlog::warn("{}; its messages stay queued meanwhile", l.down_hint);
+    }
     // Their lifetimes still run: the expired bounce, the delayed get their notice.
     const std::vector<std::string> parked(l.parked.begin(), l.parked.end());
     for (const auto& id : parked) {
@@ -927,6 +940,10 @@ asio::awaitable<boost::json::object> delivery::control(boost::json::object reque
         if (credentials_ != nullptr) tokens = co_await credentials_->check_tokens();
         co_return boost::json::object{{"ok", true}, {"tokens", std::move(tokens)}};
     }
+    if (verb == "import") {
+        boost::json::object reply = co_await import_from(std::move(request));
+        co_return reply;
+    }
     if (verb != "retry" && verb != "hold" && verb != "release" && verb != "delete")
         co_return boost::json::object{{"ok", false}, {"error", "unknown verb '" + verb + "'"}};
     const auto ids = request.find("ids");
@@ -1043,6 +1060,85 @@ asio::awaitable<boost::json::object> delivery::change(std::string verb, std::str
         if (l.down) schedule(lane_key(l.mailbox), now_());
     }
     co_return result(id, true, o.text);
+}
+
+// Messages of another node's spool: {"dir": absolute path, "ids": [their names in DIR/queue]}.
+// Each is written into this spool (relay/spool/import.hpp) on the blocking
+// pool, then filed here at once: the relay alone writes its queue.
+asio::awaitable<boost::json::object> delivery::import_from(boost::json::object request) {
+    const std::string dir = string_in(request, "dir");
+    if (dir.empty() || !fs::path(dir).is_absolute())
+        co_return boost::json::object{{"ok", false}, {"error", "`dir` must be an absolute path"}};
+    const auto list = request.find("ids");
+    if (list == request.end() || !list->value().is_array())
+        co_return boost::json::object{{"ok", false}, {"error", "`ids` must be an array of names in DIR/queue"}};
+    std::vector<std::string> names;
+    for (const auto& v : list->value().get_array())
+        if (v.is_string()) names.emplace_back(v.get_string());
+    if (stopping_) co_return boost::json::object{{"ok", false}, {"error", "the relay is stopping"}};
+    struct outcome_of_import {
+        std::string error;
+        std::vector<import_result> results;
+    };
+    const std::int64_t now = now_();
+    auto work = [this, &dir, &names, now] {
+        outcome_of_import o;
+        try {
+            const import_source from(dir, spool_.dir());
+            for (const auto& name : names) o.results.push_back(import_message(from, name, spool_, states_, now));
+        } catch (const std::exception& e) {
+            o.error = e.what();
+        }
+        return o;
+    };
+    outcome_of_import o;
+    o = co_await run_blocking(blocking_, work);
+    if (!o.error.empty()) {
+        spdlog::warn("queue import from {}: {}", dir, o.error);
+        co_return boost::json::object{{"ok", false}, {"error", o.error}};
+    }
+    boost::json::array results;
+    for (const import_result& r : o.results) {
+        const std::string text = describe(r);
+        boost::json::object out{{"id", r.source_id}, {"queue_id", r.id}, {"text", text},
+                                {"source_removed", r.source_removed}};
+        switch (r.what) {
+        case import_result::outcome::imported: {
+            out["outcome"] = "imported";
+            const std::string mailbox =
+                r.envelope.upstream_mailbox.empty() ? cfg_.upstream.mailbox : r.envelope.upstream_mailbox;
+            const bool held = r.state && r.state->held;
+            out["upstream_mailbox"] = mailbox;
+            out["mailbox_configured"] = configured(mailbox);
+            spdlog::info("queue import id={} source_id={} from={} upstream={} status={}{}", r.id, r.source_id, dir,
+                         mailbox, held ? "held" : "queued", r.reason.empty() ? "" : " (" + r.reason + ")");
+            if (!configured(mailbox))
+                spdlog::warn("queue import id={}: {}; it is tried through the default OAuth profile and stays queued "
+                             "if the upstream refuses it",
+                             r.id, not_configured_hint(mailbox));
+            adopt(r.id, mailbox, r.envelope.received_at, r.state);
+            break;
+        }
+        case import_result::outcome::already:
+            out["outcome"] = "already";
+            spdlog::info("queue import from {}: {}", dir, text);
+            break;
+        case import_result::outcome::skipped:
+            out["outcome"] = "skipped";
+            spdlog::warn("queue import from {}: {}", dir, text);
+            break;
+        }
+        results.emplace_back(std::move(out));
+    }
+    co_return boost::json::object{{"ok", true}, {"results", std::move(results)}};
+}
+
+void delivery::adopt(const std::string& id, const std::string& mailbox, std::int64_t received_at,
+                     const std::optional<queue_state>& state) {
+    const bool delay_warned = state && state->delay_warned;
+    auto [it, inserted] = messages_.emplace(id, entry{mailbox, status::waiting, received_at, delay_warned});
+    if (!inserted || (state && state->held)) return;  // a held one waits for `queue release`
+    make_ready(id);
 }
 
 asio::awaitable<void> delivery::change_after_attempt(std::string verb, std::string id) {

@@ -96,8 +96,16 @@ public:
     // finish the message in hand (within `grace`, then they are cut off and
     // the message stays queued as it was). Resolves when every worker ended.
     boost::asio::awaitable<void> stop(std::chrono::seconds grace = std::chrono::seconds(30));  // run it on executor()
+    // Whether this node is set up for an upstream mailbox (the server asks
+    // its configuration and policy). A message for another one is still
+    // tried, through the default OAuth profile; when its mailbox is
+    // unavailable the log and `queue list` say that it is not configured
+    // here. Unset: every mailbox is. Set it before start().
+    using mailbox_check = std::function<bool(const std::string& mailbox)>;
+    void set_mailbox_check(mailbox_check check) { mailbox_configured_ = std::move(check); }
     // A request from the control socket (relay/server/control.hpp): "status",
-    // "oauth-status", "token-readiness", "retry", "hold", "release", "delete". Run it on executor().
+    // "oauth-status", "token-readiness", "retry", "hold", "release", "delete",
+    // "import" (messages of another node's spool: relay/spool/import.hpp). Run it on executor().
     // The daemon is the only writer of queue state while it runs: these
     // change a message's files under its lock, on the blocking pool, and
     // its place in the schedule at once; a message in flight is held or
@@ -163,6 +171,13 @@ private:
     boost::asio::awaitable<void> add_to_shared_minute(std::string mailbox, unsigned count);
     boost::asio::awaitable<void> run_timer();
     boost::asio::awaitable<boost::json::object> change(std::string verb, std::string id);
+    boost::asio::awaitable<boost::json::object> import_from(boost::json::object request);
+    // Files an imported message: ready now, or waiting for `release` when held.
+    void adopt(const std::string& id, const std::string& mailbox, std::int64_t received_at,
+               const std::optional<queue_state>& state);
+    [[nodiscard]] bool configured(const std::string& mailbox) const {
+        return !mailbox_configured_ || mailbox_configured_(mailbox);
+    }
     boost::asio::awaitable<void> change_after_attempt(std::string verb, std::string id);
     [[nodiscard]] boost::json::object status_reply() const;
     boost::asio::awaitable<void> look_after_parked(lane& l, std::string id);
@@ -201,6 +216,7 @@ private:
     state_store states_;
     upstream_credentials* credentials_;
     clock_fn now_;
+    mailbox_check mailbox_configured_;
     std::unique_ptr<boost::asio::ssl::context> tls_;
     std::map<std::string, std::unique_ptr<lane>> lanes_;
     std::map<std::string, entry> messages_;

@@ -53,6 +53,8 @@ std::string reachable_name(const fs::path& socket, fd_guard& dir) {
 }  // namespace
 
 std::optional<json::object> ask_relay(const fs::path& spool_dir, const json::object& request) {
+    std::error_code missing;
+    if (!fs::is_directory(spool_dir, missing)) return std::nullopt;  // no spool yet: no relay either
     const fs::path path = control_socket_path(spool_dir);
     const std::string p = path.string();
     fd_guard dir(-1);

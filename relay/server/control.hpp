@@ -2,7 +2,7 @@
 // The running relay's control socket, like smtpctl talking to smtpd: a Unix
 // socket in the spool directory (SPOOL/control.sock, mode 0600, owner only),
 // one JSON object per line each way. While the daemon runs it is the only
-// writer of queue state: `subrelay queue` (retry, hold, release, delete) and
+// writer of queue state: `subrelay queue` (retry, hold, release, delete, import) and
 // `subrelay oauth status` ask it here; only when nothing answers do they work
 // on the files themselves, under each message's lock.
 //
@@ -10,6 +10,8 @@
 //           {"verb": "oauth-status"}            the token sources
 //           {"verb": "token-readiness"}         whether each gives a token now
 //           {"verb": "retry"|"hold"|"release"|"delete", "ids": [...]}
+//           {"verb": "import", "dir": "/abs/DIR", "ids": [names in DIR/queue]}
+//                                               another node's spool (relay/spool/import.hpp)
 // Replies:  {"ok": true, ...} or {"ok": false, "error": "what"}.
 #include <filesystem>
 #include <functional>

@@ -23,6 +23,7 @@
 
 #include "auth/sasl_server.hpp"
 #include "auth/token_provider.hpp"
+#include "policy/policy.hpp"
 #include "policy/reload.hpp"
 #include "relay/metrics/relay_metrics.hpp"
 #include "relay/server/account_lockout.hpp"
@@ -397,6 +398,9 @@ int serve(const std::filesystem::path& config_file) {
 
         relay::spool spool(cfg.spool.dir);
         spool.open();
+        for (const auto& id : spool.imports_finished())
+            spdlog::info("queue import id={}: queued now (its import from another spool was interrupted)", id);
+        for (const auto& problem : spool.import_problems()) spdlog::error("queue import: {}", problem);
         // fsync and crypt(3) wait more than they compute: more threads than cores.
         asio::thread_pool blocking(8);
         // Password checks have threads of their own: guesses cannot take
@@ -432,6 +436,12 @@ int serve(const std::filesystem::path& config_file) {
         kept_limits.restore();
         relay_context ctx{cfg, io, blocking, tls, spool, delivery, sessions, limits, policy, {}};
         ctx.shared = shared.get();
+        // Messages imported from another node's spool may name upstream
+        // mailboxes this one is not set up for: the log says so.
+        delivery.set_mailbox_check([&ctx](const std::string& mailbox) {
+            const auto current = ctx.policy();
+            return policy::upstream_mailbox_configured(ctx.cfg, current.get(), mailbox);
+        });
 
         // Signals are caught before any port opens: a SIGTERM that arrives
         // during start-up is handled like any other.

@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "relay/spool/durable_file.hpp"
+#include "relay/spool/import.hpp"
 
 namespace subrelay::relay {
 
@@ -24,18 +25,6 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr std::string_view magic = "subrelay-spool 1\n";
-
-// The shared helpers throw std::runtime_error; the spool's callers expect spool_error.
-template <typename F>
-void as_spool_error(F&& f) {
-    try {
-        std::forward<F>(f)();
-    } catch (const spool_error&) {
-        throw;
-    } catch (const std::runtime_error& e) {
-        throw spool_error(e.what());
-    }
-}
 
 }  // namespace
 
@@ -97,10 +86,16 @@ spool::spool(fs::path dir)
 void spool::open() {
     std::error_code ec;
     for (const auto& d : {dir_, tmp_, queue_}) as_spool_error([&] { ensure_private_directory(d); });
-    lock_instance();  // before tmp/ is touched: it may be another relay's
+    instance_lock_ = lock_spool_dir(dir_);  // before tmp/ is touched: it may be another relay's
     // Files in tmp/ were never acknowledged to a client: remove them.
     for (const auto& entry : fs::directory_iterator(tmp_, ec)) fs::remove(entry.path(), ec);
     if (ec) throw spool_error("cannot read " + tmp_.string() + ": " + ec.message());
+    // Messages another spool handed over before a crash: queued now.
+    as_spool_error([&] {
+        staged_imports staged = finish_staged_imports(dir_);
+        imports_finished_ = std::move(staged.queued);
+        import_problems_ = std::move(staged.problems);
+    });
     // Prove that the spool accepts durable writes now rather than at the first message.
     const fs::path probe = tmp_ / ".probe";
     fd_guard fd(::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
@@ -114,23 +109,26 @@ void spool::open() {
     recycling_ = true;
 }
 
-void spool::lock_instance() {
-    const fs::path path = dir_ / "serve.lock";
+fd_guard lock_spool_dir(const fs::path& dir) {
+    const fs::path path = dir / "serve.lock";
     fd_guard fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-    if (fd.get() < 0) throw spool_error("open " + path.string() + ": " + errno_text(errno));
+    if (fd.get() < 0) {
+        const int err = errno;
+        throw spool_error("open " + path.string() + ": " + errno_text(err), err);
+    }
     if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
         if (errno != EWOULDBLOCK) throw spool_error("lock " + path.string() + ": " + errno_text(errno));
         std::array<char, 32> pid{};
         const ssize_t n = ::pread(fd.get(), pid.data(), pid.size() - 1, 0);
         std::string holder(pid.data(), n > 0 ? static_cast<std::size_t>(n) : 0);
         while (!holder.empty() && (holder.back() == '\n' || holder.back() == '\0')) holder.pop_back();
-        throw spool_error("spool " + dir_.string() + " is in use by process " + (holder.empty() ? "?" : holder));
+        throw spool_error("spool " + dir.string() + " is in use by process " + (holder.empty() ? "?" : holder));
     }
     // The holder's PID, for the message above (the lock itself is the flock).
     const std::string pid = std::to_string(::getpid()) + "\n";
     if (::ftruncate(fd.get(), 0) != 0) throw spool_error("truncate " + path.string() + ": " + errno_text(errno));
     as_spool_error([&] { write_all(fd.get(), pid, path); });
-    instance_lock_ = std::move(fd);
+    return fd;
 }
 
 std::string spool::take_recycled() {

@@ -21,6 +21,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "relay/spool/durable_file.hpp"
@@ -52,6 +53,19 @@ private:
     int errno_ = 0;
 };
 
+// Runs f(): the shared file helpers (durable_file.hpp) throw
+// std::runtime_error, the spool's callers expect spool_error.
+template <typename F>
+void as_spool_error(F&& f) {
+    try {
+        std::forward<F>(f)();
+    } catch (const spool_error&) {
+        throw;
+    } catch (const std::runtime_error& e) {
+        throw spool_error(e.what());
+    }
+}
+
 class spool {
 public:
     explicit spool(std::filesystem::path dir);
@@ -60,9 +74,11 @@ public:
     // as needed, locks dir/serve.lock for this object's life (a second relay
     // on the same spool would deliver the same queue twice and empty tmp/
     // under the first one's feet: "spool DIR is in use by process PID"),
-    // removes leftovers in tmp/ (never acknowledged), and proves the directory
-    // writable by writing, fsyncing and removing a probe file. From then on
-    // this object recycles the files it removes. Throws spool_error.
+    // removes leftovers in tmp/ (never acknowledged), queues the imports
+    // from another spool that were interrupted after their receipt
+    // (relay/spool/import.hpp), and proves the directory writable by
+    // writing, fsyncing and removing a probe file. From then on this object
+    // recycles the files it removes. Throws spool_error.
     void open();
 
     using header_builder = std::function<std::string(const std::string& id)>;
@@ -175,6 +191,11 @@ public:
 
     [[nodiscard]] const std::filesystem::path& dir() const { return dir_; }
 
+    // What open() found of imports interrupted after their receipt: the
+    // messages it queued, and those it could not (for the log).
+    [[nodiscard]] const std::vector<std::string>& imports_finished() const { return imports_finished_; }
+    [[nodiscard]] const std::vector<std::string>& import_problems() const { return import_problems_; }
+
     // Bytes available to us on the spool's file system (statvfs f_bavail),
     // or nullopt when it cannot be told.
     [[nodiscard]] std::optional<std::uint64_t> free_bytes() const;
@@ -192,7 +213,8 @@ private:
     std::filesystem::path queue_;
     directory_syncer queue_sync_;
     fd_guard instance_lock_{-1};          // dir/serve.lock, flocked by open()
-    void lock_instance();
+    std::vector<std::string> imports_finished_;
+    std::vector<std::string> import_problems_;
     std::mutex recycled_mutex_;
     bool recycling_ = false;              // set by open()
     std::deque<std::string> recycled_;    // names in tmp/, oldest first
@@ -201,6 +223,13 @@ private:
     void return_recycled(std::string name);
     bool recycle(const std::filesystem::path& file);
 };
+
+// Takes dir/serve.lock (created as needed, mode 0600) for the life of the
+// returned descriptor and writes this process's id into it: the lock that
+// keeps one relay per spool, and an import away from a spool another relay
+// still serves. Throws spool_error, "spool DIR is in use by process PID"
+// when another process holds it.
+fd_guard lock_spool_dir(const std::filesystem::path& dir);
 
 // Serialisation of the envelope header (exposed for tests).
 std::string format_envelope(const spool_envelope& env);

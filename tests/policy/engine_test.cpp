@@ -173,6 +173,28 @@ TEST(engine, upstream_mailbox_for) {
     EXPECT_EQ(e.upstream_mailbox_for("nobody@contoso.com"), "");
 }
 
+TEST(engine, upstream_mailboxes_this_node_is_configured_for) {
+    conf::config cfg;
+    cfg.upstream.mailbox = "relay@contoso.com";
+    conf::oauth_config google;
+    google.name = "google";
+    google.mailboxes = {"printers@fabrikam.com"};
+    cfg.oauth_profiles.push_back(google);
+    const auto e = make_engine(true, {account("scanner@contoso.com", std::nullopt, {}, "scans@contoso.com")});
+    for (const char* known : {"", "relay@contoso.com", "Relay@Contoso.com", "printers@fabrikam.com", "scans@contoso.com"})
+        EXPECT_TRUE(upstream_mailbox_configured(cfg, &e, known)) << known;
+    EXPECT_FALSE(upstream_mailbox_configured(cfg, &e, "other@contoso.com"));
+    EXPECT_FALSE(upstream_mailbox_configured(cfg, nullptr, "scans@contoso.com"));
+    cfg.oauth.subject = "other@contoso.com";  // a service account acting as it
+    EXPECT_TRUE(upstream_mailbox_configured(cfg, &e, "other@contoso.com"));
+    // Where the mailbox decides nothing, any is.
+    cfg.upstream.auth = conf::upstream_auth::none;
+    EXPECT_TRUE(upstream_mailbox_configured(cfg, &e, "anyone@contoso.com"));
+    cfg.upstream.auth = conf::upstream_auth::xoauth2;
+    cfg.upstream.kind = conf::upstream_kind::directory;
+    EXPECT_TRUE(upstream_mailbox_configured(cfg, &e, "anyone@contoso.com"));
+}
+
 TEST(engine, works_on_a_loaded_file) {
     const auto r = load_text(R"(
 [organization]

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <mutex>
 #include <sstream>
 
@@ -137,6 +138,17 @@ TEST_F(queue_cli, list_an_empty_queue) {
     auto j = run({"list", "--json"});
     EXPECT_EQ(j.status, 0) << j.err;
     EXPECT_EQ(json::parse(j.out), json::value(json::array{}));
+}
+
+TEST_F(queue_cli, a_spool_not_made_yet_is_an_empty_queue_however_long_its_path) {
+    // Past sockaddr_un's 108 bytes the control socket is reached through its
+    // directory, which must not be required to exist.
+    const std::string deep = std::string(120, 'd');
+    std::ofstream(config_) << "[server]\nsubmission = []\n[spool]\ndir = \"" << deep << "/spool\"\n"
+                              "[upstream]\nkind = \"directory\"\ndirectory = \"out\"\n";
+    auto r = run({"list"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "queue is empty\n");
 }
 
 TEST_F(queue_cli, list_shows_one_row_per_message) {
@@ -403,6 +415,181 @@ TEST_F(queue_cli, a_damaged_state_file_is_reported_by_name) {
     auto h = run({"hold", id});
     EXPECT_EQ(h.status, 1);
     EXPECT_NE(h.err.find("damaged"), std::string::npos) << h.err;
+}
+
+// `queue import DIR`: another node's spool taken over.
+class queue_import : public queue_cli {
+protected:
+    [[nodiscard]] fs::path other() const { return dir_ / "node-a"; }
+    std::string store_there(const std::string& mailbox = "relay@contoso.com", std::string_view body = message_text) {
+        if (!fs::exists(other() / "queue")) {
+            subrelay::relay::spool there(other());
+            there.open();
+            state_store(other()).open();
+        }
+        spool_envelope env;
+        env.sender = "scanner@contoso.com";
+        env.recipients = {"a@example.com"};
+        env.identity = "scanner@contoso.com";
+        env.upstream_mailbox = mailbox;
+        env.client_address = "192.0.2.7";
+        env.received_at = now_seconds() - 600;
+        return subrelay::relay::spool(other()).store(env, body);
+    }
+    static std::string read_file(const fs::path& p) {
+        std::ifstream in(p, std::ios::binary);
+        return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    }
+};
+
+TEST_F(queue_import, without_a_relay_the_messages_are_moved_into_this_spool) {
+    const std::string a = store_there();
+    const std::string b = store_there();
+    queue_state held = throttled_state();
+    held.held = true;
+    state_store(other()).save(b, held);
+    const std::string a_file = read_file(other() / "queue" / a);
+    std::ofstream(other() / "tmp" / "0PARTIAL") << "subrelay-spool 1\nid 0PARTIAL\n";
+
+    auto r = run({"import", other().string()});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "imported " + a + "\nimported " + b + "\n-- 2 imported, 0 already imported before, 0 skipped (left in " +
+                         (other() / "queue").string() + "); 1 never-acknowledged file(s) in " +
+                         (other() / "tmp").string() + " not imported\n");
+    EXPECT_EQ(r.err, "");
+    EXPECT_EQ(read_file(message_file(a)), a_file) << "byte for byte";
+    ASSERT_TRUE(state(b));
+    EXPECT_TRUE(state(b)->held);
+    EXPECT_EQ(state(b)->attempts, 2u);
+    EXPECT_EQ(state(b)->delivered, std::vector<std::string>{"done@example.com"});
+    EXPECT_TRUE(fs::is_empty(other() / "queue"));
+    EXPECT_TRUE(fs::exists(other() / "tmp" / "0PARTIAL")) << "never acknowledged: left alone";
+    auto l = run({"list", "--json"});
+    EXPECT_EQ(json::parse(l.out).as_array().size(), 2u);
+
+    // Again: nothing left to do.
+    auto again = run({"import", other().string() + "/"});
+    EXPECT_EQ(again.status, 0) << again.err;
+    EXPECT_NE(again.out.find("-- 0 imported, 0 already imported before, 0 skipped"), std::string::npos) << again.out;
+}
+
+TEST_F(queue_import, a_damaged_file_is_left_and_the_exit_status_says_so) {
+    const std::string good = store_there();
+    std::ofstream(other() / "queue" / "0BROKEN") << "not a spool file\n";
+    auto r = run({"import", other().string()});
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.out.find("imported " + good + "\n"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("skipped 0BROKEN: damaged envelope"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("-- 1 imported, 0 already imported before, 1 skipped"), std::string::npos) << r.out;
+    EXPECT_TRUE(fs::exists(other() / "queue" / "0BROKEN"));
+}
+
+TEST_F(queue_import, refusals) {
+    auto usage = run({"import"});
+    EXPECT_EQ(usage.status, 2);
+    EXPECT_EQ(run({"import", "a", "b"}).status, 2);
+    EXPECT_EQ(run({"import", other().string(), "--all"}).status, 2);
+
+    auto own = run({"import", spool_dir_.string()});
+    EXPECT_EQ(own.status, 1);
+    EXPECT_NE(own.err.find("is this node's own spool"), std::string::npos) << own.err;
+    fs::create_directories(dir_ / "empty");
+    auto none = run({"import", (dir_ / "empty").string()});
+    EXPECT_EQ(none.status, 1);
+    EXPECT_NE(none.err.find("is not a spool directory: it has no queue/"), std::string::npos) << none.err;
+
+    const std::string id = store_there();
+    {
+        subrelay::relay::spool running(other());  // its relay still runs
+        running.open();
+        auto busy = run({"import", other().string()});
+        EXPECT_EQ(busy.status, 1);
+        EXPECT_NE(busy.err.find("spool " + other().string() + " is in use by process " + std::to_string(::getpid())),
+                  std::string::npos)
+            << busy.err;
+        EXPECT_EQ(busy.out, "") << "no summary of an import that did not begin";
+    }
+    EXPECT_TRUE(fs::exists(other() / "queue" / id));
+    EXPECT_EQ(run({"list"}).out, "queue is empty\n");
+}
+
+TEST_F(queue_import, a_mailbox_this_node_does_not_know_is_imported_with_a_warning) {
+    std::ofstream(config_) << "[server]\nsubmission = []\n[spool]\ndir = \"var/spool\"\n"
+                              "[policy]\nfile = \"policy.toml\"\n"
+                              "[upstream]\nmailbox = \"relay@contoso.com\"\n"
+                              "[oauth]\ntenant = \"contoso.onmicrosoft.com\"\nclient_id = \"app\"\n"
+                              "client_secret_file = \"client-secret\"\n";
+    std::ofstream(dir_ / "policy.toml") << "[organization]\nsmtp_client_authentication_disabled = true\n"
+                                           "[[mailbox]]\nidentity = \"scanner@contoso.com\"\n"
+                                           "upstream_mailbox = \"scans@contoso.com\"\n";
+    const std::string known = store_there("scans@contoso.com");
+    const std::string unknown = store_there("elsewhere@contoso.com");
+    auto r = run({"import", other().string()});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("imported " + unknown + "\n"), std::string::npos) << r.out;
+    EXPECT_EQ(r.err, "subrelay queue import: warning: " + unknown +
+                         ": upstream mailbox elsewhere@contoso.com is not configured on this node (not "
+                         "upstream.mailbox, in no OAuth profile, the upstream_mailbox of no account); it is imported, "
+                         "tried through the default OAuth profile, and stays queued if the upstream refuses it\n");
+    EXPECT_TRUE(fs::exists(message_file(known)));
+    EXPECT_TRUE(fs::exists(message_file(unknown)));
+}
+
+TEST_F(queue_import, with_a_running_relay_each_message_is_asked_of_it) {
+    // While the relay runs it alone writes its queue: one request per message,
+    // its answers printed as they come; no file is touched here.
+    const std::string a = store_there();
+    const std::string b = store_there();
+    std::vector<json::object> asked;
+    std::mutex m;
+    subrelay::test_support::fake_relay relay(spool_dir_, [&](const json::object& request) {
+        std::lock_guard lock(m);
+        asked.push_back(request);
+        if (request.at("verb").as_string() == "status") return json::object{{"ok", true}, {"messages", json::object{}}};
+        const std::string id(request.at("ids").as_array().at(0).as_string());
+        json::object r{{"id", id}, {"queue_id", id}, {"source_removed", true}};
+        if (id == a) {
+            r["outcome"] = "imported";
+            r["text"] = "imported " + id;
+            r["upstream_mailbox"] = "other@contoso.com";
+            r["mailbox_configured"] = false;
+        } else {
+            r["outcome"] = "skipped";
+            r["text"] = "skipped " + id + ": locked by another process; try again in a moment";
+            r["source_removed"] = false;
+        }
+        return json::object{{"ok", true}, {"results", json::array{r}}};
+    });
+    auto r = run({"import", other().string()});
+    EXPECT_EQ(r.status, 1) << "one was skipped";
+    EXPECT_EQ(r.out, "imported " + a + "\nskipped " + b +
+                         ": locked by another process; try again in a moment\n-- 1 imported, 0 already imported "
+                         "before, 1 skipped (left in " +
+                         (other() / "queue").string() + "); 0 never-acknowledged file(s) in " +
+                         (other() / "tmp").string() + " not imported\n");
+    EXPECT_NE(r.err.find("warning: " + a + ": upstream mailbox other@contoso.com is not configured on this node"),
+              std::string::npos)
+        << r.err;
+    std::lock_guard lock(m);
+    ASSERT_EQ(asked.size(), 3u);
+    for (std::size_t i = 1; i < 3; ++i) {
+        EXPECT_EQ(asked[i].at("verb").as_string(), "import");
+        EXPECT_EQ(asked[i].at("dir").as_string(), other().string());
+        EXPECT_EQ(asked[i].at("ids").as_array(), (json::array{json::string(i == 1 ? a : b)}));
+    }
+    EXPECT_TRUE(fs::exists(other() / "queue" / a)) << "the fake relay imported nothing";
+}
+
+TEST_F(queue_import, a_refusal_of_the_relay_is_reported) {
+    store_there();
+    subrelay::test_support::fake_relay relay(spool_dir_, [&](const json::object& request) {
+        if (request.at("verb").as_string() == "status") return json::object{{"ok", true}, {"messages", json::object{}}};
+        return json::object{{"ok", false}, {"error", "open " + (other() / "serve.lock").string() + ": Permission denied"}};
+    });
+    auto r = run({"import", other().string()});
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("the relay cannot import from " + other().string() + ": open "), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("the relay's user must own"), std::string::npos) << r.err;
 }
 
 }  // namespace

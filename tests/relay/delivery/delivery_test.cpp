@@ -11,11 +11,13 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
 #include "relay/delivery/rules.hpp"
+#include "relay/spool/import.hpp"
 #include "relay/spool/queue_state.hpp"
 #include "relay/spool/spool.hpp"
 #include "tests/relay/temp_dir.hpp"
@@ -217,6 +219,126 @@ TEST_F(delivery_control, retry_tries_at_once_and_delete_forgets) {
     const auto unknown = ask({{"verb", "delete"}, {"ids", boost::json::array{boost::json::string(id)}}});
     EXPECT_FALSE(unknown.at("results").as_array().at(0).at("ok").as_bool());
     EXPECT_FALSE(ask({{"verb", "frobnicate"}}).at("ok").as_bool());
+}
+
+// Another node's spool, imported while the relay runs: the relay writes the
+// messages into its queue and files them at once.
+class delivery_import : public delivery_control {
+protected:
+    fs::path other() { return dir_ / "node-a"; }
+    std::string store_there(const std::string& mailbox = "relay@contoso.com") {
+        spool there(other());
+        if (!fs::exists(other() / "queue")) {
+            there.open();
+            state_store(other()).open();
+        }
+        spool_envelope e;
+        e.sender = "scanner@contoso.com";
+        e.recipients = {"alice@example.org"};
+        e.identity = "scanner@contoso.com";
+        e.upstream_mailbox = mailbox;
+        e.received_at = now_ - 600;
+        return spool(other()).store(e, "Subject: from node a\r\n\r\nbody\r\n");
+    }
+    boost::json::object import(const std::vector<std::string>& names, const fs::path& dir) {
+        boost::json::array ids;
+        for (const auto& n : names) ids.emplace_back(n);
+        return ask({{"verb", "import"}, {"dir", dir.string()}, {"ids", std::move(ids)}});
+    }
+};
+
+TEST_F(delivery_import, imported_messages_are_tried_at_once_and_a_held_one_waits) {
+    const std::string plain = store_there();
+    const std::string held = store_there();
+    queue_state st;
+    st.held = true;
+    st.attempts = 2;
+    st.next_attempt = now_ + 3000;
+    state_store(other()).save(held, st);
+    start();
+    const auto reply = import({plain, held}, other());
+    ASSERT_TRUE(reply.at("ok").as_bool()) << boost::json::serialize(reply);
+    const auto& results = reply.at("results").as_array();
+    ASSERT_EQ(results.size(), 2u);
+    for (const auto& r : results) {
+        EXPECT_EQ(r.at("outcome").as_string(), "imported");
+        EXPECT_EQ(r.at("text").as_string(), "imported " + std::string(r.at("id").as_string()));
+        EXPECT_EQ(r.at("upstream_mailbox").as_string(), "relay@contoso.com");
+        EXPECT_TRUE(r.at("mailbox_configured").as_bool());
+        EXPECT_TRUE(r.at("source_removed").as_bool());
+    }
+    EXPECT_EQ(spool_->list(), (std::vector<std::string>{plain, held}));
+    EXPECT_TRUE(spool(other()).list().empty());
+    // Tried at once (and failed here: the directory upstream cannot be written).
+    EXPECT_EQ(state(plain).attempts, 1u);
+    EXPECT_EQ(state(held).attempts, 2u) << "held: not tried";
+    EXPECT_TRUE(state(held).held);
+    EXPECT_EQ(state(held).next_attempt, 0);
+    const auto status = ask({{"verb", "status"}});
+    EXPECT_TRUE(status.at("messages").as_object().contains(plain));
+    EXPECT_EQ(status.at("messages").at(held).at("status").as_string(), "waiting");
+    EXPECT_EQ(text_of(ask({{"verb", "release"}, {"ids", boost::json::array{boost::json::string(held)}}})),
+              held + ": released");
+    EXPECT_EQ(state(held).attempts, 3u);
+}
+
+TEST_F(delivery_import, a_spool_in_use_and_its_own_spool_are_refused) {
+    const std::string id = store_there();
+    start();
+    {
+        spool running(other());
+        running.open();
+        const auto reply = import({id}, other());
+        EXPECT_FALSE(reply.at("ok").as_bool());
+        EXPECT_EQ(reply.at("error").as_string(),
+                  "spool " + other().string() + " is in use by process " + std::to_string(::getpid()));
+    }
+    const auto own = import({id}, spool_->dir());
+    EXPECT_FALSE(own.at("ok").as_bool());
+    EXPECT_NE(std::string(own.at("error").as_string()).find("own spool"), std::string::npos);
+    EXPECT_FALSE(import({id}, "relative/dir").at("ok").as_bool());
+    EXPECT_TRUE(spool_->list().empty());
+    EXPECT_EQ(spool(other()).list(), std::vector<std::string>{id});
+}
+
+TEST_F(delivery_import, a_message_for_a_mailbox_not_configured_here_stays_queued_and_says_why) {
+    // An SMTP upstream that refuses connections, as one refusing an unknown mailbox's AUTH would fail the lane.
+    asio::io_context probe;
+    asio::ip::tcp::acceptor closed(probe, {asio::ip::address_v4::loopback(), 0});
+    const auto port = closed.local_endpoint().port();
+    closed.close();
+    cfg_.upstream.kind = conf::upstream_kind::smtp;
+    cfg_.upstream.host = "127.0.0.1";
+    cfg_.upstream.port = port;
+    cfg_.upstream.tls = conf::upstream_tls::none;
+    cfg_.upstream.auth = conf::upstream_auth::none;
+    cfg_.upstream.mailbox = "relay@contoso.com";
+    const std::string id = store_there("other@contoso.com");
+    delivery_.emplace(io_, pool_, cfg_, *spool_, nullptr, [this] { return now_; });
+    delivery_->set_mailbox_check([](const std::string& m) { return m == "relay@contoso.com"; });
+    delivery_->start();
+    run();
+    const auto reply = import({id}, other());
+    ASSERT_TRUE(reply.at("ok").as_bool()) << boost::json::serialize(reply);
+    const auto& r = reply.at("results").as_array().at(0);
+    EXPECT_EQ(r.at("outcome").as_string(), "imported");
+    EXPECT_EQ(r.at("upstream_mailbox").as_string(), "other@contoso.com");
+    EXPECT_FALSE(r.at("mailbox_configured").as_bool());
+    run();
+    // Not dropped: queued, no attempt counted, its mailbox unavailable with the reason.
+    EXPECT_EQ(spool_->list(), std::vector<std::string>{id});
+    EXPECT_EQ(state(id).attempts, 0u);
+    const auto status = ask({{"verb", "status"}});
+    EXPECT_EQ(status.at("messages").at(id).at("status").as_string(), "parked");
+    bool found = false;
+    for (const auto& l : status.at("lanes").as_array()) {
+        if (l.at("upstream_mailbox").as_string() != "other@contoso.com") continue;
+        found = true;
+        EXPECT_FALSE(l.at("available").as_bool());
+        EXPECT_NE(std::string(l.at("hint").as_string()).find("is not configured on this node"), std::string::npos)
+            << boost::json::serialize(l);
+    }
+    EXPECT_TRUE(found) << boost::json::serialize(status);
 }
 
 }  // namespace
