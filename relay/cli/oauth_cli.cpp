@@ -29,6 +29,7 @@
 #include "auth/device_code.hpp"
 #include "auth/token_provider.hpp"
 #include "conf/config.hpp"
+#include "relay/cli/spool_owner.hpp"
 #include "relay/cli/verb.hpp"
 #include "relay/server/control.hpp"
 #include "relay/delivery/refresh_token_file.hpp"
@@ -500,7 +501,14 @@ int run_oauth(invocation& v) {
     const std::optional<conf::config> cfg = load_config(o.config, v.err);
     if (!cfg) return 1;
     try {
-        if (o.action == "login") return login(o, *cfg, v.out, v.err);
+        if (o.action == "login") {
+            // The refresh token is the relay's to read and to replace.
+            if (auto problem = act_as_spool_owner(cfg->spool.dir); !problem.empty()) {
+                v.err << "subrelay oauth login: " << problem << '\n';
+                return 1;
+            }
+            return login(o, *cfg, v.out, v.err);
+        }
         status_command cmd(o, *cfg, v.out);
         return cmd.run();
     } catch (const std::exception& e) {

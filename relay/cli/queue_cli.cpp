@@ -24,6 +24,7 @@
 #include <boost/json.hpp>
 
 #include "conf/config.hpp"
+#include "relay/cli/spool_owner.hpp"
 #include "relay/cli/verb.hpp"
 #include "policy/policy.hpp"
 #include "relay/server/control.hpp"
@@ -690,6 +691,10 @@ int run_queue(invocation& v) {
     if (auto status = read_options(v, o)) return *status;
     const std::optional<conf::config> cfg = load_config(o.config, v.err);
     if (!cfg) return 1;
+    if (auto problem = act_as_spool_owner(cfg->spool.dir); !problem.empty()) {
+        v.err << "subrelay queue: " << problem << '\n';
+        return 1;
+    }
     try {
         queue_command cmd(std::move(o), *cfg, v.in, v.out, v.err);
         return cmd.run();

@@ -2,6 +2,7 @@
 reads its TLS keys as root, then runs as that user for good; its spool must
 be that user's, and a spool that is not is refused at start with the
 command that mends it. Run as root, the test uses the system's `nobody`."""
+import json
 import os
 import pwd
 import signal
@@ -86,3 +87,41 @@ class RunAsUserTest(harness.IntegrationCase):
         relay.start(wait=False)
         self.assertEqual(relay.process.wait(), 1)
         self.assertIn(b"server.user: no user \"no-such-user-here\" on this system", relay.log())
+
+
+class CommandsAsTheSpoolOwnerTest(harness.IntegrationCase):
+    """`subrelay queue` (and `oauth login`) run by root on a spool that is
+    another user's act as that user: what they write stays readable by the
+    relay. Root's `queue hold` used to leave a state file root's with mode
+    0600, which the relay, running as the spool's owner, could not read."""
+
+    def test_root_writes_queue_state_as_the_spool_owner(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root, to switch to the spool's owner")
+        owner = pwd.getpwnam(USER)
+        self.start_token()
+        # No upstream: the message stays queued.
+        relay = harness.Relay(os.path.join(self.workdir, "relay"), self.pki, [harness.scanner_account()],
+                              upstream_port=harness.free_port(), token_url=self.token.url,
+                              extra_sections={"server": {"user": USER}})
+        self.log_files.append(relay.log_path)
+        self.relay = relay
+        RunAsUserTest.prepare(self, relay, owner)
+        self.start_relay(relay)
+        harness.smtplib_send(relay, harness.make_message(SCANNER_ID, "a@example.org", "held by root"),
+                             ["a@example.org"])
+        [qid] = relay.queued_ids()
+        self.assertEqual(relay.stop(), 0)
+
+        code, out, err = harness.run_cli(["queue", "hold", qid], config=relay.config_path)
+        self.assertEqual(code, 0, out + err)
+        state = os.path.join(relay.spool_dir, "state", qid)
+        self.assertEqual(os.stat(state).st_uid, owner.pw_uid, "the state file is the relay user's")
+
+        offset = len(relay.log())
+        relay.start()
+        code, out, err = harness.run_cli(["queue", "list", "--json"], config=relay.config_path)
+        self.assertEqual(code, 0, err)
+        [entry] = json.loads(out)
+        self.assertTrue(entry["held"], entry)
+        self.assertNotIn(b"cannot read", relay.log()[offset:])
