@@ -390,6 +390,7 @@ void server_session::handle_line(const std::string& line) {
     }
     auto checked = commands::check(*this, *rule, line);
     if (auto* refusal = std::get_if<reply>(&checked)) {
+        note_refusal(rule->kind, *refusal);
         refuse_command(*refusal);
         return;
     }
@@ -412,6 +413,13 @@ void server_session::refuse_command(const reply& r) {
         reply_with(r);
     // A 421 (from a policy: a rate limit, say) ends the session, as RFC 5321 3.8 says.
     if (r.code == 421) close_session();
+}
+
+void server_session::note_refusal(verb kind, const reply& r) const {
+    if (!refused_) return;
+    if (kind == verb::mail) refused_("mail", r);
+    else if (kind == verb::rcpt) refused_("rcpt", r);
+    else if (kind == verb::data) refused_("data", r);
 }
 
 void server_session::policy_checked(const std::optional<reply>& refusal) {
@@ -480,12 +488,15 @@ void server_session::end_of_data() {
     reset_transaction();
     set_state(state::ready);
     if (too_big) {
+        note_refusal(verb::data, message_too_big());
         reply_with(message_too_big());
     } else if (bare_lf_seen) {
         // Sent on, the message would differ from what the client meant
         // (its line ends and dot-stuffing disagree with ours): refuse it whole.
         refused_bare_lf_ = true;
-        reply_with({550, "5.6.0", "Bare LF received, use CRLF"});
+        const reply bare({550, "5.6.0", "Bare LF received, use CRLF"});
+        note_refusal(verb::data, bare);
+        reply_with(bare);
     } else {
         reply_with(*failure);
     }

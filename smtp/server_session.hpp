@@ -191,6 +191,13 @@ public:
     // Optional observer of every reply sent ("reply 250 2.0.0 Ok") and every
     // state change ("state ready -> mail"), for logging. Never sees AUTH data.
     void set_trace(std::function<void(std::string_view)> trace) { trace_ = std::move(trace); }
+    // Optional observer of each refusal the session makes by itself of a
+    // MAIL, RCPT or DATA (out of sequence, not authenticated, bad syntax,
+    // too many recipients, a message too big or with a bare LF), with its
+    // stage ("mail", "rcpt", "data"). What the driver decides (policy_checked,
+    // data_failed, stored) is the driver's to observe.
+    using refusal_observer = std::function<void(std::string_view stage, const reply& r)>;
+    void set_refusal_observer(refusal_observer observer) { refused_ = std::move(observer); }
 
 private:
     // The command table and its check/proceed steps (see .cpp).
@@ -203,6 +210,7 @@ private:
     void end_of_data();               // the terminator was read
     void refuse_line(const reply& r); // a line refused before it was read as a command
     void refuse_command(const reply& r);  // a command refused by a check or the policy
+    void note_refusal(verb kind, const reply& r) const;  // tells refused_ of a MAIL, RCPT or DATA refused
     void end_auth_exchange();         // back to where AUTH began
     void reply_with(const reply& r);  // every reply goes through here
     void bad_command(const reply& r);  // reply, count, and close after too many
@@ -215,6 +223,7 @@ private:
     server_options options_;
     server_policy* policy_;
     std::function<void(std::string_view)> trace_;
+    refusal_observer refused_;
     std::string in_;          // unprocessed input (from pos_)
     std::size_t pos_ = 0;
     std::string out_;         // replies accumulated for the next step

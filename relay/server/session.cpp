@@ -233,6 +233,10 @@ public:
           adapter_(ctx, smtp_, client_ip_, kind_),
           smtp_(session_options(ctx.cfg, kind_.implicit_tls, device_), &counted_),
           started_(std::chrono::steady_clock::now()) {
+        // What the state machine refuses by itself (530 before AUTH, bad
+        // syntax, too big...) counts among the refused messages too.
+        smtp_.set_refusal_observer(
+            [](std::string_view stage, const smtp::reply& r) { metrics::relay().refused(stage, r.code); });
         boost::system::error_code ec;
         // Reads are tried first and waited for only when nothing is there,
         // so an idle session holds no read buffer (and OpenSSL, which reads

@@ -39,6 +39,28 @@ class AdminCase(harness.IntegrationCase):
 
 
 class MetricsTest(AdminCase):
+    def test_refusals_by_the_smtp_layer_are_counted(self):
+        """A MAIL before AUTH (530) and a DATA without a recipient are refused
+        by the protocol itself, not by the policy: counted all the same."""
+        relay = self.full_stack([harness.scanner_account()], admin=True)
+        d = relay.tls_dialogue()
+        try:
+            d.send("MAIL FROM:<%s>" % SCANNER_ID)
+            d.expect("530 5.7.57 *")
+            d.send("AUTH PLAIN " + harness.plain_credentials(SCANNER_ID, SCANNER_PASSWORD))
+            d.expect("235 *")
+            d.send("MAIL FROM:<%s>" % SCANNER_ID)
+            d.expect("250 *")
+            d.send("DATA")
+            data_code = d.read_reply()[-1][:3]
+            d.send("QUIT")
+        finally:
+            d.close()
+        self.assertIn(data_code[0], "45")
+        samples, _ = relay.metrics()
+        self.assertEqual(metric(samples, "subrelay_messages_total", result="refused", stage="mail", code="530"), 1)
+        self.assertEqual(metric(samples, "subrelay_messages_total", result="refused", stage="data", code=data_code), 1)
+
     def test_metrics_count_real_traffic_and_pass_promtool(self):
         relay = self.full_stack([harness.scanner_account(settings={"allowed_recipient_domains": ["example.org"]})], admin=True)
         # The harness's own readiness probes connected before: counted from here.

@@ -1333,3 +1333,44 @@ TEST_F(deferred, commands_refused_by_the_session_reach_no_decision) {
 
 }  // namespace
 }  // namespace subrelay::smtp
+
+// ---------------------------------------------------------------- refusals observed
+
+// The refusals the session makes by itself are told to its observer with
+// their stage (the relay counts them in subrelay_messages_total); those the
+// driver decides are not, so nothing is counted twice.
+namespace subrelay::smtp {
+namespace {
+
+TEST_F(deferred, the_sessions_own_refusals_are_observed_with_their_stage) {
+    auto o = plain_options();
+    o.deferred_policy = true;
+    o.max_message_size = 10;
+    start(o);
+    std::vector<std::string> seen;
+    s().set_refusal_observer([&seen](std::string_view stage, const reply& r) {
+        seen.push_back(std::string(stage) + " " + std::to_string(r.code));
+    });
+    say("EHLO client.test\r\n");
+    EXPECT_EQ(say("MAIL FROM:<alice@example.com>\r\n").substr(0, 4), "530 ");  // not authenticated
+    s().set_identity("alice@example.com");
+    EXPECT_EQ(say("RCPT TO:<bob@example.org>\r\n").substr(0, 4), "503 ");      // out of sequence
+    EXPECT_EQ(say("MAIL FROM:<alice@example.com>\r\n"), "");
+    s().policy_checked(std::nullopt);
+    EXPECT_EQ(go(), "250 2.1.0 Sender ok\r\n");
+    EXPECT_EQ(say("RCPT TO:<bob@example.org>\r\n"), "");
+    s().policy_checked(reply(550, "5.7.1", "no"));                              // the driver's: not observed
+    EXPECT_EQ(go(), "550 5.7.1 no\r\n");
+    EXPECT_EQ(say("DATA\r\n").substr(0, 4), "554 ");                           // no valid recipients
+    EXPECT_EQ(say("RCPT TO:<carol@example.org>\r\n"), "");
+    s().policy_checked(std::nullopt);
+    EXPECT_EQ(go(), "250 2.1.5 Recipient ok\r\n");
+    EXPECT_EQ(say("DATA\r\n"), "354 End data with <CR><LF>.<CR><LF>\r\n");
+    std::string end = say("Subject: far too long for ten bytes\r\n.\r\n");
+    while (next_ == action::discard) end += go();
+    EXPECT_EQ(end.substr(0, 4), "552 ");
+    EXPECT_EQ(seen, (std::vector<std::string>{"mail 530", "rcpt 503", "data 554", "data 552"}));
+}
+
+}  // namespace
+}  // namespace subrelay::smtp
