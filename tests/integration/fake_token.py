@@ -64,6 +64,8 @@ State dir contents:
                          (tokens appear only as a length and short hash)
   tokens.txt             issued access tokens, one a line (the fake
                          upstream accepts only these)
+  token-scopes.txt       "TOKEN SCOPE" a line: what each access token was issued
+                         for (the fake Graph endpoint accepts only Graph's)
   refresh-state.json     Microsoft refresh token state (current, retired, revoked)
   google-refresh-state.json  the same for Google
 """
@@ -93,6 +95,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 SCOPE = "https://outlook.office365.com/.default"
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"   # client_credentials for Microsoft Graph
 DELEGATED_SCOPE = "https://outlook.office.com/SMTP.Send offline_access"
 DELEGATED_SCOPE_GRANTED = "https://outlook.office.com/SMTP.Send"
 GOOGLE_SCOPE = "https://mail.google.com/"
@@ -252,6 +255,7 @@ class Reply:
     content_type: str = JSON
     access_token: str = None
     refresh_token: str = None
+    scope: str = None            # what access_token was issued for
     hang: bool = False
     device_code_issued: bool = False
 
@@ -763,9 +767,13 @@ class Platform:
         with open(os.path.join(self.dir, "token.log"), "a") as f:
             f.write(line + "\n")
 
-    def record_token(self, token):
+    def record_token(self, token, scope):
         with open(os.path.join(self.dir, "tokens.txt"), "a") as f:
             f.write(token + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        with open(os.path.join(self.dir, "token-scopes.txt"), "a") as f:
+            f.write("%s %s\n" % (token, scope or "-"))
             f.flush()
             os.fsync(f.fileno())
 
@@ -798,7 +806,7 @@ class Platform:
         c["issued"] += 1
         if grant:
             c["issued_by_grant"][grant] += 1
-        self.record_token(reply.access_token)
+        self.record_token(reply.access_token, reply.scope)
         line = "ISSUED %saccess_token %s" % (label, describe(reply.access_token))
         if reply.refresh_token:
             line += " refresh_token %s" % describe(reply.refresh_token)
@@ -956,7 +964,7 @@ class Platform:
                    aad_missing, aad_unexpected)
         self.check_client_id(form)
         self.check_credential(form)
-        if form.get("scope") != SCOPE:
+        if form.get("scope") not in (SCOPE, GRAPH_SCOPE):
             raise aad(400, "invalid_scope", 1002012,
                       "The provided value for scope %s is not valid. Client credential flows "
                       "must have a scope value with /.default suffixed to the resource "
@@ -965,7 +973,7 @@ class Platform:
         token = make_token()
         return Reply(200, {"token_type": "Bearer", "expires_in": self.expires_in,
                            "ext_expires_in": self.expires_in, "access_token": token},
-                     access_token=token)
+                     access_token=token, scope=form.get("scope"))
 
     def delegated_reply(self, refresh_token):
         token = make_token()

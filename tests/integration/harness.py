@@ -519,6 +519,69 @@ class FakeUpstream:
                         what="%d message(s) at the fake upstream" % count)
 
 
+class FakeGraph:
+    """The fake Microsoft Graph (fake_graph.py) as a child process. It picks
+    its own port and writes it into its ready file; it accepts the tokens
+    the fake identity platform issued for Graph (token-scopes.txt)."""
+
+    def __init__(self, workdir, pki, token_scopes, mailboxes=(), max_concurrent=4,
+                 max_request_bytes=4 * 1024 * 1024, retry_after=1, delay=0.0):
+        self.state_dir = workdir
+        os.makedirs(workdir, exist_ok=True)
+        self.pki = pki
+        self.token_scopes = token_scopes
+        self.mailboxes = list(mailboxes)
+        self.options = {"max_concurrent": max_concurrent, "max_request_bytes": max_request_bytes,
+                        "retry_after": retry_after, "delay": delay}
+        self.process = None
+        self.port = None
+
+    def start(self):
+        ready = os.path.join(self.state_dir, "ready")
+        if os.path.exists(ready):
+            os.unlink(ready)
+        leaf = self.pki.leaf("graph")
+        argv = [PYTHON, os.path.join(HERE, "fake_graph.py"), "--cert", leaf.cert, "--key", leaf.key,
+                "--state-dir", self.state_dir, "--token-scopes", self.token_scopes]
+        for m in self.mailboxes:
+            argv += ["--mailbox", m]
+        for name, value in self.options.items():
+            argv += ["--" + name.replace("_", "-"), str(value)]
+        self.process = Process(argv, os.path.join(self.state_dir, "fake_graph.stderr"))
+        wait_for(lambda: os.path.exists(ready) or not self.process.running(), what="fake Graph")
+        if not self.process.running():
+            raise RuntimeError("fake Graph did not start:\n" + tail(self.process.log_path))
+        with open(ready) as f:
+            self.port = int(f.read().strip())
+        return self
+
+    def stop(self):
+        if self.process:
+            self.process.stop()
+
+    @property
+    def url(self):
+        return "https://127.0.0.1:%d" % self.port
+
+    def counters(self):
+        return read_json(os.path.join(self.state_dir, "counters.json"), {})
+
+    def script_errors(self, errors):
+        """{mailbox: [error, ...]}: answered, one per request, instead of sending."""
+        with open(os.path.join(self.state_dir, "control.json"), "w") as f:
+            json.dump({"errors": errors}, f)
+
+    def messages(self):
+        """[(eml bytes, {"mailbox", "recipients"})] in arrival order."""
+        out = []
+        for name in sorted(os.listdir(self.state_dir)):
+            if re.fullmatch(r"\d{3}\.json", name):
+                meta = read_json(os.path.join(self.state_dir, name))
+                with open(os.path.join(self.state_dir, name[:-5] + ".eml"), "rb") as f:
+                    out.append((f.read(), meta))
+        return out
+
+
 # ---------------------------------------------------------------- subrelay
 
 _HASH_CACHE = {}
@@ -1059,6 +1122,15 @@ class IntegrationCase(unittest.TestCase):
         self.log_files += [t.process.log_path, os.path.join(t.state_dir, "token.log")]
         self.token = t
         return t
+
+    def start_graph(self, **kwargs):
+        g = FakeGraph(os.path.join(self.workdir, "graph"), self.pki,
+                      os.path.join(self.workdir, "token", "token-scopes.txt"), **kwargs)
+        g.start()
+        self._track(g)
+        self.log_files += [g.process.log_path, os.path.join(g.state_dir, "graph.log")]
+        self.graph = g
+        return g
 
     def make_upstream(self, **kwargs):
         u = FakeUpstream(os.path.join(self.workdir, "upstream"), self.pki,

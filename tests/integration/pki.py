@@ -9,7 +9,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
-LEAF_NAMES = ("upstream", "token", "relay")
+LEAF_NAMES = ("upstream", "token", "relay", "graph")
 
 _LEAF_EXT = """\
 basicConstraints = critical, CA:FALSE
