@@ -1,5 +1,7 @@
 #include "smtp/header.hpp"
 
+#include <algorithm>
+
 #include <cstring>
 #include <optional>
 
@@ -328,20 +330,71 @@ address_list_result parse_address_list(std::string_view value) {
     return out;
 }
 
-address_list_result sender_addresses(std::string_view header_section) {
+namespace {
+
+// The addresses of every field named in `names` (any case), in order; an
+// error names the field as `names` spells it.
+address_list_result addresses_in(std::string_view header_section, std::initializer_list<std::string_view> names) {
     std::vector<std::string> out;
     std::optional<header_error> error;
     for_each_field(header_section, [&](const std::string& name, const std::string& value) {
-        if (error || (!text::iequals(name, "From") && !text::iequals(name, "Sender"))) return;
+        if (error) return;
+        const auto* wanted = std::find_if(names.begin(), names.end(),
+                                          [&name](std::string_view n) { return text::iequals(name, n); });
+        if (wanted == names.end()) return;
         auto parsed = parse_address_list(value);
         if (auto* e = std::get_if<header_error>(&parsed)) {
-            error = header_error{text::iequals(name, "From") ? "From" : "Sender", std::move(e->message)};
+            error = header_error{std::string(*wanted), std::move(e->message)};
             return;
         }
         for (auto& a : std::get<std::vector<std::string>>(parsed)) out.push_back(std::move(a));
     });
     if (error) return *error;
     return out;
+}
+
+bool contains_address(const std::vector<std::string>& list, std::string_view address) {
+    return std::any_of(list.begin(), list.end(), [address](const std::string& a) { return text::iequals(a, address); });
+}
+
+}  // namespace
+
+address_list_result sender_addresses(std::string_view header_section) {
+    return addresses_in(header_section, {"From", "Sender"});
+}
+
+address_list_result recipient_addresses(std::string_view header_section) {
+    return addresses_in(header_section, {"To", "Cc", "Bcc"});
+}
+
+std::variant<header_recipients, header_error> compare_header_recipients(std::string_view header_section,
+                                                                        const std::vector<std::string>& envelope) {
+    auto in_header = recipient_addresses(header_section);
+    if (auto* e = std::get_if<header_error>(&in_header)) return *e;
+    const auto& listed = std::get<std::vector<std::string>>(in_header);
+    header_recipients r;
+    for (const auto& rcpt : envelope) {
+        if (!contains_address(listed, rcpt) && !contains_address(r.missing, rcpt)) r.missing.push_back(rcpt);
+    }
+    for (const auto& a : listed) {
+        if (!contains_address(envelope, a) && !contains_address(r.extra, a)) r.extra.push_back(a);
+    }
+    return r;
+}
+
+std::string bcc_field(const std::vector<std::string>& addresses) {
+    std::string out = "Bcc:";
+    std::size_t line = out.size();
+    for (std::size_t i = 0; i < addresses.size(); ++i) {
+        const std::string piece = addresses[i] + (i + 1 < addresses.size() ? "," : "");
+        if (line + 1 + piece.size() > 78 && line > 4) {
+            out += "\r\n";  // folded: the next line begins with white space
+            line = 0;
+        }
+        out += " " + piece;
+        line += 1 + piece.size();
+    }
+    return out + "\r\n";
 }
 
 }  // namespace subrelay::smtp

@@ -70,4 +70,22 @@ address_list_result parse_address_list(std::string_view value);
 // one of them cannot be read.
 address_list_result sender_addresses(std::string_view header_section);
 
+// The same for every To:, Cc: and Bcc: field.
+address_list_result recipient_addresses(std::string_view header_section);
+
+// Microsoft Graph's MIME send delivers a message to the addresses of its
+// To:, Cc: and Bcc: fields, not to an envelope. Against the envelope's
+// recipients (compared without regard to case, each once):
+struct header_recipients {
+    std::vector<std::string> missing;  // envelope recipients in no such field: added as Bcc: so they get it
+    std::vector<std::string> extra;    // addresses in those fields that are no envelope recipient: Graph
+                                       // would send to them, past every check RCPT had
+};
+std::variant<header_recipients, header_error> compare_header_recipients(std::string_view header_section,
+                                                                        const std::vector<std::string>& envelope);
+
+// One Bcc: field naming `addresses` (addr-specs), folded before lines grow
+// past 78 octets, ending in CRLF.
+std::string bcc_field(const std::vector<std::string>& addresses);
+
 }  // namespace subrelay::smtp

@@ -1,5 +1,7 @@
 // The header reader: the header section kept while DATA arrives, the From:
-// and Sender: fields in it, and the RFC 5322 address lists they hold.
+// and Sender: fields in it, the To:, Cc: and Bcc: fields and how they
+// compare with an envelope (for Graph), and the RFC 5322 address lists they
+// hold.
 // Input: one byte of options, then the message (also read as one field value).
 //   bit 0: a small limit (64 octets) on the header section
 //   bits 1-7: the size of the pieces the message arrives in (0: all at once)
@@ -7,7 +9,11 @@
 // cut; it is the message up to its first empty line, or its first `limit`
 // octets (truncated), or all of it; every address read is a valid mailbox
 // without CR, LF or NUL, and reads back as itself alone and in <...>; an
-// error names the field and says what is wrong.
+// error names the field and says what is wrong. Against an envelope, the
+// recipients missing from the header are envelope recipients, the extra
+// ones are header addresses, and a Bcc: field naming the missing ones reads
+// back as them.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -23,10 +29,11 @@ namespace {
 
 using namespace subrelay::smtp;
 
-void check_addresses(const address_list_result& r, bool named) {
+void check_addresses(const address_list_result& r, std::vector<std::string_view> fields) {
     if (const auto* e = std::get_if<header_error>(&r)) {
         FUZZ_CHECK(!e->message.empty());
-        FUZZ_CHECK(named ? (e->field == "From" || e->field == "Sender") : e->field.empty());
+        FUZZ_CHECK(fields.empty() ? e->field.empty()
+                                  : std::find(fields.begin(), fields.end(), e->field) != fields.end());
         return;
     }
     for (const auto& a : std::get<std::vector<std::string>>(r)) {
@@ -66,8 +73,28 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         FUZZ_CHECK(h.empty() || h.back() == '\r' || h.back() == '\n');
     }
 
-    check_addresses(sender_addresses(h), true);
-    check_addresses(parse_address_list(in), false);
+    check_addresses(sender_addresses(h), {"From", "Sender"});
+    check_addresses(parse_address_list(in), {});
+    const auto listed = recipient_addresses(h);
+    check_addresses(listed, {"To", "Cc", "Bcc"});
+    if (const auto* header_list = std::get_if<std::vector<std::string>>(&listed)) {
+        // An envelope: the senders' addresses (any valid mailboxes will do).
+        const auto senders = sender_addresses(h);
+        const auto* envelope = std::get_if<std::vector<std::string>>(&senders);
+        const auto compared = compare_header_recipients(h, envelope ? *envelope : std::vector<std::string>{});
+        const auto* r = std::get_if<header_recipients>(&compared);
+        FUZZ_CHECK(r != nullptr);
+        const auto among = [](const std::vector<std::string>& list, const std::string& a) {
+            return std::find(list.begin(), list.end(), a) != list.end();
+        };
+        for (const auto& m : r->missing) FUZZ_CHECK(envelope != nullptr && among(*envelope, m));
+        for (const auto& x : r->extra) FUZZ_CHECK(among(*header_list, x));
+        if (!r->missing.empty()) {
+            const auto back = recipient_addresses(bcc_field(r->missing));
+            const auto* got = std::get_if<std::vector<std::string>>(&back);
+            FUZZ_CHECK(got != nullptr && *got == r->missing);
+        }
+    }
     whole.clear();
     FUZZ_CHECK(whole.header().empty() && !whole.ended() && !whole.truncated());
     return 0;

@@ -222,3 +222,79 @@ TEST(header_collector, limit) {
 
 }  // namespace
 }  // namespace subrelay::smtp
+
+// ---------------------------------------------------------------- recipients, for Graph's MIME send
+
+namespace subrelay::smtp {
+namespace {
+
+header_recipients compared(std::string_view header, std::vector<std::string> envelope) {
+    auto r = compare_header_recipients(header, envelope);
+    EXPECT_TRUE(std::holds_alternative<header_recipients>(r));
+    return std::holds_alternative<header_recipients>(r) ? std::get<header_recipients>(r) : header_recipients{};
+}
+
+TEST(header_recipients, every_to_cc_and_bcc_field_is_read) {
+    const auto r = recipient_addresses("Subject: x\r\nTo: Alice <alice@example.org>, bob@example.org\r\n"
+                                       "cc: \"Carol\" <carol@example.org>\r\nBCC: dave@example.org\r\n"
+                                       "Reply-To: eve@example.org\r\n");
+    ASSERT_TRUE(std::holds_alternative<std::vector<std::string>>(r));
+    EXPECT_EQ(std::get<std::vector<std::string>>(r),
+              (std::vector<std::string>{"alice@example.org", "bob@example.org", "carol@example.org",
+                                        "dave@example.org"}));
+}
+
+TEST(header_recipients, envelope_recipients_missing_from_the_header_are_found) {
+    // A device writes one address in To: and gives four in RCPT: all four must get it.
+    const auto r = compared("To: alice@example.org\r\n",
+                            {"alice@example.org", "b@example.org", "c@example.org", "d@example.org"});
+    EXPECT_EQ(r.missing, (std::vector<std::string>{"b@example.org", "c@example.org", "d@example.org"}));
+    EXPECT_TRUE(r.extra.empty());
+}
+
+TEST(header_recipients, header_addresses_that_are_no_envelope_recipient_are_found) {
+    // Written only in Cc:, it would be reached past allowed_recipient_domains.
+    const auto r = compared("To: alice@example.org\r\nCc: boss@elsewhere.test, undisclosed:;\r\n",
+                            {"Alice@Example.org"});
+    EXPECT_TRUE(r.missing.empty()) << "addresses compare without regard to case";
+    EXPECT_EQ(r.extra, (std::vector<std::string>{"boss@elsewhere.test"}));
+}
+
+TEST(header_recipients, each_address_counts_once) {
+    const auto r = compared("To: a@example.org, A@example.org\r\nCc: x@example.org\r\nBcc: x@example.org\r\n",
+                            {"b@example.org", "b@example.org", "a@example.org"});
+    EXPECT_EQ(r.missing, (std::vector<std::string>{"b@example.org"}));
+    EXPECT_EQ(r.extra, (std::vector<std::string>{"x@example.org"}));
+}
+
+TEST(header_recipients, a_field_that_cannot_be_read_is_an_error) {
+    const auto r = compare_header_recipients("To: \"unterminated <a@example.org>\r\n", {"a@example.org"});
+    ASSERT_TRUE(std::holds_alternative<header_error>(r));
+    EXPECT_EQ(std::get<header_error>(r).field, "To");
+}
+
+TEST(header_recipients, the_bcc_field_is_folded_before_78_octets) {
+    EXPECT_EQ(bcc_field({"b@example.org"}), "Bcc: b@example.org\r\n");
+    std::vector<std::string> many;
+    for (int i = 0; i < 12; ++i) many.push_back("recipient" + std::to_string(i) + "@example.org");
+    const std::string field = bcc_field(many);
+    EXPECT_TRUE(field.starts_with("Bcc: recipient0@example.org, recipient1@example.org,"));
+    EXPECT_TRUE(field.ends_with("recipient11@example.org\r\n"));
+    std::size_t start = 0;
+    while (start < field.size()) {
+        const auto end = field.find("\r\n", start);
+        ASSERT_NE(end, std::string::npos);
+        EXPECT_LE(end - start, 78U) << field;
+        if (start > 0) {
+            EXPECT_EQ(field[start], ' ') << "a folded line begins with white space";
+        }
+        start = end + 2;
+    }
+    // Read back, it names the same addresses.
+    const auto back = recipient_addresses(field);
+    ASSERT_TRUE(std::holds_alternative<std::vector<std::string>>(back));
+    EXPECT_EQ(std::get<std::vector<std::string>>(back), many);
+}
+
+}  // namespace
+}  // namespace subrelay::smtp
