@@ -1,0 +1,94 @@
+#include "relay/delivery/graph_rules.hpp"
+
+#include <algorithm>
+#include <charconv>
+
+#include <boost/json.hpp>
+
+namespace subrelay::relay {
+
+namespace {
+
+// Without a Retry-After, a throttled mailbox waits this long.
+constexpr std::chrono::seconds default_pause{60};
+
+graph_outcome outcome(graph_outcome::kind k, smtp::reply r, std::string hint = {}) {
+    graph_outcome o;
+    o.what = k;
+    o.reply = std::move(r);
+    o.hint = std::move(hint);
+    return o;
+}
+
+std::string said(const graph_answer& a) {
+    std::string s = "Microsoft Graph: " + std::to_string(a.status);
+    if (!a.error_code.empty()) s += " " + a.error_code;
+    if (!a.error_message.empty()) s += ": " + a.error_message;
+    return s;
+}
+
+}  // namespace
+
+graph_outcome classify_graph(const graph_answer& a, std::string_view mailbox, bool token_renewed) {
+    using kind = graph_outcome::kind;
+    const std::string box(mailbox);
+    const std::string& code = a.error_code;
+    if (a.status == 202) return outcome(kind::sent, smtp::reply(250, "2.0.0", "Accepted by Microsoft Graph"));
+    if (a.status == 429 || a.status == 503 || a.status == 504) {
+        auto o = outcome(kind::pause_mailbox, smtp::reply(451, "4.7.0", said(a)));
+        o.wait = a.retry_after.value_or(default_pause);
+        return o;
+    }
+    if (a.status == 401) {
+        if (!token_renewed) return outcome(kind::renew_token, smtp::reply(451, "4.7.0", said(a)));
+        return outcome(kind::mailbox_unavailable, smtp::reply(451, "4.7.0", said(a)),
+                       "Graph refused a fresh token: the app needs the Mail.Send application permission with admin "
+                       "consent, and its tokens must be for https://graph.microsoft.com/.default");
+    }
+    if (code == "ErrorAccessDenied") {
+        return outcome(kind::mailbox_unavailable, smtp::reply(451, "4.7.0", said(a)),
+                       "grant the app Mail.Send (application) with admin consent; if an Application Access Policy "
+                       "limits it, let it reach " + box + ": Test-ApplicationAccessPolicy -Identity " + box +
+                           " -AppId APP-ID");
+    }
+    if (code == "MailboxNotEnabledForRESTAPI" || code == "ErrorInvalidUser" || code == "Request_ResourceNotFound" ||
+        code == "ResourceNotFound") {
+        return outcome(kind::mailbox_unavailable, smtp::reply(451, "4.7.0", said(a)),
+                       box + " must be an Exchange Online mailbox (licensed, not on-premises, not soft-deleted)");
+    }
+    if (code == "ErrorSendAsDenied") {
+        return outcome(kind::failed, smtp::reply(550, "5.7.60", said(a)),
+                       "let " + box + " send as the message's sender: Add-RecipientPermission -Identity SENDER "
+                       "-Trustee " + box + " -AccessRights SendAs");
+    }
+    if (code == "ErrorInvalidRecipients") return outcome(kind::failed, smtp::reply(550, "5.1.1", said(a)));
+    if (a.status == 413 || code == "ErrorMessageSizeExceeded")
+        return outcome(kind::failed, smtp::reply(552, "5.3.4", said(a)));
+    if (code.starts_with("ErrorMimeContent")) return outcome(kind::failed, smtp::reply(554, "5.6.0", said(a)));
+    // Anything else waits and is tried again: a message is not bounced on
+    // an answer nobody has seen yet (it bounces at the end of its lifetime).
+    return outcome(kind::retry, smtp::reply(451, "4.3.0", said(a)));
+}
+
+void read_graph_error(std::string_view body, graph_answer& a) {
+    boost::system::error_code ec;
+    const boost::json::value v = boost::json::parse(body, ec);
+    if (ec || !v.is_object()) return;
+    const auto* error = v.get_object().if_contains("error");
+    if (error == nullptr || !error->is_object()) return;
+    const auto& e = error->get_object();
+    if (const auto* c = e.if_contains("code"); c != nullptr && c->is_string()) a.error_code = std::string(c->get_string());
+    if (const auto* m = e.if_contains("message"); m != nullptr && m->is_string())
+        a.error_message = std::string(m->get_string());
+}
+
+std::optional<std::chrono::seconds> parse_retry_after(std::string_view value) {
+    while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+    while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
+    long long seconds = 0;
+    const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
+    if (ec != std::errc{} || end != value.data() + value.size() || value.empty() || seconds < 0) return std::nullopt;
+    return std::chrono::seconds(std::min<long long>(seconds, 24 * 3600));
+}
+
+}  // namespace subrelay::relay
