@@ -119,7 +119,7 @@ class CommandsAsTheSpoolOwnerTest(harness.IntegrationCase):
         self.assertEqual(os.stat(state).st_uid, owner.pw_uid, "the state file is the relay user's")
 
         offset = len(relay.log())
-        relay.start()
+        self.start_relay(relay)  # tracked, so that the test's end stops it
         code, out, err = harness.run_cli(["queue", "list", "--json"], config=relay.config_path)
         self.assertEqual(code, 0, err)
         [entry] = json.loads(out)
