@@ -225,6 +225,17 @@ def make_message(sender, recipient, subject, body_lines=None, extra_headers=()):
     return ("\r\n".join(lines + body) + "\r\n").encode("utf-8")
 
 
+def recorded_messages(state_dir):
+    """What a fake upstream (SMTP or Graph) recorded: [(NNN.eml bytes, NNN.json dict)] in arrival order."""
+    out = []
+    for name in sorted(os.listdir(state_dir)):
+        if re.fullmatch(r"\d{3}\.json", name):
+            meta = read_json(os.path.join(state_dir, name))
+            with open(os.path.join(state_dir, name[:-5] + ".eml"), "rb") as f:
+                out.append((f.read(), meta))
+    return out
+
+
 # ---------------------------------------------------------------- processes
 
 class Process:
@@ -506,13 +517,7 @@ class FakeUpstream:
 
     def messages(self):
         """[(eml bytes, envelope dict)] in arrival order."""
-        out = []
-        for name in sorted(os.listdir(self.state_dir)):
-            if re.fullmatch(r"\d{3}\.json", name):
-                meta = read_json(os.path.join(self.state_dir, name))
-                with open(os.path.join(self.state_dir, name[:-5] + ".eml"), "rb") as f:
-                    out.append((f.read(), meta))
-        return out
+        return recorded_messages(self.state_dir)
 
     def wait_messages(self, count, timeout=DEFAULT_TIMEOUT):
         return wait_for(lambda: len(self.messages()) >= count and self.messages(), timeout=timeout,
@@ -573,13 +578,7 @@ class FakeGraph:
 
     def messages(self):
         """[(eml bytes, {"mailbox", "recipients"})] in arrival order."""
-        out = []
-        for name in sorted(os.listdir(self.state_dir)):
-            if re.fullmatch(r"\d{3}\.json", name):
-                meta = read_json(os.path.join(self.state_dir, name))
-                with open(os.path.join(self.state_dir, name[:-5] + ".eml"), "rb") as f:
-                    out.append((f.read(), meta))
-        return out
+        return recorded_messages(self.state_dir)
 
 
 # ---------------------------------------------------------------- subrelay
