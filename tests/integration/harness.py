@@ -662,6 +662,9 @@ class Relay:
         self.device_networks = list(device_networks)  # dicts, each a [[device_network]]
         self.submission_port = submission_port or free_port()
         self.submissions_port = submissions_port or free_port()
+        # Two picks may return the same free port (nothing was bound between them).
+        while self.submissions_port == self.submission_port and not submissions_port:
+            self.submissions_port = free_port()
         self.config_path = os.path.join(workdir, "subrelay.toml")
         self.policy_path = os.path.join(workdir, "policy.toml")
         self.log_path = os.path.join(workdir, "subrelay.stderr")
