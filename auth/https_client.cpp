@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string_view>
 
@@ -33,6 +34,7 @@ constexpr std::uint64_t max_body = 1024 * 1024;
 constexpr std::uint32_t max_header = 64 * 1024;
 // Waiting for the server's close_notify is a courtesy, not worth the deadline.
 constexpr std::chrono::seconds max_shutdown_wait{2};
+constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 
 bool form_unreserved(unsigned char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
@@ -123,109 +125,185 @@ std::string form_encode(const form_fields& fields) {
 
 asio::awaitable<http_response> https_post_form(std::string url, form_fields fields, std::filesystem::path ca_file,
                                                std::chrono::seconds timeout) {
-    const target_url t = parse_url(url);
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    auto ex = co_await asio::this_coro::executor;
-    constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
-
-    ssl::context ctx(ssl::context::tls_client);
-    if (SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION) != 1) {
-        throw std::runtime_error("HTTPS request to " + t.host + ":" + t.port + ": cannot require TLS 1.2");
-    }
-    ctx.set_options(ssl::context::default_workarounds | ssl::context::no_compression);
-    boost::system::error_code ec;
-    ctx.set_default_verify_paths(ec);  // missing system CAs are not fatal when ca_file is given
-    if (!ca_file.empty()) {
-        ctx.load_verify_file(ca_file.string(), ec);
-        if (ec) {
-            throw std::runtime_error("HTTPS request to " + t.host + ":" + t.port + ": cannot load CA file " +
-                                     ca_file.string() + ": " + ec.message());
-        }
-    }
-    ctx.set_verify_mode(ssl::verify_peer);
-
-    // Resolve, bounded by the deadline: the watchdog cancels the lookup.
-    auto resolver = std::make_shared<tcp::resolver>(ex);
-    asio::steady_timer watchdog(ex);
-    watchdog.expires_at(deadline);
-    watchdog.async_wait([weak = std::weak_ptr<tcp::resolver>(resolver)](const boost::system::error_code& wec) {
-        if (auto r = weak.lock(); r && !wec) {
-            r->cancel();
-        }
-    });
-    auto [rec, endpoints] = co_await resolver->async_resolve(t.host, t.port, tuple_awaitable);
-    watchdog.cancel();
-    if (rec) {
-        if (rec == asio::error::operation_aborted && std::chrono::steady_clock::now() >= deadline) {
-            fail(t, "resolve", beast::error::timeout);
-        }
-        fail(t, "resolve", rec);
-    }
-
-    ssl::stream<beast::tcp_stream> stream(ex, ctx);
-    if (!t.host_is_address) {
-        // SNI carries host names only, never addresses (RFC 6066 3).
-        if (SSL_set_tlsext_host_name(stream.native_handle(), t.host.c_str()) != 1) {
-            throw std::runtime_error("HTTPS request to " + t.host + ":" + t.port + ": cannot set SNI");
-        }
-    }
-    stream.set_verify_callback(ssl::host_name_verification(t.host));
-
-    beast::get_lowest_layer(stream).expires_at(deadline);
-    auto [cec, ep] = co_await beast::get_lowest_layer(stream).async_connect(endpoints, tuple_awaitable);
-    if (cec) {
-        fail(t, "connect", cec);
-    }
-
-    beast::get_lowest_layer(stream).expires_at(deadline);
-    auto [hec] = co_await stream.async_handshake(ssl::stream_base::client, tuple_awaitable);
-    if (hec) {
-        fail(t, "TLS handshake", hec);
-    }
-
-    http::request<http::string_body> req{http::verb::post, t.target, 11};
-    req.set(http::field::host, t.host_header);
-    req.set(http::field::user_agent, "subrelay");
-    req.set(http::field::accept, "application/json");
-    req.set(http::field::content_type, "application/x-www-form-urlencoded");
-    req.set(http::field::connection, "close");
-    req.body() = form_encode(fields);
-    req.prepare_payload();
-
-    beast::get_lowest_layer(stream).expires_at(deadline);
-    auto [wec, written] = co_await http::async_write(stream, req, tuple_awaitable);
-    (void)written;
-    if (wec) {
-        fail(t, "send request", wec);
-    }
-
-    beast::flat_buffer buffer;
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(max_body);
-    parser.header_limit(max_header);
-    beast::get_lowest_layer(stream).expires_at(deadline);
-    auto [rdec, nread] = co_await http::async_read(stream, buffer, parser, tuple_awaitable);
-    (void)nread;
-    if (rdec) {
-        fail(t, "read response", rdec);
-    }
-
-    http_response out;
-    auto& res = parser.get();
-    out.status = static_cast<int>(res.result_int());
-    if (auto it = res.find(http::field::content_type); it != res.end()) {
-        out.content_type = std::string(it->value());
-    }
-    out.body = std::move(res.body());
-
-    // Polite TLS close; the response is complete, so errors here do not matter.
-    const auto shutdown_by = std::min(deadline, std::chrono::steady_clock::now() + max_shutdown_wait);
-    beast::get_lowest_layer(stream).expires_at(shutdown_by);
-    auto [sec] = co_await stream.async_shutdown(tuple_awaitable);
-    (void)sec;
-    beast::error_code ignored;
-    beast::get_lowest_layer(stream).socket().close(ignored);
+    https_session session(co_await asio::this_coro::executor, url, std::move(ca_file), timeout);
+    https_session::request req;
+    req.method = "POST";
+    req.content_type = "application/x-www-form-urlencoded";
+    req.body = form_encode(fields);
+    http_response out = co_await session.send(std::move(req));
+    co_await session.close();
     co_return out;
 }
+
+struct https_session::impl {
+    impl(asio::any_io_executor e, const std::string& url, std::filesystem::path ca, std::chrono::seconds t)
+        : ex(std::move(e)), to(parse_url(url)), ca_file(std::move(ca)), timeout(t) {}
+
+    asio::any_io_executor ex;
+    target_url to;
+    std::filesystem::path ca_file;
+    std::chrono::seconds timeout;
+    std::optional<ssl::context> ctx;
+    std::optional<ssl::stream<beast::tcp_stream>> stream;
+    beast::flat_buffer buffer;
+    tls_facts facts;
+    bool written = false;
+    bool up = false;
+
+    void make_context() {
+        if (ctx) return;
+        ssl::context c(ssl::context::tls_client);
+        if (SSL_CTX_set_min_proto_version(c.native_handle(), TLS1_2_VERSION) != 1)
+            throw std::runtime_error("HTTPS request to " + to.host + ":" + to.port + ": cannot require TLS 1.2");
+        c.set_options(ssl::context::default_workarounds | ssl::context::no_compression);
+        boost::system::error_code ec;
+        c.set_default_verify_paths(ec);  // missing system CAs are not fatal when ca_file is given
+        if (!ca_file.empty()) {
+            c.load_verify_file(ca_file.string(), ec);
+            if (ec) {
+                throw std::runtime_error("HTTPS request to " + to.host + ":" + to.port + ": cannot load CA file " +
+                                         ca_file.string() + ": " + ec.message());
+            }
+        }
+        c.set_verify_mode(ssl::verify_peer);
+        ctx.emplace(std::move(c));
+    }
+
+    void drop() {
+        if (stream) {
+            beast::error_code ignored;
+            beast::get_lowest_layer(*stream).socket().close(ignored);
+        }
+        up = false;
+    }
+
+    asio::awaitable<void> connect(std::chrono::steady_clock::time_point deadline) {
+        if (up) co_return;
+        make_context();
+        stream.reset();
+        buffer.clear();
+        facts = {};
+        // Resolve, bounded by the deadline: the watchdog cancels the lookup.
+        auto resolver = std::make_shared<tcp::resolver>(ex);
+        asio::steady_timer watchdog(ex);
+        watchdog.expires_at(deadline);
+        watchdog.async_wait([weak = std::weak_ptr<tcp::resolver>(resolver)](const boost::system::error_code& wec) {
+            if (auto r = weak.lock(); r && !wec) r->cancel();
+        });
+        auto [rec, endpoints] = co_await resolver->async_resolve(to.host, to.port, tuple_awaitable);
+        watchdog.cancel();
+        if (rec) {
+            if (rec == asio::error::operation_aborted && std::chrono::steady_clock::now() >= deadline)
+                fail(to, "resolve", beast::error::timeout);
+            fail(to, "resolve", rec);
+        }
+        stream.emplace(ex, *ctx);
+        if (!to.host_is_address) {
+            // SNI carries host names only, never addresses (RFC 6066 3).
+            if (SSL_set_tlsext_host_name(stream->native_handle(), to.host.c_str()) != 1)
+                throw std::runtime_error("HTTPS request to " + to.host + ":" + to.port + ": cannot set SNI");
+        }
+        stream->set_verify_callback(ssl::host_name_verification(to.host));
+        beast::get_lowest_layer(*stream).expires_at(deadline);
+        auto [cec, ep] = co_await beast::get_lowest_layer(*stream).async_connect(endpoints, tuple_awaitable);
+        (void)ep;
+        if (cec) fail(to, "connect", cec);
+        beast::get_lowest_layer(*stream).expires_at(deadline);
+        auto [hec] = co_await stream->async_handshake(ssl::stream_base::client, tuple_awaitable);
+        SSL* native = stream->native_handle();
+        facts.verify_result = X509_verify_cert_error_string(SSL_get_verify_result(native));
+        if (hec) {
+            std::string why = hec == beast::error::timeout ? std::string("timed out") : hec.message();
+            if (SSL_get_verify_result(native) != X509_V_OK) why += " (" + facts.verify_result + ")";
+            throw std::runtime_error("HTTPS request to " + to.host + ":" + to.port + ": TLS handshake: " + why);
+        }
+        facts.established = true;
+        facts.version = SSL_get_version(native);
+        if (const SSL_CIPHER* c = SSL_get_current_cipher(native)) facts.cipher = SSL_CIPHER_get_name(c);
+        up = true;
+    }
+
+    asio::awaitable<http_response> send(request r) {
+        const auto deadline = std::chrono::steady_clock::now() + timeout;
+        written = false;
+        co_await connect(deadline);
+        // The base URL's path, and the request's after it.
+        std::string target = to.target;
+        if (!r.path.empty()) {
+            while (target.ends_with('/')) target.pop_back();
+            target += r.path;
+        }
+        http::request<http::string_body> req{r.method == "POST" ? http::verb::post : http::verb::get, target, 11};
+        req.set(http::field::host, to.host_header);
+        req.set(http::field::user_agent, "subrelay");
+        req.set(http::field::accept, "application/json");
+        if (!r.bearer_token.empty()) req.set(http::field::authorization, "Bearer " + r.bearer_token);
+        if (!r.content_type.empty()) req.set(http::field::content_type, r.content_type);
+        req.body() = std::move(r.body);
+        req.prepare_payload();
+
+        beast::get_lowest_layer(*stream).expires_at(deadline);
+        auto [wec, n] = co_await http::async_write(*stream, req, tuple_awaitable);
+        (void)n;
+        if (wec) {
+            drop();
+            fail(to, "send request", wec);
+        }
+        written = true;
+        http::response_parser<http::string_body> parser;
+        parser.body_limit(max_body);
+        parser.header_limit(max_header);
+        beast::get_lowest_layer(*stream).expires_at(deadline);
+        auto [rdec, nread] = co_await http::async_read(*stream, buffer, parser, tuple_awaitable);
+        (void)nread;
+        if (rdec) {
+            drop();
+            fail(to, "read response", rdec);
+        }
+        auto& res = parser.get();
+        http_response out;
+        out.status = static_cast<int>(res.result_int());
+        if (auto it = res.find(http::field::content_type); it != res.end()) out.content_type = std::string(it->value());
+        if (auto it = res.find(http::field::retry_after); it != res.end()) out.retry_after = std::string(it->value());
+        out.body = std::move(res.body());
+        if (!res.keep_alive()) co_await close();
+        co_return out;
+    }
+
+    asio::awaitable<void> close() {
+        if (!up || !stream) {
+            drop();
+            co_return;
+        }
+        // Waiting for the server's close_notify is a courtesy, not worth more.
+        beast::get_lowest_layer(*stream).expires_after(max_shutdown_wait);
+        auto [sec] = co_await stream->async_shutdown(tuple_awaitable);
+        (void)sec;
+        drop();
+    }
+};
+
+https_session::https_session(asio::any_io_executor ex, const std::string& base_url, std::filesystem::path ca_file,
+                             std::chrono::seconds timeout)
+    : impl_(std::make_unique<impl>(std::move(ex), base_url, std::move(ca_file), timeout)) {}
+
+https_session::~https_session() = default;
+
+asio::awaitable<void> https_session::connect() {
+    co_await impl_->connect(std::chrono::steady_clock::now() + impl_->timeout);
+}
+
+asio::awaitable<http_response> https_session::send(request r) { return impl_->send(std::move(r)); }
+
+bool https_session::request_written() const { return impl_->written; }
+bool https_session::connected() const { return impl_->up; }
+const https_session::tls_facts& https_session::tls() const { return impl_->facts; }
+const void* https_session::peer_certificate() const {
+    return impl_->stream && impl_->facts.established ? SSL_get0_peer_certificate(impl_->stream->native_handle())
+                                                     : nullptr;
+}
+std::string https_session::where() const { return impl_->to.host + ":" + impl_->to.port; }
+void https_session::cancel() { impl_->drop(); }
+asio::awaitable<void> https_session::close() { return impl_->close(); }
 
 }  // namespace subrelay::auth

@@ -85,8 +85,7 @@ public:
         queue(r.table("queue"), cfg.queue);
         auth(r.table("auth"), cfg.auth);
         upstream(r.table("upstream"), cfg.upstream);
-        oauth(r.table("oauth"), cfg,
-              cfg.upstream.kind == upstream_kind::smtp && cfg.upstream.auth == upstream_auth::xoauth2);
+        oauth(r.table("oauth"), cfg, cfg.uses_oauth());
         // The default profile's SMTP endpoint is [upstream]'s; its host, when
         // not given, follows the profile (a national cloud, Gmail).
         if (!upstream_host_set_ && !cfg.oauth.smtp_host.empty()) cfg.upstream.host = cfg.oauth.smtp_host;
@@ -391,9 +390,10 @@ private:
     void upstream(const toml::table* t, upstream_config& u) {
         table_reader r(or_empty(t), "upstream", problems_);
         const std::size_t before = problems_.size();
-        switch (read_choice(r, "kind", {"smtp", "directory"})) {
+        switch (read_choice(r, "kind", {"smtp", "directory", "graph"})) {
             case 0: u.kind = upstream_kind::smtp; break;
             case 1: u.kind = upstream_kind::directory; break;
+            case 2: u.kind = upstream_kind::graph; break;
             default: kind_known_ = !r.has("kind"); break;
         }
         upstream_host_set_ = r.read("host", u.host);
@@ -438,9 +438,10 @@ private:
         r.finish();
 
         if (!kind_known_) return;  // requirements depend on a valid kind
-        if (u.kind == upstream_kind::smtp) {
+        if (u.kind == upstream_kind::smtp || u.kind == upstream_kind::graph) {
             if (u.mailbox.empty() && !reported_since(before, "upstream.mailbox")) {
-                add("upstream.mailbox", "is required for upstream.kind = \"smtp\"");
+                add("upstream.mailbox", std::string("is required for upstream.kind = \"") +
+                                            (u.kind == upstream_kind::smtp ? "smtp" : "graph") + "\"");
             }
         } else if (u.directory.empty() && !reported_since(before, "upstream.directory")) {
             add("upstream.directory", "is required for upstream.kind = \"directory\"");
@@ -451,6 +452,10 @@ private:
     void oauth(const toml::table* t, config& cfg, bool required) {
         table_reader r(or_empty(t), "oauth", problems_);
         cfg.oauth.name = "default";
+        // Mailboxes go the way of upstream.kind unless their profile says otherwise.
+        const upstream_kind delivery =
+            cfg.upstream.kind == upstream_kind::graph ? upstream_kind::graph : upstream_kind::smtp;
+        cfg.oauth.delivery = delivery;
         profile(r, cfg.oauth, required);
         if (const auto* profiles = r.table("profiles")) {
             for (const auto& [key, node] : *profiles) {
@@ -467,8 +472,11 @@ private:
                 }
                 oauth_config p;
                 p.name = name;
+                p.delivery = delivery;
                 table_reader pr(*table, prefix, problems_);
                 profile(pr, p, required);
+                if (!required && cfg.upstream.kind == upstream_kind::smtp && p.delivery == upstream_kind::graph)
+                    pr.error("delivery", "needs OAuth tokens, which upstream.auth = \"none\" turns off");
                 pr.finish();
                 cfg.oauth_profiles.push_back(std::move(p));
             }
@@ -576,15 +584,33 @@ private:
                 case 1: o.smtp_tls = upstream_tls::implicit; break;
                 default: break;
             }
+            switch (read_choice(r, "delivery", {"smtp", "graph"})) {
+                case 0: o.delivery = upstream_kind::smtp; break;
+                case 1: o.delivery = upstream_kind::graph; break;
+                default: break;
+            }
         }
+        https_url(r, "graph_url", o.graph_url);
+        while (o.graph_url.ends_with('/')) o.graph_url.pop_back();
         read_path(r, "ca_file", o.ca_file);
         r.read_number("timeout_seconds", o.timeout_seconds, 1);
 
-        const oauth_defaults d = derive_oauth_defaults(o.provider, o.cloud, o.tenant, o.grant);
+        const oauth_defaults d = derive_oauth_defaults(o.provider, o.cloud, o.tenant, o.grant, o.delivery);
         if (o.token_url.empty()) o.token_url = d.token_url;
         if (o.device_code_url.empty()) o.device_code_url = d.device_code_url;
         if (o.scope.empty()) o.scope = d.scope;
         if (o.smtp_host.empty()) o.smtp_host = d.smtp_host;
+        const bool graph = o.delivery == upstream_kind::graph;
+        if (graph && o.graph_url.empty()) o.graph_url = d.graph_url;
+        if (!graph && r.has("graph_url"))
+            r.error("graph_url", is_default ? "is used only with upstream.kind = \"graph\""
+                                            : "is used only with delivery = \"graph\"");
+        if (graph && provider_ok && o.provider != oauth_provider::microsoft) {
+            // Microsoft Graph takes tokens from Microsoft's identity platform only.
+            r.error(is_default ? "provider" : (r.has("delivery") ? "delivery" : "provider"),
+                    is_default ? "must be \"microsoft\" for upstream.kind = \"graph\""
+                               : "delivery = \"graph\" needs provider = \"microsoft\"");
+        }
 
         const std::string microsoft_only = "applies only to provider = \"microsoft\"";
         if (o.provider != oauth_provider::microsoft) {

@@ -118,12 +118,27 @@ struct auth_config {
     std::uint32_t max_waiting_logins = 32;
 };
 
-enum class upstream_kind { smtp, directory };
+// smtp: SMTP with XOAUTH2 (or none); graph: Microsoft Graph's MIME
+// sendMail over HTTPS; directory: files (the demo, tests).
+enum class upstream_kind { smtp, directory, graph };
+
+// Microsoft Graph's limits per upstream mailbox (and app): requests at once,
+// requests in ten minutes, and the size of one request (the MIME send's
+// base64 body).
+inline constexpr unsigned graph_max_concurrent_requests = 4;
+inline constexpr unsigned graph_max_requests_per_window = 10'000;
+inline constexpr std::uint32_t graph_window_seconds = 600;
+inline constexpr std::uint64_t graph_max_request_bytes = 4 * 1024 * 1024;
+// The largest message that fits in one request once base64-encoded (3 MiB),
+// and what the relay takes from a device for a Graph lane: 64 KiB less,
+// for the Received: and Bcc: fields it adds.
+inline constexpr std::uint64_t graph_max_encoded_message = graph_max_request_bytes / 4 * 3;
+inline constexpr std::uint64_t graph_max_message_size = graph_max_encoded_message - 64 * 1024;
 enum class upstream_tls { starttls, implicit, none };
 enum class upstream_auth { xoauth2, none };
 
 struct upstream_config {
-    upstream_kind kind = upstream_kind::smtp;
+    upstream_kind kind = upstream_kind::smtp;   // the default delivery of upstream mailboxes
     std::string host = "smtp.office365.com";
     std::uint16_t port = 587;
     upstream_tls tls = upstream_tls::starttls;
@@ -178,8 +193,12 @@ struct oauth_config {
     std::string smtp_host;                       // the upstream for these mailboxes; derived
     std::uint16_t smtp_port = 587;
     upstream_tls smtp_tls = upstream_tls::starttls;
-    std::filesystem::path ca_file;
+    std::filesystem::path ca_file;             // for token_url, device_code_url and graph_url
     std::uint32_t timeout_seconds = 30;
+    // How these mailboxes' messages go: smtp or graph (named profiles:
+    // `delivery`; the default profile follows upstream.kind).
+    upstream_kind delivery = upstream_kind::smtp;
+    std::string graph_url;                       // Microsoft Graph's base URL (no /v1.0); derived from cloud
 
     [[nodiscard]] bool uses_certificate() const { return !certificate_file.empty(); }
     [[nodiscard]] bool uses_service_account() const { return !service_account_file.empty(); }
@@ -188,17 +207,19 @@ struct oauth_config {
     }
 };
 
-// What provider, cloud, tenant and grant imply: the login host's token and
-// device-code URLs, the scope, and the SMTP endpoint.
+// What provider, cloud, tenant, grant and delivery imply: the login host's
+// token and device-code URLs, the scope (Exchange Online's for SMTP,
+// Microsoft Graph's for graph), the SMTP endpoint and Graph's URL.
 struct oauth_defaults {
     std::string token_url;        // empty when it cannot be derived (no tenant, generic provider)
     std::string device_code_url;
     std::string scope;
     std::string smtp_host;
     std::uint16_t smtp_port = 587;
+    std::string graph_url;        // Microsoft only
 };
 oauth_defaults derive_oauth_defaults(oauth_provider provider, oauth_cloud cloud, std::string_view tenant,
-                                     oauth_grant grant);
+                                     oauth_grant grant, upstream_kind delivery = upstream_kind::smtp);
 
 struct log_config {
     std::string level = "info";        // trace, debug, info, warn, error
@@ -261,6 +282,17 @@ struct config {
 
     // The profile serving an upstream mailbox: the named one listing it, else the default.
     [[nodiscard]] const oauth_config& profile_for_mailbox(std::string_view mailbox) const;
+    // How an upstream mailbox's messages go: directory for every one with
+    // upstream.kind = "directory", else its profile's delivery.
+    [[nodiscard]] upstream_kind delivery_for_mailbox(std::string_view mailbox) const;
+    // Whether upstream mailboxes take OAuth tokens (XOAUTH2 or Graph): the profiles are used.
+    [[nodiscard]] bool uses_oauth() const {
+        return upstream.kind == upstream_kind::graph ||
+               (upstream.kind == upstream_kind::smtp && upstream.auth == upstream_auth::xoauth2);
+    }
+    // Whether every upstream mailbox goes through Microsoft Graph (then the
+    // listeners advertise Graph's message size).
+    [[nodiscard]] bool all_through_graph() const;
     // A profile by name ("default" or a NAME); nullptr when there is none.
     [[nodiscard]] const oauth_config* find_profile(std::string_view name) const;
 };

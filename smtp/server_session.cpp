@@ -398,7 +398,9 @@ void server_session::handle_line(const std::string& line) {
     if (rule->policy != nullptr && options_.deferred_policy) {
         // The driver decides, maybe after a wait; pipelined commands after
         // this one stay buffered until it has.
-        check_ = policy_check{rule->kind, sender_identity(), envelope_.sender, cmd.path};
+        check_ = policy_check{rule->kind, sender_identity(), envelope_.sender, cmd.path, 0};
+        if (const auto size = cmd.params.find("SIZE"); rule->kind == verb::mail && size != cmd.params.end())
+            check_.declared_size = static_cast<std::size_t>(std::stoull(size->second));
         checked_ = std::move(cmd);
         pending_ = action::check_policy;
         return;

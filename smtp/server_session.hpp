@@ -104,6 +104,7 @@ struct policy_check {
     std::string identity;     // the account it is checked against
     std::string sender;       // RCPT: the transaction's MAIL FROM path ("" for <>)
     std::string address;      // the path of this command
+    std::size_t declared_size = 0;  // MAIL: its SIZE= parameter (0: none)
 };
 
 struct auth_request {

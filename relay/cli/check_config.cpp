@@ -30,8 +30,8 @@ std::vector<std::string> check_what_it_names(const std::string& file, const conf
             problems.push_back(file + ": tls: " + e.what());
         }
     }
-    if (cfg.upstream.kind == conf::upstream_kind::smtp) {
-        if (cfg.upstream.auth == conf::upstream_auth::xoauth2) {
+    if (cfg.upstream.kind != conf::upstream_kind::directory) {
+        if (cfg.uses_oauth()) {
             // Reads every profile's secret, certificate, key and key file.
             try {
                 boost::asio::io_context scratch;

@@ -325,11 +325,11 @@ private:
     status_file status_;
 
     [[nodiscard]] bool oauth_used() const {
-        return cfg_.upstream.kind == conf::upstream_kind::smtp && cfg_.upstream.auth == conf::upstream_auth::xoauth2;
+        return cfg_.uses_oauth();
     }
 
     [[nodiscard]] std::string why_unused() const {
-        if (cfg_.upstream.kind != conf::upstream_kind::smtp) return "upstream.kind = \"directory\"";
+        if (cfg_.upstream.kind == conf::upstream_kind::directory) return "upstream.kind = \"directory\"";
         return "upstream.auth = \"none\"";
     }
 

@@ -1,8 +1,11 @@
 // `subrelay test-upstream [--profile NAME] [--mailbox X] [--config FILE]`:
 // checks one upstream mailbox's whole path without sending mail: gets a
 // token, connects, shows the TLS version and certificate, EHLO, AUTH XOAUTH2,
-// and stops before MAIL. Every step is printed with a pass/fail mark and,
-// on failure, the hint that says what to fix.
+// and stops before MAIL. For a mailbox that goes through Microsoft Graph:
+// the token, the HTTPS connection, and a sendMail of a message without
+// recipients, which Graph refuses (400 ErrorInvalidRecipients) only once
+// the app's Mail.Send reaches the mailbox. Every step is printed with a
+// pass/fail mark and, on failure, the hint that says what to fix.
 
 #include <chrono>
 #include <exception>
@@ -16,10 +19,12 @@
 #include <boost/asio/ssl/context.hpp>
 #include <spdlog/spdlog.h>
 
+#include "auth/https_client.hpp"
 #include "auth/token_provider.hpp"
 #include "conf/config.hpp"
 #include "relay/cli/verb.hpp"
 #include "relay/delivery/credentials.hpp"
+#include "relay/delivery/graph_rules.hpp"
 #include "relay/server/logging.hpp"
 #include "relay/delivery/rules.hpp"
 #include "relay/spool/queue_state.hpp"
@@ -27,6 +32,7 @@
 #include "relay/delivery/upstream.hpp"
 #include "smtp/address.hpp"
 #include "smtp/text/ascii.hpp"
+#include "smtp/text/base64.hpp"
 
 namespace subrelay::relay {
 
@@ -258,6 +264,11 @@ private:
         }
         if (tokens_ != nullptr) r_.ok("credentials", tokens_->status().grant);
         else r_.ok("credentials", oauth_ ? "read" : "none needed: upstream.auth = \"none\"");
+        if (tested_.delivery_for_mailbox(mailbox_) == conf::upstream_kind::graph) {
+            r_.detail("Graph", profile_->graph_url + " (scope " + profile_->scope + ")");
+            if (!co_await token_step()) co_return 1;
+            co_return co_await graph_steps();
+        }
         if (!tested_.upstream.client_cert_file.empty())
             r_.detail("client cert", tested_.upstream.client_cert_file.string());
         r_.detail("SMTP", endpoint_text());
@@ -287,6 +298,86 @@ private:
         co_await conn.quit();
         r_.ok("quit", "stopped before MAIL: no message was sent");
         co_return 0;
+    }
+
+    // Microsoft Graph: connect, then a sendMail that cannot send anything.
+    asio::awaitable<int> graph_steps() {
+        const std::string url_key = auth::profile_key(*profile_, "graph_url");
+        const std::string ca_key = auth::profile_key(*profile_, "ca_file");
+        auth::https_session http(io_.get_executor(), profile_->graph_url, profile_->ca_file,
+                                 std::chrono::seconds(tested_.upstream.connect_timeout_seconds));
+        std::string failure;
+        try {
+            co_await http.connect();
+        } catch (const std::exception& e) {
+            failure = e.what();
+        }
+        upstream_tls_facts facts;
+        facts.established = http.tls().established;
+        facts.version = http.tls().version;
+        facts.cipher = http.tls().cipher;
+        facts.verify_result = http.tls().verify_result;
+        note_certificate(http.peer_certificate(), facts);
+        if (!failure.empty()) {
+            const bool handshake = failure.find("TLS handshake") != std::string::npos;
+            if (handshake) r_.ok("connect", http.where());
+            r_.fail(handshake ? "tls" : "connect", failure);
+            if (handshake && !facts.verify_result.empty()) r_.detail("verified", facts.verify_result);
+            r_.hint(handshake ? "check " + url_key + " and " + ca_key + " (empty: the system CAs)"
+                              : "check that " + http.where() + " resolves and accepts connections (" + url_key +
+                                    ") and that no firewall blocks outgoing HTTPS");
+            co_return 1;
+        }
+        r_.ok("connect", http.where());
+        r_.ok("tls", facts.version + ", cipher " + facts.cipher);
+        if (!facts.subject.empty()) {
+            r_.detail("certificate", facts.subject);
+            r_.detail("issuer", facts.issuer);
+            if (!facts.not_after.empty()) r_.detail("expires", facts.not_after + " (" + days_text(facts.days_left) + ")");
+        }
+        r_.detail("verified", facts.verify_result);
+
+        // A message with no recipient: Graph checks the token, the
+        // permission and the mailbox first, and then has nobody to send it to.
+        auth::https_session::request req;
+        req.method = "POST";
+        req.path = graph_send_path(mailbox_);
+        req.bearer_token = (co_await tokens_->get()).value;
+        req.content_type = "text/plain";
+        req.body = text::base64_encode("From: <" + mailbox_ +
+                                       ">\r\nSubject: subrelay test-upstream (no recipients: nothing is sent)\r\n"
+                                       "\r\nsubrelay test-upstream\r\n");
+        auth::http_response res;
+        try {
+            res = co_await http.send(std::move(req));
+        } catch (const std::exception& e) {
+            r_.fail("sendMail", e.what());
+            r_.hint("the connection to " + http.where() + " broke off: try again, and check " + url_key);
+            co_return 1;
+        }
+        co_await http.close();
+        graph_answer a;
+        a.status = res.status;
+        read_graph_error(res.body, a);
+        const std::string said = std::to_string(a.status) + (a.error_code.empty() ? "" : " " + a.error_code);
+        if (a.status == 400 && a.error_code == "ErrorInvalidRecipients") {
+            r_.ok("sendMail", "Mail.Send reaches " + mailbox_ + ": Graph refused a message without recipients (" +
+                                  said + "), so nothing was sent");
+            co_return 0;
+        }
+        if (a.status == 202) {
+            r_.warn("sendMail", "Graph accepted a message without recipients (202): it reaches " + mailbox_ +
+                                    ", and nobody can have received it");
+            co_return 0;
+        }
+        r_.fail("sendMail", "POST " + graph_send_path(mailbox_) + ": " + said +
+                                (a.error_message.empty() ? "" : ": " + a.error_message));
+        const graph_outcome o = classify_graph(a, mailbox_, true);
+        r_.hint(!o.hint.empty() ? o.hint
+                : a.status == 401
+                    ? "Graph refused the token: the profile's scope must be " + profile_->scope
+                    : "check " + url_key + " and that the app has Mail.Send (application) with admin consent");
+        co_return 1;
     }
 
     // Step 2: a token, as delivery gets it. The token itself is never shown.

@@ -55,7 +55,7 @@ void expire(queue_state& st, const std::vector<std::string>& to, const retry_sch
 }
 
 recorded record_result(queue_state& st, const std::vector<std::string>& to, const smtp::message_result& r,
-                       std::int64_t now, std::string_view mailbox) {
+                       std::int64_t now, std::string_view mailbox, std::string_view hint) {
     const std::vector<std::string> delivered = r.delivered();
     for (const auto& a : delivered) st.delivered.push_back(a);
     for (const auto& rr : r.recipients) {
@@ -70,7 +70,7 @@ recorded record_result(queue_state& st, const std::vector<std::string>& to, cons
     recorded out;
     out.reply_line = r.final_reply.summary();
     const classification c = classify(r.final_reply, r.recipients.empty() ? "mail" : "data", mailbox);
-    out.hint = c.hint;
+    out.hint = hint.empty() ? c.hint : std::string(hint);
     out.throttled = c.throttled;
     note_attempt(st, now, out.reply_line, out.reply_line, out.hint);
     return out;

@@ -40,9 +40,10 @@ struct recorded {
 
 // A transaction that ran to its end (or to a refused MAIL): recipients the
 // upstream accepted are delivered, those refused for good failed, the rest
-// stay; the attempt is counted.
+// stay; the attempt is counted. `hint`: the target's own fix for what it
+// was answered (Graph's), instead of the SMTP rules'.
 recorded record_result(queue_state& st, const std::vector<std::string>& to, const smtp::message_result& r,
-                       std::int64_t now, std::string_view mailbox);
+                       std::int64_t now, std::string_view mailbox, std::string_view hint = {});
 // A transaction that broke off (connection lost, file not written): nothing
 // delivered, the attempt is counted.
 recorded record_failure(queue_state& st, const std::string& failure, std::int64_t now, std::string_view mailbox);

@@ -36,6 +36,8 @@ constexpr auto with_error = asio::as_tuple(use_awaitable);
 
 struct delivery::lane {
     std::string mailbox;
+    conf::upstream_kind kind = conf::upstream_kind::smtp;   // how its messages go (smtp, graph, directory)
+    bool ramping = false;                                   // back from unavailable: one connection until a message goes
     std::deque<std::string> ready;                          // ids to send now
     std::set<std::string> parked;                           // ids waiting for the lane to come back
     unsigned active = 0;                                    // connections open (or opening)
@@ -84,6 +86,7 @@ constexpr std::chrono::milliseconds rate_window{61'000};
 
 std::string connections_key(const std::string& mailbox) { return "connections:" + text::ascii_lower(mailbox); }
 std::string minute_key(const std::string& mailbox) { return "messages-per-minute:" + text::ascii_lower(mailbox); }
+std::string graph_window_key(const std::string& mailbox) { return "graph-requests:" + text::ascii_lower(mailbox); }
 
 std::int64_t system_now() {
     return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -142,7 +145,7 @@ delivery::delivery(asio::io_context& io, asio::thread_pool& blocking, const conf
       now_(now ? std::move(now) : clock_fn(system_now)),
       timer_(io),
       all_done_(io) {
-    if (cfg_.upstream.kind == conf::upstream_kind::smtp) {
+    if (cfg_.upstream.kind != conf::upstream_kind::directory) {  // SMTP lanes (a Graph relay may have some)
         tls_ = std::make_unique<asio::ssl::context>(make_client_context(cfg_.upstream.ca_file));
         if (!cfg_.upstream.client_cert_file.empty())
             use_client_certificate(*tls_, cfg_.upstream.client_cert_file, cfg_.upstream.client_key_file);
@@ -165,6 +168,7 @@ delivery::lane& delivery::lane_for(const std::string& mailbox) {
     if (!l) {
         l = std::make_unique<lane>();
         l->mailbox = mailbox;
+        l->kind = cfg_.delivery_for_mailbox(mailbox);
     }
     return *l;
 }
@@ -282,7 +286,8 @@ void delivery::kick(lane& l) {
     const std::size_t idle = l.idle_waiters.size();
     for (auto* t : l.idle_waiters) t->cancel();
     if (l.ready.size() <= idle) return;
-    if (l.active >= connection_limit()) return;
+    if (l.active >= connection_limit(l)) return;
+    if (l.ramping && l.active > 0) return;  // the first message shows whether the mailbox is back
     ++l.active;
     ++workers_;
     asio::co_spawn(io_, worker(l), [this, &l](std::exception_ptr e) { worker_ended(l, e); });
@@ -305,12 +310,13 @@ void delivery::worker_ended(lane& l, std::exception_ptr e) {
     kick(l);
 }
 
-void delivery::pause_lane(lane& l) {
-    // Exchange throttles per mailbox: slow this one down, the others go on.
+void delivery::pause_lane(lane& l, std::optional<std::chrono::seconds> asked) {
+    // Exchange and Graph throttle per mailbox: slow this one down, the others go on.
     const std::int64_t now = now_();
     if (now < l.paused_until) return;  // already paused
-    const auto wait = std::min<std::chrono::seconds>(std::chrono::seconds(60L << std::min(l.throttles, 4u)),
-                                                     std::chrono::seconds(900));
+    const auto wait = asked ? std::max(*asked, std::chrono::seconds(1))
+                            : std::min<std::chrono::seconds>(std::chrono::seconds(60L << std::min(l.throttles, 4u)),
+                                                             std::chrono::seconds(900));
     ++l.throttles;
     l.paused_until = now + wait.count();
     spdlog::warn("upstream mailbox {} is throttled: no new connection for {}s", l.mailbox, wait.count());
@@ -320,7 +326,7 @@ void delivery::pause_lane(lane& l) {
 // The connection could not be set up. A failure of the lane, not of its
 // messages: they wait (nothing written, no attempt counted) and the lane is
 // probed again with its own backoff.
-void delivery::lane_failed(lane& l, const lane_failure& f) {
+void delivery::lane_failed(lane& l, const lane_failure& f, bool mailbox_said) {
     spdlog::warn("upstream connection for {} failed: {}{}", l.mailbox, f.reason,
                  f.what.hint.empty() ? "" : " (" + f.what.hint + ")");
     metrics::relay().connection_failed(f.upstream_reply);
@@ -328,7 +334,7 @@ void delivery::lane_failed(lane& l, const lane_failure& f) {
         pause_lane(l);  // what waits goes when the pause ends; open connections go on
         return;
     }
-    if (l.open > 0) return;  // connections of this lane that are set up deliver what waits
+    if (l.open > 0 && !mailbox_said) return;  // connections of this lane that are set up deliver what waits
     if (l.down && !l.probing) return;  // another connection's failure in the same outage
     l.probing = false;
     const auto settings = schedule_settings();
@@ -375,11 +381,13 @@ asio::awaitable<void> delivery::look_after_parked(lane& l, std::string id) {
 }
 
 void delivery::lane_up(lane& l) {
-    l.throttles = 0;
+    if (l.kind != conf::upstream_kind::graph) l.throttles = 0;  // Graph: reset when a message went
     l.probing = false;
     if (!l.down) return;
     l.down = false;
-    l.probe_wait = std::chrono::seconds(0);
+    // Graph: the backoff ends when a message goes (a token and TLS say
+    // nothing of the mailbox's permission).
+    if (l.kind != conf::upstream_kind::graph) l.probe_wait = std::chrono::seconds(0);
     due_.erase(lane_key(l.mailbox));
     spdlog::info("upstream mailbox {} is available again: {} message(s) go now", l.mailbox, l.parked.size());
     for (const auto& id : l.parked) {
@@ -390,7 +398,13 @@ void delivery::lane_up(lane& l) {
     }
     l.parked.clear();
     // More connections for the backlog (the prober takes the first message).
-    const unsigned max = connection_limit();
+    if (l.kind == conf::upstream_kind::graph) {
+        // Graph tells whether the mailbox may send only when a message
+        // goes: more connections once the first one did (worker()).
+        l.ramping = true;
+        return;
+    }
+    const unsigned max = connection_limit(l);
     for (std::size_t more = l.ready.size() > 0 ? l.ready.size() - 1 : 0; more > 0 && l.active < max; --more) {
         ++l.active;
         ++workers_;
@@ -485,15 +499,33 @@ void delivery::clock_changed() {
 
 // Waits for a slot in the lane's messages-per-minute budget before a
 // message is taken, so nothing is locked while it waits. False: stopping.
+delivery::rate_limit delivery::rate_of(const lane& l) const {
+    // SMTP: Exchange's messages a minute; Graph: its requests in ten minutes.
+    if (l.kind == conf::upstream_kind::graph) {
+        const std::chrono::seconds span(conf::graph_window_seconds);
+        return {conf::graph_max_requests_per_window, span, span + std::chrono::seconds(1), graph_window_key(l.mailbox)};
+    }
+    if (l.kind == conf::upstream_kind::directory) return {0, std::chrono::minutes(1), rate_window, {}};
+    return {cfg_.upstream.max_messages_per_minute, std::chrono::minutes(1), rate_window, minute_key(l.mailbox)};
+}
+
+unsigned delivery::mailbox_connections(const lane& l) const {
+    // Graph: requests at once per mailbox; SMTP: Exchange's connections.
+    if (l.kind == conf::upstream_kind::graph) return conf::graph_max_concurrent_requests;
+    return std::max(1u, cfg_.upstream.max_connections_per_mailbox);
+}
+
 asio::awaitable<bool> delivery::wait_for_rate(lane& l) {
-    const std::uint32_t max = cfg_.upstream.max_messages_per_minute;
-    if (max == 0 || cfg_.upstream.kind != conf::upstream_kind::smtp) co_return !stopping_;
+    const rate_limit rate = rate_of(l);
+    const std::uint32_t max = rate.max;
+    const std::chrono::seconds span = rate.span;
+    if (max == 0) co_return !stopping_;
     for (;;) {
         if (stopping_) co_return false;
         std::chrono::steady_clock::time_point until;
         if (limits_shared()) {
             // The mailbox's minute across the nodes.
-            const cluster::take_result r = co_await shared_->take(minute_key(l.mailbox), max, rate_window);
+            const cluster::take_result r = co_await shared_->take(rate.key, max, rate.window);
             if (r.status == cluster::take_status::granted) co_return !stopping_;
             until = std::chrono::steady_clock::now() + r.wait;
             if (r.status == cluster::take_status::unavailable) continue;  // this node's share from now on
@@ -503,9 +535,9 @@ asio::awaitable<bool> delivery::wait_for_rate(lane& l) {
             // This node's minute: the whole limit, or its share while Redis is unreachable.
             const std::uint32_t limit = shared_ != nullptr ? cluster::shared_limits::share(max, shared_->nodes()) : max;
             const auto now = std::chrono::steady_clock::now();
-            while (!l.sent.empty() && now - l.sent.front() >= std::chrono::minutes(1)) l.sent.pop_front();
+            while (!l.sent.empty() && now - l.sent.front() >= span) l.sent.pop_front();
             if (l.sent.size() < limit) co_return true;
-            until = l.sent[l.sent.size() - limit] + std::chrono::minutes(1);
+            until = l.sent[l.sent.size() - limit] + span;
         }
         // The excess waits in the queue rather than being sent to be throttled.
         asio::steady_timer timer(io_, until);
@@ -536,31 +568,33 @@ bool delivery::limits_shared() {
     // What this node sent while on its own counts in each mailbox's shared minute.
     const auto now = std::chrono::steady_clock::now();
     for (const auto& [mailbox, l] : lanes_) {
-        const auto since = std::max(fallback_since_, now - std::chrono::minutes(1));
+        const rate_limit rate = rate_of(*l);
+        if (rate.max == 0) continue;
+        const auto since = std::max(fallback_since_, now - rate.span);
         const auto n = std::count_if(l->sent.begin(), l->sent.end(), [since](auto t) { return t >= since; });
-        if (n > 0) asio::co_spawn(io_, add_to_shared_minute(l->mailbox, static_cast<unsigned>(n)), asio::detached);
+        if (n > 0) asio::co_spawn(io_, add_to_shared_minute(rate, static_cast<unsigned>(n)), asio::detached);
     }
     return true;
 }
 
-asio::awaitable<void> delivery::add_to_shared_minute(std::string mailbox, unsigned count) {
+asio::awaitable<void> delivery::add_to_shared_minute(rate_limit rate, unsigned count) {
     // A reservation never released counts until it leaves the window; the
     // limit only has to let it in.
-    (void)co_await shared_->reserve(minute_key(mailbox), std::numeric_limits<unsigned>::max(), rate_window, count);
+    (void)co_await shared_->reserve(rate.key, std::numeric_limits<unsigned>::max(), rate.window, count);
 }
 
 bool delivery::in_fallback_wait() const {
     return std::chrono::steady_clock::now() < fallback_since_ + fallback_wait;
 }
 
-unsigned delivery::connection_limit() {
-    const unsigned max = std::max(1u, cfg_.upstream.max_connections_per_mailbox);
+unsigned delivery::connection_limit(const lane& l) {
+    const unsigned max = mailbox_connections(l);
     if (shared_ == nullptr || limits_shared()) return max;
     return cluster::shared_limits::share(max, shared_->nodes());
 }
 
 asio::awaitable<delivery::slot_claim> delivery::claim_slot(lane& l, connection_slot& slot) {
-    const unsigned max = std::max(1u, cfg_.upstream.max_connections_per_mailbox);
+    const unsigned max = mailbox_connections(l);
     if (limits_shared()) {
         const cluster::lease_result r = co_await shared_->acquire_lease(connections_key(l.mailbox), max, lease_ttl);
         if (r.status == cluster::lease_status::granted) {
@@ -570,7 +604,7 @@ asio::awaitable<delivery::slot_claim> delivery::claim_slot(lane& l, connection_s
         if (r.status == cluster::lease_status::full) co_return slot_claim::full;
         (void)limits_shared();  // unreachable now: this node's share
     }
-    if (in_fallback_wait() || l.active > connection_limit()) co_return slot_claim::over_share;
+    if (in_fallback_wait() || l.active > connection_limit(l)) co_return slot_claim::over_share;
     co_return slot_claim::ok;
 }
 
@@ -579,8 +613,8 @@ asio::awaitable<bool> delivery::keep_slot(lane& l, connection_slot& slot) {
     if (limits_shared()) {
         if (!slot.held.empty()) co_return true;
         // Opened while Redis was unreachable: it needs a lease now, or it closes.
-        const cluster::lease_result r = co_await shared_->acquire_lease(
-            connections_key(l.mailbox), std::max(1u, cfg_.upstream.max_connections_per_mailbox), lease_ttl);
+        const cluster::lease_result r =
+            co_await shared_->acquire_lease(connections_key(l.mailbox), mailbox_connections(l), lease_ttl);
         if (r.status == cluster::lease_status::granted) {
             slot.held = r.held;
             co_return true;
@@ -591,7 +625,7 @@ asio::awaitable<bool> delivery::keep_slot(lane& l, connection_slot& slot) {
     // Redis unreachable: a lease cannot be renewed (it expires by itself),
     // and this node keeps to its share.
     slot.held = {};
-    if (l.active - l.leaving > connection_limit()) {
+    if (l.active - l.leaving > connection_limit(l)) {
         ++l.leaving;
         slot.leaving = true;
         co_return false;
@@ -623,7 +657,7 @@ asio::awaitable<void> delivery::worker(lane& l) {
     } guard{l};
 
     // [cluster]: the connection's place among the mailbox's connections on every node.
-    const bool shares = shared_ != nullptr && cfg_.upstream.kind == conf::upstream_kind::smtp;
+    const bool shares = shared_ != nullptr && l.kind != conf::upstream_kind::directory;
     auto slot = std::make_shared<connection_slot>(io_);
     struct slot_guard {
         delivery& d;
@@ -659,8 +693,12 @@ asio::awaitable<void> delivery::worker(lane& l) {
     std::unique_ptr<delivery_target> target;
     std::optional<lane_failure> failed;
     try {
-        if (cfg_.upstream.kind == conf::upstream_kind::directory) {
+        if (l.kind == conf::upstream_kind::directory) {
             target = make_directory_target(cfg_, blocking_);
+        } else if (l.kind == conf::upstream_kind::graph) {
+            auth::token_source* tokens = credentials_ != nullptr ? credentials_->tokens_for(l.mailbox) : nullptr;
+            target = make_graph_target(io_.get_executor(), cfg_, cfg_.profile_for_mailbox(l.mailbox), tokens,
+                                       l.mailbox, blocking_);
         } else {
             upstream_endpoint to = credentials_ != nullptr
                                        ? credentials_->endpoint_for(l.mailbox)
@@ -727,7 +765,18 @@ asio::awaitable<void> delivery::worker(lane& l) {
         const attempt_result r = co_await attempt(l, target.get(), id, reused);
         reused = true;
         settle(id, r);
-        if (target->broken()) break;  // this connection is gone
+        if (target->broken() || r.stop_connection) break;  // this connection is gone, or its mailbox waits
+        if (l.kind == conf::upstream_kind::graph && r.what == outcome::done) {
+            // Graph took a message: the mailbox can send, more connections may go.
+            l.throttles = 0;
+            l.probe_wait = std::chrono::seconds(0);
+            if (l.ramping) {
+                l.ramping = false;
+                spdlog::info("upstream mailbox {}: Microsoft Graph took a message; {} more wait", l.mailbox,
+                             l.ready.size());
+            }
+            kick(l);
+        }
         deadline = std::chrono::steady_clock::now() + idle_keepalive;
     }
     // A connection that broke off takes no QUIT: its socket is closed. (The
@@ -823,10 +872,28 @@ asio::awaitable<delivery::attempt_result> delivery::attempt(lane& l, delivery_ta
         const std::vector<std::string> attempted = to;
         smtp::message_result result;
         std::string failure;
+        std::optional<mailbox_refusal> refused;
         try {
             result = co_await target->send(id, w.msg, to);
+        } catch (const mailbox_refusal& e) {
+            refused = e;
         } catch (const std::exception& e) {
             failure = e.what();
+        }
+        if (refused) {
+            // About the mailbox, not the message: it waits, uncounted, for
+            // the pause to end or the mailbox to be back.
+            spdlog::warn("delivery id={} upstream={}: {}{}", id, l.mailbox, refused->reply().summary(),
+                         refused->hint().empty() ? "" : " hint=\"" + refused->hint() + "\"");
+            if (refused->refusal() == mailbox_refusal::kind::paused) {
+                pause_lane(l, refused->wait());
+            } else {
+                lane_failure f{refused->reply().summary(), refused->reply().summary(), {}};
+                f.what.hint = refused->hint();
+                lane_failed(l, f, true);
+            }
+            attempt_result waits{outcome::parked, 0, result_of_attempt.delay_warned, true};
+            co_return waits;
         }
         if (!failure.empty() && reused && !target->content_sent()) {
             // A pooled connection the upstream closed while it was idle
@@ -843,7 +910,7 @@ asio::awaitable<delivery::attempt_result> delivery::attempt(lane& l, delivery_ta
                          failure);
             co_return attempt_result{outcome::retry, now, result_of_attempt.delay_warned};
         }
-        const recorded rec = failure.empty() ? record_result(w.st, to, result, now, l.mailbox)
+        const recorded rec = failure.empty() ? record_result(w.st, to, result, now, l.mailbox, target->hint())
                                              : record_failure(w.st, failure, now, l.mailbox);
         if (rec.throttled) pause_lane(l);
         to = remaining(env, w.st);

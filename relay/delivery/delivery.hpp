@@ -137,6 +137,7 @@ private:
         outcome what = outcome::done;
         std::int64_t retry_at = 0;       // for retry and busy: when to look again (unix seconds)
         bool delay_warned = false;       // the message's delay notice has gone out
+        bool stop_connection = false;    // the mailbox was paused or went down: this connection ends
     };
     struct lane_failure {
         std::string reason;          // for the log
@@ -153,6 +154,17 @@ private:
     // Files the message under its outcome: forgotten, waiting until retry_at, or parked.
     void settle(const std::string& id, const attempt_result& r);
     boost::asio::awaitable<bool> wait_for_rate(lane& l);
+    // A lane's rate: at most `max` messages (requests) in `span`, shared in
+    // Redis under `key` for `window` (a second's margin). max 0: no limit.
+    struct rate_limit {
+        std::uint32_t max = 0;
+        std::chrono::seconds span{60};
+        std::chrono::milliseconds window{61'000};
+        std::string key;
+    };
+    [[nodiscard]] rate_limit rate_of(const lane& l) const;
+    // Connections (Graph: requests at once) a mailbox may have over every node.
+    [[nodiscard]] unsigned mailbox_connections(const lane& l) const;
     // Shared limits ([cluster]). A connection's place among the mailbox's
     // connections across the nodes: a lease while Redis is reachable, this
     // node's share while it is not.
@@ -165,10 +177,10 @@ private:
     boost::asio::awaitable<void> keep_lease(std::shared_ptr<connection_slot> slot);
     // Whether the limits are shared right now; notes when that changes.
     bool limits_shared();
-    [[nodiscard]] unsigned connection_limit();
+    [[nodiscard]] unsigned connection_limit(const lane& l);
     // This node lost Redis less than a minute ago: it sends nothing yet.
     [[nodiscard]] bool in_fallback_wait() const;
-    boost::asio::awaitable<void> add_to_shared_minute(std::string mailbox, unsigned count);
+    boost::asio::awaitable<void> add_to_shared_minute(rate_limit rate, unsigned count);
     boost::asio::awaitable<void> run_timer();
     boost::asio::awaitable<boost::json::object> change(std::string verb, std::string id);
     boost::asio::awaitable<boost::json::object> import_from(boost::json::object request);
@@ -190,9 +202,12 @@ private:
     // Due at `at` (unix seconds): replaces any earlier time.
     void schedule(const std::string& key, std::int64_t at);
     void fire(const std::string& key);
-    void lane_failed(lane& l, const lane_failure& f);
+    // `mailbox_said`: the upstream refused the mailbox itself while this
+    // lane's connections were open (Graph): the lane goes down all the same.
+    void lane_failed(lane& l, const lane_failure& f, bool mailbox_said = false);
     void lane_up(lane& l);
-    void pause_lane(lane& l);
+    // Throttled: no new connection for `wait` (Retry-After), else a backoff of its own.
+    void pause_lane(lane& l, std::optional<std::chrono::seconds> wait = std::nullopt);
     struct survey_item {
         std::string id;
         std::optional<queue_state> state;

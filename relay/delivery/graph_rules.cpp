@@ -5,6 +5,9 @@
 
 #include <boost/json.hpp>
 
+#include "smtp/header.hpp"
+#include "smtp/text/ascii.hpp"
+
 namespace subrelay::relay {
 
 namespace {
@@ -90,5 +93,80 @@ std::optional<std::chrono::seconds> parse_retry_after(std::string_view value) {
     if (ec != std::errc{} || end != value.data() + value.size() || value.empty() || seconds < 0) return std::nullopt;
     return std::chrono::seconds(std::min<long long>(seconds, 24 * 3600));
 }
+
+namespace {
+
+// Where the header section ends: after the CRLF of its last field (the
+// empty line not included), or the message's end.
+std::size_t header_end(std::string_view m) {
+    if (m.starts_with("\r\n")) return 0;
+    const auto blank = m.find("\r\n\r\n");
+    return blank == std::string_view::npos ? m.size() : blank + 2;
+}
+
+// After the first field (with its folded lines): where the relay's
+// Received: field ends.
+std::size_t first_field_end(std::string_view m, std::size_t limit) {
+    std::size_t at = 0;
+    while (at < limit) {
+        const auto crlf = m.find("\r\n", at);
+        if (crlf == std::string_view::npos || crlf + 2 > limit) return limit;
+        at = crlf + 2;
+        if (at >= m.size() || (m[at] != ' ' && m[at] != '\t')) return at;
+    }
+    return limit;
+}
+
+bool contains(const std::vector<std::string>& list, std::string_view address) {
+    return std::any_of(list.begin(), list.end(), [&](const std::string& a) { return text::iequals(a, address); });
+}
+
+}  // namespace
+
+std::variant<std::string, smtp::reply> graph_message(std::string message, const std::vector<std::string>& to,
+                                                     const std::vector<std::string>& envelope) {
+    const std::size_t end = header_end(message);
+    const auto compared = smtp::compare_header_recipients(std::string_view(message).substr(0, end), to);
+    if (const auto* e = std::get_if<smtp::header_error>(&compared)) {
+        return smtp::reply(554, "5.6.0", "Cannot read the " + e->field + ": field (" + e->message +
+                                             "): Microsoft Graph sends to the header's addresses");
+    }
+    const auto& found = std::get<smtp::header_recipients>(compared);
+    for (const auto& extra : found.extra) {
+        if (!contains(envelope, extra))
+            return smtp::reply(550, "5.7.1", "Header address <" + extra +
+                                                 "> is not a recipient of this message; Microsoft Graph would send "
+                                                 "to it");
+    }
+    if (!found.missing.empty()) message.insert(first_field_end(message, end), smtp::bcc_field(found.missing));
+    return message;
+}
+
+namespace {
+
+// A URL path segment (RFC 3986): unreserved characters, sub-delims, ':' and
+// '@' stay; the rest is percent-encoded.
+std::string path_segment(std::string_view s) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    std::string out;
+    for (const char ch : s) {
+        const auto c = static_cast<unsigned char>(ch);
+        const bool keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                          std::string_view("-._~!$&'()*+,;=:@").find(ch) != std::string_view::npos;
+        if (keep) {
+            out.push_back(ch);
+        } else {
+            out.push_back('%');
+            out.push_back(hex[c >> 4]);
+            out.push_back(hex[c & 0x0f]);
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+std::string graph_user_path(std::string_view mailbox) { return "/v1.0/users/" + path_segment(mailbox); }
+std::string graph_send_path(std::string_view mailbox) { return graph_user_path(mailbox) + "/sendMail"; }
 
 }  // namespace subrelay::relay

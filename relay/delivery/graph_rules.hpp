@@ -9,6 +9,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
+#include <vector>
 
 #include "smtp/reply.hpp"
 
@@ -46,5 +48,20 @@ void read_graph_error(std::string_view body, graph_answer& a);
 
 // Retry-After in delta-seconds ("120"); an HTTP-date or anything else is nullopt.
 std::optional<std::chrono::seconds> parse_retry_after(std::string_view value);
+
+// The message as it goes to Graph's MIME send, which delivers to the
+// addresses of its To:, Cc: and Bcc: fields: `message` (as spooled, the
+// relay's Received: field first) with a Bcc: field after that first field
+// naming the recipients of `to` that no such field names, so that each of
+// them is reached. Refused (a 5xx for every recipient) when those fields
+// name an address that is not a recipient of `envelope` (Graph would send to
+// it), or cannot be read. Addresses of `envelope` no longer in `to` (delivered
+// before) may be reached again: at most a duplicate.
+std::variant<std::string, smtp::reply> graph_message(std::string message, const std::vector<std::string>& to,
+                                                     const std::vector<std::string>& envelope);
+
+// "/v1.0/users/{mailbox}/sendMail" with the mailbox as a path segment.
+std::string graph_send_path(std::string_view mailbox);
+std::string graph_user_path(std::string_view mailbox);
 
 }  // namespace subrelay::relay

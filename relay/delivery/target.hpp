@@ -10,9 +10,11 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -26,6 +28,29 @@
 namespace subrelay::relay {
 
 class upstream_connection;
+
+// Thrown by send() when the answer concerns the upstream mailbox, not the
+// message (Graph's throttling, a permission the app lacks): the message was
+// not taken, and goes again uncounted once the mailbox may be tried again.
+class mailbox_refusal : public std::runtime_error {
+public:
+    enum class kind {
+        paused,       // wait `wait` (Retry-After), then go on
+        unavailable,  // the mailbox cannot send: probed again with the lane's backoff
+    };
+    mailbox_refusal(kind k, smtp::reply r, std::string hint, std::chrono::seconds wait = {})
+        : std::runtime_error(r.summary()), kind_(k), reply_(std::move(r)), hint_(std::move(hint)), wait_(wait) {}
+    [[nodiscard]] kind refusal() const noexcept { return kind_; }
+    [[nodiscard]] const smtp::reply& reply() const { return reply_; }
+    [[nodiscard]] const std::string& hint() const { return hint_; }
+    [[nodiscard]] std::chrono::seconds wait() const { return wait_; }
+
+private:
+    kind kind_;
+    smtp::reply reply_;
+    std::string hint_;
+    std::chrono::seconds wait_;
+};
 
 class delivery_target {
 public:
@@ -51,12 +76,21 @@ public:
     virtual boost::asio::awaitable<void> close() = 0;
     // Breaks off whatever is under way (shutdown): pending operations fail.
     virtual void cancel() = 0;
+    // After send(): the fix for what the upstream answered, when the target
+    // knows one better than the SMTP rules (rules.hpp) would; "" otherwise.
+    [[nodiscard]] virtual std::string hint() const { return {}; }
 };
 
 // SMTP (with XOAUTH2 or without authentication) to the lane's endpoint.
 std::unique_ptr<delivery_target> make_smtp_target(const conf::config& cfg, upstream_endpoint to,
                                                   boost::asio::ssl::context& tls, auth::token_source* tokens,
                                                   std::string mailbox, boost::asio::thread_pool& blocking);
+// Microsoft Graph's MIME sendMail for `mailbox`, with tokens of its profile
+// (graph_target.cpp).
+std::unique_ptr<delivery_target> make_graph_target(boost::asio::any_io_executor ex, const conf::config& cfg,
+                                                   const conf::oauth_config& profile,
+                                                   auth::token_source* tokens, std::string mailbox,
+                                                   boost::asio::thread_pool& blocking);
 // upstream.kind = "directory": ID.eml and ID.json in upstream.directory,
 // written on the blocking pool.
 std::unique_ptr<delivery_target> make_directory_target(const conf::config& cfg, boost::asio::thread_pool& blocking);

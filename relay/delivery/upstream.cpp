@@ -75,8 +75,10 @@ std::string common_name(const X509_NAME* name) {
     return out;
 }
 
-// The server certificate's facts (the leaf: the verify callback sees it even when it does not verify).
-void note_certificate(const X509* cert, upstream_tls_facts& facts) {
+}  // namespace
+
+void note_certificate(const void* x509, upstream_tls_facts& facts) {
+    const auto* cert = static_cast<const X509*>(x509);
     if (cert == nullptr || !facts.subject.empty()) return;
     facts.subject = name_text(X509_get_subject_name(cert));
     facts.subject_cn = common_name(X509_get_subject_name(cert));
@@ -92,8 +94,6 @@ void note_certificate(const X509* cert, upstream_tls_facts& facts) {
             facts.days_left = days == 0 && seconds < 0 ? -1 : days;
     }
 }
-
-}  // namespace
 
 struct upstream_connection::impl {
     const conf::config& cfg;

@@ -47,6 +47,10 @@ struct upstream_tls_facts {
     std::string verify_result;   // "ok", or why the certificate was not trusted
 };
 
+// Fills the certificate's part of `facts` (subject, issuer, expiry) from
+// an X509* (the server's leaf), unless it is filled already.
+void note_certificate(const void* x509, upstream_tls_facts& facts);
+
 class message_content;
 
 class upstream_connection {

@@ -408,7 +408,7 @@ int serve(const std::filesystem::path& config_file) {
         login_pool logins(cfg.auth.verify_threads, cfg.auth.max_waiting_logins);
 
         std::unique_ptr<upstream_credentials> credentials;
-        if (cfg.upstream.kind == conf::upstream_kind::smtp && cfg.upstream.auth == conf::upstream_auth::xoauth2) {
+        if (cfg.uses_oauth()) {
             credentials = std::make_unique<upstream_credentials>(delivery_io.get_executor(), cfg);
         } else if (cfg.upstream.kind == conf::upstream_kind::smtp) {
             credentials = std::make_unique<upstream_credentials>(cfg, nullptr);

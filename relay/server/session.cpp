@@ -50,6 +50,13 @@ constexpr auto with_error = asio::as_tuple(use_awaitable);
 
 namespace {
 
+// A message larger than Microsoft Graph's MIME send takes.
+smtp::reply graph_too_big() {
+    return smtp::reply(552, "5.3.4", "Message size exceeds fixed maximum message size: at most " +
+                                         std::to_string(conf::graph_max_message_size) +
+                                         " bytes go through Microsoft Graph");
+}
+
 // [cluster]: how long an address an account logged in from stays familiar
 // to every node (each node also remembers its own last 16).
 constexpr std::chrono::hours familiar_for{24 * 30};
@@ -175,6 +182,10 @@ smtp::server_options session_options(const conf::config& cfg, bool implicit_tls,
     o.max_message_size = cfg.server.max_message_size > 2 * smtp::max_received_header
                              ? cfg.server.max_message_size - smtp::max_received_header
                              : cfg.server.max_message_size;
+    // When every upstream mailbox sends through Microsoft Graph, SIZE says
+    // what Graph takes (refusals come at MAIL otherwise).
+    if (cfg.all_through_graph())
+        o.max_message_size = std::min<std::size_t>(o.max_message_size, conf::graph_max_message_size);
     o.max_recipients = cfg.server.max_recipients;
     o.tls_available = true;
     o.implicit_tls = implicit_tls;
@@ -308,6 +319,14 @@ private:
     smtp::reply spool_failure(const std::exception& e) const;  // logs, and says which 4xx
     // The From:/Sender: check at the end of DATA (policy::engine::check_header_from); logs a refusal.
     std::optional<smtp::reply> header_from_refusal() const;
+    // The upstream mailbox an account's messages go through, and whether
+    // that is Microsoft Graph.
+    [[nodiscard]] std::string upstream_mailbox_of(const std::string& identity) const;
+    [[nodiscard]] bool through_graph(const std::string& identity) const;
+    // For an account whose messages go through Graph, which sends to the
+    // header's addresses: a message naming an address that is no envelope
+    // recipient, or too big for Graph's request, is refused at its end.
+    [[nodiscard]] std::optional<smtp::reply> graph_refusal() const;
     asio::awaitable<void> close();
     // Above 80 % of server.max_connections the relay is under pressure, and
     // idle clients get 10 s (as in Postfix's stress mode) instead of the
@@ -748,8 +767,7 @@ void session::prepare_message() {
     record_.recipients = env.recipients;
     record_.identity = env.identity.empty() ? smtp_.identity() : env.identity;
     record_.sender = ctx_.policy()->envelope_sender(record_.identity, env.sender);
-    record_.upstream_mailbox = ctx_.policy()->upstream_mailbox_for(record_.identity);
-    if (record_.upstream_mailbox.empty()) record_.upstream_mailbox = ctx_.cfg.upstream.mailbox;
+    record_.upstream_mailbox = upstream_mailbox_of(record_.identity);
     record_.client_address = client_ip_;
     record_.received_at = std::chrono::duration_cast<std::chrono::seconds>(
                               std::chrono::system_clock::now().time_since_epoch())
@@ -808,9 +826,26 @@ asio::awaitable<void> session::receive_data() {
     }
 }
 
+std::string session::upstream_mailbox_of(const std::string& identity) const {
+    std::string mailbox = ctx_.policy()->upstream_mailbox_for(identity);
+    return mailbox.empty() ? ctx_.cfg.upstream.mailbox : mailbox;
+}
+
+bool session::through_graph(const std::string& identity) const {
+    return ctx_.cfg.delivery_for_mailbox(upstream_mailbox_of(identity)) == conf::upstream_kind::graph;
+}
+
 asio::awaitable<std::optional<smtp::reply>> session::decide(const smtp::policy_check& c) {
     const bool mail = c.kind == smtp::verb::mail;
     if (mail) shared_quota_.release();  // a new transaction
+    if (mail && c.declared_size > conf::graph_max_message_size && through_graph(c.identity)) {
+        // Graph takes one request of 4 MiB: the message base64-encoded.
+        spdlog::info("session {}: MAIL refused: account={} SIZE={} is more than Microsoft Graph takes", client_ip_,
+                     c.identity, c.declared_size);
+        const smtp::reply refusal = graph_too_big();
+        metrics::relay().refused("mail", refusal.code);
+        co_return refusal;
+    }
     std::optional<smtp::reply> r =
         mail ? counted_.check_sender(c.identity, c.address) : counted_.check_recipient(c.identity, c.sender, c.address);
     if (r || ctx_.shared == nullptr || !adapter_.holding()) co_return r;
@@ -910,11 +945,48 @@ std::optional<smtp::reply> session::header_from_refusal() const {
     return refusal->reply;
 }
 
+std::optional<smtp::reply> session::graph_refusal() const {
+    if (ctx_.cfg.delivery_for_mailbox(record_.upstream_mailbox) != conf::upstream_kind::graph) return std::nullopt;
+    const auto refuse = [this](const char* why, smtp::reply r) {
+        spdlog::info("message refused: account={} client={} from=<{}> reason=\"{}\"", record_.identity, client_ip_,
+                     record_.sender, why);
+        return r;
+    };
+    if (header_.truncated()) {
+        return refuse("header too long to read for Microsoft Graph",
+                      smtp::reply(552, "5.3.4", "Header section too long: Microsoft Graph sends to the addresses "
+                                                "in To:, Cc: and Bcc:, which could not all be read"));
+    }
+    const auto compared = smtp::compare_header_recipients(header_.header(), record_.recipients);
+    if (const auto* e = std::get_if<smtp::header_error>(&compared)) {
+        return refuse("header recipients unreadable",
+                      smtp::reply(550, "5.6.0", "Cannot read the " + e->field + ": field (" + e->message +
+                                                    "): Microsoft Graph sends to the addresses in To:, Cc: and Bcc:"));
+    }
+    const auto& found = std::get<smtp::header_recipients>(compared);
+    if (!found.extra.empty()) {
+        // Graph would send to it, past every check RCPT TO had.
+        return refuse("header address is no recipient",
+                      smtp::reply(550, "5.7.1", "Header address <" + found.extra.front() +
+                                                    "> is not a recipient of this message: Microsoft Graph sends "
+                                                    "to every address in To:, Cc: and Bcc:; name it in RCPT TO too, "
+                                                    "or leave it out"));
+    }
+    // The message as Graph gets it: the relay's Received:, the Bcc: for
+    // recipients no field names, then the message.
+    const std::uint64_t size = incoming_.size() + chunk_.size() + smtp::max_received_header +
+                               (found.missing.empty() ? 0 : smtp::bcc_field(found.missing).size());
+    if (size > conf::graph_max_encoded_message) return refuse("too big for Microsoft Graph", graph_too_big());
+    return std::nullopt;
+}
+
 asio::awaitable<void> session::store() {
     smtp_.take_data(chunk_);
     if (!incoming_.active()) prepare_message();
     header_.add(chunk_);
-    if (auto refused = header_from_refusal()) {
+    std::optional<smtp::reply> refused = header_from_refusal();
+    if (!refused) refused = graph_refusal();
+    if (refused) {
         // Nothing is queued: the spool file goes, and what the message held of the account's quotas.
         co_await drop_message();
         release_quota();

@@ -356,7 +356,7 @@ TEST(config_errors, enumerations) {
               R"(relay.toml: log.level: expected one of "trace", "debug", "info", "warn", "error", got "verbose")");
     // An unknown kind is reported once; requirements of either kind are not guessed.
     EXPECT_EQ(only_error(set("upstream", R"(kind = "pigeon")")),
-              R"(relay.toml: upstream.kind: expected one of "smtp", "directory", got "pigeon")");
+              R"(relay.toml: upstream.kind: expected one of "smtp", "directory", "graph", got "pigeon")");
 }
 
 TEST(config_errors, tls_files_are_required_with_a_listener) {

@@ -245,5 +245,139 @@ provider = "yahoo"
     EXPECT_THAT(messages(bad), ElementsAre(R"(relay.toml: oauth.profiles.p.provider: expected one of "microsoft", "google", "generic", got "yahoo")"));
 }
 
+// Microsoft Graph: upstream.kind = "graph" for every mailbox, or a profile's
+// delivery = "graph" for its own.
+TEST(oauth_defaults, graph_scope_and_url_per_cloud) {
+    const auto global = derive_oauth_defaults(oauth_provider::microsoft, oauth_cloud::global, "t",
+                                              oauth_grant::client_credentials, upstream_kind::graph);
+    EXPECT_EQ(global.scope, "https://graph.microsoft.com/.default");
+    EXPECT_EQ(global.graph_url, "https://graph.microsoft.com");
+    const auto gov = derive_oauth_defaults(oauth_provider::microsoft, oauth_cloud::usgov, "t",
+                                           oauth_grant::client_credentials, upstream_kind::graph);
+    EXPECT_EQ(gov.scope, "https://graph.microsoft.us/.default");
+    EXPECT_EQ(gov.graph_url, "https://graph.microsoft.us");
+    const auto china = derive_oauth_defaults(oauth_provider::microsoft, oauth_cloud::china, "t",
+                                             oauth_grant::client_credentials, upstream_kind::graph);
+    EXPECT_EQ(china.scope, "https://microsoftgraph.chinacloudapi.cn/.default");
+    EXPECT_EQ(china.graph_url, "https://microsoftgraph.chinacloudapi.cn");
+    EXPECT_EQ(derive_oauth_defaults(oauth_provider::microsoft, oauth_cloud::global, "t", oauth_grant::refresh_token,
+                                    upstream_kind::graph)
+                  .scope,
+              "https://graph.microsoft.com/Mail.Send offline_access");
+}
+
+TEST(oauth_profiles, graph_upstream_uses_graph_for_every_mailbox) {
+    const auto r = parse_text(R"(
+[tls]
+cert_file = "cert.pem"
+key_file = "key.pem"
+[upstream]
+kind = "graph"
+mailbox = "relay@contoso.com"
+[oauth]
+cloud = "usgov"
+tenant = "contoso.onmicrosoft.us"
+client_id = "app"
+client_secret_env = "SECRET"
+[oauth.profiles.smtp]
+delivery = "smtp"
+cloud = "usgov"
+tenant = "contoso.onmicrosoft.us"
+client_id = "app"
+client_secret_env = "SECRET"
+mailboxes = ["scanner-relay@contoso.com"]
+)",
+                              "relay.toml");
+    ASSERT_TRUE(r.ok()) << ::testing::PrintToString(messages(r));
+    EXPECT_EQ(r.cfg.upstream.kind, upstream_kind::graph);
+    EXPECT_EQ(r.cfg.oauth.delivery, upstream_kind::graph);
+    EXPECT_EQ(r.cfg.oauth.scope, "https://graph.microsoft.us/.default");
+    EXPECT_EQ(r.cfg.oauth.graph_url, "https://graph.microsoft.us");
+    ASSERT_EQ(r.cfg.oauth_profiles.size(), 1U);
+    EXPECT_EQ(r.cfg.oauth_profiles[0].delivery, upstream_kind::smtp);
+    EXPECT_EQ(r.cfg.oauth_profiles[0].scope, "https://outlook.office365.us/.default");
+    EXPECT_EQ(r.cfg.delivery_for_mailbox("relay@contoso.com"), upstream_kind::graph);
+    EXPECT_EQ(r.cfg.delivery_for_mailbox("other@contoso.com"), upstream_kind::graph);
+    EXPECT_EQ(r.cfg.delivery_for_mailbox("Scanner-Relay@contoso.com"), upstream_kind::smtp);
+    EXPECT_FALSE(r.cfg.all_through_graph());
+    EXPECT_TRUE(r.cfg.uses_oauth());
+}
+
+TEST(oauth_profiles, a_profile_may_deliver_through_graph_beside_smtp) {
+    const auto r = parse(std::string(default_profile) + R"([oauth.profiles.graph]
+delivery = "graph"
+tenant = "contoso.onmicrosoft.com"
+client_id = "app"
+client_secret_env = "SECRET"
+graph_url = "https://127.0.0.1:8443/"
+mailboxes = ["graph-relay@contoso.com"]
+)");
+    ASSERT_TRUE(r.ok()) << ::testing::PrintToString(messages(r));
+    EXPECT_EQ(r.cfg.oauth.delivery, upstream_kind::smtp);
+    EXPECT_EQ(r.cfg.oauth.scope, "https://outlook.office365.com/.default");
+    ASSERT_EQ(r.cfg.oauth_profiles.size(), 1U);
+    EXPECT_EQ(r.cfg.oauth_profiles[0].graph_url, "https://127.0.0.1:8443");  // without its trailing slash
+    EXPECT_EQ(r.cfg.oauth_profiles[0].scope, "https://graph.microsoft.com/.default");
+    EXPECT_EQ(r.cfg.delivery_for_mailbox("graph-relay@contoso.com"), upstream_kind::graph);
+    EXPECT_EQ(r.cfg.delivery_for_mailbox("relay@contoso.com"), upstream_kind::smtp);
+    EXPECT_FALSE(r.cfg.all_through_graph());
+}
+
+TEST(oauth_profiles, graph_mistakes_are_named) {
+    const std::string ok = "tenant = \"t\"\nclient_id = \"a\"\nclient_secret_env = \"S\"\n";
+    EXPECT_THAT(profile_errors(ok + "graph_url = \"https://graph.example\"\n"),
+                ElementsAre(R"(relay.toml: oauth.profiles.p.graph_url: is used only with delivery = "graph")"));
+    EXPECT_THAT(profile_errors(ok + "delivery = \"graph\"\ngraph_url = \"http://graph.example\"\n"),
+                ElementsAre("relay.toml: oauth.profiles.p.graph_url: must be an https:// URL"));
+    EXPECT_THAT(profile_errors(ok + "delivery = \"imap\"\n"),
+                ElementsAre(R"(relay.toml: oauth.profiles.p.delivery: expected one of "smtp", "graph", got "imap")"));
+    EXPECT_THAT(profile_errors("provider = \"google\"\ndelivery = \"graph\"\nservice_account_file = \"sa.json\"\n"),
+                ElementsAre(R"(relay.toml: oauth.profiles.p.delivery: delivery = "graph" needs provider = "microsoft")"));
+    EXPECT_THAT(messages(parse_text(R"(
+[tls]
+cert_file = "cert.pem"
+key_file = "key.pem"
+[upstream]
+kind = "graph"
+)",
+                                    "relay.toml")),
+                ElementsAre(R"(relay.toml: upstream.mailbox: is required for upstream.kind = "graph")",
+                            "relay.toml: oauth.tenant: is required to find the token endpoint (or set token_url)",
+                            R"(relay.toml: oauth.client_id: is required for grant = "client_credentials")",
+                            "relay.toml: oauth: one of client_secret_file, client_secret_env, client_secret_credential "
+                            R"(and certificate_file is required for grant = "client_credentials")"));
+    EXPECT_THAT(messages(parse_text(R"(
+[tls]
+cert_file = "cert.pem"
+key_file = "key.pem"
+[upstream]
+mailbox = "relay@contoso.com"
+auth = "none"
+[oauth.profiles.p]
+delivery = "graph"
+)",
+                                    "relay.toml")),
+                ElementsAre(R"(relay.toml: oauth.profiles.p.delivery: needs OAuth tokens, which upstream.auth = "none" turns off)"));
+}
+
+TEST(oauth_profiles, only_graph_everywhere_is_all_through_graph) {
+    const auto r = parse_text(R"(
+[tls]
+cert_file = "cert.pem"
+key_file = "key.pem"
+[upstream]
+kind = "graph"
+mailbox = "relay@contoso.com"
+[oauth]
+tenant = "t"
+client_id = "app"
+client_secret_env = "SECRET"
+)",
+                              "relay.toml");
+    ASSERT_TRUE(r.ok()) << ::testing::PrintToString(messages(r));
+    EXPECT_TRUE(r.cfg.all_through_graph());
+    EXPECT_EQ(r.cfg.oauth.graph_url, "https://graph.microsoft.com");
+}
+
 }  // namespace
 }  // namespace subrelay::conf

@@ -573,8 +573,11 @@ class FakeGraph:
 
     def script_errors(self, errors):
         """{mailbox: [error, ...]}: answered, one per request, instead of sending."""
-        with open(os.path.join(self.state_dir, "control.json"), "w") as f:
+        # Whole or not at all: the fake reads it at each request.
+        path = os.path.join(self.state_dir, "control.json")
+        with open(path + ".tmp", "w") as f:
             json.dump({"errors": errors}, f)
+        os.replace(path + ".tmp", path)
 
     def messages(self):
         """[(eml bytes, {"mailbox", "recipients"})] in arrival order."""

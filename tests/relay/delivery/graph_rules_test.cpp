@@ -82,5 +82,59 @@ TEST(graph_rules, the_error_body_and_retry_after_are_read) {
     EXPECT_EQ(parse_retry_after("999999999"), std::chrono::seconds(24 * 3600)) << "capped at a day";
 }
 
+// The message as it goes to Graph: the relay's Received: first, then a
+// Bcc: for the recipients no header field names, then the rest unchanged.
+constexpr std::string_view received = "Received: from printer (printer [192.0.2.7])\r\n\tby relay; Sat, 5 Dec 2026\r\n";
+
+TEST(graph_message, recipients_missing_from_the_header_go_in_a_bcc_after_the_received_field) {
+    const std::string body = "From: scanner@contoso.com\r\nTo: a@example.org\r\nSubject: scan\r\n\r\nhello\r\n";
+    const auto out = graph_message(std::string(received) + body, {"a@example.org", "b@example.org"},
+                                   {"a@example.org", "b@example.org"});
+    ASSERT_TRUE(std::holds_alternative<std::string>(out));
+    EXPECT_EQ(std::get<std::string>(out), std::string(received) + "Bcc: b@example.org\r\n" + body);
+}
+
+TEST(graph_message, a_message_whose_header_names_every_recipient_is_unchanged) {
+    const std::string m = std::string(received) + "To: A@Example.org\r\nCc: b@example.org\r\n\r\nhi\r\n";
+    const auto out = graph_message(m, {"a@example.org", "B@example.org"}, {"a@example.org", "B@example.org"});
+    ASSERT_TRUE(std::holds_alternative<std::string>(out));
+    EXPECT_EQ(std::get<std::string>(out), m);
+}
+
+TEST(graph_message, a_header_address_that_is_no_recipient_is_refused) {
+    const std::string m = std::string(received) + "To: a@example.org\r\nCc: boss@elsewhere.example\r\n\r\nhi\r\n";
+    const auto out = graph_message(m, {"a@example.org"}, {"a@example.org"});
+    ASSERT_TRUE(std::holds_alternative<smtp::reply>(out));
+    EXPECT_EQ(std::get<smtp::reply>(out).code, 550);
+    EXPECT_THAT(std::get<smtp::reply>(out).summary(), HasSubstr("<boss@elsewhere.example>"));
+}
+
+TEST(graph_message, a_recipient_delivered_before_may_be_named_again) {
+    // b got it in an earlier attempt: the header still names it, and Graph
+    // may send it once more (a duplicate, never a stranger).
+    const std::string m = std::string(received) + "To: a@example.org, b@example.org\r\n\r\nhi\r\n";
+    const auto out = graph_message(m, {"a@example.org"}, {"a@example.org", "b@example.org"});
+    ASSERT_TRUE(std::holds_alternative<std::string>(out));
+    EXPECT_EQ(std::get<std::string>(out), m);
+}
+
+TEST(graph_message, an_unreadable_address_field_is_refused) {
+    const std::string m = std::string(received) + "To: \"unterminated <a@example.org>\r\n\r\nhi\r\n";
+    const auto out = graph_message(m, {"a@example.org"}, {"a@example.org"});
+    ASSERT_TRUE(std::holds_alternative<smtp::reply>(out));
+    EXPECT_EQ(std::get<smtp::reply>(out).code, 554);
+}
+
+TEST(graph_message, a_message_without_a_body_gets_its_bcc_in_the_header) {
+    const auto out = graph_message(std::string(received) + "Subject: x\r\n", {"a@example.org"}, {"a@example.org"});
+    ASSERT_TRUE(std::holds_alternative<std::string>(out));
+    EXPECT_EQ(std::get<std::string>(out), std::string(received) + "Bcc: a@example.org\r\nSubject: x\r\n");
+}
+
+TEST(graph_paths, the_mailbox_is_one_path_segment) {
+    EXPECT_EQ(graph_send_path("relay@contoso.com"), "/v1.0/users/relay@contoso.com/sendMail");
+    EXPECT_EQ(graph_user_path("a b/c?d#e%@x.example"), "/v1.0/users/a%20b%2Fc%3Fd%23e%25@x.example");
+}
+
 }  // namespace
 }  // namespace subrelay::relay
