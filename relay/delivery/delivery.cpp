@@ -113,7 +113,15 @@ smtp::dsn_request notice_for(const conf::config& cfg, const std::string& id, con
     smtp::dsn_request n;
     n.type = kind;
     n.reporting_mta = cfg.server.hostname;
-    n.postmaster = "MAILER-DAEMON@" + cfg.server.hostname;
+    // From: the upstream mailbox that sends it. Exchange Online and Graph
+    // refuse any other From: that mailbox was not granted Send As for
+    // (5.7.60, ErrorSendAsDenied), and a made-up MAILER-DAEMON address can
+    // be granted nothing: the notice would never reach the sender.
+    const std::string& upstream =
+        msg.envelope.upstream_mailbox.empty() ? cfg.upstream.mailbox : msg.envelope.upstream_mailbox;
+    n.postmaster = cfg.upstream.kind == conf::upstream_kind::directory || upstream.empty()
+                       ? "MAILER-DAEMON@" + cfg.server.hostname
+                       : upstream;
     n.recipient = msg.envelope.sender;
     n.original_id = id;
     n.arrival_date = msg.envelope.received_at;

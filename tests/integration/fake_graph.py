@@ -26,6 +26,10 @@ Graph's limits, as it enforces them per mailbox:
   --max-request-bytes N  a larger request body: 413 (default 4 MB, the MIME
                          send's limit)
   --retry-after S        the Retry-After of throttling replies (default 1)
+  --send-as ADDRESS      an address every mailbox may send as (its From:),
+                         beside itself; given at least once, a From: that
+                         is neither is 403 ErrorSendAsDenied, as Exchange
+                         checks Send As (default: not checked)
   --delay S              each sendMail takes S seconds (makes concurrency
                          observable)
 
@@ -78,6 +82,7 @@ ERRORS = {
                                  "size."),
     "ErrorSendAsDenied": (403, "ErrorSendAsDenied", "The user account which was used to submit this request "
                           "does not have the right to send mail on behalf of the specified sending account."),
+    "ErrorMimeContentInvalid": (400, "ErrorMimeContentInvalid", "The MIME content is not a valid message."),
     "InvalidAuthenticationToken": (401, "InvalidAuthenticationToken", "Lifetime validation failed, the token "
                                    "is expired."),
 }
@@ -307,6 +312,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if message is None or not message.keys():
             self.refuse(400, "ErrorMimeContentInvalid", "The MIME content is not a valid message.")
             return
+        if self.graph.args.send_as:
+            senders = [addr.lower() for _, addr in email.utils.getaddresses(message.get_all("From", []))]
+            allowed = {mailbox.lower()} | {a.lower() for a in self.graph.args.send_as}
+            if not senders or any(a not in allowed for a in senders):
+                self.refuse(403, "ErrorSendAsDenied", "The user account which was used to submit this request "
+                            "does not have the right to send mail on behalf of the specified sending account.")
+                return
         recipients = [addr for _, addr in email.utils.getaddresses(
             message.get_all("To", []) + message.get_all("Cc", []) + message.get_all("Bcc", [])) if addr]
         if not recipients:
@@ -329,6 +341,7 @@ def parse_args():
     p.add_argument("--max-concurrent", type=int, default=4)
     p.add_argument("--max-request-bytes", type=int, default=4 * 1024 * 1024)
     p.add_argument("--retry-after", type=int, default=1)
+    p.add_argument("--send-as", action="append", default=[])
     p.add_argument("--delay", type=float, default=0.0)
     return p.parse_args()
 

@@ -530,12 +530,13 @@ class FakeGraph:
     the fake identity platform issued for Graph (token-scopes.txt)."""
 
     def __init__(self, workdir, pki, token_scopes, mailboxes=(), max_concurrent=4,
-                 max_request_bytes=4 * 1024 * 1024, retry_after=1, delay=0.0):
+                 max_request_bytes=4 * 1024 * 1024, retry_after=1, delay=0.0, send_as=()):
         self.state_dir = workdir
         os.makedirs(workdir, exist_ok=True)
         self.pki = pki
         self.token_scopes = token_scopes
         self.mailboxes = list(mailboxes)
+        self.send_as = list(send_as)   # checked (Exchange's Send As) when not empty
         self.options = {"max_concurrent": max_concurrent, "max_request_bytes": max_request_bytes,
                         "retry_after": retry_after, "delay": delay}
         self.process = None
@@ -550,6 +551,8 @@ class FakeGraph:
                 "--state-dir", self.state_dir, "--token-scopes", self.token_scopes]
         for m in self.mailboxes:
             argv += ["--mailbox", m]
+        for a in self.send_as:
+            argv += ["--send-as", a]
         for name, value in self.options.items():
             argv += ["--" + name.replace("_", "-"), str(value)]
         self.process = Process(argv, os.path.join(self.state_dir, "fake_graph.stderr"))

@@ -208,6 +208,10 @@ class RecipientRefusedTest(FaultCase):
         self.assertRegex(ctype, r"(?i)multipart/report")
         self.assertRegex(ctype, r"(?i)report-type=\"?delivery-status")
         self.assertEqual(harness.header_value(body, "To").strip(), "<%s>" % SCANNER_ID)
+        # From: the upstream mailbox that sends it: Exchange refuses any
+        # address it was not granted Send As for (5.7.60).
+        self.assertEqual(harness.header_value(body, "From").strip(),
+                         "\"Mail Delivery System\" <%s>" % UPSTREAM_MAILBOX)
         _, status = self.dsn_parts(body)
         self.assertRegex(status, r"(?im)^Final-Recipient:\s*rfc822;\s*nobody@example\.org\s*$")
         self.assertRegex(status, r"(?im)^Action:\s*failed\s*$")

@@ -146,7 +146,9 @@ class GraphCase(harness.IntegrationCase):
                     start_token=True):
         if start_token:
             self.start_token()
-        options = {"mailboxes": [UPSTREAM_MAILBOX]}
+        # Graph checks Send As, as Exchange does: the devices' senders were
+        # granted it; anything else (a notice From: a made-up address) is refused.
+        options = {"mailboxes": [UPSTREAM_MAILBOX], "send_as": [SCANNER_ID, PRINTER_ID]}
         options.update(graph_kwargs or {})
         self.start_graph(**options)
         upstream_section = {
@@ -498,6 +500,9 @@ class PermanentErrorTest(GraphCase):
         self.assertEqual(meta["mailbox"], UPSTREAM_MAILBOX, "the notice goes through the same upstream mailbox")
         self.assertEqual([r.lower() for r in meta["recipients"]], [SCANNER_ID], "the notice goes to the sender")
         body = message_body(dsn)
+        self.assertEqual(harness.header_value(body, "From").strip(),
+                         "\"Mail Delivery System\" <%s>" % UPSTREAM_MAILBOX,
+                         "the notice is From: the mailbox that sends it (Graph checks Send As)")
         state = delivery_status(body)
         self.assertRegex(state, r"(?im)^Final-Recipient:\s*rfc822;\s*%s\s*$" % re.escape(RCPT))
         self.assertRegex(state, r"(?im)^Action:\s*failed\s*$")
@@ -526,6 +531,9 @@ class PermanentErrorTest(GraphCase):
 
     def test_message_size_exceeded_bounces(self):
         self.bounce_with("ErrorMessageSizeExceeded", "5.3.4")
+
+    def test_mime_content_refused_bounces(self):
+        self.bounce_with("ErrorMimeContentInvalid", "5.6.0")
 
 
 # ---------------------------------------------------------------- 7. the mailbox unavailable
