@@ -7,6 +7,8 @@ TSAN_DIR ?= build/tsan
 FUZZ_DIR ?= build/fuzz
 DEB_DIR ?= build/deb
 FUZZ_SECONDS ?= 300
+# How long `make test` runs each fuzz target (CI's budget: `make fuzz` is the long run).
+TEST_FUZZ_SECONDS ?= 30
 
 .PHONY: all deps build demo deb test test-asan test-build test-tsan tsan-build fuzz fuzz-build test-fuzz clean
 
@@ -31,7 +33,7 @@ deb: deps
 
 # Every test: unit tests per folder and the integration tests with the real
 # binary, built once with AddressSanitizer and UndefinedBehaviorSanitizer and
-# once with ThreadSanitizer, then every fuzz target for 60 s. `ctest -L LABEL`
+# once with ThreadSanitizer, then every fuzz target for TEST_FUZZ_SECONDS (30 s). `ctest -L LABEL`
 # in either build directory runs one group (integration, or a slow suite's
 # own label; fuzz in the fuzz build).
 test: test-asan test-tsan test-fuzz
@@ -58,10 +60,11 @@ test-tsan: tsan-build
 # libraries are compiled with coverage instrumentation (SUBRELAY_FUZZ); the
 # rest of the project is not built here.
 fuzz-build: deps
-	CC=clang CXX=clang++ cmake -S . -B $(FUZZ_DIR) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS=-O1 -DSUBRELAY_FUZZ=ON
+	CC=clang CXX=clang++ cmake -S . -B $(FUZZ_DIR) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS=-O1 -DSUBRELAY_FUZZ=ON \
+		-DSUBRELAY_FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 	cmake --build $(FUZZ_DIR) -j$(JOBS) --target fuzzers
 
-# Each target for 60 s on a fresh copy of its seed corpus; any crash fails.
+# Each target for TEST_FUZZ_SECONDS on a fresh copy of its seed corpus; any crash fails.
 test-fuzz: fuzz-build
 	cd $(FUZZ_DIR) && ctest -L fuzz -j$(JOBS) --output-on-failure --timeout 600
 
