@@ -233,7 +233,11 @@ struct https_session::impl {
             while (target.ends_with('/')) target.pop_back();
             target += r.path;
         }
-        http::request<http::string_body> req{r.method == "POST" ? http::verb::post : http::verb::get, target, 11};
+        const http::verb verb = r.method == "POST"     ? http::verb::post
+                                : r.method == "PATCH"  ? http::verb::patch
+                                : r.method == "DELETE" ? http::verb::delete_
+                                                       : http::verb::get;
+        http::request<http::string_body> req{verb, target, 11};
         req.set(http::field::host, to.host_header);
         req.set(http::field::user_agent, "subrelay");
         req.set(http::field::accept, "application/json");

@@ -42,7 +42,7 @@ boost::asio::awaitable<http_response> https_post_form(std::string url, form_fiel
 class https_session {
 public:
     struct request {
-        std::string method = "GET";   // "GET", "POST"
+        std::string method = "GET";   // "GET", "POST", "PATCH", "DELETE"
         std::string path;             // after the base URL's path: "/v1.0/users/x/sendMail"
         std::string bearer_token;     // sent as "Authorization: Bearer ..." when not empty
         std::string content_type;     // with a body

@@ -592,6 +592,7 @@ private:
         }
         https_url(r, "graph_url", o.graph_url);
         while (o.graph_url.ends_with('/')) o.graph_url.pop_back();
+        r.read("save_to_sent_items", o.save_to_sent_items);
         read_path(r, "ca_file", o.ca_file);
         r.read_number("timeout_seconds", o.timeout_seconds, 1);
 
@@ -602,9 +603,11 @@ private:
         if (o.smtp_host.empty()) o.smtp_host = d.smtp_host;
         const bool graph = o.delivery == upstream_kind::graph;
         if (graph && o.graph_url.empty()) o.graph_url = d.graph_url;
-        if (!graph && r.has("graph_url"))
-            r.error("graph_url", is_default ? "is used only with upstream.kind = \"graph\""
-                                            : "is used only with delivery = \"graph\"");
+        for (const std::string_view key : {"graph_url", "save_to_sent_items"}) {
+            if (!graph && r.has(key))
+                r.error(key, is_default ? "is used only with upstream.kind = \"graph\""
+                                        : "is used only with delivery = \"graph\"");
+        }
         if (graph && provider_ok && o.provider != oauth_provider::microsoft) {
             // Microsoft Graph takes tokens from Microsoft's identity platform only.
             r.error(is_default ? "provider" : (r.has("delivery") ? "delivery" : "provider"),

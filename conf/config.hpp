@@ -199,6 +199,11 @@ struct oauth_config {
     // `delivery`; the default profile follows upstream.kind).
     upstream_kind delivery = upstream_kind::smtp;
     std::string graph_url;                       // Microsoft Graph's base URL (no /v1.0); derived from cloud
+    // Graph: keep a copy in the mailbox's Sent Items. true: one MIME
+    // sendMail (Mail.Send), which always keeps one. false: a draft made
+    // from the MIME, marked to be deleted once sent (PidTagDeleteAfterSubmit),
+    // then sent: Mail.ReadWrite as well.
+    bool save_to_sent_items = false;
 
     [[nodiscard]] bool uses_certificate() const { return !certificate_file.empty(); }
     [[nodiscard]] bool uses_service_account() const { return !service_account_file.empty(); }

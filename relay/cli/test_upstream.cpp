@@ -344,9 +344,10 @@ private:
         req.path = graph_send_path(mailbox_);
         req.bearer_token = (co_await tokens_->get()).value;
         req.content_type = "text/plain";
-        req.body = text::base64_encode("From: <" + mailbox_ +
-                                       ">\r\nSubject: subrelay test-upstream (no recipients: nothing is sent)\r\n"
-                                       "\r\nsubrelay test-upstream\r\n");
+        const std::string req_body = text::base64_encode(
+            "From: <" + mailbox_ + ">\r\nSubject: subrelay test-upstream (no recipients: nothing is sent)\r\n"
+            "\r\nsubrelay test-upstream\r\n");
+        req.body = req_body;
         auth::http_response res;
         try {
             res = co_await http.send(std::move(req));
@@ -355,7 +356,6 @@ private:
             r_.hint("the connection to " + http.where() + " broke off: try again, and check " + url_key);
             co_return 1;
         }
-        co_await http.close();
         graph_answer a;
         a.status = res.status;
         read_graph_error(res.body, a);
@@ -363,12 +363,12 @@ private:
         if (a.status == 400 && a.error_code == "ErrorInvalidRecipients") {
             r_.ok("sendMail", "Mail.Send reaches " + mailbox_ + ": Graph refused a message without recipients (" +
                                   said + "), so nothing was sent");
-            co_return 0;
+            co_return co_await draft_step(http, req_body);
         }
         if (a.status == 202) {
             r_.warn("sendMail", "Graph accepted a message without recipients (202): it reaches " + mailbox_ +
                                     ", and nobody can have received it");
-            co_return 0;
+            co_return co_await draft_step(http, req_body);
         }
         r_.fail("sendMail", "POST " + graph_send_path(mailbox_) + ": " + said +
                                 (a.error_message.empty() ? "" : ": " + a.error_message));
@@ -378,6 +378,62 @@ private:
                     ? "Graph refused the token: the profile's scope must be " + profile_->scope
                     : "check " + url_key + " and that the app has Mail.Send (application) with admin consent");
         co_return 1;
+    }
+
+    // save_to_sent_items = false: the draft the delivery makes needs
+    // Mail.ReadWrite. One without recipients is made and deleted at once.
+    asio::awaitable<int> draft_step(auth::https_session& http, const std::string& body) {
+        if (profile_->save_to_sent_items) {
+            r_.skip("draft", "save_to_sent_items = true: one sendMail, and Graph keeps a copy in Sent Items");
+            co_await http.close();
+            co_return 0;
+        }
+        const std::string token = (co_await tokens_->get()).value;
+        auth::https_session::request create;
+        create.method = "POST";
+        create.path = graph_messages_path(mailbox_);
+        create.bearer_token = token;
+        create.content_type = "text/plain";
+        create.body = body;
+        auth::http_response made;
+        try {
+            made = co_await http.send(std::move(create));
+        } catch (const std::exception& e) {
+            r_.fail("draft", e.what());
+            r_.hint("the connection to " + http.where() + " broke off: try again");
+            co_return 1;
+        }
+        const std::string draft = made.status == 201 ? read_created_id(made.body) : std::string();
+        if (draft.empty()) {
+            graph_answer a;
+            a.status = made.status;
+            read_graph_error(made.body, a);
+            r_.fail("draft", "POST " + graph_messages_path(mailbox_) + ": " + std::to_string(a.status) +
+                                 (a.error_code.empty() ? "" : " " + a.error_code));
+            r_.hint(a.error_code == "ErrorAccessDenied" ? draft_access_hint(mailbox_)
+                                                        : classify_graph(a, mailbox_, true).hint);
+            co_await http.close();
+            co_return 1;
+        }
+        auth::https_session::request del;
+        del.method = "DELETE";
+        del.path = graph_message_path(mailbox_, draft);
+        del.bearer_token = token;
+        int deleted = 0;
+        try {
+            deleted = (co_await http.send(std::move(del))).status;
+        } catch (const std::exception&) {
+            deleted = 0;
+        }
+        co_await http.close();
+        if (deleted != 204 && deleted != 200) {
+            r_.warn("draft", "Mail.ReadWrite reaches " + mailbox_ + ", but the test draft could not be deleted (" +
+                                 std::to_string(deleted) + "): delete it from Drafts");
+            co_return 0;
+        }
+        r_.ok("draft", "Mail.ReadWrite reaches " + mailbox_ +
+                           ": a draft was made and deleted (save_to_sent_items = false sends through one)");
+        co_return 0;
     }
 
     // Step 2: a token, as delivery gets it. The token itself is never shown.

@@ -168,5 +168,30 @@ std::string path_segment(std::string_view s) {
 
 std::string graph_user_path(std::string_view mailbox) { return "/v1.0/users/" + path_segment(mailbox); }
 std::string graph_send_path(std::string_view mailbox) { return graph_user_path(mailbox) + "/sendMail"; }
+std::string graph_messages_path(std::string_view mailbox) { return graph_user_path(mailbox) + "/messages"; }
+std::string graph_message_path(std::string_view mailbox, std::string_view id) {
+    return graph_messages_path(mailbox) + "/" + path_segment(id);
+}
+std::string graph_draft_send_path(std::string_view mailbox, std::string_view id) {
+    return graph_message_path(mailbox, id) + "/send";
+}
+
+std::string draft_access_hint(std::string_view mailbox) {
+    return "save_to_sent_items = false sends through a draft: grant the app Mail.ReadWrite (application) with admin "
+           "consent as well as Mail.Send, or set save_to_sent_items = true (Graph then keeps a copy in Sent Items); "
+           "an Application Access Policy must let it reach " + std::string(mailbox);
+}
+
+std::string read_created_id(std::string_view body) {
+    boost::system::error_code ec;
+    const boost::json::value v = boost::json::parse(body, ec);
+    if (ec || !v.is_object()) return {};
+    const auto* id = v.get_object().if_contains("id");
+    return id != nullptr && id->is_string() ? std::string(id->get_string()) : std::string();
+}
+
+std::string delete_after_submit_patch() {
+    return R"({"singleValueExtendedProperties":[{"id":"Boolean 0x0E01","value":"true"}]})";
+}
 
 }  // namespace subrelay::relay

@@ -60,8 +60,24 @@ std::optional<std::chrono::seconds> parse_retry_after(std::string_view value);
 std::variant<std::string, smtp::reply> graph_message(std::string message, const std::vector<std::string>& to,
                                                      const std::vector<std::string>& envelope);
 
-// "/v1.0/users/{mailbox}/sendMail" with the mailbox as a path segment.
+// "/v1.0/users/{mailbox}/sendMail" with the mailbox as a path segment, and
+// the other paths the Graph target uses: the mailbox, its messages (where
+// a draft is made), one message, and a draft's send.
 std::string graph_send_path(std::string_view mailbox);
 std::string graph_user_path(std::string_view mailbox);
+std::string graph_messages_path(std::string_view mailbox);
+std::string graph_message_path(std::string_view mailbox, std::string_view id);
+std::string graph_draft_send_path(std::string_view mailbox, std::string_view id);
+
+// The fix when Graph refuses to make a draft (ErrorAccessDenied): the
+// permission that save_to_sent_items = false needs.
+std::string draft_access_hint(std::string_view mailbox);
+
+// The id in Graph's answer to a message's creation ({"id": ...}); "" when none.
+std::string read_created_id(std::string_view body);
+
+// The PATCH that marks a draft to be deleted once sent instead of kept in
+// Sent Items (PidTagDeleteAfterSubmit, MAPI property 0x0E01, Boolean).
+std::string delete_after_submit_patch();
 
 }  // namespace subrelay::relay

@@ -1,7 +1,12 @@
-// Microsoft Graph as a delivery target: each message is one MIME sendMail
-// (POST {graph_url}/v1.0/users/{mailbox}/sendMail, text/plain, the message
-// as base64) on a kept HTTPS connection, with a token of the mailbox's
-// profile. What Graph answers is read by graph_rules.
+// Microsoft Graph as a delivery target, on a kept HTTPS connection with a
+// token of the mailbox's profile; the message goes as MIME (text/plain, the
+// message as base64). With save_to_sent_items, one sendMail
+// (POST {graph_url}/v1.0/users/{mailbox}/sendMail), which keeps a copy in
+// Sent Items; without, a draft is made from the MIME (POST .../messages),
+// marked to be deleted once sent (PATCH, PidTagDeleteAfterSubmit), and sent
+// (POST .../messages/{id}/send). What Graph answers is read by graph_rules.
+#include <optional>
+
 #include <spdlog/spdlog.h>
 
 #include "auth/https_client.hpp"
@@ -22,6 +27,7 @@ public:
     graph_target(asio::any_io_executor ex, const conf::config& cfg, const conf::oauth_config& profile,
                  auth::token_source* tokens, std::string mailbox, asio::thread_pool& blocking)
         : cfg_(cfg),
+          save_to_sent_items_(profile.save_to_sent_items),
           tokens_(tokens),
           mailbox_(std::move(mailbox)),
           blocking_(blocking),
@@ -61,29 +67,8 @@ public:
                                                 std::to_string(conf::graph_max_request_bytes) + ")"));
         }
 
-        bool renewed = false;
-        for (;;) {
-            const graph_answer answer = co_await post(body);
-            const graph_outcome o = classify_graph(answer, mailbox_, renewed);
-            hint_ = o.hint;
-            switch (o.what) {
-            case graph_outcome::kind::sent: co_return every(to, o.reply);
-            case graph_outcome::kind::renew_token:
-                // The token was refused (expired early, revoked): a new one, once.
-                spdlog::info("delivery id={} upstream={}: Microsoft Graph refused the token; asking for a new one",
-                             id, mailbox_);
-                tokens_->invalidate(token_);
-                token_ = (co_await tokens_->get()).value;
-                renewed = true;
-                continue;
-            case graph_outcome::kind::pause_mailbox:
-                throw mailbox_refusal(mailbox_refusal::kind::paused, o.reply, o.hint, o.wait);
-            case graph_outcome::kind::mailbox_unavailable:
-                throw mailbox_refusal(mailbox_refusal::kind::unavailable, o.reply, o.hint);
-            case graph_outcome::kind::failed:
-            case graph_outcome::kind::retry: co_return every(to, o.reply);
-            }
-        }
+        if (save_to_sent_items_) co_return co_await send_mime(id, body, to);
+        co_return co_await send_draft(id, body, to);
     }
 
     [[nodiscard]] bool content_sent() const override { return written_; }
@@ -96,28 +81,130 @@ public:
     [[nodiscard]] std::string hint() const override { return hint_; }
 
 private:
-    // One request. A broken exchange throws: the connection is gone.
-    asio::awaitable<graph_answer> post(const std::string& body) {
-        auth::https_session::request req;
+    using request = auth::https_session::request;
+
+    // save_to_sent_items: one MIME sendMail, which keeps a copy in Sent Items.
+    asio::awaitable<smtp::message_result> send_mime(const std::string& id, const std::string& body,
+                                                    const std::vector<std::string>& to) {
+        request req;
         req.method = "POST";
         req.path = graph_send_path(mailbox_);
-        req.bearer_token = token_;
         req.content_type = "text/plain";
         req.body = body;
-        auth::http_response res;
+        const step_result r = co_await step(id, std::move(req), 202, false);
+        co_return every(to, r.done ? smtp::reply(250, "2.0.0", "Accepted by Microsoft Graph") : r.failure);
+    }
+
+    // Otherwise: a draft made from the MIME, marked to be deleted once sent
+    // (PidTagDeleteAfterSubmit), then sent; a draft that cannot be sent is
+    // deleted again.
+    asio::awaitable<smtp::message_result> send_draft(const std::string& id, const std::string& body,
+                                                     const std::vector<std::string>& to) {
+        request create;
+        create.method = "POST";
+        create.path = graph_messages_path(mailbox_);
+        create.content_type = "text/plain";
+        create.body = body;
+        const step_result made = co_await step(id, std::move(create), 201, true);
+        if (!made.done) co_return every(to, made.failure);
+        const std::string draft = read_created_id(made.body);
+        if (draft.empty()) co_return every(to, smtp::reply(451, "4.3.0", "Microsoft Graph made a draft without an id"));
+
+        request mark;
+        mark.method = "PATCH";
+        mark.path = graph_message_path(mailbox_, draft);
+        mark.content_type = "application/json";
+        mark.body = delete_after_submit_patch();
+        std::optional<step_result> failed;
+        std::optional<mailbox_refusal> refused;
         try {
-            res = co_await http_.send(std::move(req));
-        } catch (...) {
-            written_ = http_.request_written();
-            broken_ = true;
-            throw;
+            const step_result marked = co_await step(id, std::move(mark), 200, false);
+            if (!marked.done) failed = marked;
+            if (!failed) {
+                request send;
+                send.method = "POST";
+                send.path = graph_draft_send_path(mailbox_, draft);
+                const step_result sent = co_await step(id, std::move(send), 202, false);
+                if (sent.done) co_return every(to, smtp::reply(250, "2.0.0", "Sent by Microsoft Graph"));
+                failed = sent;
+            }
+        } catch (const mailbox_refusal& e) {
+            refused = e;  // the draft goes first
         }
-        written_ = true;
-        graph_answer a;
-        a.status = res.status;
-        a.retry_after = parse_retry_after(res.retry_after);
-        read_graph_error(res.body, a);
-        co_return a;
+        co_await delete_draft(id, draft);
+        if (refused) throw *refused;
+        co_return every(to, failed->failure);
+    }
+
+    // Best effort: a draft left behind is clutter in Drafts, never mail.
+    asio::awaitable<void> delete_draft(const std::string& id, const std::string& draft) {
+        if (broken_) co_return;
+        request del;
+        del.method = "DELETE";
+        del.path = graph_message_path(mailbox_, draft);
+        del.bearer_token = token_;
+        try {
+            const auth::http_response res = co_await http_.send(std::move(del));
+            if (res.status != 204 && res.status != 200 && res.status != 404)
+                spdlog::warn("delivery id={} upstream={}: the draft that was not sent could not be deleted ({})", id,
+                             mailbox_, res.status);
+        } catch (const std::exception& e) {
+            broken_ = true;
+            spdlog::warn("delivery id={} upstream={}: the draft that was not sent could not be deleted: {}", id,
+                         mailbox_, e.what());
+        }
+    }
+
+    struct step_result {
+        bool done = false;
+        std::string body;       // done: the answer's body
+        smtp::reply failure;    // not done: the message's reply (retry, or failed for good)
+    };
+
+    // One request that Graph should answer with `ok`: a 401 renews the token
+    // and repeats it once; throttling and a mailbox that cannot send throw
+    // mailbox_refusal; a broken exchange throws (the connection is gone).
+    // `creates_draft`: the first request of a draft, which needs Mail.ReadWrite.
+    asio::awaitable<step_result> step(const std::string& id, request req, int ok, bool creates_draft) {
+        bool renewed = false;
+        for (;;) {
+            req.bearer_token = token_;
+            auth::http_response res;
+            try {
+                res = co_await http_.send(req);
+            } catch (...) {
+                written_ = written_ || http_.request_written();
+                broken_ = true;
+                throw;
+            }
+            written_ = true;
+            if (res.status == ok) co_return step_result{true, std::move(res.body), {}};
+            graph_answer a;
+            a.status = res.status;
+            a.retry_after = parse_retry_after(res.retry_after);
+            read_graph_error(res.body, a);
+            const graph_outcome o = classify_graph(a, mailbox_, renewed);
+            hint_ = o.hint;
+            if (creates_draft && a.error_code == "ErrorAccessDenied") hint_ = draft_access_hint(mailbox_);
+            switch (o.what) {
+            case graph_outcome::kind::renew_token:
+                // The token was refused (expired early, revoked): a new one, once.
+                spdlog::info("delivery id={} upstream={}: Microsoft Graph refused the token; asking for a new one",
+                             id, mailbox_);
+                tokens_->invalidate(token_);
+                token_ = (co_await tokens_->get()).value;
+                renewed = true;
+                continue;
+            case graph_outcome::kind::pause_mailbox:
+                throw mailbox_refusal(mailbox_refusal::kind::paused, o.reply, hint_, o.wait);
+            case graph_outcome::kind::mailbox_unavailable:
+                throw mailbox_refusal(mailbox_refusal::kind::unavailable, o.reply, hint_);
+            case graph_outcome::kind::sent:  // a 202 where another answer was due: take it as done
+                co_return step_result{true, std::move(res.body), {}};
+            case graph_outcome::kind::failed:
+            case graph_outcome::kind::retry: co_return step_result{false, {}, o.reply};
+            }
+        }
     }
 
     // Graph sends to all of a message's recipients or to none.
@@ -129,6 +216,7 @@ private:
     }
 
     const conf::config& cfg_;
+    bool save_to_sent_items_;
     auth::token_source* tokens_;
     std::string mailbox_;
     asio::thread_pool& blocking_;

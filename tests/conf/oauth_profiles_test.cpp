@@ -317,6 +317,7 @@ mailboxes = ["graph-relay@contoso.com"]
     EXPECT_EQ(r.cfg.oauth.scope, "https://outlook.office365.com/.default");
     ASSERT_EQ(r.cfg.oauth_profiles.size(), 1U);
     EXPECT_EQ(r.cfg.oauth_profiles[0].graph_url, "https://127.0.0.1:8443");  // without its trailing slash
+    EXPECT_FALSE(r.cfg.oauth_profiles[0].save_to_sent_items);  // by default: no copy in Sent Items
     EXPECT_EQ(r.cfg.oauth_profiles[0].scope, "https://graph.microsoft.com/.default");
     EXPECT_EQ(r.cfg.delivery_for_mailbox("graph-relay@contoso.com"), upstream_kind::graph);
     EXPECT_EQ(r.cfg.delivery_for_mailbox("relay@contoso.com"), upstream_kind::smtp);
@@ -327,6 +328,10 @@ TEST(oauth_profiles, graph_mistakes_are_named) {
     const std::string ok = "tenant = \"t\"\nclient_id = \"a\"\nclient_secret_env = \"S\"\n";
     EXPECT_THAT(profile_errors(ok + "graph_url = \"https://graph.example\"\n"),
                 ElementsAre(R"(relay.toml: oauth.profiles.p.graph_url: is used only with delivery = "graph")"));
+    EXPECT_THAT(profile_errors(ok + "save_to_sent_items = true\n"),
+                ElementsAre(R"(relay.toml: oauth.profiles.p.save_to_sent_items: is used only with delivery = "graph")"));
+    EXPECT_THAT(profile_errors(ok + "delivery = \"graph\"\nsave_to_sent_items = \"yes\"\n"),
+                ElementsAre("relay.toml: oauth.profiles.p.save_to_sent_items: expected a boolean, got a string"));
     EXPECT_THAT(profile_errors(ok + "delivery = \"graph\"\ngraph_url = \"http://graph.example\"\n"),
                 ElementsAre("relay.toml: oauth.profiles.p.graph_url: must be an https:// URL"));
     EXPECT_THAT(profile_errors(ok + "delivery = \"imap\"\n"),

@@ -14,6 +14,17 @@ a client that sends through it would send through Graph:
       needed). 202 Accepted with an empty body. The message goes to the
       addresses in its To:, Cc: and Bcc: headers, as Graph sends it.
   GET /v1.0/users/{mailbox}             the mailbox, or 404.
+  POST /v1.0/users/{mailbox}/messages   a draft from MIME (the same body as
+      sendMail): 201 {"id": ...}. Needs Mail.ReadWrite (--no-mail-readwrite:
+      403 ErrorAccessDenied).
+  PATCH /v1.0/users/{mailbox}/messages/{id}   JSON; singleValueExtendedProperties
+      are kept ("Boolean 0x0E01" = "true": PidTagDeleteAfterSubmit). 200.
+  POST /v1.0/users/{mailbox}/messages/{id}/send   sends the draft: 202.
+  DELETE /v1.0/users/{mailbox}/messages/{id}      204.
+
+A message sent with sendMail is kept in the mailbox's Sent Items, as Graph
+does; a sent draft too, unless it was marked PidTagDeleteAfterSubmit (NNN.json
+"saved_to_sent_items").
 
 Every request needs "Authorization: Bearer TOKEN" with a token the fake
 identity platform issued for https://graph.microsoft.com/.default (it
@@ -42,15 +53,18 @@ Refusals (the error codes Graph uses):
 
 Test-only control, STATE/control.json, read at each request: {"errors":
 {"MAILBOX": ["ErrorAccessDenied", "http503:2", ...]}}; the first entry for
-the request's mailbox is consumed and answered instead: an error code from
-ERRORS, or httpNNN[:RETRY_AFTER].
+the request's mailbox is consumed by the next request that sends or makes a
+draft, and answered instead: an error code from ERRORS, or
+httpNNN[:RETRY_AFTER]; "pass" lets that request through.
 
 State dir contents:
   ready            the port, once it listens
   NNN.eml          each message sent, as decoded (the bytes Graph got)
-  NNN.json         its mailbox and the recipients Graph sends it to
+  NNN.json         its mailbox, the recipients Graph sends it to, how it
+                   was sent ("sendMail" or "draft") and saved_to_sent_items
   counters.json    requests, sent, unauthorized, throttled, too_large,
-                   refused (by code), max_concurrent (by mailbox)
+                   refused (by code), max_concurrent (by mailbox),
+                   drafts (made, not yet sent or deleted), sent_items
   graph.log        one line per request (tokens only as a short hash)
 """
 import argparse
@@ -88,6 +102,9 @@ ERRORS = {
 }
 
 SEND = re.compile(r"^/v1\.0/users/([^/?]+)/sendMail$")
+MESSAGES = re.compile(r"^/v1\.0/users/([^/?]+)/messages$")
+MESSAGE = re.compile(r"^/v1\.0/users/([^/?]+)/messages/([^/?]+)$")
+DRAFT_SEND = re.compile(r"^/v1\.0/users/([^/?]+)/messages/([^/?]+)/send$")
 USER = re.compile(r"^/v1\.0/users/([^/?]+)$")
 
 
@@ -121,7 +138,8 @@ class Graph:
         self.in_flight = {}
         self.next_id = 1
         self.counters = {"requests": 0, "sent": 0, "unauthorized": 0, "throttled": 0, "too_large": 0,
-                         "refused": {}, "max_concurrent": {}}
+                         "refused": {}, "max_concurrent": {}, "drafts": 0, "sent_items": 0}
+        self.drafts = {}   # id -> {"mailbox", "mime", "recipients", "delete_after_submit"}
         self.save()
 
     def save(self):
@@ -181,15 +199,40 @@ class Graph:
                 self.counters[key][code] = self.counters[key].get(code, 0) + 1
             self.save()
 
-    def record(self, mailbox, mime, recipients):
+    def record(self, mailbox, mime, recipients, how="sendMail", saved=True):
         with self.lock:
             number = "%03d" % self.next_id
             self.next_id += 1
             write_atomically(os.path.join(self.dir, number + ".eml"), mime)
             write_atomically(os.path.join(self.dir, number + ".json"),
-                             json.dumps({"mailbox": mailbox, "recipients": recipients}, sort_keys=True).encode())
+                             json.dumps({"mailbox": mailbox, "recipients": recipients, "how": how,
+                                         "saved_to_sent_items": saved}, sort_keys=True).encode())
             self.counters["sent"] += 1
+            if saved:
+                self.counters["sent_items"] += 1
             self.save()
+
+    def add_draft(self, mailbox, mime, recipients):
+        with self.lock:
+            draft = "AAMkAD-draft-%d" % self.next_id
+            self.next_id += 1
+            self.drafts[draft] = {"mailbox": mailbox.lower(), "mime": mime, "recipients": recipients,
+                                  "delete_after_submit": False}
+            self.counters["drafts"] = len(self.drafts)
+            self.save()
+            return draft
+
+    def take_draft(self, mailbox, draft, keep=False):
+        """The draft of `mailbox` (removed unless `keep`), or None."""
+        with self.lock:
+            d = self.drafts.get(draft)
+            if d is None or d["mailbox"] != mailbox.lower():
+                return None
+            if not keep:
+                del self.drafts[draft]
+                self.counters["drafts"] = len(self.drafts)
+                self.save()
+            return d
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -257,7 +300,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self):
         self.graph.count("requests")
-        m = SEND.match(self.path)
+        m = SEND.match(self.path) or MESSAGES.match(self.path)
+        if DRAFT_SEND.match(self.path):
+            self.send_draft(DRAFT_SEND.match(self.path))
+            return
         length = int(self.headers.get("Content-Length", "0"))
         if length > self.graph.args.max_request_bytes:
             self.graph.count("too_large")
@@ -275,26 +321,113 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if not self.known(mailbox):
             self.refuse(404, "ErrorInvalidUser", "The requested user '%s' is invalid." % mailbox)
             return
+        draft = MESSAGES.match(self.path) is not None
+        if draft and self.graph.args.no_mail_readwrite:
+            self.refuse(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
+            return
         if not self.graph.enter(mailbox):
             self.refuse(429, "ApplicationThrottled", "Application is over its MailboxConcurrency limit.",
                         [("Retry-After", str(self.graph.args.retry_after))])
             return
         try:
-            self.send_mail(mailbox, token, body)
+            self.send_mail(mailbox, token, body, draft)
         finally:
             self.graph.leave(mailbox)
 
-    def send_mail(self, mailbox, token, body):
+    def answer_scripted(self, mailbox):
+        """Answers the next scripted error for `mailbox`; False when there is none."""
         scripted = self.graph.scripted(mailbox)
-        if scripted:
-            if scripted.startswith("http"):
-                status, _, retry = scripted[4:].partition(":")
-                headers = [("Retry-After", retry)] if retry else []
-                self.refuse(int(status), "ServiceUnavailable" if status == "503" else "ErrorScripted",
-                            "Scripted failure.", headers)
-            else:
-                status, code, message = ERRORS[scripted]
-                self.refuse(status, code, message)
+        if not scripted or scripted == "pass":
+            return False
+        if scripted.startswith("http"):
+            status, _, retry = scripted[4:].partition(":")
+            headers = [("Retry-After", retry)] if retry else []
+            self.refuse(int(status), "ServiceUnavailable" if status == "503" else "ErrorScripted",
+                        "Scripted failure.", headers)
+        else:
+            status, code, message = ERRORS[scripted]
+            self.refuse(status, code, message)
+        return True
+
+    def draft_target(self, pattern):
+        """(mailbox, draft id) of the request after the token check, or None (answered)."""
+        m = pattern.match(self.path)
+        if not self.authorized():
+            return None
+        mailbox = m.group(1)
+        if self.graph.args.no_mail_readwrite and pattern is MESSAGE:
+            self.refuse(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
+            return None
+        return mailbox, m.group(2)
+
+    def do_PATCH(self):
+        self.graph.count("requests")
+        body = self.read_body()
+        if not MESSAGE.match(self.path):
+            self.refuse(400, "BadRequest", "Unsupported request.")
+            return
+        target = self.draft_target(MESSAGE)
+        if target is None:
+            return
+        d = self.graph.take_draft(*target, keep=True)
+        if d is None:
+            self.refuse(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+            return
+        try:
+            patch = json.loads(body)
+        except ValueError:
+            self.refuse(400, "RequestBodyRead", "The request body is not JSON.")
+            return
+        for prop in patch.get("singleValueExtendedProperties", []):
+            if prop.get("id", "").lower() == "boolean 0x0e01":
+                d["delete_after_submit"] = str(prop.get("value", "")).lower() == "true"
+        self.graph.log("PATCHED %s delete_after_submit=%s" % (target[1], d["delete_after_submit"]))
+        self.reply(200, {"id": target[1]})
+
+    def do_DELETE(self):
+        self.graph.count("requests")
+        if not MESSAGE.match(self.path):
+            self.refuse(400, "BadRequest", "Unsupported request.")
+            return
+        target = self.draft_target(MESSAGE)
+        if target is None:
+            return
+        if self.graph.take_draft(*target) is None:
+            self.refuse(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+            return
+        self.graph.log("DELETED %s" % target[1])
+        self.reply(204)
+
+    def send_draft(self, m):
+        self.read_body()
+        if not self.authorized():
+            return
+        mailbox, draft = m.group(1), m.group(2)
+        if not self.graph.enter(mailbox):
+            self.refuse(429, "ApplicationThrottled", "Application is over its MailboxConcurrency limit.",
+                        [("Retry-After", str(self.graph.args.retry_after))])
+            return
+        try:
+            if self.answer_scripted(mailbox):
+                return
+            d = self.graph.take_draft(mailbox, draft, keep=True)
+            if d is None:
+                self.refuse(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+                return
+            if not d["recipients"]:
+                self.refuse(400, "ErrorInvalidRecipients", "At least one recipient is required, but none were found.")
+                return
+            self.graph.take_draft(mailbox, draft)
+            if self.graph.args.delay:
+                time.sleep(self.graph.args.delay)
+            self.graph.record(mailbox, d["mime"], d["recipients"], "draft", not d["delete_after_submit"])
+            self.graph.log("SENT mailbox=%s recipients=%d draft=%s" % (mailbox, len(d["recipients"]), draft))
+            self.reply(202)
+        finally:
+            self.graph.leave(mailbox)
+
+    def send_mail(self, mailbox, token, body, draft=False):
+        if self.answer_scripted(mailbox):
             return
         content_type = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if content_type != "text/plain":
@@ -321,8 +454,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return
         recipients = [addr for _, addr in email.utils.getaddresses(
             message.get_all("To", []) + message.get_all("Cc", []) + message.get_all("Bcc", [])) if addr]
-        if not recipients:
+        if not recipients and not draft:
             self.refuse(400, "ErrorInvalidRecipients", "At least one recipient is required, but none were found.")
+            return
+        if draft:
+            # Graph makes the draft; it is sent (and its recipients checked again) by .../send.
+            made = self.graph.add_draft(mailbox, mime, recipients)
+            self.graph.log("DRAFT mailbox=%s id=%s token=%s" % (mailbox, made, short_hash(token)))
+            self.reply(201, {"id": made, "isDraft": True})
             return
         if self.graph.args.delay:
             time.sleep(self.graph.args.delay)
@@ -342,6 +481,7 @@ def parse_args():
     p.add_argument("--max-request-bytes", type=int, default=4 * 1024 * 1024)
     p.add_argument("--retry-after", type=int, default=1)
     p.add_argument("--send-as", action="append", default=[])
+    p.add_argument("--no-mail-readwrite", action="store_true", help="the app lacks Mail.ReadWrite")
     p.add_argument("--delay", type=float, default=0.0)
     return p.parse_args()
 

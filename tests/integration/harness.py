@@ -530,13 +530,14 @@ class FakeGraph:
     the fake identity platform issued for Graph (token-scopes.txt)."""
 
     def __init__(self, workdir, pki, token_scopes, mailboxes=(), max_concurrent=4,
-                 max_request_bytes=4 * 1024 * 1024, retry_after=1, delay=0.0, send_as=()):
+                 max_request_bytes=4 * 1024 * 1024, retry_after=1, delay=0.0, send_as=(), mail_readwrite=True):
         self.state_dir = workdir
         os.makedirs(workdir, exist_ok=True)
         self.pki = pki
         self.token_scopes = token_scopes
         self.mailboxes = list(mailboxes)
         self.send_as = list(send_as)   # checked (Exchange's Send As) when not empty
+        self.mail_readwrite = mail_readwrite  # False: drafts are refused (the app lacks Mail.ReadWrite)
         self.options = {"max_concurrent": max_concurrent, "max_request_bytes": max_request_bytes,
                         "retry_after": retry_after, "delay": delay}
         self.process = None
@@ -553,6 +554,8 @@ class FakeGraph:
             argv += ["--mailbox", m]
         for a in self.send_as:
             argv += ["--send-as", a]
+        if not self.mail_readwrite:
+            argv.append("--no-mail-readwrite")
         for name, value in self.options.items():
             argv += ["--" + name.replace("_", "-"), str(value)]
         self.process = Process(argv, os.path.join(self.state_dir, "fake_graph.stderr"))

@@ -711,9 +711,27 @@ class TestUpstreamTest(GraphCase):
         self.assertRegex(out, r"\[ ok \] sendMail\s+Mail\.Send reaches " + re.escape(UPSTREAM_MAILBOX))
         self.assertIn("ErrorInvalidRecipients", out)
         self.assertIn(GRAPH_SCOPE, out)
+        self.assertRegex(out, r"\[ ok \] draft\s+Mail\.ReadWrite reaches " + re.escape(UPSTREAM_MAILBOX))
         self.assert_nothing_sent()
+        self.assertEqual(self.graph.counters()["drafts"], 0, "the test draft was left behind")
         for token in self.token.tokens():
             self.assertNotIn(token, out, "an access token was printed")
+
+    def test_without_mail_readwrite_the_draft_step_names_the_fix(self):
+        self.graph_stack(graph_kwargs={"mail_readwrite": False})
+        code, out = self.probe()
+        self.assertEqual(code, 1, out)
+        self.assertRegex(out, r"\[ ok \] sendMail")
+        self.assertRegex(out, r"\[FAIL\] draft\s+POST /v1\.0/users/%s/messages: 403 ErrorAccessDenied"
+                         % re.escape(UPSTREAM_MAILBOX))
+        self.assertIn("Mail.ReadWrite", out)
+        self.assertIn("save_to_sent_items = true", out)
+
+    def test_with_save_to_sent_items_no_draft_is_needed(self):
+        self.graph_stack(oauth={"save_to_sent_items": True}, graph_kwargs={"mail_readwrite": False})
+        code, out = self.probe()
+        self.assertEqual(code, 0, out)
+        self.assertRegex(out, r"\[skip\] draft\s+save_to_sent_items = true")
 
     def test_a_missing_permission_fails_with_its_fix(self):
         self.graph_stack()
@@ -733,6 +751,66 @@ class TestUpstreamTest(GraphCase):
         self.assertRegex(out, r"\[FAIL\] sendMail\s+POST /v1\.0/users/gone@contoso\.com/sendMail: 404")
         self.assertIn("must be an Exchange Online mailbox", out)
         self.assert_nothing_sent()
+
+class SentItemsTest(GraphCase):
+    """save_to_sent_items: false (the default) sends a draft marked
+    PidTagDeleteAfterSubmit, so that no copy stays in Sent Items; true sends
+    with one sendMail, which keeps one."""
+
+    def test_by_default_no_copy_stays_in_sent_items(self):
+        self.graph_stack()
+        message = graph_message(SCANNER_ID, "graph draft", to=[RCPT])
+        self.send(message, [RCPT, "other@example.org"])
+        [(eml, meta)] = self.wait_graph(1)
+        self.assert_graph_copy(eml, message, bcc=("other@example.org",))
+        self.assertEqual(meta["how"], "draft")
+        self.assertFalse(meta["saved_to_sent_items"], "the draft was not marked PidTagDeleteAfterSubmit")
+        self.wait_spool_empty()
+        counters = self.graph.counters()
+        self.assertEqual((counters["sent_items"], counters["drafts"]), (0, 0), counters)
+
+    def test_save_to_sent_items_sends_with_one_sendmail(self):
+        self.graph_stack(oauth={"save_to_sent_items": True})
+        message = graph_message(SCANNER_ID, "graph sendmail", to=[RCPT])
+        self.send(message, [RCPT])
+        [(eml, meta)] = self.wait_graph(1)
+        self.assert_graph_copy(eml, message)
+        self.assertEqual(meta["how"], "sendMail")
+        self.assertTrue(meta["saved_to_sent_items"])
+        self.wait_spool_empty()
+        counters = self.graph.counters()
+        self.assertEqual((counters["requests"], counters["sent_items"], counters["drafts"]), (1, 1, 0), counters)
+
+    def test_a_draft_that_cannot_be_sent_is_deleted(self):
+        self.graph_stack()
+        # The draft is made; its send is refused for good.
+        self.graph.script_errors({UPSTREAM_MAILBOX: ["pass", "ErrorInvalidRecipients"]})
+        message = graph_message(SCANNER_ID, "graph draft refused", to=[RCPT])
+        self.send(message, [RCPT])
+        [(dsn, _)] = self.wait_graph(1, what="the bounce")
+        self.assertTrue(is_notice(dsn))
+        self.wait_spool_empty()
+        self.wait(lambda: "DELETED " in self.graph_log(), "the draft's deletion")
+        self.assertEqual(self.graph.counters()["drafts"], 0, "the draft that was not sent stayed in Drafts")
+
+    def test_without_mail_readwrite_the_mailbox_waits_with_the_fix(self):
+        self.graph_stack(graph_kwargs={"mail_readwrite": False})
+        message = graph_message(SCANNER_ID, "graph no readwrite", to=[RCPT])
+        self.send(message, [RCPT])
+        self.wait_log(r"upstream mailbox %s is unavailable" % re.escape(UPSTREAM_MAILBOX),
+                      "the mailbox marked unavailable")
+        self.assertIn("Mail.ReadWrite", self.relay_log())
+        self.assertIn("save_to_sent_items = true", self.relay_log())
+        self.assert_waiting("without Mail.ReadWrite")
+        self.assertNotIn("status=bounced", self.relay_log())
+
+    def graph_log(self):
+        try:
+            with open(os.path.join(self.graph.state_dir, "graph.log")) as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
 
 if __name__ == "__main__":
     sys.exit("run through run_tests.py")

@@ -136,5 +136,23 @@ TEST(graph_paths, the_mailbox_is_one_path_segment) {
     EXPECT_EQ(graph_user_path("a b/c?d#e%@x.example"), "/v1.0/users/a%20b%2Fc%3Fd%23e%25@x.example");
 }
 
+TEST(graph_paths, drafts_are_messages_of_the_mailbox) {
+    EXPECT_EQ(graph_messages_path("relay@contoso.com"), "/v1.0/users/relay@contoso.com/messages");
+    // Graph's ids carry '=' and may carry '/' (base64): one segment all the same.
+    EXPECT_EQ(graph_message_path("relay@contoso.com", "AAMk/AD="), "/v1.0/users/relay@contoso.com/messages/AAMk%2FAD=");
+    EXPECT_EQ(graph_draft_send_path("relay@contoso.com", "AAMkAD="),
+              "/v1.0/users/relay@contoso.com/messages/AAMkAD=/send");
+}
+
+TEST(graph_drafts, the_created_id_and_the_delete_after_submit_mark) {
+    EXPECT_EQ(read_created_id(R"({"id":"AAMkAD=","isDraft":true})"), "AAMkAD=");
+    EXPECT_EQ(read_created_id(R"({"isDraft":true})"), "");
+    EXPECT_EQ(read_created_id("not json"), "");
+    EXPECT_EQ(delete_after_submit_patch(),
+              R"({"singleValueExtendedProperties":[{"id":"Boolean 0x0E01","value":"true"}]})");
+    EXPECT_THAT(draft_access_hint("relay@contoso.com"), HasSubstr("Mail.ReadWrite"));
+    EXPECT_THAT(draft_access_hint("relay@contoso.com"), HasSubstr("save_to_sent_items = true"));
+}
+
 }  // namespace
 }  // namespace subrelay::relay
