@@ -71,8 +71,9 @@ class SendMailTest(FakeGraphCase):
         self.assertEqual((status, body), (202, None))
         [(eml, meta)] = self.graph.messages()
         self.assertEqual(eml, MESSAGE, "the bytes, as decoded from base64")
-        self.assertEqual(meta, {"mailbox": MAILBOX,
+        self.assertEqual(meta, {"mailbox": MAILBOX, "how": "sendMail", "saved_to_sent_items": True,
                                 "recipients": ["alice@example.org", "bob@example.org", "carol@example.org"]})
+        self.assertEqual(self.graph.counters()["sent_items"], 1)
 
     def test_only_a_token_issued_for_graph_is_accepted(self):
         self.start_graph()
@@ -137,6 +138,62 @@ class SendMailTest(FakeGraphCase):
         self.assertEqual((status, headers["Retry-After"]), (503, "3"))
         self.assert_error(self.send(token), 404, "MailboxNotEnabledForRESTAPI")
         self.assertEqual(self.send(token)[0], 202)
+
+
+class DraftTest(FakeGraphCase):
+    """A draft made from MIME, marked PidTagDeleteAfterSubmit, sent; or deleted."""
+
+    def make_draft(self, token, mime=MESSAGE):
+        status, _, body = self.request("POST", "/v1.0/users/%s/messages" % MAILBOX, token, base64.b64encode(mime))
+        self.assertEqual(status, 201, body)
+        return body["id"]
+
+    def test_a_marked_draft_is_sent_without_a_copy_in_sent_items(self):
+        self.start_graph(mailboxes=[MAILBOX])
+        token = self.token_for(GRAPH_SCOPE)
+        draft = self.make_draft(token)
+        self.assertEqual(self.graph.counters()["drafts"], 1)
+        status, _, _ = self.request("PATCH", "/v1.0/users/%s/messages/%s" % (MAILBOX, draft), token, json.dumps(
+            {"singleValueExtendedProperties": [{"id": "Boolean 0x0E01", "value": "true"}]}).encode(),
+            content_type="application/json")
+        self.assertEqual(status, 200)
+        status, _, _ = self.request("POST", "/v1.0/users/%s/messages/%s/send" % (MAILBOX, draft), token)
+        self.assertEqual(status, 202)
+        [(eml, meta)] = self.graph.messages()
+        self.assertEqual(eml, MESSAGE)
+        self.assertEqual((meta["how"], meta["saved_to_sent_items"]), ("draft", False))
+        counters = self.graph.counters()
+        self.assertEqual((counters["drafts"], counters["sent_items"]), (0, 0), counters)
+
+    def test_an_unmarked_draft_keeps_a_copy_and_a_deleted_one_is_gone(self):
+        self.start_graph(mailboxes=[MAILBOX])
+        token = self.token_for(GRAPH_SCOPE)
+        kept = self.make_draft(token)
+        self.assertEqual(self.request("POST", "/v1.0/users/%s/messages/%s/send" % (MAILBOX, kept), token)[0], 202)
+        self.assertTrue(self.graph.messages()[0][1]["saved_to_sent_items"])
+        gone = self.make_draft(token)
+        self.assertEqual(self.request("DELETE", "/v1.0/users/%s/messages/%s" % (MAILBOX, gone), token)[0], 204)
+        self.assert_error(self.request("POST", "/v1.0/users/%s/messages/%s/send" % (MAILBOX, gone), token),
+                          404, "ErrorItemNotFound")
+        self.assertEqual(len(self.graph.messages()), 1)
+
+    def test_without_mail_readwrite_no_draft_is_made(self):
+        self.start_graph(mailboxes=[MAILBOX], mail_readwrite=False)
+        token = self.token_for(GRAPH_SCOPE)
+        self.assert_error(self.request("POST", "/v1.0/users/%s/messages" % MAILBOX, token,
+                                       base64.b64encode(MESSAGE)), 403, "ErrorAccessDenied")
+        self.assertEqual(self.send(token)[0], 202, "sendMail needs Mail.Send only")
+
+
+class SendAsTest(FakeGraphCase):
+    def test_a_from_the_mailbox_may_not_send_as_is_refused(self):
+        self.start_graph(mailboxes=[MAILBOX], send_as=["granted@example.org"])
+        token = self.token_for(GRAPH_SCOPE)
+        as_other = MESSAGE.replace(b"From:", b"X-Was-From:", 1)
+        self.assert_error(self.send(token, b"From: <stranger@example.org>\r\n" + as_other), 403,
+                          "ErrorSendAsDenied")
+        self.assertEqual(self.send(token, b"From: <granted@example.org>\r\n" + as_other)[0], 202)
+        self.assertEqual(self.send(token, b"From: \"Relay\" <%s>\r\n" % MAILBOX.encode() + as_other)[0], 202)
 
 
 class UserTest(FakeGraphCase):
