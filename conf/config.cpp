@@ -435,6 +435,10 @@ private:
                     "client_cert_file and client_key_file go together");
         }
         r.read_number("max_messages_per_minute", u.max_messages_per_minute, 0);
+        r.read_number("graph_max_concurrent_requests", u.graph_max_concurrent_requests, 1,
+                      graph_max_concurrent_requests_limit);
+        r.read_number("graph_max_requests_per_10_minutes", u.graph_max_requests_per_10_minutes, 1,
+                      graph_max_requests_per_window);
         r.finish();
 
         if (!kind_known_) return;  // requirements depend on a valid kind

@@ -125,7 +125,7 @@ enum class upstream_kind { smtp, directory, graph };
 // Microsoft Graph's limits per upstream mailbox (and app): requests at once,
 // requests in ten minutes, and the size of one request (the MIME send's
 // base64 body).
-inline constexpr unsigned graph_max_concurrent_requests = 4;
+inline constexpr unsigned graph_max_concurrent_requests_limit = 4;
 inline constexpr unsigned graph_max_requests_per_window = 10'000;
 inline constexpr std::uint32_t graph_window_seconds = 600;
 inline constexpr std::uint64_t graph_max_request_bytes = 4 * 1024 * 1024;
@@ -156,6 +156,11 @@ struct upstream_config {
     std::filesystem::path client_cert_file;       // presented in TLS (connector relays); with client_key_file
     std::filesystem::path client_key_file;
     std::uint32_t max_messages_per_minute = 30;   // per upstream mailbox (Exchange's); 0 = no limit
+    // Upstream mailboxes that go through Microsoft Graph: requests at once
+    // and in ten minutes (Graph's limits per mailbox and app; lower them when
+    // the app also sends from elsewhere).
+    std::uint32_t graph_max_concurrent_requests = graph_max_concurrent_requests_limit;
+    std::uint32_t graph_max_requests_per_10_minutes = graph_max_requests_per_window;
 };
 
 enum class oauth_provider { microsoft, google, generic };

@@ -38,6 +38,7 @@ struct delivery::lane {
     std::string mailbox;
     conf::upstream_kind kind = conf::upstream_kind::smtp;   // how its messages go (smtp, graph, directory)
     bool ramping = false;                                   // back from unavailable: one connection until a message goes
+    bool rate_waiting = false;                              // at its rate's limit (logged once until a message goes)
     std::deque<std::string> ready;                          // ids to send now
     std::set<std::string> parked;                           // ids waiting for the lane to come back
     unsigned active = 0;                                    // connections open (or opening)
@@ -505,13 +506,14 @@ void delivery::clock_changed() {
 // ---------------------------------------------------------------------------
 // Workers: one per connection
 
-// Waits for a slot in the lane's messages-per-minute budget before a
-// message is taken, so nothing is locked while it waits. False: stopping.
 delivery::rate_limit delivery::rate_of(const lane& l) const {
-    // SMTP: Exchange's messages a minute; Graph: its requests in ten minutes.
+    // SMTP: Exchange's messages a minute; Graph: its requests in ten
+    // minutes, three for each message sent as a draft (make, mark, send).
     if (l.kind == conf::upstream_kind::graph) {
         const std::chrono::seconds span(conf::graph_window_seconds);
-        return {conf::graph_max_requests_per_window, span, span + std::chrono::seconds(1), graph_window_key(l.mailbox)};
+        const std::uint32_t per_message = cfg_.profile_for_mailbox(l.mailbox).save_to_sent_items ? 1 : 3;
+        return {std::max(1u, cfg_.upstream.graph_max_requests_per_10_minutes / per_message), span,
+                span + std::chrono::seconds(1), graph_window_key(l.mailbox)};
     }
     if (l.kind == conf::upstream_kind::directory) return {0, std::chrono::minutes(1), rate_window, {}};
     return {cfg_.upstream.max_messages_per_minute, std::chrono::minutes(1), rate_window, minute_key(l.mailbox)};
@@ -519,10 +521,13 @@ delivery::rate_limit delivery::rate_of(const lane& l) const {
 
 unsigned delivery::mailbox_connections(const lane& l) const {
     // Graph: requests at once per mailbox; SMTP: Exchange's connections.
-    if (l.kind == conf::upstream_kind::graph) return conf::graph_max_concurrent_requests;
+    if (l.kind == conf::upstream_kind::graph) return std::max(1u, cfg_.upstream.graph_max_concurrent_requests);
     return std::max(1u, cfg_.upstream.max_connections_per_mailbox);
 }
 
+// Waits for a slot in the lane's rate (messages a minute, Graph's requests
+// in ten minutes) before a message is taken, so nothing is locked while it
+// waits. False: stopping.
 asio::awaitable<bool> delivery::wait_for_rate(lane& l) {
     const rate_limit rate = rate_of(l);
     const std::uint32_t max = rate.max;
@@ -534,7 +539,10 @@ asio::awaitable<bool> delivery::wait_for_rate(lane& l) {
         if (limits_shared()) {
             // The mailbox's minute across the nodes.
             const cluster::take_result r = co_await shared_->take(rate.key, max, rate.window);
-            if (r.status == cluster::take_status::granted) co_return !stopping_;
+            if (r.status == cluster::take_status::granted) {
+                l.rate_waiting = false;
+                co_return !stopping_;
+            }
             until = std::chrono::steady_clock::now() + r.wait;
             if (r.status == cluster::take_status::unavailable) continue;  // this node's share from now on
         } else if (in_fallback_wait()) {
@@ -544,10 +552,19 @@ asio::awaitable<bool> delivery::wait_for_rate(lane& l) {
             const std::uint32_t limit = shared_ != nullptr ? cluster::shared_limits::share(max, shared_->nodes()) : max;
             const auto now = std::chrono::steady_clock::now();
             while (!l.sent.empty() && now - l.sent.front() >= span) l.sent.pop_front();
-            if (l.sent.size() < limit) co_return true;
+            if (l.sent.size() < limit) {
+                l.rate_waiting = false;
+                co_return true;
+            }
             until = l.sent[l.sent.size() - limit] + span;
         }
         // The excess waits in the queue rather than being sent to be throttled.
+        if (!l.rate_waiting) {
+            l.rate_waiting = true;
+            const auto wait = std::chrono::ceil<std::chrono::seconds>(until - std::chrono::steady_clock::now());
+            spdlog::info("upstream mailbox {}: at its limit of {} messages in {} s; the next goes in {} s", l.mailbox,
+                         max, span.count(), std::max<std::int64_t>(0, wait.count()));
+        }
         asio::steady_timer timer(io_, until);
         waits_.insert(&timer);
         co_await timer.async_wait(with_error);

@@ -533,8 +533,23 @@ TEST(config_delivery, defaults_for_the_queue_and_upstream_shaping) {
     EXPECT_EQ(r.cfg.queue.max_lifetime_seconds, 5u * 24 * 3600);
     EXPECT_EQ(r.cfg.queue.delay_warning_seconds, 4u * 3600);
     EXPECT_EQ(r.cfg.upstream.max_messages_per_minute, 30u);
+    EXPECT_EQ(r.cfg.upstream.graph_max_concurrent_requests, 4u);
+    EXPECT_EQ(r.cfg.upstream.graph_max_requests_per_10_minutes, 10000u);
     EXPECT_EQ(r.cfg.upstream.auth, subrelay::conf::upstream_auth::xoauth2);
     EXPECT_EQ(r.cfg.spool.min_free_bytes, 104857600u);
+}
+
+TEST(config_delivery, graphs_limits_may_be_lowered_not_raised) {
+    const std::string head = "[tls]\ncert_file = \"c\"\nkey_file = \"k\"\n[upstream]\nkind = \"directory\"\n"
+                             "directory = \"out\"\n";
+    auto ok = parse_snippet(head + "graph_max_concurrent_requests = 2\ngraph_max_requests_per_10_minutes = 900\n");
+    ASSERT_TRUE(ok.ok()) << ok.errors.front().to_string();
+    EXPECT_EQ(ok.cfg.upstream.graph_max_concurrent_requests, 2u);
+    EXPECT_EQ(ok.cfg.upstream.graph_max_requests_per_10_minutes, 900u);
+    auto high = parse_snippet(head + "graph_max_concurrent_requests = 5\ngraph_max_requests_per_10_minutes = 0\n");
+    ASSERT_EQ(high.errors.size(), 2u);
+    EXPECT_NE(high.errors[0].to_string().find("upstream.graph_max_concurrent_requests"), std::string::npos);
+    EXPECT_NE(high.errors[1].to_string().find("upstream.graph_max_requests_per_10_minutes"), std::string::npos);
 }
 
 TEST(config_delivery, auth_none_needs_no_oauth_and_cert_goes_with_key) {

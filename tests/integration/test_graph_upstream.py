@@ -486,6 +486,25 @@ class ConcurrencyTest(GraphCase):
                          "12 deliveries need one token request: %s" % self.token.log())
 
 
+    def test_lower_limits_are_kept_too(self):
+        # The app sends from elsewhere as well: 2 requests at once, 9 in ten
+        # minutes, which are 3 messages (each a draft: made, marked, sent).
+        self.graph_stack(graph_kwargs={"delay": 0.3},
+                         upstream={"graph_max_concurrent_requests": 2, "graph_max_requests_per_10_minutes": 9})
+        sent = [graph_message(SCANNER_ID, "graph window %d" % i, to=[RCPT]) for i in range(5)]
+        for message in sent:
+            self.send(message, [RCPT])
+        # Three go; the other two wait for the window, in the queue.
+        self.wait_log(r"upstream mailbox %s: at its limit of 3 messages in 600 s" % re.escape(UPSTREAM_MAILBOX),
+                      "the relay waiting for Graph's ten minutes")
+        self.wait_graph(3)
+        self.assertEqual(len(self.graph_messages()), 3, "more than 3 requests in ten minutes")
+        self.assertEqual(len(self.relay.queued_ids()), 2, "two messages should wait in the queue")
+        counters = self.graph.counters()
+        self.assertLessEqual(counters["max_concurrent"].get(UPSTREAM_MAILBOX, 0), 2, counters)
+        self.assertEqual((counters["throttled"], counters["refused"]), (0, {}), counters)
+
+
 # ---------------------------------------------------------------- 6. failed for good
 
 class PermanentErrorTest(GraphCase):
