@@ -45,6 +45,7 @@ int new_relaybinding(context& c);
 int remove_relaybinding(context& c);
 int get_relaybinding(context& c);
 int explain(context& c);
+int search_adminauditlog(context& c);  // admin_audit.cpp
 
 // ---- Pieces, exposed for tests -------------------------------------------
 

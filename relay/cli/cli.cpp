@@ -330,6 +330,19 @@ Exits 0 when every step passed, 1 when one failed.
                     .usage = "usage: subrelay get-relaybinding [--json]\n",
                     .options = {json_option},
                     .run = with_config<get_relaybinding>}),
+        admin_verb({.name = "search-adminauditlog",
+                    .summary = "show who changed the policy, what and when",
+                    .usage = "usage: subrelay search-adminauditlog [-Identity X] [--since DATE] [--json]\n\n"
+                             "Shows the changes the admin verbs made to the policy, oldest first, from\n"
+                             "audit.log in the spool directory, like Search-AdminAuditLog: when, who (the\n"
+                             "Unix user), the cmdlet that makes the same change, the object and the\n"
+                             "properties that changed. -Identity: the changes of one object (an account,\n"
+                             "a policy's name, a network, Organization). --since: from a UTC date or time\n"
+                             "(2026-12-05 or 2026-12-05T10:30:00Z). --json: every entry with the object's\n"
+                             "properties before and after. No password or hash is ever recorded.\n",
+                    .options = {identity_option, {"Since", value_kind::text}, json_option},
+                    .positional_option = "identity",
+                    .run = with_config<search_adminauditlog>}),
         admin_verb({.name = "explain",
                     .summary = "explain what the policy decides for an account",
                     .usage = "usage: subrelay explain IDENTITY [--from ADDR] [--client IP]\n"
@@ -401,7 +414,7 @@ int run_cli(const std::vector<std::string>& args, std::istream& in, std::ostream
         err << "subrelay: unknown verb '" << args[0] << "' (see subrelay --help)\n";
         return 2;
     }
-    invocation call{v->name, v->usage, {}, in, out, err};
+    invocation call{v->name, v->usage, {}, in, out, err, &v->options};
     const std::size_t positionals = v->positional_option != nullptr ? 1 : v->positionals;
     if (auto why = parse_options(args, v->options, positionals, call.opts); !why.empty()) {
         return call.usage_error(why);

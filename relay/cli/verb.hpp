@@ -23,6 +23,7 @@ struct invocation {
     std::istream& in;
     std::ostream& out;
     std::ostream& err;
+    const std::vector<option_spec>* specs = nullptr;  // the options it takes, in the table's order
 
     // Starts an error line: "subrelay VERB: ".
     std::ostream& fail() const;

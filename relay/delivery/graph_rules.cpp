@@ -123,22 +123,34 @@ bool contains(const std::vector<std::string>& list, std::string_view address) {
 
 }  // namespace
 
-std::variant<std::string, smtp::reply> graph_message(std::string message, const std::vector<std::string>& to,
-                                                     const std::vector<std::string>& envelope) {
-    const std::size_t end = header_end(message);
-    const auto compared = smtp::compare_header_recipients(std::string_view(message).substr(0, end), to);
+graph_header_check check_graph_header(std::string_view header_section, const std::vector<std::string>& to,
+                                      const std::vector<std::string>& envelope) {
+    graph_header_check out;
+    const auto compared = smtp::compare_header_recipients(header_section, to);
     if (const auto* e = std::get_if<smtp::header_error>(&compared)) {
-        return smtp::reply(554, "5.6.0", "Cannot read the " + e->field + ": field (" + e->message +
-                                             "): Microsoft Graph sends to the header's addresses");
+        out.refusal = smtp::reply(550, "5.6.0", "Cannot read the " + e->field + ": field (" + e->message +
+                                                    "): Microsoft Graph sends to the addresses in To:, Cc: and Bcc:");
+        return out;
     }
     const auto& found = std::get<smtp::header_recipients>(compared);
     for (const auto& extra : found.extra) {
-        if (!contains(envelope, extra))
-            return smtp::reply(550, "5.7.1", "Header address <" + extra +
-                                                 "> is not a recipient of this message; Microsoft Graph would send "
-                                                 "to it");
+        if (contains(envelope, extra)) continue;
+        out.refusal = smtp::reply(550, "5.7.1", "Header address <" + extra +
+                                                    "> is not a recipient of this message: Microsoft Graph sends to "
+                                                    "every address in To:, Cc: and Bcc:; name it in RCPT TO too, or "
+                                                    "leave it out");
+        return out;
     }
-    if (!found.missing.empty()) message.insert(first_field_end(message, end), smtp::bcc_field(found.missing));
+    out.missing = found.missing;
+    return out;
+}
+
+std::variant<std::string, smtp::reply> graph_message(std::string message, const std::vector<std::string>& to,
+                                                     const std::vector<std::string>& envelope) {
+    const std::size_t end = header_end(message);
+    const graph_header_check check = check_graph_header(std::string_view(message).substr(0, end), to, envelope);
+    if (check.refusal) return *check.refusal;
+    if (!check.missing.empty()) message.insert(first_field_end(message, end), smtp::bcc_field(check.missing));
     return message;
 }
 

@@ -49,6 +49,19 @@ void read_graph_error(std::string_view body, graph_answer& a);
 // Retry-After in delta-seconds ("120"); an HTTP-date or anything else is nullopt.
 std::optional<std::chrono::seconds> parse_retry_after(std::string_view value);
 
+// Graph delivers a message to the addresses of its To:, Cc: and Bcc:
+// fields. Against the recipients `to` still to reach (`envelope`: all of
+// the message's): the ones no such field names (to be added as Bcc:), or
+// the refusal of a message whose fields name an address that is no
+// recipient (Graph would send to it) or cannot be read. Recipients of
+// `envelope` no longer in `to` may be named: at most a duplicate.
+struct graph_header_check {
+    std::vector<std::string> missing;
+    std::optional<smtp::reply> refusal;
+};
+graph_header_check check_graph_header(std::string_view header_section, const std::vector<std::string>& to,
+                                      const std::vector<std::string>& envelope);
+
 // The message as it goes to Graph's MIME send, which delivers to the
 // addresses of its To:, Cc: and Bcc: fields: `message` (as spooled, the
 // relay's Received: field first) with a Bcc: field after that first field

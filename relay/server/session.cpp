@@ -25,6 +25,7 @@
 #include "relay/cluster/shared_limits.hpp"
 #include "relay/delivery/blocking.hpp"
 #include "relay/delivery/delivery.hpp"
+#include "relay/delivery/graph_rules.hpp"
 #include "relay/server/account_lockout.hpp"
 #include "relay/server/client_table.hpp"
 #include "relay/server/login_pool.hpp"
@@ -957,25 +958,13 @@ std::optional<smtp::reply> session::graph_refusal() const {
                       smtp::reply(552, "5.3.4", "Header section too long: Microsoft Graph sends to the addresses "
                                                 "in To:, Cc: and Bcc:, which could not all be read"));
     }
-    const auto compared = smtp::compare_header_recipients(header_.header(), record_.recipients);
-    if (const auto* e = std::get_if<smtp::header_error>(&compared)) {
-        return refuse("header recipients unreadable",
-                      smtp::reply(550, "5.6.0", "Cannot read the " + e->field + ": field (" + e->message +
-                                                    "): Microsoft Graph sends to the addresses in To:, Cc: and Bcc:"));
-    }
-    const auto& found = std::get<smtp::header_recipients>(compared);
-    if (!found.extra.empty()) {
-        // Graph would send to it, past every check RCPT TO had.
-        return refuse("header address is no recipient",
-                      smtp::reply(550, "5.7.1", "Header address <" + found.extra.front() +
-                                                    "> is not a recipient of this message: Microsoft Graph sends "
-                                                    "to every address in To:, Cc: and Bcc:; name it in RCPT TO too, "
-                                                    "or leave it out"));
-    }
+    // Graph would send to an address only the header names, past every check RCPT TO had.
+    const graph_header_check check = check_graph_header(header_.header(), record_.recipients, record_.recipients);
+    if (check.refusal) return refuse("header recipients", *check.refusal);
     // The message as Graph gets it: the relay's Received:, the Bcc: for
     // recipients no field names, then the message.
     const std::uint64_t size = incoming_.size() + chunk_.size() + smtp::max_received_header +
-                               (found.missing.empty() ? 0 : smtp::bcc_field(found.missing).size());
+                               (check.missing.empty() ? 0 : smtp::bcc_field(check.missing).size());
     if (size > conf::graph_max_encoded_message) return refuse("too big for Microsoft Graph", graph_too_big());
     return std::nullopt;
 }

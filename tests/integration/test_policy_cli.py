@@ -500,3 +500,104 @@ class ExplainAndCheckTest(PolicyCli):
         pattern = r"^%s: binding\[\d+\]\.network: \S" % re.escape(self.relay.policy_path)
         self.assertTrue(any(re.match(pattern, l) for l in lines), "no line matching %r in:\n%s" % (pattern, out + err))
 
+
+
+class AuditTrailTest(PolicyCli):
+    """Every change an admin verb makes is appended to audit.log in the spool
+    directory (who, the cmdlet that makes the same change, the object before
+    and after), and search-adminauditlog shows it, like Search-AdminAuditLog.
+    No password or hash is ever in it."""
+
+    def audit_path(self):
+        return os.path.join(self.relay.spool_dir, "audit.log")
+
+    def audit_entries(self):
+        with open(self.audit_path()) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def test_each_change_is_recorded_with_its_cmdlet(self):
+        self.cli("set-casmailbox", "-Identity", FAX, "-SmtpClientAuthenticationDisabled", "$false")
+        self.cli("set-transportconfig", "--smtp-client-authentication-disabled", "false")
+        self.cli("new-relayaccount", "-Identity", "new@contoso.com", "--password-stdin",
+                 "--allowed-senders", "new@contoso.com,*@contoso.com", stdin=(NEW_PASSWORD + "\n").encode())
+        self.cli("set-relayaccount", "-Identity", "new@contoso.com", "--password-stdin",
+                 stdin=(NEW_PASSWORD + "2\n").encode())
+        self.cli("new-relaybinding", "-Network", "10.1.20.0/24", "-Identity", "new@contoso.com")
+        self.cli("remove-relaybinding", "-Network", "10.1.20.0/24")
+        # Nothing changes: nothing is recorded.
+        self.cli("set-casmailbox", "-Identity", FAX, "-SmtpClientAuthenticationDisabled", "$false")
+
+        entries = self.audit_entries()
+        self.assertEqual([e["what"] for e in entries], [
+            "Set-CASMailbox -Identity %s -SmtpClientAuthenticationDisabled $false" % FAX,
+            "Set-TransportConfig -SmtpClientAuthenticationDisabled $false",
+            "New-RelayAccount -Identity new@contoso.com -PasswordStdin -AllowedSenders new@contoso.com,*@contoso.com",
+            "Set-RelayAccount -Identity new@contoso.com -PasswordStdin",
+            "New-RelayBinding -Network 10.1.20.0/24 -Identity new@contoso.com",
+            "Remove-RelayBinding -Network 10.1.20.0/24",
+        ])
+        fax = entries[0]
+        self.assertEqual((fax["kind"], fax["object"]), ("Mailbox", FAX))
+        self.assertIsNone(fax["before"]["SmtpClientAuthenticationDisabled"])
+        self.assertIs(fax["after"]["SmtpClientAuthenticationDisabled"], False)
+        self.assertEqual(entries[1]["after"], {"SmtpClientAuthenticationDisabled": False})
+        self.assertIsNone(entries[2]["before"])
+        self.assertIs(entries[2]["after"]["HasPassword"], True)
+        self.assertIs(entries[3]["after"]["PasswordChanged"], True)
+        self.assertIsNone(entries[5]["after"])
+        import pwd
+        me = pwd.getpwuid(os.getuid()).pw_name
+        for e in entries:
+            self.assertIn(e["who"], (me, os.environ.get("SUDO_USER", me) + " (sudo)"))
+            self.assertGreater(e["time"], 1700000000)
+
+        text = open(self.audit_path()).read()
+        self.assertNotIn(NEW_PASSWORD, text)
+        self.assertNotIn("$y$", text, "a hash in the audit log")
+        self.assertNotIn("$6$", text, "a hash in the audit log")
+        mode = os.stat(self.audit_path()).st_mode & 0o777
+        self.assertEqual(mode & 0o007, 0, "the audit log is readable by others: %o" % mode)
+
+    def test_search_adminauditlog_filters_and_shows(self):
+        self.cli("set-casmailbox", "-Identity", FAX, "-SmtpClientAuthenticationDisabled", "$false")
+        self.cli("set-casmailbox", "-Identity", MFP, "-SmtpClientAuthenticationDisabled", "$true")
+        _, out, _ = self.cli("search-adminauditlog", "-Identity", MFP.upper())
+        [block] = format_list_blocks(out)
+        self.assertEqual(block["CmdletName"], "Set-CASMailbox")
+        self.assertEqual(block["CmdletParameters"], "-Identity %s -SmtpClientAuthenticationDisabled $true" % MFP)
+        self.assertEqual(block["ObjectModified"], MFP)
+        self.assertEqual(block["ModifiedProperties"], "SmtpClientAuthenticationDisabled: null -> true")
+        self.assertRegex(block["RunDate"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+        _, out, _ = self.cli("search-adminauditlog", "--json")
+        entries = json.loads(out)
+        self.assertEqual([e["object"] for e in entries], [FAX, MFP])
+        _, out, _ = self.cli("search-adminauditlog", "--since", "2999-01-01", "--json")
+        self.assertEqual(json.loads(out), [])
+        _, out, _ = self.cli("search-adminauditlog", "--since", "2000-01-01T00:00:00Z", "--json")
+        self.assertEqual(len(json.loads(out)), 2)
+        code, _, err = self.cli("search-adminauditlog", "--since", "yesterday", expect=2)
+        self.assertIn("--since takes a UTC date or time", err)
+
+    def test_bulk_changes_are_recorded_per_account(self):
+        listing = os.path.join(self.workdir, "identities.txt")
+        with open(listing, "w") as f:
+            f.write("%s\n%s\n" % (FAX, MFP))
+        self.cli("set-casmailbox", "--from-file", listing, "-SmtpClientAuthenticationDisabled", "$false")
+        self.assertEqual([e["what"] for e in self.audit_entries()], [
+            "Set-CASMailbox -Identity %s -SmtpClientAuthenticationDisabled $false" % FAX,
+            "Set-CASMailbox -Identity %s -SmtpClientAuthenticationDisabled $false" % MFP,
+        ])
+
+    def test_a_change_that_cannot_be_recorded_is_not_made(self):
+        # The spool directory is a file: audit.log cannot be opened.
+        os.makedirs(os.path.dirname(self.relay.spool_dir), exist_ok=True)
+        if os.path.isdir(self.relay.spool_dir):
+            os.rmdir(self.relay.spool_dir)
+        with open(self.relay.spool_dir, "w") as f:
+            f.write("not a directory\n")
+        before = self.policy_bytes()
+        _, _, err = self.cli("set-casmailbox", "-Identity", FAX, "-SmtpClientAuthenticationDisabled", "$false",
+                             expect=1)
+        self.assertIn("audit log", err)
+        self.assertEqual(self.policy_bytes(), before, "the policy changed without a record")

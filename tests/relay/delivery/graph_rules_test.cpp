@@ -122,7 +122,7 @@ TEST(graph_message, an_unreadable_address_field_is_refused) {
     const std::string m = std::string(received) + "To: \"unterminated <a@example.org>\r\n\r\nhi\r\n";
     const auto out = graph_message(m, {"a@example.org"}, {"a@example.org"});
     ASSERT_TRUE(std::holds_alternative<smtp::reply>(out));
-    EXPECT_EQ(std::get<smtp::reply>(out).code, 554);
+    EXPECT_EQ(std::get<smtp::reply>(out).summary().substr(0, 9), "550 5.6.0");
 }
 
 TEST(graph_message, a_message_without_a_body_gets_its_bcc_in_the_header) {

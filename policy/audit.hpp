@@ -1,0 +1,77 @@
+#pragma once
+// The audit trail of policy changes: audit.log in the spool directory, one
+// JSON object a line, appended for every change made through the CLI (and,
+// later, the console or a reload of a hand-edited file). Each line is one
+// changed object:
+//   {"time": unix seconds, "who": "alice" | "file" | console user,
+//    "what": "Set-CASMailbox -Identity scanner@contoso.com -SmtpClientAuthenticationDisabled $false",
+//    "object": "scanner@contoso.com", "kind": "Mailbox",
+//    "before": {...} | null, "after": {...} | null}
+// Never a password or a hash: an account shows only whether it has one and,
+// when it changed, "PasswordChanged": true.
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/json/value.hpp>
+
+#include "policy/policy.hpp"
+
+namespace subrelay::policy {
+
+// One object an edit changed: created (before null), removed (after null) or changed.
+struct object_change {
+    std::string kind;       // "TransportConfig", "OrganizationConfig", "Mailbox", "AuthenticationPolicy", "RelayBinding"
+    std::string identity;   // "Organization", the account, the policy's name, the network
+    boost::json::value before;
+    boost::json::value after;
+};
+
+// What differs between two policies, object by object, in a stable order
+// (organization, accounts, authentication policies, bindings).
+std::vector<object_change> policy_changes(const policy_file& before, const policy_file& after);
+
+struct audit_entry {
+    std::int64_t time = 0;
+    std::string who;
+    std::string what;
+    object_change change;
+};
+
+std::string to_json_line(const audit_entry& e);  // without the newline
+// A line of audit.log; nullopt when it is not one (a torn last line).
+std::optional<audit_entry> parse_audit_line(const std::string& line);
+
+// audit.log in a spool directory.
+std::filesystem::path audit_log_path(const std::filesystem::path& spool_dir);
+
+// An open audit log: opened (created 0640, owned like the spool directory
+// when created by root) before a change is made, so that a change that
+// cannot be recorded is not made. Throws std::runtime_error naming the file.
+class audit_log {
+public:
+    explicit audit_log(const std::filesystem::path& file);
+    ~audit_log();
+    audit_log(const audit_log&) = delete;
+    audit_log& operator=(const audit_log&) = delete;
+
+    // Appends the entries in one write and syncs them. Throws std::runtime_error.
+    void append(const std::vector<audit_entry>& entries);
+    [[nodiscard]] const std::filesystem::path& file() const { return file_; }
+
+private:
+    std::filesystem::path file_;
+    int fd_ = -1;
+};
+
+// Every entry of the log, oldest first (lines that are no entry are skipped).
+// A missing file is an empty log. Throws std::runtime_error when it cannot be read.
+std::vector<audit_entry> read_audit_log(const std::filesystem::path& file);
+
+// Who runs this process, for "who": the Unix user, or the user sudo was
+// started by ("alice (sudo)").
+std::string unix_caller();
+
+}  // namespace subrelay::policy
