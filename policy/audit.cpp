@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -205,6 +206,114 @@ std::vector<audit_entry> read_audit_log(const std::filesystem::path& file) {
         if (auto e = parse_audit_line(line)) out.push_back(std::move(*e));
     }
     return out;
+}
+
+std::string powershell_value(const json::value& v) {
+    if (v.is_null()) return "$null";
+    if (v.is_bool()) return v.get_bool() ? "$true" : "$false";
+    if (v.is_number()) return json::serialize(v);
+    if (v.is_array()) {
+        std::string out;
+        for (const auto& x : v.get_array()) out += (out.empty() ? "" : ",") + powershell_value(x);
+        return out.empty() ? "$null" : out;
+    }
+    const std::string s = v.is_string() ? std::string(v.get_string()) : json::serialize(v);
+    if (s == "$true" || s == "$false" || s == "$null") return s;  // as an option's value was written
+    const bool plain = !s.empty() && s.find_first_of(" \t'\"$;|&(){}`#,") == std::string::npos;
+    if (plain) return s;
+    std::string out = "'";
+    for (const char ch : s) {
+        out += ch;
+        if (ch == '\'') out += '\'';
+    }
+    return out + "'";
+}
+
+namespace {
+
+// " -Name value" for each property of `after` that differs from `before`
+// (every property, when before is not an object), but those in `skip`.
+std::string changed_parameters(const json::value& before, const json::value& after,
+                               std::initializer_list<std::string_view> skip) {
+    std::string out;
+    if (!after.is_object()) return out;
+    for (const auto& [name, now] : after.get_object()) {
+        if (std::find(skip.begin(), skip.end(), std::string_view(name)) != skip.end()) continue;
+        if (before.is_object()) {
+            const auto* then = before.get_object().if_contains(name);
+            if (then != nullptr && *then == now) continue;
+        } else if (now.is_null() || (now.is_array() && now.get_array().empty())) {
+            continue;  // a new object: what it sets
+        }
+        out += " -" + std::string(name) + " " + powershell_value(now);
+    }
+    return out;
+}
+
+}  // namespace
+
+std::string cmdlet_for(const object_change& c) {
+    const std::string id = powershell_value(json::value(c.identity));
+    const bool created = c.before.is_null();
+    const bool removed = c.after.is_null();
+    if (c.kind == "TransportConfig") return "Set-TransportConfig" + changed_parameters(c.before, c.after, {});
+    if (c.kind == "OrganizationConfig") return "Set-OrganizationConfig" + changed_parameters(c.before, c.after, {});
+    if (c.kind == "Mailbox") {
+        if (removed) return "Remove-RelayAccount -Identity " + id;
+        const std::string password =
+            created || (c.after.is_object() && c.after.get_object().contains("PasswordChanged")) ? " -PasswordStdin"
+                                                                                                  : "";
+        const std::string rest =
+            changed_parameters(c.before, c.after, {"Identity", "HasPassword", "PasswordChanged"});
+        if (created) return "New-RelayAccount -Identity " + id + password + rest;
+        if (password.empty() && rest.starts_with(" -SmtpClientAuthenticationDisabled ") &&
+            rest.find(" -", 1) == std::string::npos)
+            return "Set-CASMailbox -Identity " + id + rest;
+        return "Set-RelayAccount -Identity " + id + password + rest;
+    }
+    if (c.kind == "AuthenticationPolicy") {
+        if (removed) return "Remove-AuthenticationPolicy -Identity " + id;
+        if (created) return "New-AuthenticationPolicy -Name " + id + changed_parameters(c.before, c.after, {"Name"});
+        return "Set-AuthenticationPolicy -Identity " + id + changed_parameters(c.before, c.after, {"Name"});
+    }
+    if (c.kind == "RelayBinding") {
+        const std::string add = "New-RelayBinding -Network " + id + changed_parameters(nullptr, c.after, {"Network"});
+        if (removed) return "Remove-RelayBinding -Network " + id;
+        if (created) return add;
+        return "Remove-RelayBinding -Network " + id + "; " + add;
+    }
+    return c.kind + " " + id;
+}
+
+std::vector<audit_entry> read_audit_log_from(const std::filesystem::path& file, std::uintmax_t& offset) {
+    std::vector<audit_entry> out;
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+        offset = 0;
+        return out;
+    }
+    in.seekg(0, std::ios::end);
+    const auto size = static_cast<std::uintmax_t>(in.tellg());
+    if (offset > size) offset = 0;  // a new log
+    in.seekg(static_cast<std::streamoff>(offset));
+    for (std::string line; std::getline(in, line);) {
+        if (auto e = parse_audit_line(line)) out.push_back(std::move(*e));
+    }
+    offset = size;
+    return out;
+}
+
+std::vector<object_change> unrecorded(std::vector<object_change> changes, std::vector<audit_entry>& recorded) {
+    std::erase_if(changes, [&recorded](const object_change& c) {
+        // The latest record of this object's state covers it.
+        const auto it = std::find_if(recorded.rbegin(), recorded.rend(), [&c](const audit_entry& e) {
+            return e.change.kind == c.kind && text::iequals(e.change.identity, c.identity) && e.change.after == c.after;
+        });
+        if (it == recorded.rend()) return false;
+        recorded.erase(std::next(it).base());
+        return true;
+    });
+    return changes;
 }
 
 std::string unix_caller() {

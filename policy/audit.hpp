@@ -74,4 +74,22 @@ std::vector<audit_entry> read_audit_log(const std::filesystem::path& file);
 // started by ("alice (sudo)").
 std::string unix_caller();
 
+// A value as PowerShell takes it: $true, $false, $null, a number, a list
+// as a,b, a string bare when it is one plain word, else in single quotes.
+std::string powershell_value(const boost::json::value& v);
+
+// The cmdlet that makes `change` (for a hand edit of the file, which names
+// none): "Set-CASMailbox -Identity X -SmtpClientAuthenticationDisabled $false",
+// "New-RelayAccount -Identity X ...", "Remove-RelayBinding -Network N", ...
+std::string cmdlet_for(const object_change& change);
+
+// The entries appended from byte `offset` on, and the size the log had
+// then (the next offset). A missing file: none, offset 0.
+std::vector<audit_entry> read_audit_log_from(const std::filesystem::path& file, std::uintmax_t& offset);
+
+// A reload of a hand-edited file: its changes that no admin verb recorded
+// among `recorded` (the same object, kind and properties after), which the
+// relay records as the file's. The entries that matched leave `recorded`.
+std::vector<object_change> unrecorded(std::vector<object_change> changes, std::vector<audit_entry>& recorded);
+
 }  // namespace subrelay::policy

@@ -56,7 +56,8 @@ void add_errors(edit_result& r, const std::vector<load_error>& errors) {
 
 }  // namespace
 
-edit_result edit_file(const std::filesystem::path& file, const policy_change& change, bool create_missing) {
+edit_result edit_file(const std::filesystem::path& file, const policy_change& change, bool create_missing,
+                      const edit_record& record) {
     edit_result result;
 
     // The sidecar lock file outlives every edit: deleting it would let two
@@ -124,6 +125,12 @@ edit_result edit_file(const std::filesystem::path& file, const policy_change& ch
         return result;
     }
 
+    if (record) {
+        if (auto why = record(before, after); !why.empty()) {
+            result.errors.push_back(std::move(why));
+            return result;
+        }
+    }
     if (auto error = replace_file(file, text, mode, exists ? &st : nullptr); !error.empty()) {
         result.errors.push_back(std::move(error));
         return result;

@@ -22,7 +22,13 @@ struct edit_result {
 // The change returns "" on success or a reason to refuse (nothing is written).
 using policy_change = std::function<std::string(policy_file&)>;
 
+// Called with the policy before and after a change that is valid and about
+// to be written, under the lock: the audit trail records it before anyone
+// can read the new file. "" to go on, or why not (nothing is written).
+using edit_record = std::function<std::string(const policy_file& before, const policy_file& after)>;
+
 // A missing file is created (from an empty policy) only when create_missing.
-edit_result edit_file(const std::filesystem::path& file, const policy_change& change, bool create_missing = false);
+edit_result edit_file(const std::filesystem::path& file, const policy_change& change, bool create_missing = false,
+                      const edit_record& record = {});
 
 }  // namespace subrelay::policy

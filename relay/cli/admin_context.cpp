@@ -3,6 +3,9 @@
 #include <chrono>
 #include <ostream>
 
+#include <boost/json/array.hpp>
+#include <boost/json/value.hpp>
+
 #include "policy/audit.hpp"
 
 namespace subrelay::relay::admin {
@@ -46,26 +49,13 @@ std::string cmdlet_name(std::string_view verb) {
     return name + "-" + std::string(noun);
 }
 
-// A value as PowerShell would take it: bare when it is one plain word or a
-// $true/$false/$null, else in single quotes (a quote doubled).
-std::string ps_value(const std::string& v) {
-    const bool plain = !v.empty() && v.find_first_of(" \t'\"$;|&(){}`#") == std::string::npos;
-    if (plain || v == "$true" || v == "$false" || v == "$null") return v;
-    std::string out = "'";
-    for (const char ch : v) {
-        out += ch;
-        if (ch == '\'') out += '\'';
-    }
-    return out + "'";
-}
-
 // The command as a cmdlet, for the audit log: "Set-CASMailbox -Identity X
 // -SmtpClientAuthenticationDisabled $false". With --from-file, one command
 // per object, naming it.
 std::string cmdlet_text(const context& c, const std::string& object) {
     std::string out = cmdlet_name(c.verb);
     const bool from_file = c.opts.has("fromfile");
-    if (from_file) out += " -Identity " + ps_value(object);
+    if (from_file) out += " -Identity " + policy::powershell_value(boost::json::value(object));
     if (c.specs == nullptr) return out;
     for (const auto& spec : *c.specs) {
         const std::string name = spec.name();
@@ -75,8 +65,12 @@ std::string cmdlet_text(const context& c, const std::string& object) {
         if (spec.kind == value_kind::boolean || spec.kind == value_kind::tristate) {
             const std::optional<bool> v = c.opts.tristate(name);
             out += !v ? " $null" : *v ? " $true" : " $false";
+        } else if (spec.kind == value_kind::list) {
+            boost::json::array values;
+            for (const auto& v : c.opts.list(name)) values.emplace_back(v);
+            out += " " + policy::powershell_value(values);
         } else if (spec.kind != value_kind::flag) {
-            out += " " + ps_value(c.opts.value(name));
+            out += " " + policy::powershell_value(boost::json::value(c.opts.value(name)));
         }
     }
     return out;
@@ -100,31 +94,27 @@ int apply_edit(const context& c, const policy::policy_change& change, bool creat
         return 1;
     }
     std::string refusal;
-    policy::policy_file before;
-    policy::policy_file after;
-    auto result = policy::edit_file(
-        c.cfg.policy.file,
-        [&](policy::policy_file& p) {
-            before = p;
-            refusal = change(p);
-            after = p;
-            return refusal;
-        },
-        create_missing);
-    if (result.ok && result.changed) {
+    // Recorded before the new file is in place: the relay, reading it, finds the record.
+    const auto record = [&](const policy::policy_file& before, const policy::policy_file& after) -> std::string {
         std::vector<policy::audit_entry> entries;
         const std::int64_t now = now_seconds();
         const std::string who = policy::unix_caller();
-        for (auto& changed : policy::policy_changes(before, after)) {
+        for (auto& changed : policy::policy_changes(before, after))
             entries.push_back({now, who, cmdlet_text(c, changed.identity), std::move(changed)});
-        }
         try {
             audit->append(entries);
         } catch (const std::exception& e) {
-            c.fail() << "the change was made, but " << e.what() << '\n';
-            return 1;
+            return std::string(e.what()) + "; nothing was changed";
         }
-    }
+        return {};
+    };
+    auto result = policy::edit_file(
+        c.cfg.policy.file,
+        [&](policy::policy_file& p) {
+            refusal = change(p);
+            return refusal;
+        },
+        create_missing, record);
     if (result.ok) return 0;
     if (!refusal.empty()) {
         c.fail() << refusal << '\n';

@@ -23,6 +23,7 @@
 
 #include "auth/sasl_server.hpp"
 #include "auth/token_provider.hpp"
+#include "policy/audit.hpp"
 #include "policy/policy.hpp"
 #include "policy/reload.hpp"
 #include "relay/metrics/relay_metrics.hpp"
@@ -128,13 +129,55 @@ private:
         }
         if (check.warn) spdlog::warn("{}", check.message);
         const auto accounts = loaded.policy.mailboxes.size();
+        auto changes = policy::policy_changes(ctx_.policy()->file(), loaded.policy);
         ctx_.set_policy(std::make_shared<const policy::engine>(std::move(loaded.policy)));
         spdlog::info("policy reloaded ({}): {} account(s)", why, accounts);
         metrics::relay().policy_reloads.inc();
+        record_hand_edit(std::move(changes));
+    }
+
+    // What the reload changed and no admin verb recorded (they record their
+    // changes before the new file is in place) was edited by hand: it is
+    // recorded as the file's, with the cmdlet that makes the same change.
+    void record_hand_edit(std::vector<policy::object_change> changes) {
+        if (changes.empty()) return;
+        const auto log = policy::audit_log_path(ctx_.cfg.spool.dir);
+        try {
+            // The verbs' records not yet matched: one may be written before
+            // this reload and its file taken in by the next.
+            auto fresh = policy::read_audit_log_from(log, audit_offset_);
+            recorded_.insert(recorded_.end(), std::make_move_iterator(fresh.begin()),
+                             std::make_move_iterator(fresh.end()));
+            const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                                         std::chrono::system_clock::now().time_since_epoch())
+                                         .count();
+            std::erase_if(recorded_, [now](const policy::audit_entry& e) { return e.time < now - 600; });
+            changes = policy::unrecorded(std::move(changes), recorded_);
+            if (changes.empty()) return;
+            std::vector<policy::audit_entry> entries;
+            for (auto& c : changes) {
+                std::string what = policy::cmdlet_for(c);
+                spdlog::info("policy edited by hand ({}): {}", file().string(), what);
+                entries.push_back({now, "file", std::move(what), std::move(c)});
+            }
+            policy::audit_log(log).append(entries);
+            (void)policy::read_audit_log_from(log, audit_offset_);  // past what was just written
+        } catch (const std::exception& e) {
+            spdlog::error("policy edited by hand ({}), but not recorded in the audit log: {}", file().string(),
+                          e.what());
+        }
     }
 
     relay_context& ctx_;
     policy::change_watch watch_;
+    std::uintmax_t audit_offset_ = audit_log_size();  // entries before the start are not this relay's to match
+    std::vector<policy::audit_entry> recorded_;       // read from the log, not yet matched (at most 10 minutes old)
+
+    [[nodiscard]] std::uintmax_t audit_log_size() const {
+        std::error_code ec;
+        const auto size = std::filesystem::file_size(policy::audit_log_path(ctx_.cfg.spool.dir), ec);
+        return ec ? 0 : size;
+    }
 };
 
 // Notices hand edits and CLI edits of the policy file.

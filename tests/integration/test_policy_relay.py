@@ -376,6 +376,41 @@ class LiveReloadTest(PolicyRelay):
         self.wait_auth("dev@contoso.com", PASSWORD, re.escape(REPLY_DISABLED_MAILBOX) + "$")
 
 
+    def audit_entries(self):
+        path = os.path.join(self.relay.spool_dir, "audit.log")
+        if not os.path.exists(path):
+            return []
+        with open(path) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def test_hand_edits_are_recorded_as_the_files_and_cli_edits_once(self):
+        relay = self.start()
+        # An admin verb's change: recorded once, by the verb, not again by the reload.
+        self.cli("set-casmailbox", "-Identity", "dev@contoso.com", "-SmtpClientAuthenticationDisabled", "$true")
+        self.wait_auth("dev@contoso.com", PASSWORD, re.escape(REPLY_DISABLED_MAILBOX) + "$")
+        harness.wait_for(lambda: b"policy reloaded" in relay.log(), timeout=10, what="the reload")
+        # A hand edit: recorded by the relay when it reads the file, as "file".
+        with open(relay.policy_path) as f:
+            text = f.read()
+        at = text.index('identity = "dev@contoso.com"')   # the account's table, not the organization's
+        harness.write_policy(relay, text[:at] + text[at:].replace("smtp_client_authentication_disabled = true",
+                                                                  "smtp_client_authentication_disabled = false", 1))
+        self.wait_auth("dev@contoso.com", PASSWORD, r"235 2\.7\.0 ")
+        harness.wait_for(lambda: len(self.audit_entries()) >= 2, timeout=10, what="the hand edit in audit.log")
+        entries = self.audit_entries()
+        self.assertEqual([(e["who"] == "file", e["what"]) for e in entries], [
+            (False, "Set-CASMailbox -Identity dev@contoso.com -SmtpClientAuthenticationDisabled $true"),
+            (True, "Set-CASMailbox -Identity dev@contoso.com -SmtpClientAuthenticationDisabled $false"),
+        ])
+        self.assertIs(entries[1]["before"]["SmtpClientAuthenticationDisabled"], True)
+        self.assertIs(entries[1]["after"]["SmtpClientAuthenticationDisabled"], False)
+        self.assertIn(b"policy edited by hand (%s): Set-CASMailbox -Identity dev@contoso.com"
+                      % relay.policy_path.encode(), relay.log())
+        code, out, err = harness.run_cli(["search-adminauditlog", "--json"], config=relay.config_path)
+        self.assertEqual(code, 0, err)
+        self.assertEqual([e["who"] for e in json.loads(out)][1], "file")
+
+
 # ---------------------------------------------------------------- concurrency
 
 class ConcurrentEditTest(PolicyRelay):
@@ -447,3 +482,8 @@ class ConcurrentEditTest(PolicyRelay):
                     re.search(re.escape(relay.policy_path) + r": \S", l)]
         self.assertEqual(problems, [], "the relay saw a half-written or missing policy file")
         self.assertTrue(relay.process.running())
+        # Each edit recorded once, by its verb; none taken for a hand edit by the reloads.
+        with open(os.path.join(relay.spool_dir, "audit.log")) as f:
+            entries = [json.loads(line) for line in f if line.strip()]
+        self.assertEqual(sorted(e["object"] for e in entries), sorted(created + existing))
+        self.assertEqual([e["what"] for e in entries if e["who"] == "file"], [])

@@ -113,6 +113,85 @@ TEST(audit_lines, a_line_reads_back_as_written) {
     EXPECT_FALSE(parse_audit_line("not json").has_value());
 }
 
+TEST(audit_cmdlets, a_hand_edit_is_named_by_the_cmdlet_that_makes_it) {
+    policy_file before;
+    before.mailboxes.push_back(account("scanner@contoso.com"));
+    before.mailboxes.push_back(account("old@contoso.com"));
+    policy_file after = before;
+    after.org.smtp_client_authentication_disabled = false;
+    after.org.max_recipients_per_day = 100;
+    after.mailboxes[0].smtp_client_authentication_disabled = false;
+    after.mailboxes.erase(after.mailboxes.begin() + 1);
+    mailbox added = account("new@contoso.com");
+    added.allowed_senders = {"new@contoso.com", "*@contoso.com"};
+    after.mailboxes.push_back(added);
+    binding b;
+    b.network_text = "10.1.20.0/24";
+    b.identity = "new@contoso.com";
+    after.bindings.push_back(b);
+    std::vector<std::string> cmdlets;
+    for (const auto& c : policy_changes(before, after)) cmdlets.push_back(cmdlet_for(c));
+    EXPECT_THAT(cmdlets, ::testing::ElementsAre(
+                             "Set-TransportConfig -SmtpClientAuthenticationDisabled $false",
+                             "Set-OrganizationConfig -MaxRecipientsPerDay 100",
+                             "Set-CASMailbox -Identity scanner@contoso.com -SmtpClientAuthenticationDisabled $false",
+                             "Remove-RelayAccount -Identity old@contoso.com",
+                             "New-RelayAccount -Identity new@contoso.com -PasswordStdin -AllowedSenders "
+                             "new@contoso.com,*@contoso.com -NullSender rewrite",
+                             "New-RelayBinding -Network 10.1.20.0/24 -Identity new@contoso.com"));
+}
+
+TEST(audit_cmdlets, other_account_settings_and_a_password_are_set_relayaccount) {
+    policy_file before;
+    before.mailboxes.push_back(account("scanner@contoso.com"));
+    policy_file after = before;
+    after.mailboxes[0].password_hash = "$y$j9T$new$hash";
+    after.mailboxes[0].upstream_mailbox = "relay two@contoso.com";
+    const auto changes = policy_changes(before, after);
+    ASSERT_EQ(changes.size(), 1U);
+    EXPECT_EQ(cmdlet_for(changes[0]),
+              "Set-RelayAccount -Identity scanner@contoso.com -PasswordStdin -UpstreamMailbox 'relay two@contoso.com'");
+}
+
+TEST(audit_cmdlets, powershell_values) {
+    EXPECT_EQ(powershell_value(json::value(true)), "$true");
+    EXPECT_EQ(powershell_value(json::value(nullptr)), "$null");
+    EXPECT_EQ(powershell_value(json::value(42)), "42");
+    EXPECT_EQ(powershell_value(json::value("plain@contoso.com")), "plain@contoso.com");
+    EXPECT_EQ(powershell_value(json::value("Block Basic Auth")), "'Block Basic Auth'");
+    EXPECT_EQ(powershell_value(json::value("it's")), "'it''s'");
+    EXPECT_EQ(powershell_value(json::value("$null")), "$null");
+    EXPECT_EQ(powershell_value(json::array{"a@x", "*@y"}), "a@x,*@y");
+    EXPECT_EQ(powershell_value(json::array{}), "$null");
+}
+
+TEST(audit_cmdlets, changes_an_admin_verb_recorded_are_not_the_files) {
+    policy_file before;
+    before.mailboxes.push_back(account("scanner@contoso.com"));
+    before.mailboxes.push_back(account("fax@contoso.com"));
+    policy_file after = before;
+    after.mailboxes[0].smtp_client_authentication_disabled = false;
+    after.mailboxes[1].smtp_client_authentication_disabled = true;
+    const auto changes = policy_changes(before, after);
+    ASSERT_EQ(changes.size(), 2U);
+    // The verb recorded the scanner's change (its identity in another case); the fax's is the file's.
+    object_change cli = changes[0];
+    cli.identity = "SCANNER@contoso.com";
+    std::vector<audit_entry> recorded{{1, "alice", "Set-CASMailbox ...", cli}};
+    const auto left = unrecorded(changes, recorded);
+    ASSERT_EQ(left.size(), 1U);
+    EXPECT_EQ(left[0].identity, "fax@contoso.com");
+    EXPECT_TRUE(recorded.empty()) << "a record covers one change, once";
+    EXPECT_EQ(unrecorded(changes, recorded).size(), 2U);
+    // A recorded change to other values does not cover this one, and stays.
+    object_change other = changes[1];
+    other.after.as_object()["SmtpClientAuthenticationDisabled"] = false;
+    std::vector<audit_entry> two{{1, "alice", "x", other}, {1, "alice", "y", cli}};
+    EXPECT_EQ(unrecorded(changes, two).size(), 1U);
+    ASSERT_EQ(two.size(), 1U);
+    EXPECT_EQ(two[0].what, "x");
+}
+
 class audit_log_test : public ::testing::Test {
 protected:
     void SetUp() override {
@@ -149,6 +228,25 @@ TEST_F(audit_log_test, entries_are_appended_and_read_oldest_first) {
     struct stat st {};
     ASSERT_EQ(::stat(file.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0640U & ~static_cast<unsigned>(::umask(::umask(0))));
+}
+
+TEST_F(audit_log_test, reading_from_an_offset_gives_what_was_added_since) {
+    const auto file = audit_log_path(dir_);
+    std::uintmax_t offset = 0;
+    EXPECT_TRUE(read_audit_log_from(file, offset).empty());
+    EXPECT_EQ(offset, 0U);
+    policy_file before;
+    policy_file after;
+    after.org.smtp_client_authentication_disabled = false;
+    const auto change = policy_changes(before, after).at(0);
+    audit_log(file).append({{10, "alice", "one", change}});
+    EXPECT_EQ(read_audit_log_from(file, offset).size(), 1U);
+    EXPECT_EQ(offset, std::filesystem::file_size(file));
+    audit_log(file).append({{20, "bob", "two", change}});
+    const auto added = read_audit_log_from(file, offset);
+    ASSERT_EQ(added.size(), 1U);
+    EXPECT_EQ(added[0].what, "two");
+    EXPECT_TRUE(read_audit_log_from(file, offset).empty());
 }
 
 TEST_F(audit_log_test, a_log_that_cannot_be_opened_says_so) {
