@@ -339,15 +339,11 @@ private:
 
         // A message with no recipient: Graph checks the token, the
         // permission and the mailbox first, and then has nobody to send it to.
-        auth::https_session::request req;
-        req.method = "POST";
-        req.path = graph_send_path(mailbox_);
-        req.bearer_token = (co_await tokens_->get()).value;
-        req.content_type = "text/plain";
         const std::string req_body = text::base64_encode(
             "From: <" + mailbox_ + ">\r\nSubject: subrelay test-upstream (no recipients: nothing is sent)\r\n"
             "\r\nsubrelay test-upstream\r\n");
-        req.body = req_body;
+        auth::https_session::request req = graph_mime_post(graph_send_path(mailbox_), req_body);
+        req.bearer_token = (co_await tokens_->get()).value;
         auth::http_response res;
         try {
             res = co_await http.send(std::move(req));
@@ -389,12 +385,8 @@ private:
             co_return 0;
         }
         const std::string token = (co_await tokens_->get()).value;
-        auth::https_session::request create;
-        create.method = "POST";
-        create.path = graph_messages_path(mailbox_);
+        auth::https_session::request create = graph_mime_post(graph_messages_path(mailbox_), body);
         create.bearer_token = token;
-        create.content_type = "text/plain";
-        create.body = body;
         auth::http_response made;
         try {
             made = co_await http.send(std::move(create));

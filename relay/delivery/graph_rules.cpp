@@ -194,6 +194,15 @@ std::string draft_access_hint(std::string_view mailbox) {
            "an Application Access Policy must let it reach " + std::string(mailbox);
 }
 
+auth::https_session::request graph_mime_post(std::string path, std::string base64_message) {
+    auth::https_session::request r;
+    r.method = "POST";
+    r.path = std::move(path);
+    r.content_type = "text/plain";
+    r.body = std::move(base64_message);
+    return r;
+}
+
 std::string read_created_id(std::string_view body) {
     boost::system::error_code ec;
     const boost::json::value v = boost::json::parse(body, ec);

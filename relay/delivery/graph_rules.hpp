@@ -12,6 +12,7 @@
 #include <variant>
 #include <vector>
 
+#include "auth/https_client.hpp"
 #include "smtp/reply.hpp"
 
 namespace subrelay::relay {
@@ -85,6 +86,10 @@ std::string graph_draft_send_path(std::string_view mailbox, std::string_view id)
 // The fix when Graph refuses to make a draft (ErrorAccessDenied): the
 // permission that save_to_sent_items = false needs.
 std::string draft_access_hint(std::string_view mailbox);
+
+// A POST of a message as MIME, as Graph takes it (text/plain, the message
+// as base64) to `path`: sendMail, or a mailbox's messages (a draft).
+auth::https_session::request graph_mime_post(std::string path, std::string base64_message);
 
 // The id in Graph's answer to a message's creation ({"id": ...}); "" when none.
 std::string read_created_id(std::string_view body);

@@ -86,12 +86,7 @@ private:
     // save_to_sent_items: one MIME sendMail, which keeps a copy in Sent Items.
     asio::awaitable<smtp::message_result> send_mime(const std::string& id, const std::string& body,
                                                     const std::vector<std::string>& to) {
-        request req;
-        req.method = "POST";
-        req.path = graph_send_path(mailbox_);
-        req.content_type = "text/plain";
-        req.body = body;
-        const step_result r = co_await step(id, std::move(req), 202, false);
+        const step_result r = co_await step(id, graph_mime_post(graph_send_path(mailbox_), body), 202, false);
         co_return every(to, r.done ? smtp::reply(250, "2.0.0", "Accepted by Microsoft Graph") : r.failure);
     }
 
@@ -100,12 +95,7 @@ private:
     // deleted again.
     asio::awaitable<smtp::message_result> send_draft(const std::string& id, const std::string& body,
                                                      const std::vector<std::string>& to) {
-        request create;
-        create.method = "POST";
-        create.path = graph_messages_path(mailbox_);
-        create.content_type = "text/plain";
-        create.body = body;
-        const step_result made = co_await step(id, std::move(create), 201, true);
+        const step_result made = co_await step(id, graph_mime_post(graph_messages_path(mailbox_), body), 201, true);
         if (!made.done) co_return every(to, made.failure);
         const std::string draft = read_created_id(made.body);
         if (draft.empty()) co_return every(to, smtp::reply(451, "4.3.0", "Microsoft Graph made a draft without an id"));

@@ -266,14 +266,22 @@ TEST(oauth_defaults, graph_scope_and_url_per_cloud) {
               "https://graph.microsoft.com/Mail.Send offline_access");
 }
 
-TEST(oauth_profiles, graph_upstream_uses_graph_for_every_mailbox) {
-    const auto r = parse_text(R"(
+// The head of a configuration whose upstream is Graph.
+constexpr std::string_view graph_head = R"(
 [tls]
 cert_file = "cert.pem"
 key_file = "key.pem"
 [upstream]
 kind = "graph"
 mailbox = "relay@contoso.com"
+)";
+
+parse_result parse_graph(std::string_view rest) {
+    return parse_text(std::string(graph_head) + std::string(rest), "relay.toml");
+}
+
+TEST(oauth_profiles, graph_upstream_uses_graph_for_every_mailbox) {
+    const auto r = parse_graph(R"(
 [oauth]
 cloud = "usgov"
 tenant = "contoso.onmicrosoft.us"
@@ -286,8 +294,7 @@ tenant = "contoso.onmicrosoft.us"
 client_id = "app"
 client_secret_env = "SECRET"
 mailboxes = ["scanner-relay@contoso.com"]
-)",
-                              "relay.toml");
+)");
     ASSERT_TRUE(r.ok()) << ::testing::PrintToString(messages(r));
     EXPECT_EQ(r.cfg.upstream.kind, upstream_kind::graph);
     EXPECT_EQ(r.cfg.oauth.delivery, upstream_kind::graph);
@@ -366,19 +373,12 @@ delivery = "graph"
 }
 
 TEST(oauth_profiles, only_graph_everywhere_is_all_through_graph) {
-    const auto r = parse_text(R"(
-[tls]
-cert_file = "cert.pem"
-key_file = "key.pem"
-[upstream]
-kind = "graph"
-mailbox = "relay@contoso.com"
+    const auto r = parse_graph(R"(
 [oauth]
 tenant = "t"
 client_id = "app"
 client_secret_env = "SECRET"
-)",
-                              "relay.toml");
+)");
     ASSERT_TRUE(r.ok()) << ::testing::PrintToString(messages(r));
     EXPECT_TRUE(r.cfg.all_through_graph());
     EXPECT_EQ(r.cfg.oauth.graph_url, "https://graph.microsoft.com");
