@@ -528,7 +528,8 @@ unsigned delivery::mailbox_connections(const lane& l) const {
 // Waits for a slot in the lane's rate (messages a minute, Graph's requests
 // in ten minutes) before a message is taken, so nothing is locked while it
 // waits. False: stopping.
-asio::awaitable<bool> delivery::wait_for_rate(lane& l) {
+asio::awaitable<bool> delivery::wait_for_rate(lane& l, bool& shared_slot) {
+    shared_slot = false;
     const rate_limit rate = rate_of(l);
     const std::uint32_t max = rate.max;
     const std::chrono::seconds span = rate.span;
@@ -541,6 +542,7 @@ asio::awaitable<bool> delivery::wait_for_rate(lane& l) {
             const cluster::take_result r = co_await shared_->take(rate.key, max, rate.window);
             if (r.status == cluster::take_status::granted) {
                 l.rate_waiting = false;
+                shared_slot = true;
                 co_return !stopping_;
             }
             until = std::chrono::steady_clock::now() + r.wait;
@@ -762,6 +764,7 @@ asio::awaitable<void> delivery::worker(lane& l) {
 
     auto deadline = std::chrono::steady_clock::now() + idle_keepalive;
     bool reused = false;
+    bool unused_shared_slot = false;
     while (!stopping_) {
         if (l.ready.empty()) {
             if (std::chrono::steady_clock::now() >= deadline) break;
@@ -781,8 +784,15 @@ asio::awaitable<void> delivery::worker(lane& l) {
             break;
         }
         if (shares && !co_await keep_slot(l, *slot)) break;
-        if (!co_await wait_for_rate(l)) break;
+        // A place in the shared window that found no message (another
+        // connection took it) is kept for the next one: Redis counted it.
+        if (!unused_shared_slot) {
+            bool shared_slot = false;
+            if (!co_await wait_for_rate(l, shared_slot)) break;
+            unused_shared_slot = shared_slot;
+        }
         if (l.ready.empty()) continue;  // taken meanwhile by another connection
+        unused_shared_slot = false;
         std::string id = l.ready.front();
         l.ready.pop_front();
         l.sent.push_back(std::chrono::steady_clock::now());

@@ -153,7 +153,9 @@ private:
                                                    bool reused = false);
     // Files the message under its outcome: forgotten, waiting until retry_at, or parked.
     void settle(const std::string& id, const attempt_result& r);
-    boost::asio::awaitable<bool> wait_for_rate(lane& l);
+    // `shared_slot`: set when the place came from the shared window in Redis
+    // (taken there at once, whether a message then goes or not).
+    boost::asio::awaitable<bool> wait_for_rate(lane& l, bool& shared_slot);
     // A lane's rate: at most `max` messages (requests) in `span`, shared in
     // Redis under `key` for `window` (a second's margin). max 0: no limit.
     struct rate_limit {
