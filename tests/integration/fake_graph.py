@@ -325,14 +325,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if draft and self.graph.args.no_mail_readwrite:
             self.refuse(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
             return
-        if not self.graph.enter(mailbox):
-            self.refuse(429, "ApplicationThrottled", "Application is over its MailboxConcurrency limit.",
-                        [("Retry-After", str(self.graph.args.retry_after))])
+        if not self.enter(mailbox):
             return
         try:
             self.send_mail(mailbox, token, body, draft)
         finally:
             self.graph.leave(mailbox)
+
+    def enter(self, mailbox):
+        """Counts a request in flight for `mailbox`; over the limit, answers 429 and False."""
+        if self.graph.enter(mailbox):
+            return True
+        self.refuse(429, "ApplicationThrottled", "Application is over its MailboxConcurrency limit.",
+                    [("Retry-After", str(self.graph.args.retry_after))])
+        return False
 
     def answer_scripted(self, mailbox):
         """Answers the next scripted error for `mailbox`; False when there is none."""
@@ -360,19 +366,28 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return None
         return mailbox, m.group(2)
 
-    def do_PATCH(self):
+    def draft_request(self, keep):
+        """((mailbox, id), draft) of a PATCH or DELETE of a draft (removed
+        unless `keep`), or None when it was answered with a refusal."""
         self.graph.count("requests")
-        body = self.read_body()
         if not MESSAGE.match(self.path):
             self.refuse(400, "BadRequest", "Unsupported request.")
-            return
+            return None
         target = self.draft_target(MESSAGE)
         if target is None:
-            return
-        d = self.graph.take_draft(*target, keep=True)
+            return None
+        d = self.graph.take_draft(*target, keep=keep)
         if d is None:
             self.refuse(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+            return None
+        return target, d
+
+    def do_PATCH(self):
+        body = self.read_body()
+        found = self.draft_request(keep=True)
+        if found is None:
             return
+        target, d = found
         try:
             patch = json.loads(body)
         except ValueError:
@@ -385,17 +400,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.reply(200, {"id": target[1]})
 
     def do_DELETE(self):
-        self.graph.count("requests")
-        if not MESSAGE.match(self.path):
-            self.refuse(400, "BadRequest", "Unsupported request.")
+        found = self.draft_request(keep=False)
+        if found is None:
             return
-        target = self.draft_target(MESSAGE)
-        if target is None:
-            return
-        if self.graph.take_draft(*target) is None:
-            self.refuse(404, "ErrorItemNotFound", "The specified object was not found in the store.")
-            return
-        self.graph.log("DELETED %s" % target[1])
+        self.graph.log("DELETED %s" % found[0][1])
         self.reply(204)
 
     def send_draft(self, m):
@@ -403,9 +411,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if not self.authorized():
             return
         mailbox, draft = m.group(1), m.group(2)
-        if not self.graph.enter(mailbox):
-            self.refuse(429, "ApplicationThrottled", "Application is over its MailboxConcurrency limit.",
-                        [("Retry-After", str(self.graph.args.retry_after))])
+        if not self.enter(mailbox):
             return
         try:
             if self.answer_scripted(mailbox):
