@@ -90,6 +90,28 @@ const std::string& dummy_hash() {
     return hash;
 }
 
+std::string generate_password(std::size_t length) {
+    // Letters and digits only: a password that starts with '-' or holds
+    // punctuation is mistaken for an option by device menus and tools.
+    static constexpr std::string_view alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    static_assert(alphabet.size() == 62);
+    constexpr unsigned limit = 256 - 256 % alphabet.size();  // rejection sampling: no modulo bias
+    std::string out;
+    out.reserve(length);
+    unsigned char bytes[64];
+    while (out.size() < length) {
+        if (RAND_bytes(bytes, static_cast<int>(sizeof bytes)) != 1) {
+            OPENSSL_cleanse(out.data(), out.size());
+            throw std::runtime_error("the random number generator failed");
+        }
+        for (unsigned char b : bytes) {
+            if (b < limit && out.size() < length) out += alphabet[b % alphabet.size()];
+        }
+    }
+    OPENSSL_cleanse(bytes, sizeof bytes);
+    return out;
+}
+
 }  // namespace subrelay::auth
 
 namespace subrelay::auth {

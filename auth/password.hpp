@@ -22,6 +22,10 @@ bool verify_password(std::string_view password, const std::string& hash);
 // exist, so that unknown and known accounts take the same time.
 const std::string& dummy_hash();
 
+// A new random password of `length` letters and digits (OpenSSL
+// RAND_bytes): what a device's menu takes as typed. Throws std::runtime_error.
+std::string generate_password(std::size_t length = 24);
+
 }  // namespace subrelay::auth
 
 namespace subrelay::auth {

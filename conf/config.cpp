@@ -701,6 +701,7 @@ private:
                 }
             }
         }
+        read_path(r, "users_file", a.users_file);  // "" stays "": no console users
         r.finish();
     }
 

@@ -236,10 +236,14 @@ struct log_config {
     std::string format = "text";       // text | json (JSON lines with the message's key=value fields)
 };
 
-// [admin]: the HTTP listener for /metrics, /healthz and /readyz.
+// [admin]: the HTTP listener for /metrics, /healthz and /readyz, and the
+// web console on it.
 struct admin_config {
     // Where it listens; loopback by default, none when `listen = ""`.
     std::optional<listen_address> listen = listen_address{"127.0.0.1", 9587};
+    // The web console's users (relay/console/users.hpp), resolved beside the
+    // config like policy.file; empty (the default): no console users, so no console.
+    std::filesystem::path users_file;
 };
 
 // Where the nodes of a cluster share their limits: a Redis server, by TCP

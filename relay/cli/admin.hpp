@@ -3,7 +3,9 @@
 // Get-/Set-TransportConfig, New-AuthenticationPolicy, ...), run from the
 // `subrelay` command line; the command table (cli.cpp) holds their usage and
 // options. Each reads the policy file through policy::load_file and changes
-// it through policy::edit_file (lock, re-read, change, validate, atomic write).
+// it through policy::edit_file (lock, re-read, change, validate, atomic write);
+// the *-adminuser verbs do the same with the web console's users file
+// (console::load_users, console::edit_users).
 #include <cstddef>
 #include <iosfwd>
 #include <optional>
@@ -46,6 +48,10 @@ int remove_relaybinding(context& c);
 int get_relaybinding(context& c);
 int explain(context& c);
 int search_adminauditlog(context& c);  // admin_audit.cpp
+int new_adminuser(context& c);         // admin_users.cpp: the web console's users ([admin] users_file)
+int set_adminuser(context& c);
+int remove_adminuser(context& c);
+int get_adminuser(context& c);
 
 // ---- Pieces, exposed for tests -------------------------------------------
 
@@ -61,9 +67,5 @@ bool parse_filter(std::string_view text, cas_filter& out, std::string& why);
 
 // PowerShell's Format-List: "Name : value", the colons aligned.
 void format_list(std::ostream& out, const std::vector<std::pair<std::string, std::string>>& properties);
-
-// A new random password of `length` characters from the URL-safe base64
-// alphabet (OpenSSL RAND_bytes). Throws std::runtime_error.
-std::string generate_password(std::size_t length = 24);
 
 }  // namespace subrelay::relay::admin

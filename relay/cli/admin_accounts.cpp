@@ -1,11 +1,5 @@
 // Relay accounts, the mailboxes devices authenticate as:
 // New-/Set-/Remove-/Get-RelayAccount.
-#include <openssl/rand.h>
-
-#include <istream>
-#include <stdexcept>
-
-#include "auth/password.hpp"
 #include "relay/cli/admin_context.hpp"
 #include "relay/cli/admin_view.hpp"
 #include "smtp/address.hpp"
@@ -14,8 +8,6 @@ namespace subrelay::relay::admin {
 
 namespace {
 
-constexpr const char* o_password_stdin = "passwordstdin";
-constexpr const char* o_generate_password = "generatepassword";
 constexpr const char* o_allowed_senders = "allowedsenders";
 constexpr const char* o_allowed_recipient_domains = "allowedrecipientdomains";
 constexpr const char* o_upstream_mailbox = "upstreammailbox";
@@ -24,38 +16,6 @@ constexpr const char* o_null_sender = "nullsender";
 
 std::string null_sender_name(policy::null_sender_mode mode) {
     return mode == policy::null_sender_mode::rewrite ? "rewrite" : "refuse";
-}
-
-// Reads the password options: --password-stdin or --generate-password.
-// `password` stays empty when neither was given.
-bool read_password(const context& c, std::string& password, bool& generated) {
-    generated = false;
-    const bool from_stdin = c.opts.flag(o_password_stdin);
-    const bool generate = c.opts.flag(o_generate_password);
-    if (from_stdin && generate) {
-        c.fail() << "give --password-stdin or --generate-password, not both\n";
-        return false;
-    }
-    if (generate) {
-        try {
-            password = generate_password();
-        } catch (const std::exception& e) {
-            c.fail() << e.what() << '\n';
-            return false;
-        }
-        generated = true;
-    } else if (from_stdin) {
-        if (!std::getline(c.in, password)) {
-            c.fail() << "no password on standard input\n";
-            return false;
-        }
-        if (!password.empty() && password.back() == '\r') password.pop_back();
-        if (password.empty()) {
-            c.fail() << "the password is empty\n";
-            return false;
-        }
-    }
-    return true;
 }
 
 // The account settings an option list can change (not the identity or password).
@@ -104,16 +64,6 @@ std::string apply_account_settings(const context& c, policy::policy_file& p, pol
     return "";
 }
 
-bool hash(const context& c, const std::string& password, std::string& out) {
-    try {
-        out = auth::hash_password(password);
-        return true;
-    } catch (const std::exception& e) {
-        c.fail() << e.what() << '\n';
-        return false;
-    }
-}
-
 }  // namespace
 
 int new_relayaccount(context& c) {
@@ -134,7 +84,7 @@ int new_relayaccount(context& c) {
         return 1;
     }
     std::string password_hash;
-    if (!hash(c, password, password_hash)) return 1;
+    if (!hash_password(c, password, password_hash)) return 1;
     const int status = apply_edit(
         c,
         [&](policy::policy_file& p) -> std::string {
@@ -166,7 +116,7 @@ int set_relayaccount(context& c) {
         return nothing_to_change(c, "a setting (see subrelay set-relayaccount --help)");
     }
     std::string password_hash;
-    if (!password.empty() && !hash(c, password, password_hash)) return 1;
+    if (!password.empty() && !hash_password(c, password, password_hash)) return 1;
     const int status = apply_edit(
         c,
         [&](policy::policy_file& p) -> std::string {
@@ -232,28 +182,6 @@ int get_relayaccount(context& c) {
     if (!select_objects(c, p->mailboxes, &mailbox::identity, selected)) return 1;
     show(c, properties, selected);
     return 0;
-}
-
-std::string generate_password(std::size_t length) {
-    // Letters and digits only: a password that starts with '-' or holds
-    // punctuation is mistaken for an option by device menus and tools.
-    static constexpr std::string_view alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    static_assert(alphabet.size() == 62);
-    constexpr unsigned limit = 256 - 256 % alphabet.size();  // rejection sampling: no modulo bias
-    std::string out;
-    out.reserve(length);
-    unsigned char bytes[64];
-    while (out.size() < length) {
-        if (RAND_bytes(bytes, static_cast<int>(sizeof bytes)) != 1) {
-            OPENSSL_cleanse(out.data(), out.size());
-            throw std::runtime_error("the random number generator failed");
-        }
-        for (unsigned char b : bytes) {
-            if (b < limit && out.size() < length) out += alphabet[b % alphabet.size()];
-        }
-    }
-    OPENSSL_cleanse(bytes, sizeof bytes);
-    return out;
 }
 
 }  // namespace subrelay::relay::admin

@@ -1,11 +1,13 @@
 #include "relay/cli/admin_context.hpp"
 
 #include <chrono>
+#include <istream>
 #include <ostream>
 
 #include <boost/json/array.hpp>
 #include <boost/json/value.hpp>
 
+#include "auth/password.hpp"
 #include "policy/audit.hpp"
 
 namespace subrelay::relay::admin {
@@ -49,9 +51,8 @@ std::string cmdlet_name(std::string_view verb) {
     return name + "-" + std::string(noun);
 }
 
-// The command as a cmdlet, for the audit log: "Set-CASMailbox -Identity X
-// -SmtpClientAuthenticationDisabled $false". With --from-file, one command
-// per object, naming it.
+}  // namespace
+
 std::string cmdlet_text(const context& c, const std::string& object) {
     std::string out = cmdlet_name(c.verb);
     const bool from_file = c.opts.has("fromfile");
@@ -76,11 +77,7 @@ std::string cmdlet_text(const context& c, const std::string& object) {
     return out;
 }
 
-}  // namespace
-
-int apply_edit(const context& c, const policy::policy_change& change, bool create_missing) {
-    // The audit log first: a change that cannot be recorded is not made.
-    std::optional<policy::audit_log> audit;
+std::unique_ptr<policy::audit_log> open_audit_log(const context& c) {
     try {
         if (!std::filesystem::exists(c.cfg.spool.dir)) {
             // Before the relay's first start: the spool is made as the relay makes it, 0700.
@@ -88,25 +85,34 @@ int apply_edit(const context& c, const policy::policy_change& change, bool creat
             std::filesystem::permissions(c.cfg.spool.dir, std::filesystem::perms::owner_all,
                                          std::filesystem::perm_options::replace);
         }
-        audit.emplace(policy::audit_log_path(c.cfg.spool.dir));
+        return std::make_unique<policy::audit_log>(policy::audit_log_path(c.cfg.spool.dir));
     } catch (const std::exception& e) {
         c.fail() << e.what() << '\n';
-        return 1;
+        return nullptr;
     }
+}
+
+std::string record_changes(const context& c, policy::audit_log& audit, std::vector<policy::object_change> changes) {
+    std::vector<policy::audit_entry> entries;
+    const std::int64_t now = now_seconds();
+    const std::string who = policy::unix_caller();
+    for (auto& changed : changes) entries.push_back({now, who, cmdlet_text(c, changed.identity), std::move(changed)});
+    try {
+        audit.append(entries);
+    } catch (const std::exception& e) {
+        return std::string(e.what()) + "; nothing was changed";
+    }
+    return {};
+}
+
+int apply_edit(const context& c, const policy::policy_change& change, bool create_missing) {
+    // The audit log first: a change that cannot be recorded is not made.
+    const auto audit = open_audit_log(c);
+    if (!audit) return 1;
     std::string refusal;
     // Recorded before the new file is in place: the relay, reading it, finds the record.
-    const auto record = [&](const policy::policy_file& before, const policy::policy_file& after) -> std::string {
-        std::vector<policy::audit_entry> entries;
-        const std::int64_t now = now_seconds();
-        const std::string who = policy::unix_caller();
-        for (auto& changed : policy::policy_changes(before, after))
-            entries.push_back({now, who, cmdlet_text(c, changed.identity), std::move(changed)});
-        try {
-            audit->append(entries);
-        } catch (const std::exception& e) {
-            return std::string(e.what()) + "; nothing was changed";
-        }
-        return {};
+    const auto record = [&](const policy::policy_file& before, const policy::policy_file& after) {
+        return record_changes(c, *audit, policy::policy_changes(before, after));
     };
     auto result = policy::edit_file(
         c.cfg.policy.file,
@@ -128,6 +134,46 @@ int apply_edit(const context& c, const policy::policy_change& change, bool creat
 int nothing_to_change(const context& c, std::string_view settings) {
     c.fail() << "nothing to change: give " << settings << '\n';
     return 1;
+}
+
+bool read_password(const context& c, std::string& password, bool& generated) {
+    generated = false;
+    const bool from_stdin = c.opts.flag(o_password_stdin);
+    const bool generate = c.opts.flag(o_generate_password);
+    if (from_stdin && generate) {
+        c.fail() << "give --password-stdin or --generate-password, not both\n";
+        return false;
+    }
+    if (generate) {
+        try {
+            password = auth::generate_password();
+        } catch (const std::exception& e) {
+            c.fail() << e.what() << '\n';
+            return false;
+        }
+        generated = true;
+    } else if (from_stdin) {
+        if (!std::getline(c.in, password)) {
+            c.fail() << "no password on standard input\n";
+            return false;
+        }
+        if (!password.empty() && password.back() == '\r') password.pop_back();
+        if (password.empty()) {
+            c.fail() << "the password is empty\n";
+            return false;
+        }
+    }
+    return true;
+}
+
+bool hash_password(const context& c, const std::string& password, std::string& out) {
+    try {
+        out = auth::hash_password(password);
+        return true;
+    } catch (const std::exception& e) {
+        c.fail() << e.what() << '\n';
+        return false;
+    }
 }
 
 }  // namespace subrelay::relay::admin

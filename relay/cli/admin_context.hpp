@@ -3,12 +3,14 @@
 // invocation with the configuration, the option names they read, and the
 // policy file read and edited the one way.
 #include <algorithm>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "conf/config.hpp"
+#include "policy/audit.hpp"
 #include "policy/edit.hpp"
 #include "policy/policy.hpp"
 #include "relay/cli/admin.hpp"
@@ -30,6 +32,8 @@ inline constexpr const char* o_max_messages_per_minute = "maxmessagesperminute";
 inline constexpr const char* o_max_recipients_per_day = "maxrecipientsperday";
 inline constexpr const char* o_max_recipients_per_message = "maxrecipientspermessage";
 inline constexpr const char* o_check_header_from = "checkheaderfrom";
+inline constexpr const char* o_password_stdin = "passwordstdin";
+inline constexpr const char* o_generate_password = "generatepassword";
 
 // Exchange's words for an identity that names nothing.
 std::string not_found(std::string_view identity);
@@ -44,6 +48,28 @@ int apply_edit(const context& c, const policy::policy_change& change, bool creat
 
 // "nothing to change" for a set-* verb given no setting. Returns 1.
 int nothing_to_change(const context& c, std::string_view settings);
+
+// The audit log of the configuration's spool (made 0700 when it does not
+// exist yet), opened before an edit: a change that cannot be recorded is
+// not made. nullptr after saying why.
+std::unique_ptr<policy::audit_log> open_audit_log(const context& c);
+
+// Appends one entry per changed object to `audit` (now, the Unix caller,
+// cmdlet_text): "" when recorded, else why (and nothing is to be changed).
+std::string record_changes(const context& c, policy::audit_log& audit, std::vector<policy::object_change> changes);
+
+// The command as a cmdlet, for the audit log: "Set-CASMailbox -Identity X
+// -SmtpClientAuthenticationDisabled $false" (the options given, in the
+// command table's order). With --from-file, one command per object, naming it.
+std::string cmdlet_text(const context& c, const std::string& object);
+
+// The password options: --password-stdin (one line) or --generate-password.
+// `password` stays empty when neither was given; `generated` says it is to
+// be printed once. False after saying what is wrong.
+bool read_password(const context& c, std::string& password, bool& generated);
+
+// auth::hash_password; false after saying what is wrong.
+bool hash_password(const context& c, const std::string& password, std::string& out);
 
 // The item whose `field` equals `key` (any case), or nullptr.
 template <class T>

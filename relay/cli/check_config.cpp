@@ -1,11 +1,13 @@
-// `subrelay check-config`: the configuration, the policy file it names, the
-// TLS certificates and device profiles, and every OAuth profile's secret,
-// certificate and key, each problem on its own line.
+// `subrelay check-config`: the configuration, the policy file and the web
+// console's users file it names, the TLS certificates and device profiles,
+// and every OAuth profile's secret, certificate and key, each problem on its
+// own line.
 #include <boost/asio/io_context.hpp>
 #include <ostream>
 
 #include "policy/policy.hpp"
 #include "relay/cli/verb.hpp"
+#include "relay/console/users.hpp"
 #include "relay/delivery/client_tls.hpp"
 #include "relay/delivery/credentials.hpp"
 #include "relay/server/device_tls.hpp"
@@ -21,6 +23,10 @@ std::vector<std::string> check_what_it_names(const std::string& file, const conf
     std::vector<std::string> problems;
     auto pol = policy::load_file(cfg.policy.file);
     for (const auto& e : pol.errors) problems.push_back(e.to_string());
+    if (!cfg.admin.users_file.empty()) {
+        // The web console's users (a missing file is no users).
+        for (auto& e : console::load_users(cfg.admin.users_file).errors) problems.push_back(std::move(e));
+    }
     if (!cfg.server.submission.empty() || !cfg.server.submissions.empty()) {
         try {
             server_tls contexts(cfg);  // the certificates, and each device profile's TLS settings

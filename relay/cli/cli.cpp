@@ -63,6 +63,14 @@ std::vector<option_spec> account_options() {
             {"CheckHeaderFrom", value_kind::tristate}};
 }
 
+// The web console's users: new-adminuser and set-adminuser.
+std::vector<option_spec> admin_user_options() {
+    return {identity_option,
+            {"Role", value_kind::text},
+            {"PasswordStdin", value_kind::flag},
+            {"GeneratePassword", value_kind::flag}};
+}
+
 // Every verb, in the order `subrelay --help` lists them.
 const std::vector<verb_def>& verb_table() {
     using namespace admin;
@@ -79,9 +87,10 @@ const std::vector<verb_def>& verb_table() {
         {.name = "check-config",
          .summary = "validate the configuration and the policy file",
          .usage = "usage: subrelay check-config [--config FILE]\n\n"
-                  "Validates the configuration, the policy file it names, the TLS certificates\n"
-                  "and device profiles, the upstream's CA file and client certificate, and each\n"
-                  "OAuth profile's secret, certificate and key. Prints `ok` and exits 0, or\n"
+                  "Validates the configuration, the policy file and the web console's users\n"
+                  "file it names, the TLS certificates and device profiles, the upstream's CA\n"
+                  "file and client certificate, and each OAuth profile's secret, certificate\n"
+                  "and key. Prints `ok` and exits 0, or\n"
                   "prints one line per problem (`FILE: key: what is wrong`) and exits 1.\n",
          .options = {config_option},
          .run = run_check_config},
@@ -330,14 +339,49 @@ Exits 0 when every step passed, 1 when one failed.
                     .usage = "usage: subrelay get-relaybinding [--json]\n",
                     .options = {json_option},
                     .run = with_config<get_relaybinding>}),
+        admin_verb({.name = "new-adminuser",
+                    .summary = "add a user of the web console",
+                    .usage = "usage: subrelay new-adminuser -Identity NAME [-Role admin|reader]\n"
+                             "           (--password-stdin | --generate-password)\n\n"
+                             "Adds a user who may sign in to the web console, to the file [admin]\n"
+                             "users_file names (made with mode 0600 when missing). -Role admin (the\n"
+                             "default) sees and changes everything; reader sees everything and changes\n"
+                             "nothing. --password-stdin reads the password as one line; --generate-password\n"
+                             "makes a random one and prints it once. Only its crypt(3) hash is stored.\n"
+                             "NAME: 1 to 64 letters, digits, '.', '_', '-' or '@', unique in any case.\n",
+                    .options = admin_user_options(),
+                    .positional_option = "identity",
+                    .run = with_config<new_adminuser>}),
+        admin_verb({.name = "set-adminuser",
+                    .summary = "change a web console user's role or password",
+                    .usage = "usage: subrelay set-adminuser -Identity NAME [-Role admin|reader]\n"
+                             "           [--password-stdin | --generate-password]\n\n"
+                             "Changes a console user's role, or its password as for new-adminuser.\n",
+                    .options = admin_user_options(),
+                    .positional_option = "identity",
+                    .run = with_config<set_adminuser>}),
+        admin_verb({.name = "remove-adminuser",
+                    .summary = "delete a user of the web console",
+                    .usage = "usage: subrelay remove-adminuser -Identity NAME\n",
+                    .options = {identity_option},
+                    .positional_option = "identity",
+                    .run = with_config<remove_adminuser>}),
+        admin_verb({.name = "get-adminuser",
+                    .summary = "show the web console's users",
+                    .usage = "usage: subrelay get-adminuser [-Identity NAME] [--json]\n\n"
+                             "Shows the console users: Name, Role and HasPassword (never the hash).\n",
+                    .options = {identity_option, json_option},
+                    .positional_option = "identity",
+                    .run = with_config<get_adminuser>}),
         admin_verb({.name = "search-adminauditlog",
-                    .summary = "show who changed the policy, what and when",
+                    .summary = "show who changed the policy or the console's users, what and when",
                     .usage = "usage: subrelay search-adminauditlog [-Identity X] [--since DATE] [--json]\n\n"
-                             "Shows the changes the admin verbs made to the policy, oldest first, from\n"
-                             "audit.log in the spool directory, like Search-AdminAuditLog: when, who (the\n"
-                             "Unix user), the cmdlet that makes the same change, the object and the\n"
-                             "properties that changed. -Identity: the changes of one object (an account,\n"
-                             "a policy's name, a network, Organization). --since: from a UTC date or time\n"
+                             "Shows the changes the admin verbs made to the policy and the console's users,\n"
+                             "oldest first, from audit.log in the spool directory, like\n"
+                             "Search-AdminAuditLog: when, who (the Unix user), the cmdlet that makes the\n"
+                             "same change, the object and the properties that changed. -Identity: the\n"
+                             "changes of one object (an account, a policy's name, a network,\n"
+                             "Organization, a console user). --since: from a UTC date or time\n"
                              "(2026-12-05 or 2026-12-05T10:30:00Z). --json: every entry with the object's\n"
                              "properties before and after. No password or hash is ever recorded.\n",
                     .options = {identity_option, {"Since", value_kind::text}, json_option},

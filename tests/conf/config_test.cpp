@@ -518,6 +518,45 @@ TEST(config, admin_listen_must_be_an_address) {
     EXPECT_THAT(only_error(with("[admin]\nbogus = 1\n")), HasSubstr("admin.bogus"));
 }
 
+TEST(config, admin_users_file_is_unset_by_default) {
+    auto r = parse_text(minimal, "/etc/subrelay/relay.toml");
+    ASSERT_TRUE(r.ok()) << ::testing::PrintToString(messages(r));
+    EXPECT_TRUE(r.cfg.admin.users_file.empty());
+    r = parse_text(with("[admin]\nusers_file = \"\"\n"), "/etc/subrelay/relay.toml");
+    ASSERT_TRUE(r.ok()) << ::testing::PrintToString(messages(r));
+    EXPECT_TRUE(r.cfg.admin.users_file.empty());
+}
+
+TEST(config, admin_users_file_is_resolved_like_the_policy_file) {
+    auto r = parse_text(with("[admin]\nusers_file = \"console-users.toml\"\n"), "/etc/subrelay/relay.toml");
+    ASSERT_TRUE(r.ok()) << ::testing::PrintToString(messages(r));
+    EXPECT_EQ(r.cfg.admin.users_file, std::filesystem::path("/etc/subrelay/console-users.toml"));
+    r = parse_text(with("[admin]\nusers_file = \"../private/users.toml\"\n"), "/etc/subrelay/relay.toml");
+    ASSERT_TRUE(r.ok()) << ::testing::PrintToString(messages(r));
+    EXPECT_EQ(r.cfg.admin.users_file, std::filesystem::path("/etc/private/users.toml"));
+    r = parse_text(with("[admin]\nusers_file = \"/var/lib/subrelay/users.toml\"\n"), "/etc/subrelay/relay.toml");
+    ASSERT_TRUE(r.ok()) << ::testing::PrintToString(messages(r));
+    EXPECT_EQ(r.cfg.admin.users_file, std::filesystem::path("/var/lib/subrelay/users.toml"));
+    // Beside a config in the current directory: relative, as policy.file.
+    r = parse_text(with("[admin]\nusers_file = \"users.toml\"\n"), "relay.toml");
+    ASSERT_TRUE(r.ok()) << ::testing::PrintToString(messages(r));
+    EXPECT_EQ(r.cfg.admin.users_file, std::filesystem::path("users.toml"));
+    EXPECT_EQ(r.cfg.policy.file, std::filesystem::path("policy.toml"));
+}
+
+TEST(config, admin_users_file_must_be_a_string) {
+    EXPECT_EQ(only_error(with("[admin]\nusers_file = 1\n")),
+              "relay.toml: admin.users_file: expected a string, got an integer");
+}
+
+TEST_F(config_file, admin_users_file_is_resolved_beside_the_file) {
+    const auto file = dir_ / "relay.toml";
+    std::ofstream(file) << with("[admin]\nusers_file = \"users.toml\"\n");
+    const auto r = parse_file(file);
+    ASSERT_TRUE(r.ok()) << ::testing::PrintToString(messages(r));
+    EXPECT_EQ(r.cfg.admin.users_file, dir_ / "users.toml");
+}
+
 }  // namespace
 }  // namespace subrelay::conf
 

@@ -4,6 +4,7 @@
 #include <set>
 #include <sstream>
 
+#include "auth/password.hpp"
 #include "relay/cli/admin.hpp"
 
 namespace admin = subrelay::relay::admin;
@@ -58,7 +59,7 @@ TEST(admin_options, format_list_aligns_the_colons) {
 TEST(admin_options, generated_passwords_are_letters_and_digits_and_differ) {
     std::set<std::string> seen;
     for (int i = 0; i < 200; ++i) {
-        auto p = admin::generate_password();
+        auto p = subrelay::auth::generate_password();
         EXPECT_EQ(p.size(), 24u);
         // No '-' (a password starting with it reads as an option) and no punctuation.
         EXPECT_EQ(p.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"),
