@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
+#include <ctime>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -326,6 +328,44 @@ std::string unix_caller() {
             return std::string(sudo) + " (sudo)";
     }
     return name;
+}
+
+bool parse_audit_since(const std::string& text, std::int64_t& out) {
+    std::tm tm{};
+    int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0;
+    char tail = 0;
+    if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2dZ%c", &y, &mo, &d, &h, &mi, &s, &tail) == 6 ||
+        (std::sscanf(text.c_str(), "%4d-%2d-%2d%c", &y, &mo, &d, &tail) == 3 && text.size() == 10)) {
+        if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return false;
+        tm.tm_year = y - 1900;
+        tm.tm_mon = mo - 1;
+        tm.tm_mday = d;
+        tm.tm_hour = h;
+        tm.tm_min = mi;
+        tm.tm_sec = s;
+        out = ::timegm(&tm);
+        return true;
+    }
+    return false;
+}
+
+edit_result recorded_edit(const std::filesystem::path& file, audit_log& log, const std::string& who,
+                          std::int64_t now, const policy_change& change,
+                          const std::function<std::string(const object_change&)>& what) {
+    const auto record = [&](const policy_file& before, const policy_file& after) -> std::string {
+        std::vector<audit_entry> entries;
+        for (auto& changed : policy_changes(before, after)) {
+            std::string cmdlet = what(changed);
+            entries.push_back({now, who, std::move(cmdlet), std::move(changed)});
+        }
+        try {
+            log.append(entries);
+        } catch (const std::exception& e) {
+            return std::string(e.what()) + "; nothing was changed";
+        }
+        return {};
+    };
+    return edit_file(file, change, false, record);
 }
 
 }  // namespace subrelay::policy

@@ -11,12 +11,14 @@
 // when it changed, "PasswordChanged": true.
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include <boost/json/value.hpp>
 
+#include "policy/edit.hpp"
 #include "policy/policy.hpp"
 
 namespace subrelay::policy {
@@ -91,5 +93,17 @@ std::vector<audit_entry> read_audit_log_from(const std::filesystem::path& file, 
 // among `recorded` (the same object, kind and properties after), which the
 // relay records as the file's. The entries that matched leave `recorded`.
 std::vector<object_change> unrecorded(std::vector<object_change> changes, std::vector<audit_entry>& recorded);
+
+// A time to search the log from: "2026-12-05" or "2026-12-05T10:30:00Z"
+// (UTC). False when it is neither.
+bool parse_audit_since(const std::string& text, std::int64_t& out);
+
+// One edit of the policy file (edit_file) recorded in `log` as `who`'s at
+// `now`: each object it changes with the cmdlet `what` gives for it, written
+// under the policy's lock before the new file is in place. An edit that
+// cannot be recorded is not made (the error says why).
+edit_result recorded_edit(const std::filesystem::path& file, audit_log& log, const std::string& who,
+                          std::int64_t now, const policy_change& change,
+                          const std::function<std::string(const object_change&)>& what = cmdlet_for);
 
 }  // namespace subrelay::policy

@@ -39,31 +39,11 @@ std::string modified_properties(const policy::object_change& c) {
     return out;
 }
 
-// --since: "2026-12-05" or "2026-12-05T10:30:00Z" (UTC). False when neither.
-bool parse_since(const std::string& text, std::int64_t& out) {
-    std::tm tm{};
-    int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0;
-    char tail = 0;
-    if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2dZ%c", &y, &mo, &d, &h, &mi, &s, &tail) == 6 ||
-        (std::sscanf(text.c_str(), "%4d-%2d-%2d%c", &y, &mo, &d, &tail) == 3 && text.size() == 10)) {
-        if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return false;
-        tm.tm_year = y - 1900;
-        tm.tm_mon = mo - 1;
-        tm.tm_mday = d;
-        tm.tm_hour = h;
-        tm.tm_min = mi;
-        tm.tm_sec = s;
-        out = ::timegm(&tm);
-        return true;
-    }
-    return false;
-}
-
 }  // namespace
 
 int search_adminauditlog(context& c) {
     std::int64_t since = 0;
-    if (c.opts.has("since") && !parse_since(c.opts.value("since"), since))
+    if (c.opts.has("since") && !policy::parse_audit_since(c.opts.value("since"), since))
         return c.usage_error("--since takes a UTC date or time: 2026-12-05 or 2026-12-05T10:30:00Z");
     std::vector<policy::audit_entry> entries;
     try {

@@ -20,6 +20,7 @@
 
 #include "relay/cluster/shared_limits.hpp"
 #include "relay/delivery/delivery.hpp"
+#include "relay/console/console.hpp"
 #include "relay/metrics/relay_metrics.hpp"
 #include "relay/server/context.hpp"
 #include "relay/spool/spool.hpp"
@@ -34,12 +35,13 @@ using asio::ip::tcp;
 using asio::use_awaitable;
 constexpr auto with_error = asio::as_tuple(use_awaitable);
 
-admin_endpoint route(http::verb method, std::string_view target) {
+admin_endpoint route(http::verb method, std::string_view target, bool console) {
     const std::string_view path = target.substr(0, target.find('?'));
     admin_endpoint e = admin_endpoint::not_found;
     if (path == "/metrics") e = admin_endpoint::metrics;
     else if (path == "/healthz") e = admin_endpoint::healthz;
     else if (path == "/readyz") e = admin_endpoint::readyz;
+    else if (console) return admin_endpoint::console;
     if (e != admin_endpoint::not_found && method != http::verb::get) return admin_endpoint::method_not_allowed;
     return e;
 }
@@ -139,6 +141,7 @@ asio::awaitable<admin_reply> admin_server::answer(http::verb method, std::string
     case admin_endpoint::readyz:
         r = co_await handlers_.readiness();
         break;
+    case admin_endpoint::console:  // (served by serve_one)
     case admin_endpoint::method_not_allowed:
         r.status = 405;
         r.body = "method not allowed\n";
@@ -157,35 +160,59 @@ asio::awaitable<void> admin_server::serve(tcp::socket socket) {
     beast::tcp_stream stream(std::move(socket));
     beast::flat_buffer buffer(max_header);
     try {
-        for (unsigned n = 0; n < max_requests; ++n) {
-            http::request_parser<http::string_body> parser;
-            parser.header_limit(static_cast<std::uint32_t>(max_header));
-            parser.body_limit(1024);
-            stream.expires_after(request_timeout);
-            auto [ec, read] = co_await http::async_read(stream, buffer, parser, with_error);
-            (void)read;
-            if (ec) break;  // closed, timed out, or too large
-            const auto& req = parser.get();
-            admin_reply a = co_await answer(req.method(), req.target());
-            http::response<http::string_body> res{static_cast<http::status>(a.status), req.version()};
-            res.set(http::field::server, "subrelay");
-            res.set(http::field::content_type, a.content_type);
-            res.set(http::field::cache_control, "no-store");
-            if (a.status == 405) res.set(http::field::allow, "GET");
-            res.body() = std::move(a.body);
-            res.keep_alive(req.keep_alive() && n + 1 < max_requests);
-            res.prepare_payload();
-            stream.expires_after(request_timeout);
-            auto [wec, written] = co_await http::async_write(stream, res, with_error);
-            (void)written;
-            if (wec || !res.keep_alive()) break;
-        }
+        bool again = true;
+        for (unsigned n = 0; again && n < max_requests; ++n) co_await serve_one(stream, buffer, n, again);
     } catch (const std::exception& e) {
         spdlog::warn("admin listener: {}", e.what());
     }
     boost::system::error_code ec;
     stream.socket().shutdown(tcp::socket::shutdown_send, ec);
     stream.socket().close(ec);
+}
+
+asio::awaitable<void> admin_server::serve_one(beast::tcp_stream& stream, beast::flat_buffer& buffer, unsigned n,
+                                              bool& again) {
+    again = false;
+    const bool console = static_cast<bool>(handlers_.console);
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(max_header));
+    parser.body_limit(console ? console::web_console::max_body : 1024);
+    stream.expires_after(request_timeout);
+    auto [ec, read] = co_await http::async_read(stream, buffer, parser, with_error);
+    (void)read;
+    if (ec) co_return;  // closed, timed out, or too large
+    const auto& req = parser.get();
+    http::response<http::string_body> res{http::status::ok, req.version()};
+    res.set(http::field::server, "subrelay");
+    if (route(req.method(), req.target(), console) == admin_endpoint::console) {
+        console::request cr;
+        cr.method = std::string(req.method_string());
+        cr.target = std::string(req.target());
+        cr.cookie = std::string(req[http::field::cookie]);
+        cr.content_type = std::string(req[http::field::content_type]);
+        cr.body = req.body();
+        boost::system::error_code pec;
+        const auto peer = stream.socket().remote_endpoint(pec);
+        cr.client_ip = pec ? std::string() : peer.address().to_string();
+        console::response a = co_await handlers_.console(std::move(cr));
+        res.result(static_cast<http::status>(a.status));
+        res.set(http::field::content_type, a.content_type);
+        for (const auto& [name, value] : a.headers) res.insert(name, value);
+        res.body() = std::move(a.body);
+    } else {
+        admin_reply a = co_await answer(req.method(), req.target());
+        res.result(static_cast<http::status>(a.status));
+        res.set(http::field::content_type, a.content_type);
+        res.set(http::field::cache_control, "no-store");
+        if (a.status == 405) res.set(http::field::allow, "GET");
+        res.body() = std::move(a.body);
+    }
+    res.keep_alive(req.keep_alive() && n + 1 < max_requests);
+    res.prepare_payload();
+    stream.expires_after(request_timeout);
+    auto [wec, written] = co_await http::async_write(stream, res, with_error);
+    (void)written;
+    again = !wec && res.keep_alive();
 }
 
 namespace {

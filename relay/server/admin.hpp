@@ -1,7 +1,7 @@
 #pragma once
 // The admin listener ([admin] listen, loopback by default): a small
-// HTTP/1.1 server on Boost.Beast, GET only, for Prometheus and for health
-// checks.
+// HTTP/1.1 server on Boost.Beast for Prometheus, for health checks and, when
+// [admin] users_file is set, the web console (relay/console).
 //
 //   GET /metrics   the metrics in the Prometheus text format (0.0.4)
 //   GET /healthz   200 "ok": the process answers
@@ -9,9 +9,12 @@
 //                  every OAuth token source gives a token; else 503 with a
 //                  JSON body naming what is not ready (never a secret)
 //
-// Any other path is 404, any other method 405. Requests are small (header
-// at most max_header bytes, no body), each connection reads and writes
-// within request_timeout, and serves at most max_requests requests.
+//   anything else  the console's (GET and POST), or 404 without a console
+//
+// These three take GET only (else 405). Requests are small (header at most
+// max_header bytes; a body only for the console, at most its max_body),
+// each connection reads and writes within request_timeout, and serves at
+// most max_requests requests.
 #include <chrono>
 #include <functional>
 #include <optional>
@@ -21,10 +24,13 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/verb.hpp>
 #include <boost/json/array.hpp>
 
 #include "conf/config.hpp"
+#include "relay/console/http.hpp"
 
 namespace subrelay::relay {
 
@@ -36,9 +42,10 @@ struct admin_reply {
     std::string body;
 };
 
-enum class admin_endpoint { metrics, healthz, readyz, not_found, method_not_allowed };
-// Which endpoint a request is for (the query string is ignored).
-admin_endpoint route(boost::beast::http::verb method, std::string_view target);
+enum class admin_endpoint { metrics, healthz, readyz, console, not_found, method_not_allowed };
+// Which endpoint a request is for (the query string is ignored); `console`
+// only when there is one.
+admin_endpoint route(boost::beast::http::verb method, std::string_view target, bool console = false);
 
 // /readyz's answer from what was found: 200 {"ready": true, ...} or 503
 // {"ready": false, "not_ready": ["spool", "policy", "token:PROFILE"...], ...}.
@@ -58,6 +65,8 @@ public:
     struct handlers {
         std::function<boost::asio::awaitable<std::string>()> metrics;     // the exposition text
         std::function<boost::asio::awaitable<admin_reply>()> readiness;  // /readyz
+        // The web console; empty: none.
+        std::function<boost::asio::awaitable<console::response>(console::request)> console;
     };
 
     // Binds `at` (port 0: any free port). Throws std::runtime_error.
@@ -78,6 +87,8 @@ private:
     boost::asio::awaitable<void> accept_loop();
     boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket socket);
     boost::asio::awaitable<admin_reply> answer(boost::beast::http::verb method, std::string_view target);
+    boost::asio::awaitable<void> serve_one(boost::beast::tcp_stream& stream, boost::beast::flat_buffer& buffer,
+                                           unsigned n, bool& again);
 
     boost::asio::io_context& io_;
     boost::asio::ip::tcp::acceptor acceptor_;

@@ -46,6 +46,11 @@ void client_table::auth_succeeded(const std::string& client) {
     if (it != clients_.end()) it->second.failures = 0;
 }
 
+bool client_table::blocked(const std::string& client, clock::time_point now) const {
+    const auto it = clients_.find(client);
+    return it != clients_.end() && now < it->second.blocked_until;
+}
+
 bool client_table::log_refusal(const std::string& client, clock::time_point now) {
     entry& e = clients_[client];
     if (e.ever_logged && now - e.logged < minute) return false;

@@ -39,6 +39,8 @@ public:
     bool auth_failed(const std::string& client, clock::time_point now);
     // A successful AUTH: its failures are forgotten (not its block history).
     void auth_succeeded(const std::string& client);
+    // Whether `client` is blocked at `now` for its failed logins.
+    [[nodiscard]] bool blocked(const std::string& client, clock::time_point now) const;
 
     // Whether a refusal of `client` at `now` should be logged: once a
     // minute per client (1,900 identical lines were logged for one).

@@ -19,6 +19,7 @@ class session_registry;
 class client_table;
 class account_lockout;
 class login_pool;
+class account_activity_log;
 class server_tls;
 }  // namespace subrelay::relay
 namespace subrelay::cluster {
@@ -58,6 +59,9 @@ struct relay_context {
     // Where SASL steps (crypt(3)) run, with a bound on those waiting.
     // Null: on `blocking`, unbounded.
     login_pool* logins = nullptr;
+    // Each account's last sign-in and messages today (the console shows
+    // them). Null: not kept.
+    account_activity_log* activity = nullptr;
     // The limits shared with the other nodes ([cluster]). Null: one node.
     cluster::shared_limits* shared = nullptr;
 };

@@ -27,7 +27,9 @@
 #include "policy/policy.hpp"
 #include "policy/reload.hpp"
 #include "relay/metrics/relay_metrics.hpp"
+#include "relay/server/account_activity.hpp"
 #include "relay/server/account_lockout.hpp"
+#include "relay/server/console_backend.hpp"
 #include "relay/server/admin.hpp"
 #include "relay/server/client_table.hpp"
 #include "relay/server/context.hpp"
@@ -496,6 +498,8 @@ int serve(const std::filesystem::path& config_file) {
         ctx.clients = &clients;
         account_lockout lockout({cfg.auth.lockout_threshold, std::chrono::seconds(cfg.auth.lockout_seconds)});
         ctx.lockout = &lockout;
+        account_activity_log activity;
+        ctx.activity = &activity;
         ctx.logins = &logins;
         for (auto& l : listeners) {
             auto ep = l.acceptor.local_endpoint();
@@ -515,12 +519,22 @@ int serve(const std::filesystem::path& config_file) {
             return delivery.control(std::move(request));
         });
         control.start();
-        // /metrics, /healthz and /readyz ([admin] listen), on the sessions' loop.
+        // /metrics, /healthz and /readyz ([admin] listen), and the web
+        // console with [admin] users_file, on the sessions' loop.
         std::optional<admin_server> admin;
+        std::optional<relay_console_backend> console_backend;
+        std::optional<console::web_console> console;
         if (cfg.admin.listen) {
-            admin.emplace(io, *cfg.admin.listen, relay_admin_handlers(ctx));
+            auto handlers = relay_admin_handlers(ctx);
+            if (!cfg.admin.users_file.empty()) {
+                console_backend.emplace(ctx, [&reloader] { reloader.reload("console"); });
+                console.emplace(*console_backend);
+                handlers.console = [&console](console::request r) { return console->handle(std::move(r)); };
+            }
+            admin.emplace(io, *cfg.admin.listen, std::move(handlers));
             const auto ep = admin->local_endpoint();
-            spdlog::info("admin listening on {}:{} (/metrics, /healthz, /readyz)", ep.address().to_string(), ep.port());
+            spdlog::info("admin listening on {}:{} (/metrics, /healthz, /readyz{})", ep.address().to_string(), ep.port(),
+                         console ? ", the web console" : "");
             admin->start();
         }
         asio::co_spawn(io, handle_signals(ctx, reloader, signals, listeners, watcher, control, admin ? &*admin : nullptr),

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <ctime>
 #include <memory>
 #include <optional>
 #include <random>
@@ -26,6 +27,7 @@
 #include "relay/delivery/blocking.hpp"
 #include "relay/delivery/delivery.hpp"
 #include "relay/delivery/graph_rules.hpp"
+#include "relay/server/account_activity.hpp"
 #include "relay/server/account_lockout.hpp"
 #include "relay/server/client_table.hpp"
 #include "relay/server/login_pool.hpp"
@@ -710,6 +712,7 @@ asio::awaitable<void> session::authenticate() {
             co_return;
         }
         spdlog::info("auth ok: account={} client={} mechanism={}", m->identity, client_ip_, req.mechanism);
+        if (ctx_.activity != nullptr) ctx_.activity->signed_in(m->identity, static_cast<std::int64_t>(std::time(nullptr)));
         if (ctx_.clients != nullptr) ctx_.clients->auth_succeeded(client_ip_);
         if (ctx_.lockout != nullptr) ctx_.lockout->succeeded(m->identity, client_ip_);
         if (shares_lockout()) {
@@ -1005,6 +1008,7 @@ asio::awaitable<void> session::store() {
                  record_.sender, smtp::bracketed_list(record_.recipients), size);
     adapter_.commit_held();
     shared_quota_.commit();
+    if (ctx_.activity != nullptr) ctx_.activity->accepted(record_.identity, static_cast<std::int64_t>(std::time(nullptr)));
     smtp_.stored(smtp::reply(250, "2.0.0", "Ok: queued as " + id));
     metrics::relay().note_accepted(size);
     ctx_.delivery.enqueue(id, record_.upstream_mailbox);
