@@ -1,6 +1,8 @@
 // The web console's users ([admin] users_file, relay/console/users.hpp):
 // New-/Set-/Remove-/Get-AdminUser. Each change is recorded in the audit log
 // like the policy's, as kind "AdminUser", without the hash.
+#include <sys/stat.h>
+
 #include <ostream>
 
 #include "relay/cli/admin_context.hpp"
@@ -59,13 +61,18 @@ int apply_users_edit(const context& c, const std::filesystem::path& file, const 
     const auto record = [&](const console::users_file& before, const console::users_file& after) {
         return record_changes(c, *audit, console::user_changes(before, after));
     };
+    // A file root makes is the relay's to read, as the policy file is: its
+    // group is the group of the relay's user (the spool's owner).
+    std::optional<gid_t> reader_group;
+    struct stat spool {};
+    if (::stat(c.cfg.spool.dir.c_str(), &spool) == 0 && spool.st_uid != 0) reader_group = spool.st_gid;
     const auto result = console::edit_users(
         file,
         [&](console::users_file& u) {
             refusal = change(u);
             return refusal;
         },
-        record);
+        record, reader_group);
     if (result.ok) return 0;
     if (!refusal.empty()) {
         c.fail() << refusal << '\n';

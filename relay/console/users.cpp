@@ -225,7 +225,7 @@ std::string to_toml(const users_file& u) {
 }
 
 users_edit_result edit_users(const std::filesystem::path& file, const users_change& change,
-                             const users_record& record) {
+                             const users_record& record, std::optional<gid_t> reader_group) {
     users_edit_result result;
 
     // The sidecar lock file outlives every edit: deleting it would let two
@@ -288,11 +288,16 @@ users_edit_result edit_users(const std::filesystem::path& file, const users_chan
     }
     // Hashes: the owner reads and writes it; a group that could read it (the
     // relay's, for a file root owns) still can; others never.
-    const mode_t mode = exists ? ((st.st_mode & 0640) | 0600) : 0600;
+    mode_t mode = exists ? ((st.st_mode & 0640) | 0600) : 0600;
     const struct stat* owner = nullptr;
     struct stat dir {};
     if (exists) {
         owner = &st;
+    } else if (::geteuid() == 0 && reader_group) {
+        dir.st_uid = 0;
+        dir.st_gid = *reader_group;
+        owner = &dir;
+        mode = 0640;
     } else if (::geteuid() == 0) {
         const auto parent = file.has_parent_path() ? file.parent_path() : std::filesystem::path(".");
         if (::stat(parent.c_str(), &dir) == 0) owner = &dir;

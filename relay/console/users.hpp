@@ -10,6 +10,8 @@
 // Mode 0600 (it holds hashes). Edits (subrelay new-adminuser,
 // set-adminuser, remove-adminuser) take a lock, re-read, change, validate
 // and replace the file atomically, as policy edits do.
+#include <sys/types.h>
+
 #include <filesystem>
 #include <functional>
 #include <optional>
@@ -76,10 +78,13 @@ using users_record = std::function<std::string(const users_file& before, const u
 // `change`, validates (unique names, valid names, hashes present), and
 // writes it atomically with mode 0600 (0640 when it was group-readable; an
 // existing file keeps its owner, a new file is owned like its directory
-// when run by root). A file that does not load is not changed; nothing is
-// written when the change leaves the users as they were (changed = false).
+// when run by root). `reader_group`: a new file made by root is
+// root:reader_group 0640 instead, so that the relay (running as a user of
+// that group) reads it, as the package sets the policy file. A file that
+// does not load is not changed; nothing is written when the change leaves
+// the users as they were (changed = false).
 users_edit_result edit_users(const std::filesystem::path& file, const users_change& change,
-                             const users_record& record = {});
+                             const users_record& record = {}, std::optional<gid_t> reader_group = std::nullopt);
 
 // What differs between two users files, user by user, for the audit trail:
 // kind "AdminUser", the name as identity, {"Name", "Role", "HasPassword"}

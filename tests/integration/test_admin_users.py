@@ -130,6 +130,21 @@ class AdminUsersTest(AdminUsersCase):
             self.assertNotIn(PASSWORD, text)
             self.assertNotIn(NEW_PASSWORD, text)
 
+    def test_root_makes_the_file_readable_to_the_relays_group(self):
+        """The relay reads the users file as its own user: a file root makes
+        when the spool belongs to that user is root:its group 0640, as the
+        package sets the policy file (0600 root:root would lock the relay out)."""
+        if os.geteuid() != 0:
+            self.skipTest("only root gives a file to a group")
+        os.makedirs(self.relay.spool_dir, mode=0o700, exist_ok=True)
+        os.chown(self.relay.spool_dir, 65534, 65534)
+        self.cli("new-adminuser", "-Identity", "alice", "--password-stdin", stdin=(PASSWORD + "\n").encode())
+        st = os.stat(self.users_path)
+        self.assertEqual((st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)), (0, 65534, 0o640))
+        self.cli("set-adminuser", "-Identity", "alice", "-Role", "reader")
+        st = os.stat(self.users_path)
+        self.assertEqual((st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)), (0, 65534, 0o640))
+
     def test_each_change_is_recorded_without_a_password_or_hash(self):
         self.cli("new-adminuser", "-Identity", "alice", "-Role", "admin", "--password-stdin",
                  stdin=(PASSWORD + "\n").encode())

@@ -331,6 +331,27 @@ TEST_F(users_edit, a_new_file_made_by_root_belongs_to_the_directorys_owner) {
     EXPECT_EQ(after.st_mode & 07777, 0600U);
 }
 
+TEST_F(users_edit, a_new_file_made_by_root_for_a_reader_group_is_root_and_that_groups_0640) {
+    const auto r = edit_users(file_, add_user("alice"), {}, gid_t{65534});
+    ASSERT_TRUE(r.ok) << ::testing::PrintToString(r.errors);
+    struct stat after {};
+    ASSERT_EQ(::stat(file_.c_str(), &after), 0);
+    if (::geteuid() == 0) {
+        EXPECT_EQ(after.st_uid, 0U);
+        EXPECT_EQ(after.st_gid, 65534U);
+        EXPECT_EQ(after.st_mode & 07777, 0640U);
+    } else {
+        EXPECT_EQ(after.st_uid, ::geteuid());  // only root gives a file away
+        EXPECT_EQ(after.st_mode & 07777, 0600U);
+    }
+    // An edit keeps them.
+    ASSERT_TRUE(edit_users(file_, add_user("bob"), {}, gid_t{1}).changed);
+    struct stat again {};
+    ASSERT_EQ(::stat(file_.c_str(), &again), 0);
+    EXPECT_EQ(again.st_gid, after.st_gid);
+    EXPECT_EQ(again.st_mode & 07777, after.st_mode & 07777);
+}
+
 TEST_F(users_edit, no_change_leaves_the_file_untouched) {
     const std::string original = "# hand-written\n[[user]]\nname = \"alice\"\npassword_hash = \"" +
                                  std::string(alice_hash) + "\"\n";
