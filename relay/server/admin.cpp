@@ -12,6 +12,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
@@ -44,6 +45,12 @@ admin_endpoint route(http::verb method, std::string_view target, bool console) {
     else if (console) return admin_endpoint::console;
     if (e != admin_endpoint::not_found && method != http::verb::get) return admin_endpoint::method_not_allowed;
     return e;
+}
+
+bool admin_needs_tls(const conf::listen_address& at, bool console) {
+    boost::system::error_code ec;
+    const auto ip = asio::ip::make_address(at.host, ec);
+    return console && (ec || !ip.is_loopback());
 }
 
 admin_reply readiness_reply(bool spool_writable, bool policy_loaded, const json::array& tokens,
@@ -161,6 +168,21 @@ asio::awaitable<void> admin_server::serve(tcp::socket socket) {
     beast::flat_buffer buffer(max_header);
     try {
         bool again = true;
+        if (handlers_.tls) {
+            const auto context = handlers_.tls();
+            beast::ssl_stream<beast::tcp_stream> tls(std::move(stream), *context);
+            beast::get_lowest_layer(tls).expires_after(request_timeout);
+            auto [hec] = co_await tls.async_handshake(asio::ssl::stream_base::server, with_error);
+            if (!hec) {
+                for (unsigned n = 0; again && n < max_requests; ++n) co_await serve_one(tls, buffer, n, again);
+                beast::get_lowest_layer(tls).expires_after(request_timeout);
+                auto [sec] = co_await tls.async_shutdown(with_error);
+                (void)sec;
+            }
+            boost::system::error_code ec;
+            beast::get_lowest_layer(tls).socket().close(ec);
+            co_return;
+        }
         for (unsigned n = 0; again && n < max_requests; ++n) co_await serve_one(stream, buffer, n, again);
     } catch (const std::exception& e) {
         spdlog::warn("admin listener: {}", e.what());
@@ -170,14 +192,14 @@ asio::awaitable<void> admin_server::serve(tcp::socket socket) {
     stream.socket().close(ec);
 }
 
-asio::awaitable<void> admin_server::serve_one(beast::tcp_stream& stream, beast::flat_buffer& buffer, unsigned n,
-                                              bool& again) {
+template <class Stream>
+asio::awaitable<void> admin_server::serve_one(Stream& stream, beast::flat_buffer& buffer, unsigned n, bool& again) {
     again = false;
     const bool console = static_cast<bool>(handlers_.console);
     http::request_parser<http::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(max_header));
     parser.body_limit(console ? console::web_console::max_body : 1024);
-    stream.expires_after(request_timeout);
+    beast::get_lowest_layer(stream).expires_after(request_timeout);
     auto [ec, read] = co_await http::async_read(stream, buffer, parser, with_error);
     (void)read;
     if (ec) co_return;  // closed, timed out, or too large
@@ -192,7 +214,8 @@ asio::awaitable<void> admin_server::serve_one(beast::tcp_stream& stream, beast::
         cr.content_type = std::string(req[http::field::content_type]);
         cr.body = req.body();
         boost::system::error_code pec;
-        const auto peer = stream.socket().remote_endpoint(pec);
+        const auto peer = beast::get_lowest_layer(stream).socket().remote_endpoint(pec);
+        cr.tls = static_cast<bool>(handlers_.tls);
         cr.client_ip = pec ? std::string() : peer.address().to_string();
         console::response a = co_await handlers_.console(std::move(cr));
         res.result(static_cast<http::status>(a.status));
@@ -209,7 +232,7 @@ asio::awaitable<void> admin_server::serve_one(beast::tcp_stream& stream, beast::
     }
     res.keep_alive(req.keep_alive() && n + 1 < max_requests);
     res.prepare_payload();
-    stream.expires_after(request_timeout);
+    beast::get_lowest_layer(stream).expires_after(request_timeout);
     auto [wec, written] = co_await http::async_write(stream, res, with_error);
     (void)written;
     again = !wec && res.keep_alive();

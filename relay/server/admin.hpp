@@ -11,6 +11,9 @@
 //
 //   anything else  the console's (GET and POST), or 404 without a console
 //
+// With the console on an address that is not loopback, every connection is
+// HTTPS, with the SMTP listeners' certificate ([tls], reloaded on SIGHUP).
+//
 // These three take GET only (else 405). Requests are small (header at most
 // max_header bytes; a body only for the console, at most its max_body),
 // each connection reads and writes within request_timeout, and serves at
@@ -24,6 +27,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/verb.hpp>
@@ -67,6 +71,8 @@ public:
         std::function<boost::asio::awaitable<admin_reply>()> readiness;  // /readyz
         // The web console; empty: none.
         std::function<boost::asio::awaitable<console::response>(console::request)> console;
+        // The TLS context each connection gets (HTTPS); empty: plain HTTP.
+        std::function<std::shared_ptr<boost::asio::ssl::context>()> tls;
     };
 
     // Binds `at` (port 0: any free port). Throws std::runtime_error.
@@ -87,13 +93,17 @@ private:
     boost::asio::awaitable<void> accept_loop();
     boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket socket);
     boost::asio::awaitable<admin_reply> answer(boost::beast::http::verb method, std::string_view target);
-    boost::asio::awaitable<void> serve_one(boost::beast::tcp_stream& stream, boost::beast::flat_buffer& buffer,
-                                           unsigned n, bool& again);
+    template <class Stream>
+    boost::asio::awaitable<void> serve_one(Stream& stream, boost::beast::flat_buffer& buffer, unsigned n, bool& again);
 
     boost::asio::io_context& io_;
     boost::asio::ip::tcp::acceptor acceptor_;
     handlers handlers_;
 };
+
+// Whether the admin listener at `at` must speak TLS: the console is served
+// and the address is not a loopback one (127.0.0.0/8, ::1).
+bool admin_needs_tls(const conf::listen_address& at, bool console);
 
 // The relay's handlers: the metrics with the queue, the upstream
 // connections and the token counts read from the delivery (on its own

@@ -531,10 +531,13 @@ int serve(const std::filesystem::path& config_file) {
                 console.emplace(*console_backend);
                 handlers.console = [&console](console::request r) { return console->handle(std::move(r)); };
             }
+            // Passwords and session cookies cross no network in the clear.
+            const bool https = admin_needs_tls(*cfg.admin.listen, console.has_value());
+            if (https) handlers.tls = [&ctx] { return ctx.tls.context_for(nullptr); };
             admin.emplace(io, *cfg.admin.listen, std::move(handlers));
             const auto ep = admin->local_endpoint();
-            spdlog::info("admin listening on {}:{} (/metrics, /healthz, /readyz{})", ep.address().to_string(), ep.port(),
-                         console ? ", the web console" : "");
+            spdlog::info("admin listening on {}:{} (/metrics, /healthz, /readyz{}{})", ep.address().to_string(), ep.port(),
+                         console ? ", the web console" : "", https ? "; HTTPS" : "");
             admin->start();
         }
         asio::co_spawn(io, handle_signals(ctx, reloader, signals, listeners, watcher, control, admin ? &*admin : nullptr),

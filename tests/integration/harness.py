@@ -241,12 +241,12 @@ def recorded_messages(state_dir):
 class Process:
     """A child process with stdout+stderr going to a log file."""
 
-    def __init__(self, argv, log_path, cwd=None):
+    def __init__(self, argv, log_path, cwd=None, env=None):
         self.argv = argv
         self.log_path = log_path
         self._log = open(log_path, "ab")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT, cwd=cwd)
+                                     stderr=subprocess.STDOUT, cwd=cwd, env=env)
         self.exit_expected = False   # set once the test asked it to end
 
     @property

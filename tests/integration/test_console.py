@@ -380,3 +380,61 @@ class PagesTest(ConsoleCase):
         self.assertEqual(harness.auth_reply(relay, PRINTER_ID, PRINTER_PASSWORD),
                          "535 5.7.139 Authentication unsuccessful, the user credentials were incorrect.")
         self.assertEqual(harness.auth_reply(relay, PRINTER_ID, "Typed-Password-9"), TENANT_REFUSAL)
+
+
+class HttpsTest(ConsoleCase):
+    def test_off_loopback_the_console_speaks_only_https(self):
+        """An admin listener on a non-loopback address with the console
+        serves HTTPS with the SMTP listeners' certificate; plain HTTP gets
+        nothing, and the session cookie is Secure."""
+        import socket
+        import ssl
+
+        accounts = [harness.scanner_account()]
+        relay = self.make_relay(accounts, kind="directory", admin=True,
+                                extra_sections={"admin": {"users_file": "admin-users.toml", "listen": "0.0.0.0:0"}})
+        code, _, err = harness.run_cli(["new-adminuser", "-Identity", ADMIN, "--password-stdin"],
+                                       config=relay.config_path, stdin=(ADMIN_PASSWORD + "\n").encode())
+        self.assertEqual(code, 0, err)
+        self.start_relay(relay)
+        [port] = re.findall(rb"admin listening on 0\.0\.0\.0:(\d+) \(.*the web console; HTTPS\)", relay.log())
+        port = int(port)
+
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+            s.sendall(b"GET /signin HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            answer = b""
+            try:
+                while True:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    answer += chunk
+            except (ConnectionResetError, socket.timeout):
+                pass
+        self.assertNotIn(b"HTTP/1.1 200", answer)
+        self.assertNotIn(b"Sign in", answer)
+
+        def https(method, path, body=None, headers=None):
+            c = http.client.HTTPSConnection("localhost", port, timeout=30, context=relay.client_tls_context())
+            try:
+                c.request(method, path, body=body, headers=headers or {})
+                r = c.getresponse()
+                return r.status, r.getheaders(), r.read().decode("utf-8", "replace")
+            finally:
+                c.close()
+
+        status, headers, body = https("GET", "/signin")
+        self.assertEqual(status, 200)
+        cookie = dict((k.lower(), v) for k, v in headers)["set-cookie"]
+        self.assertIn("; Secure", cookie)
+        token = re.search(r"subrelay_signin=([0-9a-f]+)", cookie).group(1)
+        status, headers, _ = https("POST", "/signin",
+                                   body=urllib.parse.urlencode({"csrf": token, "user": ADMIN, "password": ADMIN_PASSWORD}),
+                                   headers={"Content-Type": "application/x-www-form-urlencoded",
+                                            "Cookie": "subrelay_signin=" + token})
+        self.assertEqual(status, 303)
+        session = [v for k, v in headers if k.lower() == "set-cookie" and v.startswith("subrelay_session=")]
+        self.assertTrue(session and "; Secure" in session[0] and "HttpOnly" in session[0], headers)
+        status, _, body = https("GET", "/metrics")
+        self.assertEqual(status, 200)
+        self.assertIn("subrelay_", body)
