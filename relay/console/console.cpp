@@ -8,6 +8,9 @@
 #include "auth/password.hpp"
 #include "policy/audit.hpp"
 #include "relay/console/pages.hpp"
+#include "relay/spool/durable_file.hpp"
+#include "relay/spool/queue_state.hpp"
+#include "relay/spool/spool.hpp"
 #include "smtp/text/ascii.hpp"
 
 namespace subrelay::console {
@@ -262,7 +265,8 @@ asio::awaitable<response> web_console::dispatch(call& c) {
         if (!backend_.sign_in_refused(key, c.req.client_ip)) {
             const std::string password = c.body.get("password");
             const std::string hash = u != nullptr ? u->password_hash : auth::dummy_hash();
-            co_await backend_.off_loop([&] { ok = auth::verify_password(password, hash); });
+            const std::function<void()> check = [&] { ok = auth::verify_password(password, hash); };
+            co_await backend_.off_loop(check);
             ok = ok && u != nullptr;
         }
         if (!ok) {
@@ -311,14 +315,15 @@ asio::awaitable<response> web_console::dispatch(call& c) {
         policy::edit_result result;
         const std::string who = c.who();
         const std::int64_t now = wall_();
-        co_await backend_.off_loop([&] {
+        const std::function<void()> write = [&] {
             try {
                 policy::audit_log log(policy::audit_log_path(cfg.spool.dir));
                 result = policy::recorded_edit(cfg.policy.file, log, who, now, change);
             } catch (const std::exception& e) {
                 result.errors.push_back(e.what());
             }
-        });
+        };
+        co_await backend_.off_loop(write);
         if (result.ok && result.changed) {
             spdlog::info("console: {} changed the policy", c.s->user);
             backend_.policy_changed();
@@ -357,18 +362,20 @@ asio::awaitable<response> web_console::dispatch(call& c) {
             }
             if (error.empty()) {
                 std::string hash;
-                co_await backend_.off_loop([&] { hash = auth::hash_password(password); });
+                const std::function<void()> hashing = [&] { hash = auth::hash_password(password); };
+                co_await backend_.off_loop(hashing);
                 policy::mailbox m;
                 m.identity = identity;
                 m.password_hash = hash;
                 m.smtp_client_authentication_disabled = smtp_setting(c.body);
                 m.allowed_senders = items_of(c.body.get("allowed_senders"));
                 m.upstream_mailbox = std::string(text::trim(c.body.get("upstream_mailbox"), " \t"));
-                const auto result = co_await edit([&](policy::policy_file& p) -> std::string {
+                const policy::policy_change change = [&](policy::policy_file& p) -> std::string {
                     if (find_mailbox(p, identity) != nullptr) return "The user '" + identity + "' already exists.";
                     p.mailboxes.push_back(m);
                     return "";
-                });
+                };
+                const auto result = co_await edit(change);
                 if (result.ok) {
                     const bool typed = c.body.get("mode") == "typed";
                     co_return page(200, render_page(c.frame("User added", "users"),
@@ -392,12 +399,13 @@ asio::awaitable<response> web_console::dispatch(call& c) {
         if (what == "email-apps") {
             if (!post) co_return users_page(200, email_apps_flyout(*c.s, *c.engine, *m));
             const auto setting = smtp_setting(c.body);
-            const auto result = co_await edit([&](policy::policy_file& p) -> std::string {
+            const policy::policy_change change = [&](policy::policy_file& p) -> std::string {
                 auto* x = find_mailbox(p, identity);
                 if (x == nullptr) return not_found(identity);
                 x->smtp_client_authentication_disabled = setting;
                 return "";
-            });
+            };
+            const auto result = co_await edit(change);
             if (result.ok) co_return redirect(user_path(identity) + "/email-apps?done=saved");
             co_return users_page(409, email_apps_flyout(*c.s, *c.engine, *m), joined_errors(result.errors));
         }
@@ -409,7 +417,7 @@ asio::awaitable<response> web_console::dispatch(call& c) {
                 !read_limit(c.body, "max_recipients_per_day", per_day, error) ||
                 !read_limit(c.body, "max_recipients_per_message", per_message, error))
                 co_return users_page(400, settings_flyout(*c.s, *c.engine, *m), error);
-            const auto result = co_await edit([&](policy::policy_file& p) -> std::string {
+            const policy::policy_change change = [&](policy::policy_file& p) -> std::string {
                 auto* x = find_mailbox(p, identity);
                 if (x == nullptr) return not_found(identity);
                 x->allowed_senders = items_of(c.body.get("allowed_senders"));
@@ -420,7 +428,8 @@ asio::awaitable<response> web_console::dispatch(call& c) {
                 x->max_recipients_per_day = per_day;
                 x->max_recipients_per_message = per_message;
                 return "";
-            });
+            };
+            const auto result = co_await edit(change);
             if (result.ok) co_return redirect(user_path(identity) + "?done=saved");
             co_return users_page(409, settings_flyout(*c.s, *c.engine, *m), joined_errors(result.errors));
         }
@@ -438,21 +447,64 @@ asio::awaitable<response> web_console::dispatch(call& c) {
                 password = auth::generate_password();
             }
             std::string hash;
-            co_await backend_.off_loop([&] { hash = auth::hash_password(password); });
-            const auto result = co_await edit([&](policy::policy_file& p) -> std::string {
+            const std::function<void()> hashing = [&] { hash = auth::hash_password(password); };
+                co_await backend_.off_loop(hashing);
+            const policy::policy_change change = [&](policy::policy_file& p) -> std::string {
                 auto* x = find_mailbox(p, identity);
                 if (x == nullptr) return not_found(identity);
                 x->password_hash = hash;
                 return "";
-            });
+            };
+            const auto result = co_await edit(change);
             if (!result.ok) co_return users_page(409, password_flyout(*c.s, *m, ""), joined_errors(result.errors));
             if (typed) co_return redirect(user_path(identity) + "?done=saved");
             const auto* now_m = c.engine->find(identity);
             co_return users_page(200, password_flyout(*c.s, now_m != nullptr ? *now_m : *m, password));
         }
+        if (what == "bindings" && post) {
+            const std::string action = c.body.get("action");
+            const std::string text(text::trim(c.body.get("network"), " \t"));
+            policy::network net;
+            std::string why;
+            if (!policy::network::parse(text, net, why))
+                co_return users_page(400, account_flyout(*c.s, *c.engine, cfg, *m, "account"),
+                                     "'" + text + "' " + why);
+            const auto listeners = items_of(c.body.get("listeners"));
+            for (const auto& l : listeners) {
+                conf::listen_address address;
+                if (l != "submission" && l != "submissions" && !conf::parse_listen_address(l, address, why))
+                    co_return users_page(400, account_flyout(*c.s, *c.engine, cfg, *m, "account"),
+                                         "Listener '" + l + "': expected submission, submissions or HOST:PORT.");
+            }
+            const auto same = [&net](const policy::binding& b) {
+                return b.net.address == net.address && b.net.prefix == net.prefix;
+            };
+            const policy::policy_change change = [&](policy::policy_file& p) -> std::string {
+                const auto it = std::find_if(p.bindings.begin(), p.bindings.end(), same);
+                if (action == "remove") {
+                    if (it == p.bindings.end() || !text::iequals(it->identity, identity)) return not_found(text);
+                    p.bindings.erase(it);
+                    return "";
+                }
+                if (action != "new") return "Unknown action.";
+                if (find_mailbox(p, identity) == nullptr) return not_found(identity);
+                if (it != p.bindings.end())
+                    return "A relay binding for " + it->network_text + " already exists (identity " + it->identity + ").";
+                policy::binding b;
+                b.network_text = text;
+                b.net = net;
+                b.identity = identity;
+                b.listeners = listeners;
+                p.bindings.push_back(std::move(b));
+                return "";
+            };
+            const auto result = co_await edit(change);
+            if (result.ok) co_return redirect(user_path(identity) + "?done=saved");
+            co_return users_page(409, account_flyout(*c.s, *c.engine, cfg, *m, "account"), joined_errors(result.errors));
+        }
         if (what == "delete") {
             if (!post) co_return users_page(200, delete_flyout(*c.s, *m));
-            const auto result = co_await edit([&](policy::policy_file& p) -> std::string {
+            const policy::policy_change change = [&](policy::policy_file& p) -> std::string {
                 auto it = std::find_if(p.mailboxes.begin(), p.mailboxes.end(),
                                        [&](const policy::mailbox& x) { return text::iequals(x.identity, identity); });
                 if (it == p.mailboxes.end()) return not_found(identity);
@@ -462,7 +514,8 @@ asio::awaitable<response> web_console::dispatch(call& c) {
                                "; remove the binding first (subrelay remove-relaybinding -Network " + b.network_text + ").";
                 p.mailboxes.erase(it);
                 return "";
-            });
+            };
+            const auto result = co_await edit(change);
             if (result.ok) co_return redirect("/users?done=deleted");
             co_return users_page(409, delete_flyout(*c.s, *m), joined_errors(result.errors));
         }
@@ -594,26 +647,82 @@ asio::awaitable<response> web_console::dispatch(call& c) {
             f.error = failures;
             co_return page(409, render_page(f, mail_flow_main(*c.s, status, tokens)));
         }
-        if (path.size() != 1 || post) co_return page(404, render_page(c.frame("Not found", "mailflow"), message_main("Not found", "No such page.")));
+        std::string flyout;
+        if (path.size() == 2 && !post) {
+            // One message, as `subrelay queue show` tells it.
+            const std::string& id = path[1];
+            std::optional<queued_message_view> shown;
+            std::string error;
+            const std::function<void()> reading = [&] {
+                if (!relay::valid_queue_id(id)) return;
+                try {
+                    const relay::spool spool(cfg.spool.dir);
+                    auto msg = spool.open_message(id);
+                    relay::queue_state st;
+                    if (auto loaded_state = relay::state_store(cfg.spool.dir).load(id)) st = *loaded_state;
+                    queued_message_view v;
+                    const auto& env = msg.envelope;
+                    v.id = env.id;
+                    v.sender = env.sender;
+                    v.identity = env.identity;
+                    v.upstream_mailbox = env.upstream_mailbox;
+                    v.client = env.client_address;
+                    v.received_at = env.received_at;
+                    v.size = msg.size();
+                    for (const auto& r : env.recipients) {
+                        const bool delivered = std::find(st.delivered.begin(), st.delivered.end(), r) != st.delivered.end();
+                        const bool failed = std::any_of(st.failed.begin(), st.failed.end(),
+                                                        [&r](const relay::recipient_failure& f) { return f.address == r; });
+                        if (!delivered && !failed) v.left.push_back(r);
+                    }
+                    v.delivered = st.delivered;
+                    for (const auto& f : st.failed) v.failed.emplace_back(f.address, f.reply);
+                    v.attempts = st.attempts;
+                    v.next_attempt = st.next_attempt;
+                    v.held = st.held;
+                    v.last_reply = st.last_reply;
+                    v.hint = st.hint;
+                    v.history = st.history;
+                    const std::string& head = msg.head();
+                    auto end = head.find("\r\n\r\n");
+                    if (end == std::string::npos) end = head.find("\n\n");
+                    v.header = head.substr(0, end);
+                    std::erase(v.header, '\r');
+                    shown = std::move(v);
+                } catch (const std::exception& e) {
+                    error = e.what();  // delivered meanwhile, most likely
+                }
+            };
+            co_await backend_.off_loop(reading);
+            if (!shown) {
+                if (!error.empty()) spdlog::info("console: queue show {}: {}", id.substr(0, 64), error);
+                co_return page(404, render_page(c.frame("Not found", "mailflow"),
+                                                message_main("Not found", "No message " + id + " in the queue.")));
+            }
+            flyout = message_flyout(*c.s, *shown);
+        } else if (path.size() != 1 || post) {
+            co_return page(404, render_page(c.frame("Not found", "mailflow"), message_main("Not found", "No such page.")));
+        }
         json::object status_request;
         status_request["verb"] = "status";
         json::object oauth_request;
         oauth_request["verb"] = "oauth-status";
         const json::object status = co_await backend_.control(std::move(status_request));
         const json::object tokens = co_await backend_.control(std::move(oauth_request));
-        co_return page(200, render_page(c.frame("Mail flow", "mailflow"), mail_flow_main(*c.s, status, tokens)));
+        co_return page(200, render_page(c.frame("Mail flow", "mailflow"), mail_flow_main(*c.s, status, tokens), flyout));
     }
 
     if (path[0] == "audit" && path.size() == 1 && !post) {
         std::vector<policy::audit_entry> entries;
         std::string error;
-        co_await backend_.off_loop([&] {
+        const std::function<void()> reading = [&] {
             try {
                 entries = policy::read_audit_log(policy::audit_log_path(cfg.spool.dir));
             } catch (const std::exception& e) {
                 error = e.what();
             }
-        });
+        };
+        co_await backend_.off_loop(reading);
         std::int64_t since = 0;
         const std::string since_text = c.query.get("since");
         if (!since_text.empty() && !policy::parse_audit_since(since_text, since))

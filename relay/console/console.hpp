@@ -49,7 +49,7 @@ public:
     virtual void policy_changed() = 0;
     [[nodiscard]] virtual account_activity activity(std::string_view identity) const = 0;
     // Runs blocking work (crypt(3), fsync) away from the event loop and resumes when it is done.
-    virtual boost::asio::awaitable<void> off_loop(std::function<void()> work) = 0;
+    virtual boost::asio::awaitable<void> off_loop(const std::function<void()>& work) = 0;
     // Failed sign-ins are throttled as SMTP AUTH failures are: per user
     // (Smart Lockout) and per client address. Whether a sign-in is refused
     // without checking its password; a wrong password; a success.

@@ -184,11 +184,6 @@ std::string account_flyout(const session& s, const policy::engine& engine, const
     if (upstream.empty()) upstream = cfg.upstream.mailbox;
     const auto limits = engine.limits_for(m);
     const auto senders = m.allowed_senders.empty() ? std::vector<std::string>{m.identity} : m.allowed_senders;
-    std::string bindings;
-    for (const auto& b : engine.file().bindings)
-        if (text::iequals(b.identity, m.identity))
-            bindings += (bindings.empty() ? "" : ", ") + b.network_text +
-                        (b.listeners.empty() ? "" : " (" + joined(b.listeners) + ")");
     out += "<div class=\"commands\">";
     if (can_change(s)) {
         out += "<a class=\"command\" href=\"" + user_path(m.identity) + "/password\">Reset password</a>"
@@ -206,8 +201,20 @@ std::string account_flyout(const session& s, const policy::engine& engine, const
     prop("Messages per minute", limit_text(limits.max_messages_per_minute));
     prop("Recipients per day", limit_text(limits.max_recipients_per_day));
     prop("Recipients per message", limit_text(limits.max_recipients_per_message));
-    prop("Network bindings", bindings.empty() ? "none" : bindings);
-    out += "</dl>";
+    out += "</dl><h3>Network bindings</h3><p class=\"muted\">Devices on these networks send as this account "
+           "without AUTH.</p><table class=\"list\" id=\"bindings\"><tbody>";
+    for (const auto& b : engine.file().bindings) {
+        if (!text::iequals(b.identity, m.identity)) continue;
+        out += "<tr><td>" + esc(b.network_text) + "</td><td>" +
+               esc(b.listeners.empty() ? std::string("every listener") : joined(b.listeners)) +
+               "</td><td><form method=\"post\" action=\"" + user_path(m.identity) + "/bindings\" class=\"inline\">" +
+               csrf_field(s) + "<input type=\"hidden\" name=\"network\" value=\"" + esc(b.network_text) + "\">" +
+               button(s, "Remove", "small danger", "action", "remove") + "</form></td></tr>";
+    }
+    out += "</tbody></table><form method=\"post\" action=\"" + user_path(m.identity) +
+           "/bindings\" class=\"inline\" id=\"add-binding\">" + csrf_field(s) +
+           "<input name=\"network\" placeholder=\"10.1.20.0/24\"><input name=\"listeners\" "
+           "placeholder=\"Listeners (empty: every one)\">" + button(s, "Add binding", "small", "action", "new") + "</form>";
     return out;
 }
 
@@ -379,7 +386,7 @@ std::string mail_flow_main(const session& s, const json::object& status, const j
             const auto& m = v.get_object();
             const std::string key(id);
             rows += "<tr><td><label class=\"check\"><input type=\"checkbox\" name=\"id\" value=\"" + esc(key) + "\"> " +
-                    esc(key) + "</label></td><td>" + esc(text_in(m, "status")) + "</td><td>" +
+                    "<a class=\"name\" href=\"/mailflow/" + url_encode(key) + "\">" + esc(key) + "</a></label></td><td>" + esc(text_in(m, "status")) + "</td><td>" +
                     esc(text_in(m, "upstream_mailbox")) + "</td><td>" + esc(when(number_in(m, "received_at"))) +
                     "</td><td>" + esc(when(number_in(m, "due"))) + "</td></tr>";
         }
@@ -426,6 +433,38 @@ std::string mail_flow_main(const session& s, const json::object& status, const j
            "<th>Grant</th><th>Expires</th><th>Last error</th></tr></thead><tbody>" + sources + "</tbody></table>";
     if (sources.empty()) out += "<p class=\"muted\">No OAuth token source (the upstream needs none).</p>";
     out += "</section>";
+    return out;
+}
+
+std::string message_flyout(const session& s, const queued_message_view& m) {
+    std::string out = "<div class=\"flyout-head\"><a class=\"close\" href=\"/mailflow\" aria-label=\"Close\">×</a><h2>" +
+                      esc(m.id) + "</h2><p class=\"muted\">" + (m.held ? "Held" : "Queued") + "</p></div>";
+    out += "<dl class=\"props\" id=\"message\">";
+    auto prop = [&](std::string_view k, std::string_view v) { out += "<dt>" + esc(k) + "</dt><dd>" + esc(v) + "</dd>"; };
+    auto list = [&](std::string_view k, const std::vector<std::string>& v) {
+        out += "<dt>" + esc(k) + "</dt><dd>" + (v.empty() ? std::string("none") : esc(joined(v, "\n"))) + "</dd>";
+    };
+    prop("Received", text::utc_date_time(m.received_at));
+    prop("Sender", m.sender.empty() ? "<>" : m.sender);
+    prop("Account", m.identity);
+    prop("Upstream mailbox", m.upstream_mailbox);
+    prop("Client", m.client);
+    prop("Size", std::to_string(m.size) + " bytes");
+    list("Recipients left", m.left);
+    list("Delivered", m.delivered);
+    std::vector<std::string> failed;
+    for (const auto& [address, reply] : m.failed) failed.push_back(address + ": " + reply);
+    list("Failed", failed);
+    prop("Attempts", std::to_string(m.attempts));
+    prop("Next attempt", m.held ? "held" : m.next_attempt == 0 ? "as soon as possible" : text::utc_date_time(m.next_attempt));
+    if (!m.last_reply.empty()) prop("Last reply", m.last_reply);
+    if (!m.hint.empty()) prop("Hint", m.hint);
+    list("History", m.history);
+    out += "</dl><h3>Header</h3><pre class=\"header\">" + esc(m.header) + "</pre>";
+    out += "<form method=\"post\" action=\"/mailflow/queue\" class=\"commands\">" + csrf_field(s) +
+           "<input type=\"hidden\" name=\"id\" value=\"" + esc(m.id) + "\">" + button(s, "Retry", "small", "action", "retry") +
+           button(s, m.held ? "Release" : "Hold", "small", "action", m.held ? "release" : "hold") +
+           button(s, "Delete", "small danger", "action", "delete") + "</form>";
     return out;
 }
 
@@ -507,6 +546,8 @@ button.small{padding:2px 10px}
 .secret{font:18px monospace;background:#f5f5f5;padding:8px 12px;display:inline-block}
 section.signin{max-width:360px;margin:40px auto;background:#fff;padding:24px 32px;box-shadow:0 2px 8px rgba(0,0,0,.15)}
 code{font-size:12px}
+pre.header{background:#f5f5f5;padding:8px;font-size:12px;white-space:pre-wrap;word-break:break-all}
+dl.props dd{white-space:pre-line}
 )CSS";
 }
 

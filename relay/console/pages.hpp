@@ -61,6 +61,23 @@ std::string org_main(const session& s, const policy::engine& engine);
 // sources ("oauth-status").
 std::string mail_flow_main(const session& s, const boost::json::object& status, const boost::json::object& tokens);
 
+// One queued message, as `subrelay queue show` tells it: its envelope,
+// what became of each recipient, its attempts and its header section.
+struct queued_message_view {
+    std::string id, sender, identity, upstream_mailbox, client;
+    std::int64_t received_at = 0;
+    std::uint64_t size = 0;
+    std::vector<std::string> left, delivered;
+    std::vector<std::pair<std::string, std::string>> failed;  // address, reply
+    unsigned attempts = 0;
+    std::int64_t next_attempt = 0;
+    bool held = false;
+    std::string last_reply, hint;
+    std::vector<std::string> history;
+    std::string header;  // the header section as stored
+};
+std::string message_flyout(const session& s, const queued_message_view& m);
+
 // Audit log: newest first, those whose object holds `identity` (any case)
 // and that are not older than `since` (0: any).
 std::string audit_main(const std::vector<policy::audit_entry>& entries, std::string_view identity,

@@ -3,10 +3,10 @@
 #include <ctime>
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
+#include "relay/delivery/blocking.hpp"
 #include "relay/delivery/delivery.hpp"
 #include "relay/server/account_activity.hpp"
 #include "relay/server/client_table.hpp"
@@ -24,17 +24,8 @@ console::account_activity relay_console_backend::activity(std::string_view ident
     return ctx_.activity->of(identity, static_cast<std::int64_t>(std::time(nullptr)));
 }
 
-asio::awaitable<void> relay_console_backend::off_loop(std::function<void()> work) {
-    // Run on the blocking pool, then back on the event loop.
-    std::exception_ptr failure;
-    co_await asio::post(ctx_.blocking, asio::use_awaitable);
-    try {
-        work();
-    } catch (...) {
-        failure = std::current_exception();
-    }
-    co_await asio::post(ctx_.io, asio::use_awaitable);
-    if (failure) std::rethrow_exception(failure);
+asio::awaitable<void> relay_console_backend::off_loop(const std::function<void()>& work) {
+    co_await run_blocking(ctx_.blocking, work);
 }
 
 bool relay_console_backend::sign_in_refused(const std::string& user, const std::string& client) {

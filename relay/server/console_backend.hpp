@@ -21,7 +21,7 @@ public:
     [[nodiscard]] std::shared_ptr<const policy::engine> policy() const override { return ctx_.policy(); }
     void policy_changed() override { reload_(); }
     [[nodiscard]] console::account_activity activity(std::string_view identity) const override;
-    boost::asio::awaitable<void> off_loop(std::function<void()> work) override;
+    boost::asio::awaitable<void> off_loop(const std::function<void()>& work) override;
     bool sign_in_refused(const std::string& user, const std::string& client) override;
     void sign_in_failed(const std::string& user, const std::string& client) override;
     void sign_in_succeeded(const std::string& user, const std::string& client) override;

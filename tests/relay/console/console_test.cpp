@@ -16,6 +16,7 @@
 #include "policy/audit.hpp"
 #include "relay/console/console.hpp"
 #include "relay/console/users.hpp"
+#include "relay/spool/spool.hpp"
 #include "tests/relay/temp_dir.hpp"
 
 namespace subrelay::console {
@@ -46,7 +47,7 @@ public:
     account_activity activity(std::string_view identity) const override {
         return identity == "scanner@contoso.com" ? account_activity{1764936000, 7} : account_activity{};
     }
-    asio::awaitable<void> off_loop(std::function<void()> work) override {
+    asio::awaitable<void> off_loop(const std::function<void()>& work) override {
         work();
         co_return;
     }
@@ -373,6 +374,51 @@ TEST_F(console_test, mail_flow_shows_the_queue_and_tokens_and_acts_on_messages) 
     const auto& last = backend_->requests.back();
     EXPECT_EQ(last.at("verb").as_string(), "hold");
     EXPECT_EQ(last.at("ids").as_array().at(0).as_string(), "20261205-abc");
+}
+
+TEST_F(console_test, network_bindings_are_added_and_removed_on_the_account) {
+    auto [cookie, csrf] = sign_in("alice", "alice-pass");
+    const std::string path = "/users/printer%40contoso.com/bindings";
+    EXPECT_EQ(post(path, "csrf=" + csrf + "&action=new&network=10.1.20.0%2F24&listeners=submission", cookie).status, 303U);
+    ASSERT_EQ(backend_->policy()->file().bindings.size(), 1U);
+    EXPECT_EQ(backend_->policy()->file().bindings[0].identity, "printer@contoso.com");
+    EXPECT_EQ(backend_->policy()->file().bindings[0].listeners, std::vector<std::string>{"submission"});
+    const auto twice = post("/users/scanner%40contoso.com/bindings", "csrf=" + csrf + "&action=new&network=10.1.20.0%2F24", cookie);
+    EXPECT_EQ(twice.status, 409U);
+    EXPECT_NE(twice.body.find("already exists (identity printer@contoso.com)"), std::string::npos);
+    EXPECT_EQ(post(path, "csrf=" + csrf + "&action=new&network=10.1.20.300%2F24", cookie).status, 400U);
+    EXPECT_EQ(post(path, "csrf=" + csrf + "&action=new&network=10.1.21.0%2F24&listeners=nowhere", cookie).status, 400U);
+    // The account of a binding is deleted only once the binding is gone.
+    const auto del = post("/users/printer%40contoso.com/delete", "csrf=" + csrf, cookie);
+    EXPECT_EQ(del.status, 409U);
+    EXPECT_NE(del.body.find("remove the binding first"), std::string::npos);
+    EXPECT_EQ(post(path, "csrf=" + csrf + "&action=remove&network=10.1.20.0%2F24", cookie).status, 303U);
+    EXPECT_TRUE(backend_->policy()->file().bindings.empty());
+    const std::string log = read(policy::audit_log_path(cfg_.spool.dir));
+    EXPECT_NE(log.find("New-RelayBinding -Network 10.1.20.0/24"), std::string::npos);
+    EXPECT_NE(log.find("Remove-RelayBinding -Network 10.1.20.0/24"), std::string::npos);
+}
+
+TEST_F(console_test, a_queued_message_is_shown_like_queue_show) {
+    relay::spool spool(cfg_.spool.dir);
+    spool.open();
+    relay::spool_envelope env;
+    env.sender = "scanner@contoso.com";
+    env.recipients = {"bob@example.org", "carol@example.org"};
+    env.identity = "scanner@contoso.com";
+    env.upstream_mailbox = "relay@contoso.com";
+    env.client_address = "10.1.20.7";
+    env.received_at = 1764935000;
+    const std::string id = spool.store(env, "Subject: <scan>\r\nFrom: scanner@contoso.com\r\n\r\nsecret body\r\n");
+    auto [cookie, csrf] = sign_in("rita", "rita-pass");
+    const auto page = get("/mailflow/" + id, cookie);
+    ASSERT_EQ(page.status, 200U) << page.body;
+    EXPECT_NE(page.body.find("bob@example.org\ncarol@example.org"), std::string::npos);
+    EXPECT_NE(page.body.find("Subject: &lt;scan&gt;"), std::string::npos);
+    EXPECT_EQ(page.body.find("secret body"), std::string::npos);  // the header section only
+    EXPECT_NE(page.body.find("10.1.20.7"), std::string::npos);
+    EXPECT_EQ(get("/mailflow/20990101-nothere", cookie).status, 404U);
+    EXPECT_EQ(get("/mailflow/..%2Fpolicy.toml", cookie).status, 404U);
 }
 
 TEST_F(console_test, the_audit_page_filters) {
