@@ -127,6 +127,16 @@ bool read_limit(const form& f, const char* name, std::optional<std::uint32_t>& o
     return true;
 }
 
+// The three limit fields of a form (an account's or the organization's).
+struct limit_fields {
+    std::optional<std::uint32_t> per_minute, per_day, per_message;
+};
+bool read_limits(const form& f, limit_fields& out, std::string& error) {
+    return read_limit(f, "max_messages_per_minute", out.per_minute, error) &&
+           read_limit(f, "max_recipients_per_day", out.per_day, error) &&
+           read_limit(f, "max_recipients_per_message", out.per_message, error);
+}
+
 // The three-way setting of the email apps form: follow the organization
 // ($null), or the Authenticated SMTP box (checked: $false, enabled).
 std::optional<bool> smtp_setting(const form& f) {
@@ -142,6 +152,16 @@ policy::mailbox* find_mailbox(policy::policy_file& p, std::string_view identity)
 
 std::string not_found(std::string_view identity) {
     return "The operation couldn't be performed because object '" + std::string(identity) + "' couldn't be found.";
+}
+
+// A change of one account, refused when it is gone meanwhile.
+policy::policy_change account_change(const std::string& identity, std::function<void(policy::mailbox&)> set) {
+    return [identity, set = std::move(set)](policy::policy_file& p) -> std::string {
+        auto* m = find_mailbox(p, identity);
+        if (m == nullptr) return not_found(identity);
+        set(*m);
+        return "";
+    };
 }
 
 std::string joined_errors(const std::vector<std::string>& errors) {
@@ -399,12 +419,8 @@ asio::awaitable<response> web_console::dispatch(call& c) {
         if (what == "email-apps") {
             if (!post) co_return users_page(200, email_apps_flyout(*c.s, *c.engine, *m));
             const auto setting = smtp_setting(c.body);
-            const policy::policy_change change = [&](policy::policy_file& p) -> std::string {
-                auto* x = find_mailbox(p, identity);
-                if (x == nullptr) return not_found(identity);
-                x->smtp_client_authentication_disabled = setting;
-                return "";
-            };
+            const policy::policy_change change =
+                account_change(identity, [setting](policy::mailbox& x) { x.smtp_client_authentication_disabled = setting; });
             const auto result = co_await edit(change);
             if (result.ok) co_return redirect(user_path(identity) + "/email-apps?done=saved");
             co_return users_page(409, email_apps_flyout(*c.s, *c.engine, *m), joined_errors(result.errors));
@@ -412,23 +428,18 @@ asio::awaitable<response> web_console::dispatch(call& c) {
         if (what == "settings") {
             if (!post) co_return users_page(200, settings_flyout(*c.s, *c.engine, *m));
             std::string error;
-            std::optional<std::uint32_t> per_minute, per_day, per_message;
-            if (!read_limit(c.body, "max_messages_per_minute", per_minute, error) ||
-                !read_limit(c.body, "max_recipients_per_day", per_day, error) ||
-                !read_limit(c.body, "max_recipients_per_message", per_message, error))
-                co_return users_page(400, settings_flyout(*c.s, *c.engine, *m), error);
-            const policy::policy_change change = [&](policy::policy_file& p) -> std::string {
-                auto* x = find_mailbox(p, identity);
-                if (x == nullptr) return not_found(identity);
-                x->allowed_senders = items_of(c.body.get("allowed_senders"));
-                x->allowed_recipient_domains = items_of(c.body.get("allowed_recipient_domains"));
-                x->upstream_mailbox = std::string(text::trim(c.body.get("upstream_mailbox"), " \t"));
-                x->authentication_policy = c.body.get("authentication_policy");
-                x->max_messages_per_minute = per_minute;
-                x->max_recipients_per_day = per_day;
-                x->max_recipients_per_message = per_message;
-                return "";
-            };
+            limit_fields limits;
+            if (!read_limits(c.body, limits, error)) co_return users_page(400, settings_flyout(*c.s, *c.engine, *m), error);
+            const form& f = c.body;
+            const policy::policy_change change = account_change(identity, [&f, limits](policy::mailbox& x) {
+                x.allowed_senders = items_of(f.get("allowed_senders"));
+                x.allowed_recipient_domains = items_of(f.get("allowed_recipient_domains"));
+                x.upstream_mailbox = std::string(text::trim(f.get("upstream_mailbox"), " \t"));
+                x.authentication_policy = f.get("authentication_policy");
+                x.max_messages_per_minute = limits.per_minute;
+                x.max_recipients_per_day = limits.per_day;
+                x.max_recipients_per_message = limits.per_message;
+            });
             const auto result = co_await edit(change);
             if (result.ok) co_return redirect(user_path(identity) + "?done=saved");
             co_return users_page(409, settings_flyout(*c.s, *c.engine, *m), joined_errors(result.errors));
@@ -449,12 +460,8 @@ asio::awaitable<response> web_console::dispatch(call& c) {
             std::string hash;
             const std::function<void()> hashing = [&] { hash = auth::hash_password(password); };
                 co_await backend_.off_loop(hashing);
-            const policy::policy_change change = [&](policy::policy_file& p) -> std::string {
-                auto* x = find_mailbox(p, identity);
-                if (x == nullptr) return not_found(identity);
-                x->password_hash = hash;
-                return "";
-            };
+            const policy::policy_change change =
+                account_change(identity, [&hash](policy::mailbox& x) { x.password_hash = hash; });
             const auto result = co_await edit(change);
             if (!result.ok) co_return users_page(409, password_flyout(*c.s, *m, ""), joined_errors(result.errors));
             if (typed) co_return redirect(user_path(identity) + "?done=saved");
@@ -558,16 +565,13 @@ asio::awaitable<response> web_console::dispatch(call& c) {
                 return "";
             };
         } else if (path[1] == "limits") {
-            std::optional<std::uint32_t> per_minute, per_day, per_message;
-            if (!read_limit(c.body, "max_messages_per_minute", per_minute, error) ||
-                !read_limit(c.body, "max_recipients_per_day", per_day, error) ||
-                !read_limit(c.body, "max_recipients_per_message", per_message, error))
-                co_return org_page(400, error);
+            limit_fields limits;
+            if (!read_limits(c.body, limits, error)) co_return org_page(400, error);
             const bool check_from = c.body.has("check_header_from");
             change = [=](policy::policy_file& p) {
-                p.org.max_messages_per_minute = per_minute.value_or(0);
-                p.org.max_recipients_per_day = per_day.value_or(0);
-                p.org.max_recipients_per_message = per_message.value_or(0);
+                p.org.max_messages_per_minute = limits.per_minute.value_or(0);
+                p.org.max_recipients_per_day = limits.per_day.value_or(0);
+                p.org.max_recipients_per_message = limits.per_message.value_or(0);
                 p.org.check_header_from = check_from;
                 return std::string();
             };

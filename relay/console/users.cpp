@@ -71,33 +71,6 @@ std::string system_error(const std::filesystem::path& file, std::string_view wha
     return file.string() + ": " + std::string(what) + ": " + relay::errno_text(err);
 }
 
-// Writes `text` next to `file`, syncs it, renames it over `file` and syncs
-// the directory (relay::write_file_atomically), with exactly `mode`, owned
-// by `owner` when given (the file's owner, or the directory's for a new
-// file made by root). "" on success, else the error.
-std::string replace_file(const std::filesystem::path& file, const std::string& text, mode_t mode,
-                         const struct stat* owner) {
-    const auto dir = file.has_parent_path() ? file.parent_path() : std::filesystem::path(".");
-    const auto tmp = dir / (file.filename().string() + ".tmp." + std::to_string(::getpid()));
-    const auto write = [&](int fd) {
-        relay::write_all(fd, text, tmp);
-        if (owner == nullptr) return;
-        struct stat now {};
-        if (::fstat(fd, &now) != 0) throw std::system_error(errno, std::generic_category(), tmp.string());
-        if (now.st_uid == owner->st_uid && now.st_gid == owner->st_gid) return;
-        if (::fchown(fd, owner->st_uid, owner->st_gid) != 0) {
-            throw std::system_error(errno, std::generic_category(),
-                                    file.string() + ": cannot give it to " + std::to_string(owner->st_uid) + ":" +
-                                        std::to_string(owner->st_gid) + " (edit it as its owner, or as root)");
-        }
-    };
-    try {
-        relay::write_file_atomically(file, tmp, write, mode, relay::existing_tmp::replace, relay::file_mode::exact);
-    } catch (const std::runtime_error& e) {
-        return e.what();
-    }
-    return {};
-}
 
 // The audit trail's view of a user: everything but the hash.
 boost::json::object user_view(const console_user& u) {
@@ -228,19 +201,10 @@ users_edit_result edit_users(const std::filesystem::path& file, const users_chan
                              const users_record& record, std::optional<gid_t> reader_group) {
     users_edit_result result;
 
-    // The sidecar lock file outlives every edit: deleting it would let two
-    // editors lock two different files.
-    const auto lock_path = std::filesystem::path(file.string() + ".lock");
-    const relay::fd_guard lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
-    if (lock.get() < 0) {
-        result.errors.push_back(system_error(lock_path, "cannot open lock file", errno));
+    relay::fd_guard lock(-1);
+    if (auto error = relay::lock_beside(file, lock); !error.empty()) {
+        result.errors.push_back(std::move(error));
         return result;
-    }
-    while (::flock(lock.get(), LOCK_EX) != 0) {
-        if (errno != EINTR) {
-            result.errors.push_back(system_error(lock_path, "cannot lock", errno));
-            return result;
-        }
     }
 
     // Re-read under the lock: the change applies to the latest file.
@@ -302,7 +266,7 @@ users_edit_result edit_users(const std::filesystem::path& file, const users_chan
         const auto parent = file.has_parent_path() ? file.parent_path() : std::filesystem::path(".");
         if (::stat(parent.c_str(), &dir) == 0) owner = &dir;
     }
-    if (auto error = replace_file(file, text, mode, owner); !error.empty()) {
+    if (auto error = relay::replace_file_as(file, text, mode, owner); !error.empty()) {
         result.errors.push_back(std::move(error));
         return result;
     }

@@ -1,6 +1,7 @@
 #include "relay/spool/durable_file.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,6 +10,8 @@
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
+#include <string>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -51,6 +54,39 @@ void write_all(int fd, std::string_view data, const fs::path& path) {
         }
         data.remove_prefix(static_cast<std::size_t>(n));
     }
+}
+
+std::string lock_beside(const fs::path& file, fd_guard& lock) {
+    const auto lock_path = fs::path(file.string() + ".lock");
+    lock = fd_guard(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (lock.get() < 0) return lock_path.string() + ": cannot open lock file: " + errno_text(errno);
+    while (::flock(lock.get(), LOCK_EX) != 0) {
+        if (errno != EINTR) return lock_path.string() + ": cannot lock: " + errno_text(errno);
+    }
+    return {};
+}
+
+std::string replace_file_as(const fs::path& file, std::string_view text, mode_t mode, const struct stat* owner) {
+    const auto dir = file.has_parent_path() ? file.parent_path() : fs::path(".");
+    const auto tmp = dir / (file.filename().string() + ".tmp." + std::to_string(::getpid()));
+    const auto write = [&](int fd) {
+        write_all(fd, text, tmp);
+        if (owner == nullptr) return;
+        struct stat now {};
+        if (::fstat(fd, &now) != 0) throw std::system_error(errno, std::generic_category(), tmp.string());
+        if (now.st_uid == owner->st_uid && now.st_gid == owner->st_gid) return;
+        if (::fchown(fd, owner->st_uid, owner->st_gid) != 0) {
+            throw std::system_error(errno, std::generic_category(),
+                                    file.string() + ": cannot give it to " + std::to_string(owner->st_uid) + ":" +
+                                        std::to_string(owner->st_gid) + " (edit it as its owner, or as root)");
+        }
+    };
+    try {
+        write_file_atomically(file, tmp, write, mode, existing_tmp::replace, file_mode::exact);
+    } catch (const std::runtime_error& e) {
+        return e.what();
+    }
+    return {};
 }
 
 void ensure_private_directory(const fs::path& dir) {

@@ -4,6 +4,7 @@
 // writes, directory fsync, and the atomic replace (temporary file, fsync,
 // rename, fsync the directory) that everything durable relies on: the one
 // implementation of it in the project.
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <condition_variable>
@@ -95,6 +96,20 @@ using content_writer = std::function<void(int fd)>;
 void write_file_atomically(const std::filesystem::path& final_path, const std::filesystem::path& tmp_path,
                            const content_writer& write, mode_t mode = 0600,
                            existing_tmp if_exists = existing_tmp::replace, file_mode how = file_mode::umask_applies);
+
+// An edited file's lock: FILE.lock (made 0600 and never removed: deleting
+// it would let two editors lock two different files), flock(2)ed
+// exclusively into `lock`. "" when held, else what went wrong
+// ("FILE.lock: cannot lock: ...").
+std::string lock_beside(const std::filesystem::path& file, fd_guard& lock);
+
+// Replaces `file` with `text` (write_file_atomically through FILE.tmp.PID)
+// with exactly `mode` whatever the umask and, when `owner` is given, its
+// owner and group: a file installed root:subrelay 0640 for a relay running
+// as subrelay stays readable by it after root edits it. "" on success,
+// else the error.
+std::string replace_file_as(const std::filesystem::path& file, std::string_view text, mode_t mode,
+                            const struct stat* owner);
 
 // A directory only this user may write to: created with mode 0700 (and its
 // missing parents too) when it does not exist; an existing one is refused

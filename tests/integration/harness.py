@@ -804,14 +804,8 @@ class Relay:
 
     def admin_request(self, path, method="GET", timeout=30):
         """(status, headers {lower-case name: value}, body str) of one request to the admin listener."""
-        import http.client
-        c = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=timeout)
-        try:
-            c.request(method, path)
-            r = c.getresponse()
-            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read().decode("utf-8")
-        finally:
-            c.close()
+        status, headers, body = http_request(self.admin_port, method, path, timeout=timeout)
+        return status, {k.lower(): v for k, v in headers}, body
 
     def metrics(self):
         """The /metrics text, parsed: {(name, ((label, value), ...)): float}, labels sorted."""
@@ -1289,6 +1283,22 @@ def run_cli(args, config=None, stdin=b"", timeout=60):
                             timeout=timeout)
     return (result.returncode, result.stdout.decode("utf-8", "replace"),
             result.stderr.decode("utf-8", "replace"))
+
+
+def http_request(port, method, path, body=None, headers=None, context=None, host="127.0.0.1", timeout=30):
+    """One HTTP request (HTTPS with an ssl context) to a local port; returns
+    (status, [(header, value)...], body str)."""
+    import http.client
+    if context is not None:
+        c = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
+    else:
+        c = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        return r.status, r.getheaders(), r.read().decode("utf-8", "replace")
+    finally:
+        c.close()
 
 
 def connect_from(source_ip, port, host="127.0.0.1", timeout=15):

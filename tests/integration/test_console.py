@@ -6,7 +6,6 @@ by a real SMTP client. Readers cannot save; a form without its CSRF token is
 refused; the pages work with JavaScript off. A screenshot of each page is
 written under the test's directory (and into SUBRELAY_SCREENSHOT_DIR when
 set, which is how the README's pictures are made)."""
-import http.client
 import json
 import os
 import re
@@ -133,14 +132,9 @@ class ConsoleCase(harness.IntegrationCase):
             return f.read()
 
     def post_form(self, path, fields, cookie):
-        conn = http.client.HTTPConnection("127.0.0.1", self.relay.admin_port, timeout=30)
-        try:
-            conn.request("POST", path, body=urllib.parse.urlencode(fields),
-                         headers={"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie})
-            r = conn.getresponse()
-            return r.status, r.read().decode("utf-8", "replace")
-        finally:
-            conn.close()
+        status, _, body = harness.http_request(self.relay.admin_port, "POST", path, urllib.parse.urlencode(fields),
+                                               {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie})
+        return status, body
 
     def session_cookie(self, driver):
         c = driver.get_cookie("subrelay_session")
@@ -315,17 +309,11 @@ class GuardTest(ConsoleCase):
         log = relay.log().decode("utf-8", "replace")
         self.assertIn("console: sign-in as 'alice' from 127.0.0.1 failed", log)
         self.assertNotIn("not-the-password", log)
-        conn = http.client.HTTPConnection("127.0.0.1", relay.admin_port, timeout=30)
-        try:
-            conn.request("GET", "/signin")
-            r = conn.getresponse()
-            r.read()
-            self.assertEqual(r.status, 200)
-            self.assertIn("frame-ancestors 'none'", r.getheader("Content-Security-Policy"))
-            self.assertEqual(r.getheader("X-Frame-Options"), "DENY")
-            self.assertEqual(r.getheader("Cache-Control"), "no-store")
-        finally:
-            conn.close()
+        status, headers, _ = relay.admin_request("/signin")
+        self.assertEqual(status, 200)
+        self.assertIn("frame-ancestors 'none'", headers["content-security-policy"])
+        self.assertEqual(headers["x-frame-options"], "DENY")
+        self.assertEqual(headers["cache-control"], "no-store")
         # /metrics is still served beside the console.
         status, _, body = relay.admin_request("/metrics")
         self.assertEqual(status, 200)
@@ -388,7 +376,6 @@ class HttpsTest(ConsoleCase):
         serves HTTPS with the SMTP listeners' certificate; plain HTTP gets
         nothing, and the session cookie is Secure."""
         import socket
-        import ssl
 
         accounts = [harness.scanner_account()]
         relay = self.make_relay(accounts, kind="directory", admin=True,
@@ -415,13 +402,7 @@ class HttpsTest(ConsoleCase):
         self.assertNotIn(b"Sign in", answer)
 
         def https(method, path, body=None, headers=None):
-            c = http.client.HTTPSConnection("localhost", port, timeout=30, context=relay.client_tls_context())
-            try:
-                c.request(method, path, body=body, headers=headers or {})
-                r = c.getresponse()
-                return r.status, r.getheaders(), r.read().decode("utf-8", "replace")
-            finally:
-                c.close()
+            return harness.http_request(port, method, path, body, headers, relay.client_tls_context(), "localhost")
 
         status, headers, body = https("GET", "/signin")
         self.assertEqual(status, 200)

@@ -3,7 +3,6 @@ embedded configuration, prints the demo account's password and the web
 console's address with a one-time console password; the console takes that
 password and shows the account, and a message sent with the account's
 password lands in the outbox. Run in the test's own directory, on free ports."""
-import http.client
 import os
 import re
 import smtplib
@@ -48,13 +47,7 @@ class DemoTest(harness.IntegrationCase):
 
         # The console takes the printed password and shows the demo account.
         def request(method, path, body=None, headers=None):
-            c = http.client.HTTPConnection("127.0.0.1", admin_port, timeout=30)
-            try:
-                c.request(method, path, body=body, headers=headers or {})
-                r = c.getresponse()
-                return r.status, r.getheaders(), r.read().decode("utf-8", "replace")
-            finally:
-                c.close()
+            return harness.http_request(admin_port, method, path, body, headers)
         _, headers, _ = request("GET", "/signin")
         token = re.search(r"subrelay_signin=([0-9a-f]+)", dict(headers)["Set-Cookie"]).group(1)
         status, headers, _ = request("POST", "/signin", urllib.parse.urlencode(
