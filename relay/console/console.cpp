@@ -58,6 +58,15 @@ std::string plain_explanation(const policy::engine& engine, const policy::mailbo
 
 namespace {
 
+// What a client sent, as a log line may hold it: control characters (a
+// decoded %0A would start a forged line) become '?', and at most `max` bytes.
+std::string log_text(std::string_view s, std::size_t max = 64) {
+    std::string out(s.substr(0, max));
+    for (char& ch : out)
+        if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = '?';
+    return out;
+}
+
 // What a redirect's ?done= says (codes, so no text comes from the URL).
 std::string notice_for(std::string_view done) {
     if (done == "saved") return "Your changes have been saved.";
@@ -201,7 +210,8 @@ asio::awaitable<response> web_console::handle(request r) {
     try {
         out = co_await dispatch(c);
     } catch (const std::exception& e) {
-        spdlog::error("console: {} {}: {}", c.req.method, c.req.target.substr(0, c.req.target.find('?')), e.what());
+        spdlog::error("console: {} {}: {}", log_text(c.req.method), log_text(c.req.target.substr(0, c.req.target.find('?')), 200),
+                      e.what());
         out = page(500, render_page(c.frame("Error", ""), message_main("Something went wrong",
                                                                         "The change was not made. The relay's log says why.")));
     }
@@ -291,7 +301,7 @@ asio::awaitable<response> web_console::dispatch(call& c) {
         }
         if (!ok) {
             backend_.sign_in_failed(key, c.req.client_ip);
-            spdlog::warn("console: sign-in as '{}' from {} failed", name.substr(0, 64), c.req.client_ip);
+            spdlog::warn("console: sign-in as '{}' from {} failed", log_text(name), c.req.client_ip);
             co_return again(403, "Your account or password is incorrect.");
         }
         backend_.sign_in_succeeded(key, c.req.client_ip);
@@ -309,7 +319,7 @@ asio::awaitable<response> web_console::dispatch(call& c) {
     }
     if (post && !same_secret(c.body.get("csrf"), c.s->csrf)) {
         spdlog::warn("console: a form from {} for {} without its session's CSRF token was refused", c.req.client_ip,
-                     path.empty() ? std::string("/") : path[0]);
+                     path.empty() ? std::string("/") : log_text(path[0]));
         co_return page(403, render_page(c.frame("Refused", ""),
                                         message_main("The form was refused",
                                                      "It did not come from this console's page, or the page has expired. "
@@ -699,7 +709,7 @@ asio::awaitable<response> web_console::dispatch(call& c) {
             };
             co_await backend_.off_loop(reading);
             if (!shown) {
-                if (!error.empty()) spdlog::info("console: queue show {}: {}", id.substr(0, 64), error);
+                if (!error.empty()) spdlog::info("console: queue show {}: {}", log_text(id), error);
                 co_return page(404, render_page(c.frame("Not found", "mailflow"),
                                                 message_main("Not found", "No message " + id + " in the queue.")));
             }

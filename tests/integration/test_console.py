@@ -306,8 +306,18 @@ class GuardTest(ConsoleCase):
         self.click_through(driver, self.find(driver, "#signin"))
         self.assertIn("Your account or password is incorrect.", driver.find_element("css selector", ".error").text)
         self.assertIsNone(driver.get_cookie("subrelay_session"))
+        # A name that would start a forged log line is logged on one line.
+        status, headers, _ = harness.http_request(relay.admin_port, "GET", "/signin")
+        token = re.search(r"subrelay_signin=([0-9a-f]+)", dict(headers)["Set-Cookie"]).group(1)
+        status, _, _ = harness.http_request(
+            relay.admin_port, "POST", "/signin",
+            urllib.parse.urlencode({"csrf": token, "user": "evil\ninfo forged", "password": "x"}),
+            {"Content-Type": "application/x-www-form-urlencoded", "Cookie": "subrelay_signin=" + token})
+        self.assertEqual(status, 403)
         log = relay.log().decode("utf-8", "replace")
         self.assertIn("console: sign-in as 'alice' from 127.0.0.1 failed", log)
+        self.assertIn("console: sign-in as 'evil?info forged' from 127.0.0.1 failed", log)
+        self.assertNotIn("\ninfo forged", log)
         self.assertNotIn("not-the-password", log)
         status, headers, _ = relay.admin_request("/signin")
         self.assertEqual(status, 200)
