@@ -8,7 +8,7 @@ FUZZ_DIR ?= build/fuzz
 DEB_DIR ?= build/deb
 FUZZ_SECONDS ?= 300
 # How long `make test` runs each fuzz target (CI's budget: `make fuzz` is the long run).
-TEST_FUZZ_SECONDS ?= 30
+TEST_FUZZ_SECONDS ?= 20
 
 .PHONY: all deps build demo deb test test-asan test-build test-tsan tsan-build fuzz fuzz-build test-fuzz clean
 
@@ -33,7 +33,7 @@ deb: deps
 
 # Every test: unit tests per folder and the integration tests with the real
 # binary, built once with AddressSanitizer and UndefinedBehaviorSanitizer and
-# once with ThreadSanitizer, then every fuzz target for TEST_FUZZ_SECONDS (30 s). `ctest -L LABEL`
+# once with ThreadSanitizer, then every fuzz target for TEST_FUZZ_SECONDS (20 s). `ctest -L LABEL`
 # in either build directory runs one group (integration, or a slow suite's
 # own label; fuzz in the fuzz build).
 test: test-asan test-tsan test-fuzz
