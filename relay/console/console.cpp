@@ -621,6 +621,21 @@ asio::awaitable<response> web_console::dispatch(call& c) {
     }
 
     if (path[0] == "mailflow") {
+        // The queue and the token sources as the delivery has them now.
+        // (Strings by reference to named ones: no temporaries in a co_await expression.)
+        const std::string none;
+        auto mail_flow_page = [&](unsigned status_code, const std::string& error,
+                                  const std::string& flyout) -> asio::awaitable<response> {
+            json::object status_request;
+            status_request["verb"] = "status";
+            json::object oauth_request;
+            oauth_request["verb"] = "oauth-status";
+            const json::object status = co_await backend_.control(std::move(status_request));
+            const json::object tokens = co_await backend_.control(std::move(oauth_request));
+            page_frame f = c.frame("Mail flow", "mailflow");
+            f.error = error;
+            co_return page(status_code, render_page(f, mail_flow_main(*c.s, status, tokens), flyout));
+        };
         if (path.size() == 2 && path[1] == "queue" && post) {
             const std::string action = c.body.get("action");
             if (action != "retry" && action != "hold" && action != "release" && action != "delete")
@@ -650,16 +665,8 @@ asio::awaitable<response> web_console::dispatch(call& c) {
             spdlog::info("console: {} asked the queue to {} {} message(s)", c.s->user, action, c.body.every("id").size());
             if (failures.empty()) co_return redirect("/mailflow?done=queue");
             c.query = form{};
-            // Shown below with the queue as it is now.
-            json::object status_request;
-            status_request["verb"] = "status";
-            json::object oauth_request;
-            oauth_request["verb"] = "oauth-status";
-            const json::object status = co_await backend_.control(std::move(status_request));
-            const json::object tokens = co_await backend_.control(std::move(oauth_request));
-            page_frame f = c.frame("Mail flow", "mailflow");
-            f.error = failures;
-            co_return page(409, render_page(f, mail_flow_main(*c.s, status, tokens)));
+            // Shown with the queue as it is now.
+            co_return co_await mail_flow_page(409, failures, none);
         }
         std::string flyout;
         if (path.size() == 2 && !post) {
@@ -717,13 +724,7 @@ asio::awaitable<response> web_console::dispatch(call& c) {
         } else if (path.size() != 1 || post) {
             co_return page(404, render_page(c.frame("Not found", "mailflow"), message_main("Not found", "No such page.")));
         }
-        json::object status_request;
-        status_request["verb"] = "status";
-        json::object oauth_request;
-        oauth_request["verb"] = "oauth-status";
-        const json::object status = co_await backend_.control(std::move(status_request));
-        const json::object tokens = co_await backend_.control(std::move(oauth_request));
-        co_return page(200, render_page(c.frame("Mail flow", "mailflow"), mail_flow_main(*c.s, status, tokens), flyout));
+        co_return co_await mail_flow_page(200, none, flyout);
     }
 
     if (path[0] == "audit" && path.size() == 1 && !post) {

@@ -1301,6 +1301,27 @@ def http_request(port, method, path, body=None, headers=None, context=None, host
         c.close()
 
 
+def format_list_blocks(text):
+    """PowerShell Format-List output as a list of {name: value} blocks."""
+    blocks, current = [], {}
+    for line in text.splitlines():
+        if not line.strip():
+            if current:
+                blocks.append(current)
+                current = {}
+            continue
+        m = re.match(r"^(\w+)\s*: ?(.*)$", line)
+        if m is None:
+            raise AssertionError("not a Format-List line: %r in:\n%s" % (line, text))
+        if m.group(1) in current:       # a new block without a blank line between
+            blocks.append(current)
+            current = {}
+        current[m.group(1)] = m.group(2).rstrip()
+    if current:
+        blocks.append(current)
+    return blocks
+
+
 def connect_from(source_ip, port, host="127.0.0.1", timeout=15):
     """A TCP connection to host:port from a chosen local address (127/8 works on Linux)."""
     return socket.create_connection((host, port), timeout=timeout, source_address=(source_ip, 0))

@@ -20,22 +20,7 @@ PASSWORD = "Console-Passw0rd!2718"
 NEW_PASSWORD = "Console-Passw0rd!3141"
 
 
-def format_list_blocks(text):
-    """PowerShell Format-List output as a list of {name: value} blocks."""
-    blocks, current = [], {}
-    for line in text.splitlines():
-        if not line.strip():
-            if current:
-                blocks.append(current)
-                current = {}
-            continue
-        m = re.match(r"^(\w+)\s*: ?(.*)$", line)
-        if m is None:
-            raise AssertionError("not a Format-List line: %r in:\n%s" % (line, text))
-        current[m.group(1)] = m.group(2).rstrip()
-    if current:
-        blocks.append(current)
-    return blocks
+format_list_blocks = harness.format_list_blocks
 
 
 class AdminUsersCase(harness.IntegrationCase):

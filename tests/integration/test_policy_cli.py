@@ -37,25 +37,7 @@ def base_policy():
         ])
 
 
-def format_list_blocks(text):
-    """PowerShell Format-List output as a list of {name: value} blocks."""
-    blocks, current = [], {}
-    for line in text.splitlines():
-        if not line.strip():
-            if current:
-                blocks.append(current)
-                current = {}
-            continue
-        m = re.match(r"^(\w+)\s*: ?(.*)$", line)
-        if m is None:
-            raise AssertionError("not a Format-List line: %r in:\n%s" % (line, text))
-        if m.group(1) in current:       # a new block without a blank line between
-            blocks.append(current)
-            current = {}
-        current[m.group(1)] = m.group(2).rstrip()
-    if current:
-        blocks.append(current)
-    return blocks
+format_list_blocks = harness.format_list_blocks
 
 
 class PolicyCli(harness.IntegrationCase):

@@ -75,8 +75,11 @@ public:
                                                     {"last_error", "invalid_client"}, {"hint", "check the secret"}}}}}}};
         }
         boost::json::array results;
-        for (const auto& id : request.at("ids").as_array())
-            results.emplace_back(boost::json::object{{"id", id}, {"ok", true}, {"text", "done"}});
+        for (const auto& id : request.at("ids").as_array()) {
+            const bool there = id.as_string() != "20261205-gone";
+            results.emplace_back(boost::json::object{
+                {"id", id}, {"ok", there}, {"text", there ? "done" : "no message 20261205-gone in the queue"}});
+        }
         co_return boost::json::object{{"ok", true}, {"results", std::move(results)}};
     }
 
@@ -374,6 +377,11 @@ TEST_F(console_test, mail_flow_shows_the_queue_and_tokens_and_acts_on_messages) 
     const auto& last = backend_->requests.back();
     EXPECT_EQ(last.at("verb").as_string(), "hold");
     EXPECT_EQ(last.at("ids").as_array().at(0).as_string(), "20261205-abc");
+    // A message that is gone meanwhile: said, with the queue as it is now.
+    const auto gone = post("/mailflow/queue", "csrf=" + csrf + "&action=retry&id=20261205-gone&id=20261205-abc", cookie);
+    EXPECT_EQ(gone.status, 409U);
+    EXPECT_NE(gone.body.find("no message 20261205-gone in the queue"), std::string::npos);
+    EXPECT_NE(gone.body.find("20261205-abc"), std::string::npos);
 }
 
 TEST_F(console_test, network_bindings_are_added_and_removed_on_the_account) {
