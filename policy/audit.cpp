@@ -284,6 +284,14 @@ std::string cmdlet_for(const object_change& c) {
         if (created) return add;
         return "Remove-RelayBinding -Network " + id + "; " + add;
     }
+    if (c.kind == "AdminUser") {
+        if (removed) return "Remove-AdminUser -Identity " + id;
+        const std::string password =
+            created || (c.after.is_object() && c.after.get_object().contains("PasswordChanged")) ? " -PasswordStdin"
+                                                                                                  : "";
+        const std::string rest = changed_parameters(c.before, c.after, {"Name", "HasPassword", "PasswordChanged"});
+        return (created ? "New-AdminUser -Identity " : "Set-AdminUser -Identity ") + id + rest + password;
+    }
     return c.kind + " " + id;
 }
 
@@ -328,6 +336,29 @@ std::string unix_caller() {
             return std::string(sudo) + " (sudo)";
     }
     return name;
+}
+
+hand_edit_recorder::hand_edit_recorder(std::filesystem::path log) : log_(std::move(log)) {
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(log_, ec);
+    offset_ = ec ? 0 : size;
+}
+
+std::vector<audit_entry> hand_edit_recorder::record(std::vector<object_change> changes, std::int64_t now) {
+    if (changes.empty()) return {};
+    auto fresh = read_audit_log_from(log_, offset_);
+    recorded_.insert(recorded_.end(), std::make_move_iterator(fresh.begin()), std::make_move_iterator(fresh.end()));
+    std::erase_if(recorded_, [now](const audit_entry& e) { return e.time < now - 600; });
+    changes = unrecorded(std::move(changes), recorded_);
+    std::vector<audit_entry> entries;
+    for (auto& c : changes) {
+        std::string what = cmdlet_for(c);
+        entries.push_back({now, "file", std::move(what), std::move(c)});
+    }
+    if (entries.empty()) return entries;
+    audit_log(log_).append(entries);
+    (void)read_audit_log_from(log_, offset_);  // past what was just written
+    return entries;
 }
 
 bool parse_audit_since(const std::string& text, std::int64_t& out) {

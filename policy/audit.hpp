@@ -94,6 +94,24 @@ std::vector<audit_entry> read_audit_log_from(const std::filesystem::path& file, 
 // relay records as the file's. The entries that matched leave `recorded`.
 std::vector<object_change> unrecorded(std::vector<object_change> changes, std::vector<audit_entry>& recorded);
 
+// The changes a reload of a hand-edited file (the policy, the console's
+// users) made that no admin verb recorded (they record theirs before the new
+// file is in place), recorded as the file's: who "file", with the cmdlet
+// that makes the same change. Remembers the verbs' records it has read for
+// ten minutes, so a record written before one reload and taken in by the
+// next still matches. Entries in the log before it was made are not matched.
+class hand_edit_recorder {
+public:
+    explicit hand_edit_recorder(std::filesystem::path log);
+    // Appends the unrecorded ones and returns them. Throws std::runtime_error.
+    std::vector<audit_entry> record(std::vector<object_change> changes, std::int64_t now);
+
+private:
+    std::filesystem::path log_;
+    std::uintmax_t offset_ = 0;
+    std::vector<audit_entry> recorded_;
+};
+
 // A time to search the log from: "2026-12-05" or "2026-12-05T10:30:00Z"
 // (UTC). False when it is neither.
 bool parse_audit_since(const std::string& text, std::int64_t& out);

@@ -29,6 +29,7 @@
 #include "relay/metrics/relay_metrics.hpp"
 #include "relay/server/account_activity.hpp"
 #include "relay/server/account_lockout.hpp"
+#include "relay/console/users.hpp"
 #include "relay/server/console_backend.hpp"
 #include "relay/server/admin.hpp"
 #include "relay/server/client_table.hpp"
@@ -138,32 +139,15 @@ private:
         record_hand_edit(std::move(changes));
     }
 
-    // What the reload changed and no admin verb recorded (they record their
-    // changes before the new file is in place) was edited by hand: it is
-    // recorded as the file's, with the cmdlet that makes the same change.
+    // What the reload changed and no admin verb recorded is recorded as the
+    // file's (policy::hand_edit_recorder).
     void record_hand_edit(std::vector<policy::object_change> changes) {
-        if (changes.empty()) return;
-        const auto log = policy::audit_log_path(ctx_.cfg.spool.dir);
         try {
-            // The verbs' records not yet matched: one may be written before
-            // this reload and its file taken in by the next.
-            auto fresh = policy::read_audit_log_from(log, audit_offset_);
-            recorded_.insert(recorded_.end(), std::make_move_iterator(fresh.begin()),
-                             std::make_move_iterator(fresh.end()));
-            const std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                                         std::chrono::system_clock::now().time_since_epoch())
-                                         .count();
-            std::erase_if(recorded_, [now](const policy::audit_entry& e) { return e.time < now - 600; });
-            changes = policy::unrecorded(std::move(changes), recorded_);
-            if (changes.empty()) return;
-            std::vector<policy::audit_entry> entries;
-            for (auto& c : changes) {
-                std::string what = policy::cmdlet_for(c);
-                spdlog::info("policy edited by hand ({}): {}", file().string(), what);
-                entries.push_back({now, "file", std::move(what), std::move(c)});
-            }
-            policy::audit_log(log).append(entries);
-            (void)policy::read_audit_log_from(log, audit_offset_);  // past what was just written
+            const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count();
+            for (const auto& e : hand_edits_.record(std::move(changes), now))
+                spdlog::info("policy edited by hand ({}): {}", file().string(), e.what);
         } catch (const std::exception& e) {
             spdlog::error("policy edited by hand ({}), but not recorded in the audit log: {}", file().string(),
                           e.what());
@@ -172,23 +156,57 @@ private:
 
     relay_context& ctx_;
     policy::change_watch watch_;
-    std::uintmax_t audit_offset_ = audit_log_size();  // entries before the start are not this relay's to match
-    std::vector<policy::audit_entry> recorded_;       // read from the log, not yet matched (at most 10 minutes old)
-
-    [[nodiscard]] std::uintmax_t audit_log_size() const {
-        std::error_code ec;
-        const auto size = std::filesystem::file_size(policy::audit_log_path(ctx_.cfg.spool.dir), ec);
-        return ec ? 0 : size;
-    }
+    policy::hand_edit_recorder hand_edits_{policy::audit_log_path(ctx_.cfg.spool.dir)};
 };
 
-// Notices hand edits and CLI edits of the policy file.
-asio::awaitable<void> watch_policy(policy_reloader& reloader, asio::steady_timer& timer) {
+// Records hand edits of the web console's users file ([admin] users_file)
+// in the audit log, as policy_reloader does for the policy (the console reads
+// the file at every request: nothing is reloaded). Used on the sessions'
+// event loop only.
+class console_users_watch {
+public:
+    explicit console_users_watch(relay_context& ctx)
+        : ctx_(ctx), watch_(policy::stamp_of(file())), users_(console::load_users(file()).users) {}
+
+    void poll() {
+        const auto stamp = policy::stamp_of(file());
+        if (watch_.poll(stamp) != policy::change_watch::verdict::read) return;
+        auto loaded = console::load_users(file());
+        if (policy::stamp_of(file()) != stamp) return;  // written to while read: again once it settles
+        watch_.read_at(stamp);
+        if (!loaded.ok()) return;  // the console says why at each request
+        auto changes = console::user_changes(users_, loaded.users);
+        users_ = std::move(loaded.users);
+        try {
+            const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count();
+            for (const auto& e : hand_edits_.record(std::move(changes), now))
+                spdlog::info("console users edited by hand ({}): {}", file().string(), e.what);
+        } catch (const std::exception& e) {
+            spdlog::error("console users edited by hand ({}), but not recorded in the audit log: {}", file().string(),
+                          e.what());
+        }
+    }
+
+private:
+    [[nodiscard]] const std::filesystem::path& file() const { return ctx_.cfg.admin.users_file; }
+
+    relay_context& ctx_;
+    policy::change_watch watch_;
+    console::users_file users_;  // as last read
+    policy::hand_edit_recorder hand_edits_{policy::audit_log_path(ctx_.cfg.spool.dir)};
+};
+
+// Notices hand edits and CLI edits of the policy file (and of the console's
+// users file, when there is a console).
+asio::awaitable<void> watch_policy(policy_reloader& reloader, console_users_watch* users, asio::steady_timer& timer) {
     for (;;) {
         timer.expires_after(policy_poll_interval);
         auto [ec] = co_await timer.async_wait(with_error);
         if (ec) co_return;
         reloader.poll();
+        if (users != nullptr) users->poll();
     }
 }
 
@@ -512,7 +530,9 @@ int serve(const std::filesystem::path& config_file) {
             spdlog::info("device_network[{}]: {}", i, describe(cfg.device_networks[i]));
 
         policy_reloader reloader(ctx);
-        asio::co_spawn(io, watch_policy(reloader, watcher), asio::detached);
+        std::optional<console_users_watch> users_watch;
+        if (cfg.admin.listen && !cfg.admin.users_file.empty()) users_watch.emplace(ctx);
+        asio::co_spawn(io, watch_policy(reloader, users_watch ? &*users_watch : nullptr, watcher), asio::detached);
         asio::co_spawn(io, keep_limits(kept_limits, blocking, limits_timer), asio::detached);
         // `subrelay queue` and `subrelay oauth status` talk to the delivery here.
         control_server control(delivery_io, cfg.spool.dir, [&delivery](boost::json::object request) {

@@ -429,3 +429,47 @@ class HttpsTest(ConsoleCase):
         status, _, body = https("GET", "/metrics")
         self.assertEqual(status, 200)
         self.assertIn("subrelay_", body)
+
+
+class UsersFileTest(ConsoleCase):
+    def test_a_hand_edit_of_the_users_file_is_recorded_as_the_files(self):
+        """The running relay records a hand edit of the console's users file
+        in the audit log (who "file", the cmdlet that makes it) and a verb's
+        change once, as the verb's; the console follows the file at once."""
+        relay = self.start_console_relay()
+        users_path = os.path.join(relay.workdir, "admin-users.toml")
+        with open(users_path, encoding="utf-8") as f:
+            text = f.read()
+        edited = re.sub(r'(name = "rita"\npassword_hash = [^\n]+\nrole = )"reader"', r'\1"admin"', text)
+        self.assertNotEqual(edited, text)
+        with open(users_path, "w", encoding="utf-8") as f:
+            f.write(edited)
+
+        def by_file():
+            return [e for e in self.audit() if e["kind"] == "AdminUser" and e["who"] == "file"]
+        harness.wait_for(lambda: by_file(), what="the hand edit in the audit log")
+        [entry] = by_file()
+        self.assertEqual(entry["what"], "Set-AdminUser -Identity rita -Role admin")
+        self.assertEqual((entry["before"]["Role"], entry["after"]["Role"]), ("reader", "admin"))
+        self.assertIn("console users edited by hand (%s): Set-AdminUser -Identity rita -Role admin" % users_path,
+                      relay.log().decode("utf-8", "replace"))
+
+        # A verb's change: recorded by the verb, not again as the file's. A
+        # later hand edit, once recorded, shows that the relay has read the
+        # verb's file by then.
+        code, _, err = harness.run_cli(["set-adminuser", "-Identity", "rita", "-Role", "reader"],
+                                       config=relay.config_path)
+        self.assertEqual(code, 0, err)
+        with open(users_path, "a", encoding="utf-8") as f:
+            f.write('\n[[user]]\nname = "zed"\npassword_hash = \'$6$salt$%s\'\nrole = "reader"\n' % ("x" * 86))
+        harness.wait_for(lambda: len(by_file()) == 2, what="the second hand edit in the audit log")
+        self.assertEqual([e["what"] for e in by_file()],
+                         ["Set-AdminUser -Identity rita -Role admin", "New-AdminUser -Identity zed -Role reader -PasswordStdin"])
+        verb = [e for e in self.audit() if e["what"] == "Set-AdminUser -Identity rita -Role reader"]
+        self.assertEqual(len(verb), 1, self.audit())
+        self.assertNotEqual(verb[0]["who"], "file")
+
+        # The console follows the file: rita is a reader again.
+        driver = self.browser()
+        self.sign_in(driver, READER, READER_PASSWORD)
+        self.assertIn("rita (reader)", driver.find_element("css selector", "header .who").text)

@@ -262,3 +262,43 @@ TEST_F(audit_log_test, a_log_that_cannot_be_opened_says_so) {
 
 }  // namespace
 }  // namespace subrelay::policy
+
+namespace subrelay::policy {
+namespace {
+
+class hand_edit_test : public ::testing::Test {
+protected:
+    void SetUp() override {
+        dir_ = std::filesystem::temp_directory_path() /
+               ("hand-edit-test-" + std::to_string(::getpid()) + "-" +
+                ::testing::UnitTest::GetInstance()->current_test_info()->name());
+        std::filesystem::remove_all(dir_);
+        std::filesystem::create_directories(dir_);
+    }
+    void TearDown() override { std::filesystem::remove_all(dir_); }
+    std::filesystem::path dir_;
+};
+
+TEST_F(hand_edit_test, what_no_verb_recorded_is_the_files_and_is_recorded_once) {
+    const auto file = audit_log_path(dir_);
+    policy_file before;
+    policy_file after = before;
+    after.org.smtp_client_authentication_disabled = false;
+    const auto change = policy_changes(before, after).at(0);
+    // An entry from before the recorder started is not matched.
+    audit_log(file).append({{100, "alice", "Set-TransportConfig -SmtpClientAuthenticationDisabled $false", change}});
+    hand_edit_recorder recorder(file);
+    auto recorded = recorder.record({change}, 200);
+    ASSERT_EQ(recorded.size(), 1U);
+    EXPECT_EQ(recorded[0].who, "file");
+    EXPECT_EQ(recorded[0].what, "Set-TransportConfig -SmtpClientAuthenticationDisabled $false");
+    // A verb's record written after the recorder started covers its change.
+    audit_log(file).append({{300, "bob", "Set-TransportConfig -SmtpClientAuthenticationDisabled $false", change}});
+    EXPECT_TRUE(recorder.record({change}, 301).empty());
+    EXPECT_EQ(recorder.record({change}, 302).size(), 1U) << "a verb's record covers one change, not every later one";
+    EXPECT_EQ(read_audit_log(file).size(), 4U);
+    EXPECT_TRUE(recorder.record({}, 400).empty());
+}
+
+}  // namespace
+}  // namespace subrelay::policy

@@ -500,3 +500,27 @@ TEST(console_explanation, in_plain_words) {
 
 }  // namespace
 }  // namespace subrelay::console
+
+namespace subrelay::console {
+namespace {
+
+TEST(console_users_audit, a_users_change_has_its_cmdlet) {
+    users_file before;
+    before.users.push_back({"alice", "$6$a$hash", role::admin});
+    before.users.push_back({"rita", "$6$r$hash", role::reader});
+    users_file after = before;
+    after.users[1].access = role::admin;
+    after.users[0].password_hash = "$6$a$new";
+    after.users.push_back({"bob", "$6$b$hash", role::reader});
+    after.users.erase(after.users.begin());  // alice removed after all
+    std::vector<std::string> cmdlets;
+    for (const auto& c : user_changes(before, after)) cmdlets.push_back(policy::cmdlet_for(c));
+    EXPECT_EQ(cmdlets, (std::vector<std::string>{"Remove-AdminUser -Identity alice", "Set-AdminUser -Identity rita -Role admin",
+                                                 "New-AdminUser -Identity bob -Role reader -PasswordStdin"}));
+    after = before;
+    after.users[0].password_hash = "$6$a$new";
+    EXPECT_EQ(policy::cmdlet_for(user_changes(before, after).at(0)), "Set-AdminUser -Identity alice -PasswordStdin");
+}
+
+}  // namespace
+}  // namespace subrelay::console
