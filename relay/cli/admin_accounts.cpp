@@ -78,13 +78,8 @@ int new_relayaccount(context& c) {
     }
     std::string password;
     bool generated = false;
-    if (!read_password(c, password, generated)) return 1;
-    if (password.empty()) {
-        c.fail() << "give --password-stdin (read one line) or --generate-password\n";
-        return 1;
-    }
     std::string password_hash;
-    if (!hash_password(c, password, password_hash)) return 1;
+    if (!read_new_password(c, password, generated, password_hash)) return 1;
     const int status = apply_edit(
         c,
         [&](policy::policy_file& p) -> std::string {

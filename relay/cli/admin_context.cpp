@@ -176,4 +176,13 @@ bool hash_password(const context& c, const std::string& password, std::string& o
     }
 }
 
+bool read_new_password(const context& c, std::string& password, bool& generated, std::string& hash) {
+    if (!read_password(c, password, generated)) return false;
+    if (password.empty()) {
+        c.fail() << "give --password-stdin (read one line) or --generate-password\n";
+        return false;
+    }
+    return hash_password(c, password, hash);
+}
+
 }  // namespace subrelay::relay::admin

@@ -71,6 +71,10 @@ bool read_password(const context& c, std::string& password, bool& generated);
 // auth::hash_password; false after saying what is wrong.
 bool hash_password(const context& c, const std::string& password, std::string& out);
 
+// A new object's password (new-relayaccount, new-adminuser): read_password,
+// which must give one, then its hash. False after saying what is wrong.
+bool read_new_password(const context& c, std::string& password, bool& generated, std::string& hash);
+
 // The item whose `field` equals `key` (any case), or nullptr.
 template <class T>
 T* find_by(std::vector<T>& items, std::string_view key, std::string T::*field) {

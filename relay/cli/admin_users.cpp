@@ -94,13 +94,8 @@ int new_adminuser(context& c) {
     if (!read_role(c, access)) return 1;
     std::string password;
     bool generated = false;
-    if (!read_password(c, password, generated)) return 1;
-    if (password.empty()) {
-        c.fail() << "give --password-stdin (read one line) or --generate-password\n";
-        return 1;
-    }
     std::string password_hash;
-    if (!hash_password(c, password, password_hash)) return 1;
+    if (!read_new_password(c, password, generated, password_hash)) return 1;
     const int status = apply_users_edit(c, file, [&](console::users_file& u) -> std::string {
         if (const auto* existing = u.find(name)) {
             return "An admin user with identity '" + existing->name + "' already exists.";

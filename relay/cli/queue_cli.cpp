@@ -126,17 +126,6 @@ std::string text_in(const json::object& o, std::string_view key) {
     return {};
 }
 
-std::vector<std::string> recipients_left(const spool_envelope& env, const queue_state& st) {
-    std::vector<std::string> left;
-    for (const auto& r : env.recipients) {
-        bool done = std::find(st.delivered.begin(), st.delivered.end(), r) != st.delivered.end() ||
-                    std::any_of(st.failed.begin(), st.failed.end(),
-                                [&r](const recipient_failure& f) { return f.address == r; });
-        if (!done) left.push_back(r);
-    }
-    return left;
-}
-
 std::string next_text(const queue_state& st, std::int64_t now, const std::string& status = {}) {
     if (st.held) return "held";
     if (status == "in_flight") return "sending";
@@ -251,7 +240,7 @@ private:
             return std::nullopt;
         }
         r.state = state_of(id);
-        r.left = recipients_left(r.env, r.state);
+        r.left = recipients_left(r.env.recipients, r.state);
         add_live(r);
         return r;
     }
@@ -349,7 +338,7 @@ private:
             out_ << title << ':' << (v.empty() ? " none" : "") << '\n';
             for (const auto& s : v) out_ << "  " << s << '\n';
         };
-        list_of("recipients left", recipients_left(env, st));
+        list_of("recipients left", recipients_left(env.recipients, st));
         list_of("delivered", st.delivered);
         out_ << "failed:" << (st.failed.empty() ? " none" : "") << '\n';
         for (const auto& f : st.failed) out_ << "  " << f.address << ": " << f.reply << '\n';

@@ -690,12 +690,7 @@ asio::awaitable<response> web_console::dispatch(call& c) {
                     v.client = env.client_address;
                     v.received_at = env.received_at;
                     v.size = msg.size();
-                    for (const auto& r : env.recipients) {
-                        const bool delivered = std::find(st.delivered.begin(), st.delivered.end(), r) != st.delivered.end();
-                        const bool failed = std::any_of(st.failed.begin(), st.failed.end(),
-                                                        [&r](const relay::recipient_failure& f) { return f.address == r; });
-                        if (!delivered && !failed) v.left.push_back(r);
-                    }
+                    v.left = relay::recipients_left(env.recipients, st);
                     v.delivered = st.delivered;
                     for (const auto& f : st.failed) v.failed.emplace_back(f.address, f.reply);
                     v.attempts = st.attempts;

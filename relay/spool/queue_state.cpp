@@ -262,4 +262,15 @@ message_lock::~message_lock() {
     if (fd_ >= 0) ::close(fd_);
 }
 
+std::vector<std::string> recipients_left(const std::vector<std::string>& recipients, const queue_state& st) {
+    std::vector<std::string> left;
+    for (const auto& r : recipients) {
+        const bool done = std::find(st.delivered.begin(), st.delivered.end(), r) != st.delivered.end() ||
+                          std::any_of(st.failed.begin(), st.failed.end(),
+                                      [&r](const recipient_failure& f) { return f.address == r; });
+        if (!done) left.push_back(r);
+    }
+    return left;
+}
+
 }  // namespace subrelay::relay

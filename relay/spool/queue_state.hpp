@@ -36,6 +36,10 @@ struct queue_state {
 };
 
 std::string format_state(const queue_state& s);
+
+// The recipients of a message's envelope that are neither delivered nor
+// failed for good, in envelope order (`queue list` and `show`, the console).
+std::vector<std::string> recipients_left(const std::vector<std::string>& recipients, const queue_state& st);
 std::optional<queue_state> parse_state(std::string_view text);
 
 class state_store {
